@@ -1,0 +1,136 @@
+/* cfg.h -- the configuration file: INI sections, -o overrides, validation.
+ *
+ * Both programs load the same file. cfg_load() parses it with libinih, applies
+ * the "-o section.key=value" overrides in order, fills in defaults and checks
+ * every value. On failure it returns NULL and writes one line to err, naming
+ * the file, the line (or the -o argument) and the key, e.g.
+ *   "fairstat.conf:12: collector.max_body: not a size: '4q'".
+ *
+ * The returned struct cfg and everything it points to is owned by it and
+ * lives until cfg_free(); callers read fields directly and never write them.
+ */
+#ifndef FAIRSTAT_CFG_H
+#define FAIRSTAT_CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum cfg_consent_mode {
+    CFG_CONSENT_FAIRSTAT = 0,   /* our own signed cookie (default) */
+    CFG_CONSENT_TCF,
+    CFG_CONSENT_COOKIEBOT,
+    CFG_CONSENT_ONETRUST,
+    CFG_CONSENT_KLARO,
+    CFG_CONSENT_COOKIECONSENT,
+    CFG_CONSENT_CUSTOM
+};
+
+struct cfg_site {
+    char *name;                 /* the [site NAME] section name: the beacon's domain */
+    char **origins;             /* allowed Origin values, e.g. "https://example.com" */
+    size_t n_origins;
+    enum cfg_consent_mode consent;
+    char *tcf_purposes;         /* "1,8" */
+    char *tcf_vendor;
+    char *consent_group;        /* onetrust */
+    char *consent_service;      /* klaro */
+    char *consent_category;     /* cookieconsent */
+    char *consent_cookie;       /* custom */
+    char *consent_match;        /* custom: PCRE2 pattern */
+    char *timezone;             /* NULL: aggregator.timezone */
+};
+
+struct cfg_cidr {
+    int family;                 /* AF_INET or AF_INET6 */
+    uint8_t addr[16];
+    int prefix;
+};
+
+struct cfg {
+    char *path;
+
+    struct {
+        char *listen;           /* "127.0.0.1:8080" */
+        int threads;
+        struct cfg_cidr *trusted_proxies;
+        size_t n_trusted_proxies;
+        size_t max_body;        /* bytes */
+        size_t max_header;      /* bytes, request line + headers */
+        long read_timeout_ms;   /* whole-request deadline */
+        long idle_timeout_ms;   /* keep-alive connection with no request */
+        int max_connections;    /* per thread */
+        double rate_limit;      /* requests/s per client; 0 = off */
+        char *spool_dir;
+        size_t spool_max_bytes;
+        char *static_dir;       /* /fs.js and /demo/ are served from here; "" = off */
+        long redis_timeout_ms;  /* a command unanswered this long: Redis is down */
+    } collector;
+
+    struct {
+        char *url;
+    } redis;
+
+    struct {
+        unsigned char *secret;  /* raw bytes, >= 32 when set */
+        size_t secret_len;
+        unsigned char **previous_secrets;
+        size_t *previous_lens;
+        size_t n_previous;
+        char *cookie;
+        int max_age_days;
+        char *policy_version;
+        bool honor_gpc;
+        bool honor_dnt;
+        char *cookie_domain;    /* "" = host-only cookie */
+        bool secure;
+    } consent;
+
+    struct {
+        char *database;         /* "" = no geo */
+        char *country_path;     /* "country.iso_code" */
+        char *region_path;      /* "subdivisions.0.iso_code"; "" = none */
+    } geoip;
+
+    struct {
+        long raw_max_age_s;
+        long aggregates_s;
+        long consent_receipts_s;
+    } retention;
+
+    struct {
+        int batch;
+        long block_ms;
+        long purge_interval_s;
+        char *timezone;
+        int min_visitors;
+    } aggregator;
+
+    struct {
+        char *listen;
+        char *tokens;
+    } serve;
+
+    struct cfg_site *sites;
+    size_t n_sites;
+};
+
+/* Load path, then apply overrides[0..n) ("section.key=value"). Returns NULL and
+ * one line in err on any error. */
+struct cfg *cfg_load(const char *path, char *const *overrides, size_t n,
+                     char *err, size_t errlen);
+void cfg_free(struct cfg *c);
+
+/* The site whose name is exactly name[0..len), or NULL. The pointer lives as
+ * long as c. */
+const struct cfg_site *cfg_site_find(const struct cfg *c, const char *name, size_t len);
+
+/* Parsers for the value syntaxes, exposed for tests. 0 on success, -1 if bad. */
+int cfg_parse_duration(const char *s, long *seconds);  /* 30s 10m 24h 7d 25mo 5y; bare = s */
+int cfg_parse_millis(const char *s, long *ms);         /* 500ms 10s 1m; bare = ms */
+int cfg_parse_size(const char *s, size_t *bytes);      /* 4096 4k 4KiB 1m 1MiB 1g */
+int cfg_parse_bool(const char *s, bool *b);            /* yes no true false on off 1 0 */
+int cfg_parse_cidr(const char *s, struct cfg_cidr *out);
+bool cfg_cidr_match(const struct cfg_cidr *list, size_t n, int family, const void *addr);
+
+#endif

@@ -1,0 +1,55 @@
+/* keys.h -- every Redis key name and raw-hit field name, in one place.
+ *
+ * All of a site's keys carry the site in a hash tag, fs:{example.com}:..., so
+ * that Redis Cluster keeps one site on one slot. The key builders write into a
+ * caller's buffer and return the length, or -1 when it does not fit; they never
+ * allocate.
+ */
+#ifndef FAIRSTAT_KEYS_H
+#define FAIRSTAT_KEYS_H
+
+#include <stddef.h>
+
+#define KEYS_AUDIT "fs:audit"                 /* stream of purge/erase records */
+#define KEYS_SALT_TTL_S (48 * 3600)
+
+/* Fields of an entry in fs:{S}:hits. Short names keep entries small; no field
+ * ever holds an IP address, a full User-Agent or a receipt id. */
+#define HIT_TIME      "t"   /* hit time, ms since the epoch (UTC) */
+#define HIT_NAME      "n"   /* event name: "pageview" or a custom name */
+#define HIT_PATH      "p"   /* URL path, no query, no fragment */
+#define HIT_REFERRER  "r"   /* referrer host, "" when none or self-referral */
+#define HIT_UTM_SOURCE   "us"
+#define HIT_UTM_MEDIUM   "um"
+#define HIT_UTM_CAMPAIGN "uc"
+#define HIT_UTM_TERM     "ut"
+#define HIT_UTM_CONTENT  "uo"
+#define HIT_COUNTRY   "c"   /* ISO 3166-1 alpha-2, "" when unknown */
+#define HIT_REGION    "rg"  /* ISO 3166-2 like "GB-ENG", "" when unknown */
+#define HIT_BROWSER   "b"   /* browser family, e.g. "Firefox" */
+#define HIT_OS        "o"   /* OS family, e.g. "Windows" */
+#define HIT_DEVICE    "dv"  /* "desktop" | "mobile" | "tablet" | "other" */
+#define HIT_VISITOR   "v"   /* visitor hash (16 hex), see visitor.h */
+#define HIT_PROPS     "pr"  /* custom event props as compact JSON, optional */
+
+/* Fields of an entry in fs:{S}:consent. */
+#define RECEIPT_ID      "id"   /* receipt id (the cookie's) */
+#define RECEIPT_ACTION  "a"    /* "grant" | "deny" | "withdraw" | "forget" */
+#define RECEIPT_CHOICE  "an"   /* analytics: "1" | "0" */
+#define RECEIPT_POLICY  "pv"   /* policy version */
+#define RECEIPT_TIME    "t"    /* ms since the epoch */
+
+int keys_hits(char *buf, size_t len, const char *site);
+int keys_consent(char *buf, size_t len, const char *site);
+/* fs:{S}:d:YYYYMMDD:<dim> */
+int keys_day(char *buf, size_t len, const char *site, const char *yyyymmdd, const char *dim);
+/* fs:{S}:d:YYYYMMDD:uv, or fs:{S}:d:YYYYMMDD:uv:<page> when page is not NULL */
+int keys_uv(char *buf, size_t len, const char *site, const char *yyyymmdd, const char *page);
+/* fs:{S}:h:YYYYMMDDHH */
+int keys_hour(char *buf, size_t len, const char *site, const char *yyyymmddhh);
+/* fs:{S}:sess:<visitor> */
+int keys_sess(char *buf, size_t len, const char *site, const char *visitor);
+/* fs:salt:YYYYMMDD */
+int keys_salt(char *buf, size_t len, const char *yyyymmdd);
+
+#endif
