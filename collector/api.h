@@ -1,0 +1,28 @@
+/* api.h -- the collector's endpoints: one struct api per worker thread.
+ *
+ * api_handle() is the http_handler for every request. It runs the whole
+ * path of a beacon -- site and origin check, consent gate, bot filter,
+ * normalisation, GeoIP, UA family, visitor hash -- and answers 202 only
+ * from the Redis reply callback, once the hit is stored. A refused hit is
+ * answered 204 before anything about it is written anywhere.
+ */
+#ifndef FAIRSTAT_API_H
+#define FAIRSTAT_API_H
+
+#include <event2/event.h>
+
+#include "cfg.h"
+#include "http.h"
+
+struct api;
+struct geo;
+
+/* The cfg and geo must outlive the api. NULL + err on failure. */
+struct api *api_new(struct event_base *base, const struct cfg *c, const struct geo *geo,
+                    char *err, size_t errlen);
+void api_attach_http(struct api *a, struct http_server *http);
+void api_handle(struct http_conn *c, const struct http_request *req, void *arg);
+/* Frees the Redis side first, so pending requests are answered (503). */
+void api_free(struct api *a);
+
+#endif

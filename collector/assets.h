@@ -1,0 +1,26 @@
+/* assets.h -- files the collector serves: the snippet and the demo site.
+ *
+ * /fs.js (and its gzip twin) are read once at start and served from memory;
+ * /demo/... is read from collector.static_dir/demo per request, for the
+ * newcomer's demo only. Both are off when collector.static_dir is empty.
+ */
+#ifndef FAIRSTAT_ASSETS_H
+#define FAIRSTAT_ASSETS_H
+
+#include <stddef.h>
+
+struct asset {
+    char *data;
+    size_t len;
+};
+
+/* Loads dir/fs.js and dir/fs.js.gz when present. Never fails: a missing
+ * snippet is a 404 later, and a warning now. */
+void assets_load(const char *dir);
+const struct asset *assets_snippet(int gzip);
+
+/* Reads dir/demo/<rel> into *out (malloc'd; caller frees out->data).
+ * rel is the path after "/demo/". 0, or the HTTP status to answer. */
+int assets_demo(const char *rel, size_t n, struct asset *out, const char **content_type);
+
+#endif

@@ -1,0 +1,68 @@
+/* consent.h -- decides whether a hit may be stored.
+ *
+ * The native consent cookie is
+ *     1.<a>.<issued>.<receipt>.<mac>
+ * version 1; a = 1 analytics allowed, 0 declined; issued = Unix seconds;
+ * receipt = 22 chars of base64url (16 random bytes), the id of the visitor's
+ * receipt in fs:{site}:consent; mac = base64url HMAC-SHA256 over everything
+ * before the last dot, keyed with consent.secret (or one of
+ * consent.previous_secrets, so a rotated secret keeps old cookies valid).
+ * Expired, tampered, malformed or unsigned cookies count as no consent. The
+ * cookie is not HttpOnly: the snippet reads field a to know a choice exists.
+ *
+ * One struct consent per worker thread: it holds keyed MAC contexts that are
+ * reused per request and are not thread-safe.
+ */
+#ifndef FAIRSTAT_CONSENT_H
+#define FAIRSTAT_CONSENT_H
+
+#include <stddef.h>
+
+#include "cfg.h"
+
+#define CONSENT_RECEIPT_LEN 22
+#define CONSENT_COOKIE_MAX 128
+
+enum consent_verdict {
+    CONSENT_GRANTED = 0,
+    CONSENT_NONE,               /* no cookie */
+    CONSENT_DENIED,             /* valid cookie, analytics declined */
+    CONSENT_INVALID,            /* malformed or bad signature */
+    CONSENT_EXPIRED,
+};
+
+struct consent_cookie {
+    int analytics;
+    long long issued;
+    char receipt[CONSENT_RECEIPT_LEN + 1];
+};
+
+struct consent;
+
+/* NULL when the secret is missing or the crypto library fails. The cfg
+ * must outlive the returned struct. */
+struct consent *consent_new(const struct cfg *c);
+void consent_free(struct consent *k);
+
+/* Finds the configured cookie in a Cookie header and verifies it. Fills out
+ * (when not NULL) for CONSENT_GRANTED and CONSENT_DENIED. */
+enum consent_verdict consent_check(struct consent *k, const char *cookie_header, size_t n,
+                                   long long now, struct consent_cookie *out);
+
+/* Verifies one cookie value (what follows "name="). */
+enum consent_verdict consent_verify(struct consent *k, const char *value, size_t n,
+                                    long long now, struct consent_cookie *out);
+
+/* Writes the signed cookie value for a choice; returns its length or -1. */
+int consent_issue(struct consent *k, int analytics, long long issued, const char *receipt,
+                  char *out, size_t outlen);
+
+/* A fresh random receipt id (CONSENT_RECEIPT_LEN chars + NUL). 0 or -1. */
+int consent_new_receipt(char out[CONSENT_RECEIPT_LEN + 1]);
+
+/* The browser's own refusal, when honoured: "gpc", "dnt" or NULL. A header
+ * counts when its value is exactly "1" (spaces allowed around it). */
+const char *consent_signal(const struct cfg *c, const char *gpc, size_t gpc_n,
+                           const char *dnt, size_t dnt_n);
+
+#endif

@@ -1,0 +1,662 @@
+/* http.c -- connections, parsing, limits and responses (see http.h).
+ *
+ * A connection moves through three states: READING (bytes go to the parser),
+ * HANDLING (a complete request is with the handler, perhaps waiting for
+ * Redis) and WRITING (a response did not fit in one write()). Bytes that
+ * arrive while HANDLING are kept in a bounded pending buffer and parsed once
+ * the response is out, so pipelined requests are answered in order.
+ *
+ * Every limit is enforced here, before the handler sees anything: header
+ * bytes (431), body bytes (413, checked against Content-Length before the
+ * body arrives), a deadline from a request's first byte to its last (408,
+ * re-armed only per request, so trickling bytes never extend it), an idle
+ * keep-alive timeout, and a connection cap per worker.
+ */
+#include "http.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <event2/event_struct.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <http_parser.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READ_CHUNK 16384
+#define FIELD_MAX 32
+
+enum conn_state { C_READING, C_HANDLING, C_WRITING };
+
+enum header_id { H_NONE = -1, H_COOKIE, H_ORIGIN, H_USER_AGENT, H_CONTENT_TYPE,
+                 H_FORWARDED_FOR, H_ACCEPT_ENCODING, H_SEC_GPC, H_DNT, H_COUNT };
+
+static const char *const header_names[H_COUNT] = {
+    "cookie", "origin", "user-agent", "content-type", "x-forwarded-for",
+    "accept-encoding", "sec-gpc", "dnt",
+};
+
+struct http_server {
+    struct event_base *base;
+    struct evconnlistener *listener;
+    struct http_limits lim;
+    http_handler handler;
+    void *arg;
+    const struct timeval *read_tv, *idle_tv;    /* libevent common timeouts */
+    struct http_conn *conns;                    /* all open connections */
+    int n_conns;
+    int stopping;
+    struct http_stats stats;
+    char date[40];                              /* cached "Date: ...\r\n" */
+    time_t date_sec;
+};
+
+struct http_conn {
+    struct http_server *srv;
+    evutil_socket_t fd;
+    struct event ev_read, ev_write, ev_timer;
+    http_parser parser;
+    enum conn_state state;
+    int gone;                   /* peer closed or fatal error: free when idle */
+    int keepalive;
+    int read_paused;
+    int error_status;           /* set by a parser callback that refused */
+    int in_message;
+
+    char *arena;                /* url and header values, max_header bytes */
+    size_t arena_len, header_bytes;
+    char *body;                 /* max_body bytes */
+    size_t body_len;
+
+    char field[FIELD_MAX];
+    size_t field_len;
+    int field_state;            /* 0 none, 1 in field, 2 in value */
+    int cur_header;
+    struct http_str url;
+    struct http_str headers[H_COUNT];
+
+    char *pending;              /* bytes that arrived while HANDLING */
+    size_t pending_len;
+
+    char *out;
+    size_t out_len, out_off, out_cap;
+
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    struct http_conn *prev, *next;
+};
+
+static http_parser_settings parser_settings;
+
+/* ------------------------------------------------------------------------ */
+/* Connection lifetime                                                       */
+/* ------------------------------------------------------------------------ */
+
+static void conn_free(struct http_conn *c)
+{
+    struct http_server *s = c->srv;
+    event_del(&c->ev_read);
+    event_del(&c->ev_write);
+    event_del(&c->ev_timer);
+    if (c->fd >= 0) close(c->fd);
+    if (c->prev) c->prev->next = c->next; else s->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    s->n_conns--;
+    free(c->arena);
+    free(c->body);
+    free(c->pending);
+    free(c->out);
+    free(c);
+}
+
+/* Closes the socket now; the struct waits if the handler still owns it. */
+static void conn_close(struct http_conn *c)
+{
+    if (c->state == C_HANDLING) {
+        c->gone = 1;
+        event_del(&c->ev_read);
+        event_del(&c->ev_timer);
+        if (c->fd >= 0) {
+            close(c->fd);
+            c->fd = -1;
+        }
+        return;
+    }
+    conn_free(c);
+}
+
+static void arm_timer(struct http_conn *c, const struct timeval *tv)
+{
+    event_add(&c->ev_timer, tv);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Parser callbacks                                                          */
+/* ------------------------------------------------------------------------ */
+
+static int on_message_begin(http_parser *p)
+{
+    struct http_conn *c = p->data;
+    c->arena_len = c->header_bytes = c->body_len = 0;
+    c->field_len = 0;
+    c->field_state = 0;
+    c->cur_header = H_NONE;
+    c->url.p = NULL;
+    c->url.n = 0;
+    memset(c->headers, 0, sizeof c->headers);
+    c->in_message = 1;
+    arm_timer(c, c->srv->read_tv);
+    return 0;
+}
+
+static int arena_append(struct http_conn *c, const char *at, size_t len)
+{
+    c->header_bytes += len;
+    if (c->arena_len + len > c->srv->lim.max_header || c->header_bytes > c->srv->lim.max_header) {
+        c->error_status = 431;
+        return -1;
+    }
+    memcpy(c->arena + c->arena_len, at, len);
+    c->arena_len += len;
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    struct http_conn *c = p->data;
+    if (!c->url.p) c->url.p = c->arena + c->arena_len;
+    if (arena_append(c, at, len) < 0) {
+        c->error_status = 414;
+        return -1;
+    }
+    c->url.n += len;
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct http_conn *c = p->data;
+    if (c->field_state != 1) {
+        c->field_len = 0;
+        c->field_state = 1;
+        c->cur_header = H_NONE;
+    }
+    c->header_bytes += len;
+    if (c->header_bytes > c->srv->lim.max_header) {
+        c->error_status = 431;
+        return -1;
+    }
+    for (size_t i = 0; i < len && c->field_len < FIELD_MAX; i++)
+        c->field[c->field_len++] = at[i];
+    if (len && c->field_len == FIELD_MAX) c->field_len = FIELD_MAX; /* too long: no match */
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct http_conn *c = p->data;
+    if (c->field_state != 2) {
+        c->field_state = 2;
+        c->cur_header = H_NONE;
+        for (int i = 0; i < H_COUNT; i++) {
+            if (c->field_len == strlen(header_names[i]) &&
+                strncasecmp(c->field, header_names[i], c->field_len) == 0) {
+                /* The first occurrence wins; a repeated header is ignored. */
+                if (!c->headers[i].p) {
+                    c->cur_header = i;
+                    c->headers[i].p = c->arena + c->arena_len;
+                }
+                break;
+            }
+        }
+    }
+    if (c->cur_header == H_NONE) {
+        c->header_bytes += len;
+        if (c->header_bytes > c->srv->lim.max_header) {
+            c->error_status = 431;
+            return -1;
+        }
+        return 0;
+    }
+    if (arena_append(c, at, len) < 0) return -1;
+    c->headers[c->cur_header].n += len;
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    struct http_conn *c = p->data;
+    if (p->content_length != ULLONG_MAX && p->content_length > c->srv->lim.max_body) {
+        c->error_status = 413;
+        return -1;
+    }
+    c->keepalive = http_should_keep_alive(p);
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    struct http_conn *c = p->data;
+    if (c->body_len + len > c->srv->lim.max_body) {
+        c->error_status = 413;
+        return -1;
+    }
+    memcpy(c->body + c->body_len, at, len);
+    c->body_len += len;
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    struct http_conn *c = p->data;
+    c->keepalive = http_should_keep_alive(p);
+    c->in_message = 0;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Dispatch and responses                                                    */
+/* ------------------------------------------------------------------------ */
+
+static enum http_verb verb_of(unsigned method)
+{
+    switch (method) {
+    case HTTP_GET: return HTTP_VERB_GET;
+    case HTTP_HEAD: return HTTP_VERB_HEAD;
+    case HTTP_POST: return HTTP_VERB_POST;
+    case HTTP_DELETE: return HTTP_VERB_DELETE;
+    case HTTP_OPTIONS: return HTTP_VERB_OPTIONS;
+    default: return HTTP_VERB_OTHER;
+    }
+}
+
+static void dispatch(struct http_conn *c)
+{
+    struct http_request req;
+    memset(&req, 0, sizeof req);
+    req.verb = verb_of(c->parser.method);
+    const char *u = c->url.p ? c->url.p : "/";
+    size_t n = c->url.p ? c->url.n : 1;
+    const char *q = memchr(u, '?', n);
+    req.path.p = u;
+    req.path.n = q ? (size_t)(q - u) : n;
+    if (q) {
+        req.query.p = q + 1;
+        req.query.n = n - req.path.n - 1;
+    }
+    const char *hash = req.query.p ? memchr(req.query.p, '#', req.query.n) : NULL;
+    if (hash) req.query.n = (size_t)(hash - req.query.p);
+    req.body.p = c->body;
+    req.body.n = c->body_len;
+    req.cookie = c->headers[H_COOKIE];
+    req.origin = c->headers[H_ORIGIN];
+    req.user_agent = c->headers[H_USER_AGENT];
+    req.content_type = c->headers[H_CONTENT_TYPE];
+    req.forwarded_for = c->headers[H_FORWARDED_FOR];
+    req.accept_encoding = c->headers[H_ACCEPT_ENCODING];
+    req.sec_gpc = c->headers[H_SEC_GPC];
+    req.dnt = c->headers[H_DNT];
+    req.peer = (const struct sockaddr *)&c->peer;
+    req.peer_len = c->peer_len;
+    c->state = C_HANDLING;
+    event_del(&c->ev_timer);
+    c->srv->stats.requests++;
+    c->srv->handler(c, &req, c->srv->arg);
+}
+
+const char *http_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+    }
+}
+
+static const char *date_header(struct http_server *s)
+{
+    time_t now = time(NULL);
+    if (now != s->date_sec) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(s->date, sizeof s->date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        s->date_sec = now;
+    }
+    return s->date;
+}
+
+static void after_response(struct http_conn *c);
+
+static void flush_out(struct http_conn *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+        if (n > 0) {
+            c->out_off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            c->state = C_WRITING;
+            event_add(&c->ev_write, c->srv->read_tv);
+            return;
+        }
+        conn_free(c);
+        return;
+    }
+    after_response(c);
+}
+
+void http_respond(struct http_conn *c, int status, const char *extra_headers,
+                  const char *content_type, const void *body, size_t len)
+{
+    struct http_server *s = c->srv;
+    if (c->gone) {
+        conn_free(c);
+        return;
+    }
+    if (s->stopping) c->keepalive = 0;
+    size_t extra = extra_headers ? strlen(extra_headers) : 0;
+    size_t need = 256 + extra + len + (content_type ? strlen(content_type) : 0);
+    if (need > c->out_cap) {
+        char *o = realloc(c->out, need);
+        if (!o) {
+            conn_free(c);
+            return;
+        }
+        c->out = o;
+        c->out_cap = need;
+    }
+    int head = c->parser.method == HTTP_HEAD;
+    int n = snprintf(c->out, c->out_cap, "HTTP/1.1 %d %s\r\n%s%s%s%s%sContent-Length: %zu\r\n%s\r\n",
+                     status, http_reason(status), date_header(s),
+                     content_type ? "Content-Type: " : "", content_type ? content_type : "",
+                     content_type ? "\r\n" : "", extra_headers ? extra_headers : "", len,
+                     c->keepalive ? "" : "Connection: close\r\n");
+    c->out_len = (size_t)n;
+    if (len && !head) {
+        memcpy(c->out + c->out_len, body, len);
+        c->out_len += len;
+    }
+    c->out_off = 0;
+    c->state = C_WRITING;
+    flush_out(c);
+}
+
+/* Answers a request the parser refused, then closes. */
+static void respond_error(struct http_conn *c, int status)
+{
+    c->keepalive = 0;
+    c->state = C_HANDLING;
+    event_del(&c->ev_timer);
+    char body[96];
+    int n = snprintf(body, sizeof body, "{\"error\":\"%s\"}\n", http_reason(status));
+    http_respond(c, status, NULL, "application/json", body, (size_t)n);
+}
+
+static void feed(struct http_conn *c, const char *data, size_t len);
+
+static void after_response(struct http_conn *c)
+{
+    if (!c->keepalive || c->srv->stopping) {
+        conn_free(c);
+        return;
+    }
+    c->state = C_READING;
+    http_parser_pause(&c->parser, 0);
+    arm_timer(c, c->srv->idle_tv);
+    if (c->read_paused) {
+        c->read_paused = 0;
+        event_add(&c->ev_read, NULL);
+    }
+    if (c->pending_len) {
+        char *buf = c->pending;
+        size_t n = c->pending_len;
+        c->pending = NULL;
+        c->pending_len = 0;
+        feed(c, buf, n);
+        free(buf);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void stash(struct http_conn *c, const char *data, size_t len)
+{
+    size_t cap = c->srv->lim.max_header + c->srv->lim.max_body;
+    if (c->pending_len + len > cap) {
+        /* The peer pipelines more than one request's worth: stop reading
+         * until we caught up. What was read beyond the cap is dropped and
+         * the connection is closed after the current response. */
+        c->keepalive = 0;
+        event_del(&c->ev_read);
+        c->read_paused = 1;
+        return;
+    }
+    char *p = realloc(c->pending, c->pending_len + len);
+    if (!p) {
+        c->keepalive = 0;
+        return;
+    }
+    memcpy(p + c->pending_len, data, len);
+    c->pending = p;
+    c->pending_len += len;
+}
+
+static void feed(struct http_conn *c, const char *data, size_t len)
+{
+    if (c->state != C_READING) {
+        stash(c, data, len);
+        return;
+    }
+    size_t done = http_parser_execute(&c->parser, &parser_settings, data, len);
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    if (e == HPE_PAUSED) {
+        if (done < len) stash(c, data + done, len - done);
+        dispatch(c);
+        return;
+    }
+    if (e != HPE_OK) {
+        int status = c->error_status ? c->error_status : 400;
+        struct http_stats *st = &c->srv->stats;
+        if (status == 413) st->too_large++;
+        else if (status == 431 || status == 414) st->header_too_large++;
+        else st->bad_requests++;
+        respond_error(c, status);
+        return;
+    }
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct http_conn *c = arg;
+    char buf[READ_CHUNK];
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n > 0) {
+        feed(c, buf, (size_t)n);
+        return;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    /* EOF or error. A half-sent request is simply dropped. */
+    conn_close(c);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    struct http_conn *c = arg;
+    if (what & EV_TIMEOUT) {
+        conn_free(c);
+        return;
+    }
+    flush_out(c);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct http_conn *c = arg;
+    if (c->state != C_READING) return;
+    if (c->in_message) {
+        c->srv->stats.timeouts++;
+        respond_error(c, 408);
+    } else {
+        conn_free(c);           /* idle keep-alive connection */
+    }
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    (void)l;
+    struct http_server *s = arg;
+    if (s->n_conns >= s->lim.max_connections || s->stopping) {
+        s->stats.refused_connections++;
+        close(fd);
+        return;
+    }
+    struct http_conn *c = calloc(1, sizeof *c);
+    if (!c) goto error;
+    c->arena = malloc(s->lim.max_header);
+    c->body = malloc(s->lim.max_body);
+    if (!c->arena || !c->body) goto error;
+    c->srv = s;
+    c->fd = fd;
+    memcpy(&c->peer, sa, (size_t)salen < sizeof c->peer ? (size_t)salen : sizeof c->peer);
+    c->peer_len = (socklen_t)salen;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    event_assign(&c->ev_read, s->base, fd, EV_READ | EV_PERSIST, on_read, c);
+    event_assign(&c->ev_write, s->base, fd, EV_WRITE, on_write, c);
+    evtimer_assign(&c->ev_timer, s->base, on_timer, c);
+    c->next = s->conns;
+    if (s->conns) s->conns->prev = c;
+    s->conns = c;
+    s->n_conns++;
+    event_add(&c->ev_read, NULL);
+    arm_timer(c, s->read_tv);
+    return;
+
+error:
+    if (c) {
+        free(c->arena);
+        free(c->body);
+        free(c);
+    }
+    close(fd);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Server                                                                    */
+/* ------------------------------------------------------------------------ */
+
+static const struct timeval *common_timeout(struct event_base *base, long ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return event_base_init_common_timeout(base, &tv);
+}
+
+struct http_server *http_server_new(struct event_base *base, const char *addr,
+                                    const struct http_limits *lim,
+                                    http_handler handler, void *arg,
+                                    char *err, size_t errlen)
+{
+    static int settings_ready;
+    if (!settings_ready) {
+        http_parser_settings_init(&parser_settings);
+        parser_settings.on_message_begin = on_message_begin;
+        parser_settings.on_url = on_url;
+        parser_settings.on_header_field = on_header_field;
+        parser_settings.on_header_value = on_header_value;
+        parser_settings.on_headers_complete = on_headers_complete;
+        parser_settings.on_body = on_body;
+        parser_settings.on_message_complete = on_message_complete;
+        settings_ready = 1;
+    }
+    struct sockaddr_storage ss;
+    int sslen = sizeof ss;
+    if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) < 0) {
+        snprintf(err, errlen, "collector.listen: not host:port: '%s'", addr);
+        return NULL;
+    }
+    struct http_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->base = base;
+    s->lim = *lim;
+    s->handler = handler;
+    s->arg = arg;
+    s->read_tv = common_timeout(base, lim->read_timeout_ms);
+    s->idle_tv = common_timeout(base, lim->idle_timeout_ms);
+    s->listener = evconnlistener_new_bind(base, on_accept, s,
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC,
+        1024, (struct sockaddr *)&ss, sslen);
+    if (!s->listener) {
+        snprintf(err, errlen, "collector.listen: cannot listen on %s: %s", addr, strerror(errno));
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void http_server_stop(struct http_server *s)
+{
+    s->stopping = 1;
+    if (s->listener) {
+        evconnlistener_free(s->listener);
+        s->listener = NULL;
+    }
+    struct http_conn *c = s->conns;
+    while (c) {
+        struct http_conn *next = c->next;
+        if (c->state == C_READING && !c->in_message) conn_free(c);
+        c = next;
+    }
+}
+
+void http_server_free(struct http_server *s)
+{
+    if (!s) return;
+    if (s->listener) evconnlistener_free(s->listener);
+    while (s->conns) conn_free(s->conns);
+    free(s);
+}
+
+int http_server_connections(const struct http_server *s)
+{
+    return s->n_conns;
+}
+
+void http_server_stats(const struct http_server *s, struct http_stats *out)
+{
+    *out = s->stats;
+}

@@ -1,0 +1,248 @@
+/* main.c -- fairstat-collector: options, start-up checks, worker threads.
+ *
+ * Each worker thread owns an event base, an HTTP server on its own
+ * SO_REUSEPORT socket, a Redis connection and its caches; workers share
+ * nothing but the read-only config, the GeoIP database and the salt table.
+ * The main thread handles signals and refreshes the daily salts.
+ */
+#include "api.h"
+#include "assets.h"
+#include "cfg.h"
+#include "geo.h"
+#include "http.h"
+#include "log.h"
+#include "salt.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_OVERRIDES 128
+#define DRAIN_MS 5000
+
+struct worker {
+    int id;
+    pthread_t thread;
+    const struct cfg *cfg;
+    const struct geo *geo;
+    struct event_base *base;
+    struct api *api;
+    struct http_server *http;
+    struct event *ev_tick;
+    long long stop_started_ms;
+    /* start-up handshake with the main thread */
+    pthread_mutex_t *lock;
+    pthread_cond_t *cond;
+    int ready;                  /* 1 ok, -1 failed */
+    char err[256];
+};
+
+static volatile sig_atomic_t stopping;
+
+static void usage(FILE *fp)
+{
+    fputs("usage: fairstat-collector -c FILE [-o section.key=value]...\n"
+          "  -c FILE   configuration file (see config/fairstat.conf)\n"
+          "  -o S.K=V  override one key of the file; repeatable\n"
+          "  -t        check the configuration and exit\n", fp);
+}
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Polled by every worker: cheap, and needs no cross-thread libevent calls. */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    if (!stopping) return;
+    if (!w->stop_started_ms) {
+        w->stop_started_ms = mono_ms();
+        http_server_stop(w->http);
+    }
+    if (http_server_connections(w->http) == 0 || mono_ms() - w->stop_started_ms > DRAIN_MS)
+        event_base_loopbreak(w->base);
+}
+
+static void worker_report(struct worker *w, int ready)
+{
+    pthread_mutex_lock(w->lock);
+    w->ready = ready;
+    pthread_cond_broadcast(w->cond);
+    pthread_mutex_unlock(w->lock);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    const struct cfg *c = w->cfg;
+    struct http_limits lim = {
+        .max_header = c->collector.max_header,
+        .max_body = c->collector.max_body,
+        .read_timeout_ms = c->collector.read_timeout_ms,
+        .idle_timeout_ms = c->collector.idle_timeout_ms,
+        .max_connections = c->collector.max_connections,
+    };
+    struct timeval tick = {0, 100000};
+    w->base = event_base_new();
+    if (!w->base) {
+        snprintf(w->err, sizeof w->err, "cannot create event base");
+        goto error;
+    }
+    if (!(w->api = api_new(w->base, c, w->geo, w->err, sizeof w->err))) goto error;
+    w->http = http_server_new(w->base, c->collector.listen, &lim, api_handle, w->api,
+                              w->err, sizeof w->err);
+    if (!w->http) goto error;
+    api_attach_http(w->api, w->http);
+    w->ev_tick = event_new(w->base, -1, EV_PERSIST, on_tick, w);
+    if (!w->ev_tick || event_add(w->ev_tick, &tick) < 0) {
+        snprintf(w->err, sizeof w->err, "cannot add timer");
+        goto error;
+    }
+    worker_report(w, 1);
+    event_base_dispatch(w->base);
+
+    http_server_stop(w->http);
+    api_free(w->api);           /* answers what is still pending */
+    http_server_free(w->http);
+    event_free(w->ev_tick);
+    event_base_free(w->base);
+    return NULL;
+
+error:
+    worker_report(w, -1);
+    return NULL;
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stopping = 1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *conf = NULL;
+    char *overrides[MAX_OVERRIDES];
+    size_t n_over = 0;
+    int check_only = 0, opt;
+    char err[512];
+
+    log_set_name("fairstat-collector");
+    while ((opt = getopt(argc, argv, "c:o:th")) != -1) {
+        switch (opt) {
+        case 'c': conf = optarg; break;
+        case 'o':
+            if (n_over == MAX_OVERRIDES) {
+                fprintf(stderr, "fairstat-collector: too many -o options\n");
+                return 2;
+            }
+            overrides[n_over++] = optarg;
+            break;
+        case 't': check_only = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!conf || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    struct cfg *c = cfg_load(conf, overrides, n_over, err, sizeof err);
+    if (!c) {
+        fprintf(stderr, "fairstat-collector: %s\n", err);
+        return 2;
+    }
+    if (!c->consent.secret) {
+        fprintf(stderr, "fairstat-collector: %s: consent.secret: required (at least 32 bytes, "
+                        "or file:PATH)\n", conf);
+        cfg_free(c);
+        return 2;
+    }
+    if (c->n_sites == 0) log_warn("no [site NAME] section: every beacon will be refused with 403");
+
+    struct geo *geo = geo_open(c->geoip.database, c->geoip.country_path, c->geoip.region_path,
+                               err, sizeof err);
+    if (!geo) {
+        /* A broken database must not take analytics down: run without geo. */
+        log_error("geoip.database: %s; continuing without geolocation", err);
+        geo = geo_open("", "", "", err, sizeof err);
+        if (!geo) {
+            fprintf(stderr, "fairstat-collector: geoip: %s\n", err);
+            return 1;
+        }
+    }
+    if (check_only) {
+        printf("%s: configuration ok\n", conf);
+        geo_close(geo);
+        cfg_free(c);
+        return 0;
+    }
+    assets_load(c->collector.static_dir);
+    int salt_ok = salt_refresh(c, err, sizeof err) == 0;
+    if (!salt_ok) log_warn("salts: %s; hits answer 503 until Redis is reachable", err);
+
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+    int n = c->collector.threads;
+    struct worker *workers = calloc((size_t)n, sizeof *workers);
+    if (!workers) return 1;
+    int failed = 0;
+    for (int i = 0; i < n; i++) {
+        struct worker *w = &workers[i];
+        w->id = i;
+        w->cfg = c;
+        w->geo = geo;
+        w->lock = &lock;
+        w->cond = &cond;
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            fprintf(stderr, "fairstat-collector: cannot start thread %d\n", i);
+            return 1;
+        }
+        pthread_mutex_lock(&lock);
+        while (!w->ready) pthread_cond_wait(&cond, &lock);
+        pthread_mutex_unlock(&lock);
+        if (w->ready < 0) {
+            fprintf(stderr, "fairstat-collector: %s\n", w->err);
+            failed = 1;
+            stopping = 1;
+            break;
+        }
+    }
+    if (!failed)
+        log_info("listening on %s with %d thread%s", c->collector.listen, n, n == 1 ? "" : "s");
+
+    /* The main thread's only duty now: keep the salts fresh. */
+    long long next_salt = mono_ms() + (salt_ok ? 60000 : 1000);
+    while (!stopping) {
+        usleep(100000);
+        if (mono_ms() >= next_salt) {
+            int ok = salt_refresh(c, err, sizeof err) == 0;
+            if (!ok) log_warn("salts: %s", err);
+            next_salt = mono_ms() + (ok ? 60000 : 1000);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if (workers[i].ready) pthread_join(workers[i].thread, NULL);
+    if (!failed) log_info("stopped");
+    free(workers);
+    geo_close(geo);
+    cfg_free(c);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,246 @@
+/* store.c -- hiredis async on libevent, with our own timeout (store.h).
+ *
+ * Rules kept from hiredis' README: attach once per context; reconnect only
+ * from the disconnect (or failed connect) callback, through a timer; never
+ * keep a reply past its callback; never free a context hiredis is already
+ * tearing down. The only redisAsyncFree() here is the timeout path, which
+ * runs from our own timer, outside any hiredis callback.
+ */
+#include "store.h"
+#include "log.h"
+#include "rconn.h"
+
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct pending {
+    struct store *s;
+    store_cb cb;
+    void *arg;
+    long long t0_us;
+    struct pending *next_free;
+};
+
+struct store {
+    struct event_base *base;
+    struct rconn_url url;
+    long timeout_ms;
+    redisAsyncContext *ac;
+    int up;                     /* connected and usable */
+    long long connect_started_us;
+    long long last_progress_us; /* last reply, or when inflight went 0 -> 1 */
+    long backoff_ms;
+    struct event *ev_watch, *ev_reconnect;
+    struct pending *free_list;
+    struct store_stats st;
+};
+
+static long long now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void connect_now(struct store *s);
+
+static void schedule_reconnect(struct store *s)
+{
+    struct timeval tv = {s->backoff_ms / 1000, (s->backoff_ms % 1000) * 1000};
+    event_add(s->ev_reconnect, &tv);
+    s->backoff_ms = s->backoff_ms * 2 > 5000 ? 5000 : s->backoff_ms * 2;
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct store *s = ac->data;
+    if (ac != s->ac) return;
+    if (status != REDIS_OK) {
+        log_warn("redis: connect failed: %s; retrying in %ld ms", ac->errstr, s->backoff_ms);
+        s->ac = NULL;           /* hiredis frees it after this callback */
+        schedule_reconnect(s);
+        return;
+    }
+    log_info("redis: connected");
+    s->up = 1;
+    s->backoff_ms = 100;
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    (void)status;
+    struct store *s = ac->data;
+    if (ac != s->ac) return;    /* our own drop(): already handled */
+    log_warn("redis: disconnected: %s", ac->errstr[0] ? ac->errstr : "closed");
+    s->ac = NULL;
+    s->up = 0;
+    schedule_reconnect(s);
+}
+
+static void on_auth(redisAsyncContext *ac, void *r, void *priv)
+{
+    (void)ac;
+    (void)priv;
+    redisReply *reply = r;
+    if (reply && reply->type == REDIS_REPLY_ERROR) log_error("redis: AUTH/SELECT failed: %s", reply->str);
+}
+
+static void connect_now(struct store *s)
+{
+    redisAsyncContext *ac = s->url.path[0] ? redisAsyncConnectUnix(s->url.path)
+                                           : redisAsyncConnect(s->url.host, s->url.port);
+    if (!ac || ac->err) {
+        log_warn("redis: cannot connect: %s", ac ? ac->errstr : "out of memory");
+        if (ac) redisAsyncFree(ac);
+        schedule_reconnect(s);
+        return;
+    }
+    ac->data = s;
+    s->ac = ac;
+    s->st.reconnects++;
+    s->connect_started_us = now_us();
+    redisLibeventAttach(ac, s->base);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    if (s->url.pass[0]) {
+        if (s->url.user[0])
+            redisAsyncCommand(ac, on_auth, NULL, "AUTH %s %s", s->url.user, s->url.pass);
+        else
+            redisAsyncCommand(ac, on_auth, NULL, "AUTH %s", s->url.pass);
+    }
+    if (s->url.db) redisAsyncCommand(ac, on_auth, NULL, "SELECT %d", s->url.db);
+}
+
+static void on_reconnect(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    connect_now(arg);
+}
+
+/* Gives up on the current connection: pending callbacks get NULL. */
+static void drop(struct store *s, const char *why)
+{
+    redisAsyncContext *ac = s->ac;
+    log_warn("redis: %s; reconnecting", why);
+    s->ac = NULL;
+    s->up = 0;
+    if (ac) redisAsyncFree(ac);
+    schedule_reconnect(s);
+}
+
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct store *s = arg;
+    long long now = now_us(), limit = (long long)s->timeout_ms * 1000;
+    if (s->ac && !s->up && now - s->connect_started_us > limit)
+        drop(s, "connect timed out");
+    else if (s->ac && s->st.inflight > 0 && now - s->last_progress_us > limit)
+        drop(s, "no reply within collector.redis_timeout");
+}
+
+static void on_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    (void)ac;
+    struct pending *p = priv;
+    struct store *s = p->s;
+    long long now = now_us();
+    s->st.inflight--;
+    s->last_progress_us = now;
+    redisReply *reply = r;
+    if (reply) {
+        static const long long bounds[] = STORE_BUCKETS_US;
+        long long us = now - p->t0_us;
+        s->st.replied++;
+        s->st.latency_us_sum += (unsigned long long)us;
+        for (int i = 0; i < 8; i++)
+            if (us <= bounds[i]) s->st.latency_le[i]++;
+    } else {
+        s->st.failed++;
+    }
+    store_cb cb = p->cb;
+    void *arg = p->arg;
+    p->next_free = s->free_list;
+    s->free_list = p;
+    cb(reply, arg);
+}
+
+int store_command(struct store *s, store_cb cb, void *arg,
+                  int argc, const char **argv, const size_t *lens)
+{
+    if (!s->up || !s->ac) return -1;
+    struct pending *p = s->free_list;
+    if (p) s->free_list = p->next_free;
+    else if (!(p = malloc(sizeof *p))) return -1;
+    p->s = s;
+    p->cb = cb;
+    p->arg = arg;
+    p->t0_us = now_us();
+    if (redisAsyncCommandArgv(s->ac, on_reply, p, argc, argv, lens) != REDIS_OK) {
+        p->next_free = s->free_list;
+        s->free_list = p;
+        return -1;
+    }
+    if (s->st.inflight++ == 0) s->last_progress_us = p->t0_us;
+    s->st.sent++;
+    return 0;
+}
+
+struct store *store_new(struct event_base *base, const struct cfg *c, char *err, size_t errlen)
+{
+    struct store *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (rconn_parse_url(c->redis.url, &s->url, err, errlen) < 0) goto error;
+    s->base = base;
+    s->timeout_ms = c->collector.redis_timeout_ms;
+    s->backoff_ms = 100;
+    s->ev_watch = event_new(base, -1, EV_PERSIST, on_watch, s);
+    s->ev_reconnect = evtimer_new(base, on_reconnect, s);
+    if (!s->ev_watch || !s->ev_reconnect) goto error;
+    long tick = s->timeout_ms / 4 > 0 ? s->timeout_ms / 4 : 10;
+    struct timeval tv = {tick / 1000, (tick % 1000) * 1000};
+    event_add(s->ev_watch, &tv);
+    connect_now(s);
+    return s;
+
+error:
+    store_free(s);
+    return NULL;
+}
+
+void store_free(struct store *s)
+{
+    if (!s) return;
+    if (s->ac) {
+        redisAsyncContext *ac = s->ac;
+        s->ac = NULL;
+        redisAsyncFree(ac);
+    }
+    if (s->ev_watch) event_free(s->ev_watch);
+    if (s->ev_reconnect) event_free(s->ev_reconnect);
+    while (s->free_list) {
+        struct pending *p = s->free_list;
+        s->free_list = p->next_free;
+        free(p);
+    }
+    free(s);
+}
+
+int store_is_up(const struct store *s)
+{
+    return s->up;
+}
+
+void store_stats(const struct store *s, struct store_stats *out)
+{
+    *out = s->st;
+    out->up = s->up;
+}

@@ -1,0 +1,46 @@
+/* ua.h -- User-Agent classification and bot filter for the collector.
+ *
+ * Names the browser family, OS family and device class of a hit and says whether
+ * it comes from a bot, using uap-core's rules and the crawler-user-agents list
+ * (compiled from collector/ua_data.inc; see scripts/gen-ua-data.mjs). Only these
+ * coarse families leave the collector; the User-Agent itself is never stored or
+ * logged.
+ *
+ * One struct ua per worker thread: it holds the PCRE2 match state and a small
+ * result cache, and is not safe to share. The compiled rules behind it are shared
+ * by every struct ua of the process, so a second ua_new() is cheap.
+ */
+#ifndef FAIRSTAT_UA_H
+#define FAIRSTAT_UA_H
+
+#include <stddef.h>
+
+/* Only the first UA_MAX_LEN bytes of a User-Agent are looked at: real ones are
+ * far shorter, and the bound caps the regex cost and the cache entry size. */
+#define UA_MAX_LEN 512
+
+struct ua_info {
+    char browser[32];   /* uap-core family, e.g. "Firefox", "Chrome Mobile"; "Other" */
+    char os[32];        /* uap-core OS family, e.g. "Windows", "iOS"; "Other" */
+    char device[8];     /* "desktop" | "mobile" | "tablet" | "other" */
+    int bot;            /* 1: crawler, spider, monitor or empty User-Agent */
+};
+
+struct ua;
+
+/* Compiles the rules (first call in the process; later calls share them) and
+ * makes a cache of cache_entries results (0 = no cache; memory is about
+ * cache_entries * (UA_MAX_LEN + 96) bytes). Returns NULL and a message in err
+ * on failure. Free with ua_free(). */
+struct ua *ua_new(size_t cache_entries, char *err, size_t errlen);
+
+/* Frees u; the shared rules go with the last struct ua. NULL is allowed. */
+void ua_free(struct ua *u);
+
+/* Classifies the len bytes at s (any bytes: NULs, non-UTF-8; never read past
+ * len). Never NULL. The result is owned by u and valid until the next
+ * ua_classify() on the same u. Every output string is NUL-terminated, valid
+ * UTF-8 without control characters. */
+const struct ua_info *ua_classify(struct ua *u, const char *s, size_t len);
+
+#endif

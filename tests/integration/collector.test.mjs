@@ -1,0 +1,365 @@
+// collector.test.mjs -- black-box tests of fairstat-collector: a real
+// redis-server on a free port, the real binary, plain HTTP. Every "nothing is
+// stored" claim is checked in Redis, not inferred from a status code.
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import net from 'node:net';
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  startRedis, startCollector, consentCookie, beacon, streamEntries, run, writeConfig,
+  BIN, SHARED, SECRET, FIREFOX, sleep, waitFor,
+} from '../lib/harness.mjs';
+
+const HITS = 'fs:{example.com}:hits';
+const CHROME = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
+const GOOGLEBOT = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)';
+const PAGE = { domain: 'example.com', name: 'pageview', url: 'https://example.com/pricing?utm_source=news&x=1', referrer: 'https://www.google.com/search?q=secret' };
+
+// A cookie signed with the test secret, as an attacker with the key could: for
+// the expiry test we need one issued long ago.
+function signCookie(analytics, issued, receipt, secret = SECRET) {
+  const msg = `1.${analytics}.${issued}.${receipt}`;
+  const mac = crypto.createHmac('sha256', secret).update(msg).digest('base64url');
+  return `fs_consent=${msg}.${mac}`;
+}
+
+// Sends raw bytes and returns everything the server sent back until it closes
+// (or the timeout).
+function rawRequest(port, chunks, { gapMs = 0, timeoutMs = 5000 } = {}) {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let data = '';
+    const started = Date.now();
+    const done = () => { sock.destroy(); resolve({ data, ms: Date.now() - started }); };
+    sock.on('data', (d) => { data += d; });
+    sock.on('close', done);
+    sock.on('error', done);
+    setTimeout(done, timeoutMs);
+    sock.on('connect', async () => {
+      for (const c of chunks) {
+        if (sock.destroyed) return;
+        sock.write(c);
+        if (gapMs) await sleep(gapMs);
+      }
+    });
+  });
+}
+
+describe('collector', () => {
+  let redis, col, cookie;
+
+  before(async () => {
+    redis = await startRedis();
+    col = await startCollector(redis, {
+      sections: {
+        collector: { trusted_proxies: '127.0.0.1/32', read_timeout: '1500ms', max_body: '4k', max_header: '4k' },
+        geoip: { database: path.join(SHARED, 'data/geoip/GeoIP2-City-Test.mmdb') },
+      },
+    });
+    cookie = await consentCookie(col.base);
+  });
+  after(async () => { await col?.stop(); await redis?.stop(); });
+
+  async function xlen(key = HITS) { return redis.client.cmd('XLEN', key); }
+  async function clear() { await redis.client.cmd('DEL', HITS); }
+
+  test('a consented beacon is in Redis when the 202 arrives, reduced to what we keep', async () => {
+    await clear();
+    const r = await beacon(col.base, PAGE, { cookie, 'x-forwarded-for': '81.2.69.142' });
+    assert.equal(r.status, 202);
+    const [hit] = await streamEntries(redis.client, HITS);
+    assert.ok(hit, 'the hit is stored');
+    assert.equal(hit.p, '/pricing');
+    assert.equal(hit.n, 'pageview');
+    assert.equal(hit.r, 'google.com');
+    assert.equal(hit.us, 'news');
+    assert.equal(hit.c, 'GB');
+    assert.equal(hit.rg, 'GB-ENG');
+    assert.equal(hit.b, 'Firefox');
+    assert.equal(hit.dv, 'desktop');
+    assert.match(hit.v, /^[0-9a-f]{16}$/);
+    const all = JSON.stringify(hit);
+    assert.ok(!all.includes('81.2.69.142') && !all.includes('Gecko') && !all.includes('secret'),
+      'no IP, no User-Agent, no query string beyond utm_*');
+  });
+
+  test('short keys and the no-script pixel store hits too', async () => {
+    await clear();
+    const r1 = await beacon(col.base, { d: 'example.com', n: 'Signup', u: 'https://example.com/join', p: { plan: 'pro' } }, { cookie });
+    assert.equal(r1.status, 202);
+    const q = new URLSearchParams({ d: 'example.com', u: 'https://example.com/nojs', r: '' });
+    const r2 = await fetch(`${col.base}/p.gif?${q}`, { headers: { cookie, 'user-agent': FIREFOX } });
+    assert.equal(r2.status, 202);
+    assert.equal(r2.headers.get('content-type'), 'image/gif');
+    const hits = await streamEntries(redis.client, HITS);
+    assert.deepEqual(hits.map((h) => [h.n, h.p]), [['Signup', '/join'], ['pageview', '/nojs']]);
+    assert.equal(hits[0].pr, '{"plan":"pro"}');
+  });
+
+  test('the same visitor gets the same hash within a day; another receipt another', async () => {
+    await clear();
+    const other = await consentCookie(col.base);
+    for (const c of [cookie, cookie, other]) assert.equal((await beacon(col.base, PAGE, { cookie: c })).status, 202);
+    const v = (await streamEntries(redis.client, HITS)).map((h) => h.v);
+    assert.equal(v[0], v[1]);
+    assert.notEqual(v[0], v[2]);
+  });
+
+  const refusals = [
+    ['no cookie', {}, 'no-consent'],
+    ['a tampered cookie', () => ({ cookie: cookie.replace('fs_consent=1.1', 'fs_consent=1.0').replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')) }), 'no-consent'],
+    ['a cookie signed with another secret', () => ({ cookie: signCookie(1, Math.floor(Date.now() / 1000), 'A'.repeat(22), 'x'.repeat(40)) }), 'no-consent'],
+    ['an expired cookie', () => ({ cookie: signCookie(1, Math.floor(Date.now() / 1000) - 181 * 86400, 'A'.repeat(22)) }), 'no-consent'],
+    ['a declined choice', () => ({ cookie: signCookie(0, Math.floor(Date.now() / 1000), 'A'.repeat(22)) }), 'no-consent'],
+    ['Sec-GPC: 1 despite a valid cookie', () => ({ cookie, 'sec-gpc': '1' }), 'gpc'],
+    ['DNT: 1 despite a valid cookie', () => ({ cookie, dnt: '1' }), 'dnt'],
+    ['a known crawler', () => ({ cookie, 'user-agent': GOOGLEBOT }), 'bot'],
+    ['no User-Agent at all', () => ({ cookie, 'user-agent': '' }), 'bot'],
+  ];
+  for (const [what, headers, reason] of refusals) {
+    test(`refused with 204 and nothing stored: ${what}`, async () => {
+      await clear();
+      const h = typeof headers === 'function' ? headers() : headers;
+      const r = await beacon(col.base, PAGE, h);
+      assert.equal(r.status, 204);
+      assert.equal(r.headers.get('fairstat-status'), reason);
+      assert.equal(await xlen(), 0);
+    });
+  }
+
+  test('a signed cookie from the test secret is accepted (the refusals above are not an accident)', async () => {
+    await clear();
+    const r = await beacon(col.base, PAGE, { cookie: signCookie(1, Math.floor(Date.now() / 1000), 'A'.repeat(22)) });
+    assert.equal(r.status, 202);
+    assert.equal(await xlen(), 1);
+  });
+
+  const rejections = [
+    ['malformed JSON', '{"domain":"example.com",', 400],
+    ['JSON that is not an object', '[1,2,3]', 400],
+    ['bad UTF-8', Buffer.from('{"domain":"example.com","url":"https://example.com/\xff\xfe"}', 'latin1'), 400],
+    ['a relative url', { domain: 'example.com', url: '/pricing' }, 400],
+    ['an overlong url', { domain: 'example.com', url: 'https://example.com/' + 'a'.repeat(3000) }, 400],
+    ['an overlong event name', { domain: 'example.com', name: 'n'.repeat(200), url: 'https://example.com/' }, 400],
+    ['an unknown site', { domain: 'evil.test', url: 'https://evil.test/' }, 403],
+    ['a body over max_body', { domain: 'example.com', url: 'https://example.com/', props: { x: 'y'.repeat(5000) } }, 413],
+  ];
+  for (const [what, body, status] of rejections) {
+    test(`rejected with ${status} and nothing stored: ${what}`, async () => {
+      await clear();
+      const r = await fetch(col.base + '/api/event', {
+        method: 'POST', headers: { 'content-type': 'text/plain', cookie, 'user-agent': FIREFOX },
+        body: Buffer.isBuffer(body) || typeof body === 'string' ? body : JSON.stringify(body),
+      });
+      assert.equal(r.status, status);
+      assert.equal(await xlen(), 0);
+    });
+  }
+
+  test('a wrong Origin is refused with 403; an allowed one gets CORS with credentials', async () => {
+    await clear();
+    const bad = await beacon(col.base, PAGE, { cookie, origin: 'https://evil.test' });
+    assert.equal(bad.status, 403);
+    assert.equal(bad.headers.get('access-control-allow-origin'), null);
+    const good = await beacon(col.base, PAGE, { cookie, origin: 'https://www.example.com' });
+    assert.equal(good.status, 202);
+    assert.equal(good.headers.get('access-control-allow-origin'), 'https://www.example.com');
+    assert.equal(good.headers.get('access-control-allow-credentials'), 'true');
+    assert.equal(await xlen(), 1);
+    const pre = await fetch(col.base + '/api/event', { method: 'OPTIONS', headers: { origin: 'https://example.com', 'access-control-request-method': 'POST' } });
+    assert.equal(pre.status, 204);
+    assert.match(pre.headers.get('access-control-allow-methods'), /POST/);
+  });
+
+  test('a wrong content type gets 415, a wrong method 405, an unknown path 404', async () => {
+    const r = await beacon(col.base, PAGE, { cookie, 'content-type': 'application/x-www-form-urlencoded' });
+    assert.equal(r.status, 415);
+    assert.equal((await fetch(col.base + '/api/event')).status, 405);
+    assert.equal((await fetch(col.base + '/nope')).status, 404);
+  });
+
+  test('headers over max_header get 431 and the connection is closed', async () => {
+    const big = 'x'.repeat(5000);
+    const { data } = await rawRequest(col.port, [`GET /healthz HTTP/1.1\r\nHost: a\r\nX-Big: ${big}\r\n\r\n`]);
+    assert.match(data, /^HTTP\/1\.1 431 /);
+  });
+
+  test('garbage on the wire gets 400, not a crash', async () => {
+    const { data } = await rawRequest(col.port, ['\x00\x01\x02 not http at all\r\n\r\n']);
+    assert.match(data, /^HTTP\/1\.1 400 /);
+    assert.equal((await fetch(col.base + '/healthz')).status, 200);
+  });
+
+  test('a client trickling its request is cut off at the whole-request deadline (408)', async () => {
+    const chunks = 'POST /api/event HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789'.split('');
+    const { data, ms } = await rawRequest(col.port, chunks, { gapMs: 100, timeoutMs: 6000 });
+    assert.match(data, /^HTTP\/1\.1 408 /);
+    assert.ok(ms < 3500, `cut off after ${ms} ms although every byte came within 100 ms`);
+  });
+
+  test('pipelined requests are answered in order on one connection', async () => {
+    await clear();
+    const body = JSON.stringify(PAGE);
+    const req = `POST /api/event HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nCookie: ${cookie}\r\nUser-Agent: ${FIREFOX}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    const { data } = await rawRequest(col.port, [req + req + 'GET /nope HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n']);
+    const statuses = [...data.matchAll(/HTTP\/1\.1 (\d+)/g)].map((m) => m[1]);
+    assert.deepEqual(statuses, ['202', '202', '404']);
+    assert.equal(await xlen(), 2);
+  });
+
+  test('consent: POST records a receipt without IP and sets the cookie as documented', async () => {
+    await redis.client.cmd('DEL', 'fs:{example.com}:consent');
+    const r = await fetch(col.base + '/consent', {
+      method: 'POST', headers: { 'content-type': 'text/plain', 'user-agent': FIREFOX, 'x-forwarded-for': '81.2.69.142' },
+      body: JSON.stringify({ domain: 'example.com', analytics: true }),
+    });
+    assert.equal(r.status, 200);
+    const json = await r.json();
+    assert.match(json.receipt, /^[A-Za-z0-9_-]{22}$/);
+    assert.equal(json.analytics, true);
+    const setCookie = r.headers.get('set-cookie');
+    assert.match(setCookie, /^fs_consent=1\.1\.\d+\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}; Max-Age=15552000; Path=\/; SameSite=Lax$/);
+    const [receipt] = await streamEntries(redis.client, 'fs:{example.com}:consent');
+    assert.equal(receipt.id, json.receipt);
+    assert.equal(receipt.a, 'grant');
+    assert.equal(receipt.pv, '1');
+    assert.ok(!JSON.stringify(receipt).includes('81.2.69.142'));
+  });
+
+  test('consent: GET shows the receipt and what is held; DELETE withdraws and erases', async () => {
+    await clear();
+    const mine = await consentCookie(col.base);
+    const theirs = await consentCookie(col.base);
+    for (const c of [mine, mine, theirs]) assert.equal((await beacon(col.base, PAGE, { cookie: c })).status, 202);
+
+    const g = await fetch(col.base + '/consent?domain=example.com', { headers: { cookie: mine } });
+    assert.equal(g.status, 200);
+    const info = await g.json();
+    assert.equal(info.held.hits, 2);
+    assert.equal(info.analytics, true);
+
+    const d = await fetch(col.base + '/consent?domain=example.com', { method: 'DELETE', headers: { cookie: mine } });
+    assert.equal(d.status, 200);
+    assert.deepEqual(await d.json(), { withdrawn: true, erased: 2 });
+    assert.match(d.headers.get('set-cookie'), /^fs_consent=; Max-Age=0/);
+    assert.equal(await xlen(), 1, "the other visitor's hit stays");
+    const receipts = await streamEntries(redis.client, 'fs:{example.com}:consent');
+    assert.equal(receipts.at(-1).a, 'withdraw');
+    await waitFor('audit record', async () => (await redis.client.cmd('XLEN', 'fs:audit')) > 0);
+    const [audit] = (await streamEntries(redis.client, 'fs:audit')).slice(-1);
+    assert.equal(audit.action, 'withdraw');
+    assert.equal(audit.hits, '2');
+    assert.equal((await fetch(col.base + '/consent?domain=example.com')).status, 404);
+  });
+
+  test('healthz and metrics report what happened', async () => {
+    const h = await fetch(col.base + '/healthz');
+    assert.equal(h.status, 200);
+    const m = await (await fetch(col.base + '/metrics')).text();
+    assert.match(m, /^fairstat_hits_accepted_total [1-9]\d*$/m);
+    assert.match(m, /^fairstat_hits_refused_total\{reason="gpc"\} [1-9]/m);
+    assert.match(m, /^fairstat_requests_rejected_total\{status="400"\} [1-9]/m);
+    assert.match(m, /^fairstat_redis_latency_seconds_count [1-9]/m);
+    assert.match(m, /^fairstat_redis_queue_depth 0$/m);
+  });
+
+  test('refused and rejected hits leave no trace of their data in the log', async () => {
+    const marker = 'zz-private-path-' + Date.now();
+    await beacon(col.base, { ...PAGE, url: `https://example.com/${marker}` }, {});
+    await beacon(col.base, { ...PAGE, url: `https://example.com/${marker}` }, { cookie, 'sec-gpc': '1' });
+    await beacon(col.base, `{"domain":"example.com","url":"${marker}`, { cookie });
+    await sleep(100);
+    const out = col.output();
+    assert.ok(!out.includes(marker));
+    assert.ok(!out.includes('Firefox/121') && !out.includes('81.2.69.142'));
+  });
+
+  test('a Redis dump holds no client IP and no full User-Agent', async () => {
+    const ip = '89.160.20.112', ua = CHROME + ' UniqueMarker/9.9';
+    assert.equal((await beacon(col.base, PAGE, { cookie, 'x-forwarded-for': ip, 'user-agent': ua })).status, 202);
+    await redis.client.cmd('CONFIG', 'SET', 'rdbcompression', 'no');
+    await redis.client.cmd('SAVE');
+    const dump = fs.readFileSync(path.join(redis.dir, 'dump.rdb')).toString('latin1');
+    assert.ok(dump.length > 100);
+    assert.ok(dump.includes('/pricing'), 'the dump is readable: the path is in it');
+    for (const secret of [ip, 'UniqueMarker', 'AppleWebKit', 'Gecko/', '127.0.0.1']) assert.ok(!dump.includes(secret), secret);
+  });
+});
+
+describe('collector without Redis', () => {
+  test('answers 503 while Redis is down or hung, and recovers', async () => {
+    const redis = await startRedis();
+    const col = await startCollector(redis, { sections: { collector: { redis_timeout: '300ms' } } });
+    try {
+      const cookie = await consentCookie(col.base);
+      redis.proc.kill('SIGSTOP');                 // hung: the socket stays open
+      const t0 = Date.now();
+      const r = await beacon(col.base, PAGE, { cookie });
+      assert.equal(r.status, 503);
+      assert.ok(Date.now() - t0 < 3000, 'our own timer noticed the hang');
+      assert.equal((await fetch(col.base + '/healthz')).status, 503);
+      redis.proc.kill('SIGCONT');
+      await waitFor('healthz 200', async () => (await fetch(col.base + '/healthz')).status === 200);
+      const before = await redis.client.cmd('XLEN', HITS);
+      assert.equal((await beacon(col.base, PAGE, { cookie })).status, 202);
+      assert.equal(await redis.client.cmd('XLEN', HITS), before + 1);
+    } finally {
+      redis.proc.kill('SIGCONT');
+      await col.stop();
+      await redis.stop();
+    }
+  });
+});
+
+describe('collector configuration', () => {
+  const dir = fs.mkdtempSync('/tmp/fs-conf-');
+  test('a bad value exits 2 with one line naming file, line and key', async () => {
+    const f = path.join(dir, 'bad.conf');
+    fs.writeFileSync(f, `[collector]\nthreads = 1\nmax_body = lots\n[consent]\nsecret = ${SECRET}\n`);
+    const r = await run(BIN('fairstat-collector'), ['-c', f]);
+    assert.equal(r.code, 2);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+    assert.match(r.stderr, new RegExp(`${f}:3: collector\\.max_body`));
+  });
+  test('without a consent secret the collector refuses to start', async () => {
+    const f = path.join(dir, 'nosecret.conf');
+    fs.writeFileSync(f, '[collector]\nlisten = 127.0.0.1:1\n');
+    const r = await run(BIN('fairstat-collector'), ['-c', f]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /consent\.secret/);
+  });
+  test('a corrupt GeoIP database degrades to unknown country, never a crash', async () => {
+    const redis = await startRedis();
+    for (const db of ['GeoIP2-City-Test-Broken-Double-Format.mmdb', 'GeoIP2-City-Test-Invalid-Node-Count.mmdb']) {
+      const col = await startCollector(redis, { sections: { collector: { trusted_proxies: '127.0.0.1' }, geoip: { database: path.join(SHARED, 'data/geoip', db) } } });
+      try {
+        const cookie = await consentCookie(col.base);
+        await redis.client.cmd('DEL', HITS);
+        for (const ip of ['81.2.69.142', '2001:218::1', '1.1.1.1']) {
+          assert.equal((await beacon(col.base, PAGE, { cookie, 'x-forwarded-for': ip })).status, 202);
+        }
+        const hits = await streamEntries(redis.client, HITS);
+        assert.equal(hits.length, 3);
+        for (const h of hits) assert.ok(h.c === '' || /^[A-Z]{2}$/.test(h.c));
+      } finally {
+        await col.stop();
+      }
+    }
+    await redis.stop();
+  });
+  test('X-Forwarded-For from an untrusted peer is ignored', async () => {
+    const redis = await startRedis();
+    const col = await startCollector(redis, { sections: { collector: { trusted_proxies: '10.0.0.0/8' }, geoip: { database: path.join(SHARED, 'data/geoip/GeoIP2-City-Test.mmdb') } } });
+    try {
+      const cookie = await consentCookie(col.base);
+      assert.equal((await beacon(col.base, PAGE, { cookie, 'x-forwarded-for': '81.2.69.142' })).status, 202);
+      const [hit] = await streamEntries(redis.client, HITS);
+      assert.equal(hit.c, '', 'the peer 127.0.0.1 has no country; the spoofed GB address was not used');
+    } finally {
+      await col.stop();
+      await redis.stop();
+    }
+  });
+});

@@ -1,0 +1,35 @@
+#!/bin/sh
+# run.sh -- runs every suite (C unit tests, black-box node tests, browser tests)
+# and ends with one line "N passed, N failed" summing all of them.
+cd "$(dirname "$0")/.."
+pass=0; fail=0
+log=$(mktemp)
+
+for t in "$@"; do
+    echo "== unit: $t"
+    "$t" >"$log" 2>&1
+    rc=$?
+    cat "$log"
+    p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+    f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi   # crashed before its summary
+    pass=$((pass + p)); fail=$((fail + f))
+done
+
+for suite in integration browser; do
+    files=$(ls tests/$suite/*.test.mjs 2>/dev/null)
+    [ -n "$files" ] || continue
+    echo "== $suite"
+    # One file at a time: each starts its own redis and collector.
+    node --test --test-concurrency=1 $files >"$log" 2>&1
+    rc=$?
+    cat "$log"
+    p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$log" | tail -n 1)
+    f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$log" | tail -n 1)
+    p=${p:-0}; f=${f:-0}
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    pass=$((pass + p)); fail=$((fail + f))
+done
+rm -f "$log"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]

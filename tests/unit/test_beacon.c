@@ -1,0 +1,192 @@
+/* test_beacon.c -- beacon bodies, pixel queries and URL pieces: what is kept,
+ * and that bad input of every kind is refused with the right status. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "beacon.h"
+#include "url.h"
+
+#define PARSE(s, b) beacon_parse_json((s), strlen(s), (b))
+
+static void long_keys_keep_path_utm_and_referrer_host(void **state)
+{
+    (void)state;
+    struct beacon b;
+    assert_int_equal(PARSE("{\"domain\":\"Example.com\",\"name\":\"pageview\","
+                           "\"url\":\"https://www.example.com/pricing?utm_source=news&utm_medium=email"
+                           "&utm_campaign=spring%20sale&secret=42#frag\","
+                           "\"referrer\":\"https://www.Google.com/search?q=private\"}", &b),
+                     BEACON_OK);
+    assert_string_equal(b.domain, "example.com");
+    assert_string_equal(b.path, "/pricing");
+    assert_string_equal(b.host, "example.com");
+    assert_string_equal(b.referrer, "google.com");
+    assert_string_equal(b.utm[UTM_SOURCE], "news");
+    assert_string_equal(b.utm[UTM_MEDIUM], "email");
+    assert_string_equal(b.utm[UTM_CAMPAIGN], "spring sale");
+    assert_string_equal(b.utm[UTM_TERM], "");
+    assert_string_equal(b.props, "");
+}
+
+static void short_keys_and_props_work(void **state)
+{
+    (void)state;
+    struct beacon b;
+    assert_int_equal(PARSE("{\"d\":\"example.com\",\"n\":\"Signup\",\"u\":\"https://example.com\","
+                           "\"r\":null,\"p\":{\"plan\":\"pro\",\"seats\":3,\"trial\":true}}", &b),
+                     BEACON_OK);
+    assert_string_equal(b.name, "Signup");
+    assert_string_equal(b.path, "/");
+    assert_string_equal(b.referrer, "");
+    assert_string_equal(b.props, "{\"plan\":\"pro\",\"seats\":3,\"trial\":true}");
+}
+
+static void self_referral_and_non_http_referrers_are_dropped(void **state)
+{
+    (void)state;
+    struct beacon b;
+    assert_int_equal(PARSE("{\"d\":\"example.com\",\"u\":\"https://example.com/a\","
+                           "\"r\":\"https://www.example.com/b\"}", &b), BEACON_OK);
+    assert_string_equal(b.referrer, "");
+    assert_int_equal(PARSE("{\"d\":\"example.com\",\"u\":\"https://example.com/a\","
+                           "\"r\":\"android-app://com.google.android.gm\"}", &b), BEACON_OK);
+    assert_string_equal(b.referrer, "");
+    assert_string_equal(b.name, "pageview");
+}
+
+static void malformed_bodies_are_refused(void **state)
+{
+    (void)state;
+    struct beacon b;
+    assert_int_equal(PARSE("", &b), BEACON_BAD_JSON);
+    assert_int_equal(PARSE("{", &b), BEACON_BAD_JSON);
+    assert_int_equal(PARSE("not json", &b), BEACON_BAD_JSON);
+    assert_int_equal(PARSE("[1,2]", &b), BEACON_NOT_OBJECT);
+    assert_int_equal(PARSE("\"x\"", &b), BEACON_BAD_JSON); /* jansson takes only arrays and objects at the top */
+    assert_int_equal(PARSE("{\"d\":\"a.com\",\"d\":\"b.com\",\"u\":\"https://a.com\"}", &b),
+                     BEACON_BAD_JSON);
+    assert_int_equal(PARSE("{\"u\":\"https://a.com\"}", &b), BEACON_MISSING);
+    assert_int_equal(PARSE("{\"d\":\"a.com\"}", &b), BEACON_MISSING);
+    assert_int_equal(PARSE("{\"d\":7,\"u\":\"https://a.com\"}", &b), BEACON_BAD_FIELD);
+    assert_int_equal(PARSE("{\"d\":\"a b\",\"u\":\"https://a.com\"}", &b), BEACON_BAD_FIELD);
+    assert_int_equal(PARSE("{\"d\":\"a.com\",\"u\":\"ftp://a.com/x\"}", &b), BEACON_BAD_URL);
+    assert_int_equal(PARSE("{\"d\":\"a.com\",\"u\":\"/relative\"}", &b), BEACON_BAD_URL);
+    assert_int_equal(PARSE("{\"d\":\"a.com\",\"u\":\"https://a.com\",\"n\":\"\"}", &b), BEACON_BAD_FIELD);
+    assert_int_equal(PARSE("{\"d\":\"a.com\",\"u\":\"https://a.com\",\"p\":[1]}", &b), BEACON_BAD_FIELD);
+    assert_int_equal(PARSE("{\"d\":\"a.com\",\"u\":\"https://a.com\",\"p\":{\"x\":{\"y\":1}}}", &b),
+                     BEACON_BAD_FIELD);
+    assert_int_equal(PARSE("{\"d\":\"a.com\",\"u\":\"https://a.com\",\"n\":\"a\\nb\"}", &b),
+                     BEACON_BAD_FIELD);
+}
+
+static void bad_utf8_and_nul_are_refused(void **state)
+{
+    (void)state;
+    struct beacon b;
+    const char bad[] = "{\"d\":\"a.com\",\"u\":\"https://a.com/\xff\xfe\"}";
+    assert_int_equal(beacon_parse_json(bad, sizeof bad - 1, &b), BEACON_BAD_JSON);
+    assert_int_equal(PARSE("{\"d\":\"a.com\",\"u\":\"https://a.com/\\u0000x\"}", &b), BEACON_BAD_JSON);
+    const char nul[] = "{\"d\":\"a.com\",\0\"u\":\"https://a.com\"}";
+    assert_int_equal(beacon_parse_json(nul, sizeof nul - 1, &b), BEACON_BAD_JSON);
+}
+
+static void overlong_fields_are_refused(void **state)
+{
+    (void)state;
+    struct beacon b;
+    char *buf = malloc(8192);
+    char *big = malloc(6000);
+    memset(big, 'a', 5000);
+    big[5000] = '\0';
+    snprintf(buf, 8192, "{\"d\":\"a.com\",\"u\":\"https://a.com/%s\"}", big);
+    assert_int_equal(PARSE(buf, &b), BEACON_TOO_LONG);
+    big[300] = '\0';
+    snprintf(buf, 8192, "{\"d\":\"%s.com\",\"u\":\"https://a.com/\"}", big);
+    assert_int_equal(PARSE(buf, &b), BEACON_TOO_LONG);
+    big[200] = '\0';
+    snprintf(buf, 8192, "{\"d\":\"a.com\",\"n\":\"%s\",\"u\":\"https://a.com/\"}", big);
+    assert_int_equal(PARSE(buf, &b), BEACON_TOO_LONG);
+    free(big);
+    free(buf);
+}
+
+static void pixel_query_is_parsed_like_the_body(void **state)
+{
+    (void)state;
+    struct beacon b;
+    const char *q = "d=example.com&u=https%3A%2F%2Fexample.com%2Fdocs%3Futm_source%3Dx&r=https%3A%2F%2Fduckduckgo.com%2F";
+    assert_int_equal(beacon_parse_query(q, strlen(q), &b), BEACON_OK);
+    assert_string_equal(b.path, "/docs");
+    assert_string_equal(b.utm[UTM_SOURCE], "x");
+    assert_string_equal(b.referrer, "duckduckgo.com");
+    assert_int_equal(beacon_parse_query("u=https%3A%2F%2Fa.com", 21, &b), BEACON_MISSING);
+    assert_int_equal(beacon_parse_query("d=a.com&u=%zz", 13, &b), BEACON_TOO_LONG);
+    assert_int_equal(beacon_parse_query("", 0, &b), BEACON_MISSING);
+}
+
+static void consent_body_needs_domain_and_boolean(void **state)
+{
+    (void)state;
+    char d[BEACON_DOMAIN_MAX + 1];
+    int a = -1;
+    const char *ok = "{\"domain\":\"example.com\",\"analytics\":false}";
+    assert_int_equal(beacon_parse_consent(ok, strlen(ok), d, &a), BEACON_OK);
+    assert_string_equal(d, "example.com");
+    assert_int_equal(a, 0);
+    const char *s = "{\"domain\":\"example.com\",\"analytics\":\"yes\"}";
+    assert_int_equal(beacon_parse_consent(s, strlen(s), d, &a), BEACON_BAD_FIELD);
+    const char *m = "{\"domain\":\"example.com\"}";
+    assert_int_equal(beacon_parse_consent(m, strlen(m), d, &a), BEACON_MISSING);
+    assert_int_equal(beacon_parse_consent("{", 1, d, &a), BEACON_BAD_JSON);
+}
+
+static void url_helpers_respect_bounds(void **state)
+{
+    (void)state;
+    struct url_parts u;
+    char out[8];
+    assert_int_equal(url_split("https://user:pw@host.example:8443/p/a?x=1#f", 43, &u), 0);
+    assert_int_equal(u.host.n, 12);
+    assert_memory_equal(u.host.p, "host.example", 12);
+    assert_int_equal(u.path.n, 4);
+    assert_int_equal(u.query.n, 3);
+    assert_int_equal(url_split("https://[2001:db8::1]:80/", 25, &u), 0);
+    assert_memory_equal(u.host.p, "[2001:db8::1]", 13);
+    assert_int_equal(url_split("https://", 8, &u), -1);
+    assert_int_equal(url_split("https://[::1", 12, &u), -1);
+    /* A '%' at the very end of the buffer must not be read past. */
+    assert_int_equal(url_decode("ab%4", 4, 0, out, sizeof out), -1);
+    assert_int_equal(url_decode("ab%", 3, 0, out, sizeof out), -1);
+    assert_int_equal(url_decode("%0a", 3, 0, out, sizeof out), -1);
+    assert_int_equal(url_decode("toolongvalue", 12, 0, out, sizeof out), -1);
+    assert_int_equal(url_decode("a+b%41", 6, 1, out, sizeof out), 4);
+    assert_string_equal(out, "a bA");
+    assert_int_equal(url_query_get("a=1&b=2", 7, "b", out, sizeof out), 1);
+    assert_int_equal(url_query_get("a=1&bb=2", 8, "b", out, sizeof out), -1);
+    assert_int_equal(url_host_norm("WWW.Example.COM.", 16, out, sizeof out), -1); /* too long for 8 */
+    char host[64];
+    assert_int_equal(url_host_norm("WWW.Example.COM.", 16, host, sizeof host), 11);
+    assert_string_equal(host, "example.com");
+    assert_int_equal(url_host_norm("ex ample", 8, host, sizeof host), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(long_keys_keep_path_utm_and_referrer_host),
+        cmocka_unit_test(short_keys_and_props_work),
+        cmocka_unit_test(self_referral_and_non_http_referrers_are_dropped),
+        cmocka_unit_test(malformed_bodies_are_refused),
+        cmocka_unit_test(bad_utf8_and_nul_are_refused),
+        cmocka_unit_test(overlong_fields_are_refused),
+        cmocka_unit_test(pixel_query_is_parsed_like_the_body),
+        cmocka_unit_test(consent_body_needs_domain_and_boolean),
+        cmocka_unit_test(url_helpers_respect_bounds),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
