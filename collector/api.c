@@ -49,6 +49,19 @@ struct pending {
     struct pending *next_free;
 };
 
+/* A visitor's later hits carry the same cookie: its verification and its
+ * visitor hash are remembered, keyed by the whole cookie value. */
+struct seen {
+    char value[CONSENT_COOKIE_MAX];
+    unsigned char len;
+    enum consent_verdict verdict;
+    struct consent_cookie cc;
+    long day;                   /* visitor is valid for this salt day */
+    char visitor[VISITOR_HEX_LEN + 1];
+    char cc_site[BEACON_DOMAIN_MAX + 1];
+};
+#define SEEN_SLOTS 1024
+
 struct rl_slot {
     unsigned long long key;
     double tokens;
@@ -64,6 +77,10 @@ struct api {
     struct rl_slot *rl;
     unsigned long long rl_seed;
     struct pending *free_list;
+    long salt_day;              /* the day vkey was made for */
+    struct visitor_key *vkey;
+    struct seen *seen;
+    char resp[8192];            /* RESP of the XADD being built */
     struct metrics m;
 };
 
@@ -263,6 +280,65 @@ static int rate_limited(struct api *a, const struct sockaddr *sa)
     return 0;
 }
 
+/* Writes argv as one RESP command. The hot path formats its own XADD: it is
+ * cheaper than hiredis' generic formatter, and every argument is bounded
+ * (struct beacon's limits), so buf cannot overflow. */
+static char *put_count(char *o, char tag, size_t n)
+{
+    char tmp[24];
+    int k = 0;
+    do tmp[k++] = (char)('0' + n % 10); while ((n /= 10));
+    *o++ = tag;
+    while (k) *o++ = tmp[--k];
+    *o++ = '\r';
+    *o++ = '\n';
+    return o;
+}
+
+static size_t resp_format(char *buf, int argc, const char **argv)
+{
+    char *o = put_count(buf, '*', (size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        size_t n = strlen(argv[i]);
+        o = put_count(o, '$', n);
+        memcpy(o, argv[i], n);
+        o += n;
+        *o++ = '\r';
+        *o++ = '\n';
+    }
+    return (size_t)(o - buf);
+}
+
+/* The consent verdict for a Cookie header, from the cache or verified now.
+ * NULL when there is no consent cookie. Expiry is re-checked on every hit. */
+static struct seen *check_cookie(struct api *a, struct http_str cookie, long long now_s)
+{
+    const char *v;
+    size_t n;
+    if (consent_find(a->consent, cookie.p, cookie.n, &v, &n) < 0) return NULL;
+    if (n == 0 || n > CONSENT_COOKIE_MAX) return NULL;
+    unsigned long long h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)v[i]) * 0x100000001b3ULL;
+    struct seen *s = &a->seen[h % SEEN_SLOTS];
+    if (s->len == n && memcmp(s->value, v, n) == 0) {
+        long long max_age = (long long)a->cfg->consent.max_age_days * 86400;
+        if (s->verdict == CONSENT_GRANTED && now_s - s->cc.issued > max_age)
+            s->verdict = CONSENT_EXPIRED;
+        return s;
+    }
+    s->verdict = consent_verify(a->consent, v, n, now_s, &s->cc);
+    /* Only good cookies are remembered: a flood of forged ones must not
+     * evict them, nor cost anything but the verification. */
+    if (s->verdict != CONSENT_GRANTED) {
+        s->len = 0;
+        return s;
+    }
+    memcpy(s->value, v, n);
+    s->len = (unsigned char)n;
+    s->day = -1;
+    return s;
+}
+
 /* ------------------------------------------------------------------------ */
 /* The beacon path                                                           */
 /* ------------------------------------------------------------------------ */
@@ -328,13 +404,13 @@ static void handle_hit(struct api *a, struct http_conn *c, const struct http_req
         refuse(a, c, sig[0] == 'g' ? REFUSED_GPC : REFUSED_DNT, cors);
         return;
     }
-    struct consent_cookie cc;
     long long now = now_ms();
-    if (!r->cookie.p ||
-        consent_check(a->consent, r->cookie.p, r->cookie.n, now / 1000, &cc) != CONSENT_GRANTED) {
+    struct seen *seen = r->cookie.p ? check_cookie(a, r->cookie, now / 1000) : NULL;
+    if (!seen || seen->verdict != CONSENT_GRANTED) {
         refuse(a, c, REFUSED_NO_CONSENT, cors);
         return;
     }
+    const struct consent_cookie *cc = &seen->cc;
     const struct ua_info *ua = ua_classify(a->ua, r->user_agent.p ? r->user_agent.p : "",
                                            r->user_agent.p ? r->user_agent.n : 0);
     if (ua->bot) {
@@ -348,11 +424,32 @@ static void handle_hit(struct api *a, struct http_conn *c, const struct http_req
     geo_lookup(a->geo, (struct sockaddr *)&client, country, region);
     memset(&client, 0, sizeof client);
 
-    char salt[SALT_HEX_LEN + 1], visitor[VISITOR_HEX_LEN + 1];
-    if (salt_get((long)(now / 86400000), salt) < 0 ||
-        visitor_hash(salt, SALT_HEX_LEN, b.domain, strlen(b.domain), cc.receipt,
-                     CONSENT_RECEIPT_LEN, visitor) < 0) {
+    long day = (long)(now / 86400000);
+    if (day != a->salt_day) {
+        char salt[SALT_HEX_LEN + 1];
+        struct visitor_key *k = salt_get(day, salt) == 0 ? visitor_key_new(salt, SALT_HEX_LEN) : NULL;
+        if (k) {
+            visitor_key_free(a->vkey);
+            a->vkey = k;
+            a->salt_day = day;
+        }
+    }
+    if (day != a->salt_day) {
         reply_error(a, c, 503, cors, "daily salt unavailable");
+        return;
+    }
+    /* The hash covers the site too; the cached one is for the site it was
+     * made for, so a second site recomputes. */
+    char visitor[VISITOR_HEX_LEN + 1];
+    if (seen->day == day && strcmp(seen->cc_site, b.domain) == 0) {
+        memcpy(visitor, seen->visitor, sizeof visitor);
+    } else if (visitor_key_hash(a->vkey, b.domain, strlen(b.domain), cc->receipt,
+                                CONSENT_RECEIPT_LEN, visitor) == 0) {
+        memcpy(seen->visitor, visitor, sizeof visitor);
+        snprintf(seen->cc_site, sizeof seen->cc_site, "%s", b.domain);
+        seen->day = day;
+    } else {
+        reply_error(a, c, 503, cors, "cannot hash");
         return;
     }
     if (!store_is_up(a->store)) {
@@ -380,9 +477,8 @@ static void handle_hit(struct api *a, struct http_conn *c, const struct http_req
         HIT_VISITOR, visitor, HIT_PROPS, b.props,
     };
     enum { ARGC = sizeof argv / sizeof argv[0] };
-    size_t lens[ARGC];
-    for (int i = 0; i < ARGC; i++) lens[i] = strlen(argv[i]);
-    if (store_command(a->store, on_hit_stored, p, ARGC, argv, lens) < 0) {
+    size_t len = resp_format(a->resp, ARGC, argv);
+    if (store_formatted(a->store, on_hit_stored, p, a->resp, len) < 0) {
         pending_put(p);
         reply_error(a, c, 503, cors, "storage unavailable");
     }
@@ -757,6 +853,12 @@ struct api *api_new(struct event_base *base, const struct cfg *c, const struct g
     }
     RAND_bytes((unsigned char *)&a->rl_seed, sizeof a->rl_seed);
     a->rl_seed |= 1;
+    a->salt_day = -1;
+    a->seen = calloc(SEEN_SLOTS, sizeof *a->seen);
+    if (!a->seen) {
+        snprintf(err, errlen, "out of memory");
+        goto error;
+    }
     if (!(a->consent = consent_new(c))) {
         snprintf(err, errlen, "consent.secret: missing or unusable");
         goto error;
@@ -785,8 +887,10 @@ void api_free(struct api *a)
     store_free(a->store);
     a->store = NULL;
     consent_free(a->consent);
+    visitor_key_free(a->vkey);
     if (a->ua) ua_free(a->ua);
     free(a->rl);
+    free(a->seen);
     while (a->free_list) {
         struct pending *p = a->free_list;
         a->free_list = p->next_free;

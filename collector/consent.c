@@ -175,8 +175,8 @@ enum consent_verdict consent_verify(struct consent *k, const char *v, size_t n,
     return v[2] == '1' ? CONSENT_GRANTED : CONSENT_DENIED;
 }
 
-enum consent_verdict consent_check(struct consent *k, const char *h, size_t n,
-                                   long long now, struct consent_cookie *out)
+int consent_find(const struct consent *k, const char *h, size_t n,
+                 const char **value, size_t *len)
 {
     const char *name = k->cfg->consent.cookie;
     size_t nl = strlen(name);
@@ -194,10 +194,21 @@ enum consent_verdict consent_check(struct consent *k, const char *h, size_t n,
                 v++;
                 vn -= 2;
             }
-            return consent_verify(k, v, vn, now, out);
+            *value = v;
+            *len = vn;
+            return 0;
         }
     }
-    return CONSENT_NONE;
+    return -1;
+}
+
+enum consent_verdict consent_check(struct consent *k, const char *h, size_t n,
+                                   long long now, struct consent_cookie *out)
+{
+    const char *v;
+    size_t vn;
+    if (consent_find(k, h, n, &v, &vn) < 0) return CONSENT_NONE;
+    return consent_verify(k, v, vn, now, out);
 }
 
 static int is_one(const char *s, size_t n)

@@ -49,6 +49,11 @@ void consent_free(struct consent *k);
 enum consent_verdict consent_check(struct consent *k, const char *cookie_header, size_t n,
                                    long long now, struct consent_cookie *out);
 
+/* Finds the configured cookie's value in a Cookie header (quotes removed).
+ * 0 with value and len set, or -1 when the header has no such cookie. */
+int consent_find(const struct consent *k, const char *cookie_header, size_t n,
+                 const char **value, size_t *len);
+
 /* Verifies one cookie value (what follows "name="). */
 enum consent_verdict consent_verify(struct consent *k, const char *value, size_t n,
                                     long long now, struct consent_cookie *out);

@@ -170,8 +170,8 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
     cb(reply, arg);
 }
 
-int store_command(struct store *s, store_cb cb, void *arg,
-                  int argc, const char **argv, const size_t *lens)
+static int store_send(struct store *s, store_cb cb, void *arg, int argc, const char **argv,
+                      const size_t *lens, const char *cmd, size_t len)
 {
     if (!s->up || !s->ac) return -1;
     struct pending *p = s->free_list;
@@ -181,7 +181,9 @@ int store_command(struct store *s, store_cb cb, void *arg,
     p->cb = cb;
     p->arg = arg;
     p->t0_us = now_us();
-    if (redisAsyncCommandArgv(s->ac, on_reply, p, argc, argv, lens) != REDIS_OK) {
+    int rc = cmd ? redisAsyncFormattedCommand(s->ac, on_reply, p, cmd, len)
+                 : redisAsyncCommandArgv(s->ac, on_reply, p, argc, argv, lens);
+    if (rc != REDIS_OK) {
         p->next_free = s->free_list;
         s->free_list = p;
         return -1;
@@ -189,6 +191,17 @@ int store_command(struct store *s, store_cb cb, void *arg,
     if (s->st.inflight++ == 0) s->last_progress_us = p->t0_us;
     s->st.sent++;
     return 0;
+}
+
+int store_command(struct store *s, store_cb cb, void *arg,
+                  int argc, const char **argv, const size_t *lens)
+{
+    return store_send(s, cb, arg, argc, argv, lens, NULL, 0);
+}
+
+int store_formatted(struct store *s, store_cb cb, void *arg, const char *cmd, size_t len)
+{
+    return store_send(s, cb, arg, 0, NULL, NULL, cmd, len);
 }
 
 struct store *store_new(struct event_base *base, const struct cfg *c, char *err, size_t errlen)

@@ -41,6 +41,9 @@ int store_is_up(const struct store *s);
 int store_command(struct store *s, store_cb cb, void *arg,
                   int argc, const char **argv, const size_t *lens);
 
+/* The same for a command already in RESP form (len bytes at cmd). */
+int store_formatted(struct store *s, store_cb cb, void *arg, const char *cmd, size_t len);
+
 void store_stats(const struct store *s, struct store_stats *out);
 
 #endif

@@ -13,9 +13,10 @@
  * stack and match limits, which PCRE2 requires per thread.
  *
  * A miss runs a few hundred regexes (tens of microseconds), so each struct ua
- * keeps a 2-way set-associative cache keyed by the User-Agent bytes: real
- * traffic repeats a few thousand distinct strings, and a hit costs a hash and
- * a memcmp.
+ * keeps a set-associative cache keyed by the User-Agent bytes: real traffic
+ * repeats a few thousand distinct strings, and a hit costs a hash, one cache
+ * line of hashes and a memcmp. A full set drops a random way: unlike LRU, that
+ * cannot be made to miss every time by cycling a few strings through one set.
  */
 #include "ua.h"
 
@@ -164,10 +165,10 @@ error:
 /* ------------------------------------------------------------------------ */
 /* Per-thread state and the result cache. */
 
+#define UA_CACHE_WAYS 8          /* 8 hashes: one 64-byte line per set */
+
 struct ua_slot {
-    uint64_t hash;
-    uint32_t len;               /* key length; the key itself is in ua.keys */
-    uint32_t used;              /* 0 = empty */
+    size_t len;                 /* key length; the key itself is in ua.keys */
     struct ua_info info;
 };
 
@@ -177,11 +178,12 @@ struct ua {
     pcre2_match_context *mctx;
     pcre2_jit_stack *jit_stack;
 
-    size_t nsets, ways;         /* nsets is a power of two; ways is 1 or 2 */
+    size_t nsets, ways;         /* nsets is a power of two; ways <= UA_CACHE_WAYS */
+    uint64_t *hashes;           /* nsets * ways; 0 = empty slot */
     struct ua_slot *slots;      /* nsets * ways */
     char *keys;                 /* nsets * ways * UA_MAX_LEN: the User-Agent bytes */
-    unsigned char *victim;      /* per set: the way to replace next */
     uint64_t seed;              /* so that colliding strings cannot be precomputed */
+    uint64_t rng;               /* xorshift state for choosing a victim */
 
     struct ua_info scratch;     /* result when there is no cache */
 };
@@ -223,15 +225,19 @@ struct ua *ua_new(size_t cache_entries, char *err, size_t errlen)
     if (cache_entries > 0) {
         size_t n = 1;
         while (n * 2 <= cache_entries) n *= 2;
-        u->ways = n >= 2 ? 2 : 1;
+        u->ways = n < UA_CACHE_WAYS ? n : UA_CACHE_WAYS;
         u->nsets = n / u->ways;
+        u->hashes = calloc(n, sizeof *u->hashes);
         u->slots = calloc(n, sizeof *u->slots);
         u->keys = malloc(n * UA_MAX_LEN);
-        u->victim = calloc(u->nsets, 1);
-        if (!u->slots || !u->keys || !u->victim)
+        if (!u->hashes || !u->slots || !u->keys)
             goto oom;
     }
-    u->seed = (uint64_t)(uintptr_t)u ^ ((uint64_t)time(NULL) << 20) ^ 0x9e3779b97f4a7c15ull;
+    /* Not a secret, only not fixed at build time. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    u->seed = (uint64_t)(uintptr_t)u ^ ((uint64_t)ts.tv_sec << 30) ^ (uint64_t)ts.tv_nsec;
+    u->rng = u->seed | 1;
     return u;
 oom:
     snprintf(err, errlen, "ua: out of memory");
@@ -253,9 +259,9 @@ void ua_free(struct ua *u)
     pcre2_match_data_free(u->md);
     pcre2_match_context_free(u->mctx);
     pcre2_jit_stack_free(u->jit_stack);
+    free(u->hashes);
     free(u->slots);
     free(u->keys);
-    free(u->victim);
     free(u);
 }
 
@@ -376,17 +382,24 @@ static void ua_compute(struct ua *u, const char *s, size_t len, struct ua_info *
 
 static uint64_t ua_hash(uint64_t seed, const char *s, size_t len)
 {
-    /* FNV-1a over the bytes, then a final mix so the low bits (the set index)
-     * depend on every byte. */
-    uint64_t h = 0xcbf29ce484222325ull ^ seed;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ull;
+    /* Eight bytes per multiply: a byte-at-a-time hash was the larger part of a
+     * cache hit. Quality only matters for spreading keys over sets. */
+    const uint64_t k = 0x9e3779b97f4a7c15ull;
+    uint64_t h = seed ^ ((uint64_t)len * k);
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        h = (h ^ w) * k;
+        h ^= h >> 29;
     }
-    h ^= h >> 33;
+    uint64_t w = 0;
+    memcpy(&w, s + i, len - i);
+    h = (h ^ w) * k;
+    h ^= h >> 32;
     h *= 0xff51afd7ed558ccdull;
     h ^= h >> 33;
-    return h;
+    return h ? h : 1;           /* 0 marks an empty slot */
 }
 
 const struct ua_info *ua_classify(struct ua *u, const char *s, size_t len)
@@ -414,26 +427,32 @@ const struct ua_info *ua_classify(struct ua *u, const char *s, size_t len)
     }
 
     uint64_t h = ua_hash(u->seed, s, len);
-    size_t set = (size_t)h & (u->nsets - 1);
+    size_t base = ((size_t)h & (u->nsets - 1)) * u->ways;
+    const uint64_t *hs = u->hashes + base;
+    size_t free_way = u->ways;
     for (size_t w = 0; w < u->ways; w++) {
-        size_t i = set * u->ways + w;
-        struct ua_slot *sl = &u->slots[i];
-        if (sl->used && sl->hash == h && sl->len == len &&
-            memcmp(u->keys + i * UA_MAX_LEN, s, len) == 0) {
-            u->victim[set] = (unsigned char)(u->ways - 1 - w);
-            return &sl->info;
+        if (hs[w] == h) {
+            struct ua_slot *sl = &u->slots[base + w];
+            if (sl->len == len && memcmp(u->keys + (base + w) * UA_MAX_LEN, s, len) == 0)
+                return &sl->info;
+        } else if (hs[w] == 0 && free_way == u->ways) {
+            free_way = w;
         }
     }
 
-    /* Miss: fill the least recently used way of the set. */
-    size_t w = u->victim[set];
-    size_t i = set * u->ways + w;
+    /* Miss: take a free way, else a random one. */
+    size_t w = free_way;
+    if (w == u->ways) {
+        u->rng ^= u->rng << 13;
+        u->rng ^= u->rng >> 7;
+        u->rng ^= u->rng << 17;
+        w = (size_t)(u->rng % u->ways);
+    }
+    size_t i = base + w;
     struct ua_slot *sl = &u->slots[i];
     ua_compute(u, s, len, &sl->info);
     memcpy(u->keys + i * UA_MAX_LEN, s, len);
-    sl->hash = h;
-    sl->len = (uint32_t)len;
-    sl->used = 1;
-    u->victim[set] = (unsigned char)(u->ways - 1 - w);
+    sl->len = len;
+    u->hashes[i] = h;
     return &sl->info;
 }

@@ -19,4 +19,13 @@
 int visitor_hash(const void *salt, size_t saltlen, const char *site, size_t sitelen,
                  const char *receipt, size_t receiptlen, char out[VISITOR_HEX_LEN + 1]);
 
+
+/* The same hash with the salt's key schedule done once: for the collector's
+ * hot path. One visitor_key per thread; not thread-safe. */
+struct visitor_key;
+struct visitor_key *visitor_key_new(const void *salt, size_t saltlen);
+void visitor_key_free(struct visitor_key *k);
+int visitor_key_hash(struct visitor_key *k, const char *site, size_t sitelen,
+                     const char *receipt, size_t receiptlen, char out[VISITOR_HEX_LEN + 1]);
+
 #endif
