@@ -14,7 +14,7 @@ OPT        ?= -O2 -g
 
 WARNINGS   = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
              -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral
-PKGS       = libevent hiredis libmaxminddb inih jansson libcrypto libpcre2-8
+PKGS       = libevent hiredis libmaxminddb inih jansson yajl libcrypto libpcre2-8
 
 # pkg-config is asked only when building, so that `make deps` works without it.
 ifeq ($(filter deps clean,$(MAKECMDGOALS)),)

@@ -67,7 +67,14 @@ static void malformed_bodies_are_refused(void **state)
     assert_int_equal(PARSE("{", &b), BEACON_BAD_JSON);
     assert_int_equal(PARSE("not json", &b), BEACON_BAD_JSON);
     assert_int_equal(PARSE("[1,2]", &b), BEACON_NOT_OBJECT);
-    assert_int_equal(PARSE("\"x\"", &b), BEACON_BAD_JSON); /* jansson takes only arrays and objects at the top */
+    assert_int_equal(PARSE("\"x\"", &b), BEACON_NOT_OBJECT);
+    assert_int_equal(PARSE("{\"d\":\"a.com\",\"domain\":\"b.com\",\"u\":\"https://a.com\"}", &b),
+                     BEACON_BAD_JSON);
+    assert_int_equal(PARSE("{\"d\":\"a.com\",\"u\":\"https://a.com\",\"p\":{\"k\":1,\"k\":2}}", &b),
+                     BEACON_BAD_JSON);
+    assert_int_equal(PARSE("{\"d\":\"a.com\",\"u\":\"https://a.com\",\"w\":1280,\"x\":[[{}]]}", &b),
+                     BEACON_OK);
+    assert_int_equal(PARSE("{\"d\":\"a.com\",\"u\":\"https://a.com\"} trailing", &b), BEACON_BAD_JSON);
     assert_int_equal(PARSE("{\"d\":\"a.com\",\"d\":\"b.com\",\"u\":\"https://a.com\"}", &b),
                      BEACON_BAD_JSON);
     assert_int_equal(PARSE("{\"u\":\"https://a.com\"}", &b), BEACON_MISSING);
