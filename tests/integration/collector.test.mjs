@@ -363,3 +363,63 @@ describe('collector configuration', () => {
     }
   });
 });
+
+describe('collector limits and threads', () => {
+  test('a client over collector.rate_limit gets 429 and those hits are not stored', async () => {
+    const redis = await startRedis();
+    const col = await startCollector(redis, { sections: { collector: { rate_limit: 5 } } });
+    try {
+      const cookie = await consentCookie(col.base);
+      const statuses = [];
+      for (let i = 0; i < 40; i++) statuses.push((await beacon(col.base, PAGE, { cookie })).status);
+      const ok = statuses.filter((s) => s === 202).length;
+      const limited = statuses.filter((s) => s === 429).length;
+      assert.ok(limited > 0, 'some requests were limited');
+      assert.equal(ok + limited, 40);
+      assert.equal(await redis.client.cmd('XLEN', HITS), ok);
+    } finally {
+      await col.stop();
+      await redis.stop();
+    }
+  });
+
+  test('several worker threads share the port and all store hits', async () => {
+    const redis = await startRedis();
+    const col = await startCollector(redis, { sections: { collector: { threads: 3 } } });
+    try {
+      const cookie = await consentCookie(col.base);
+      // Fresh connections spread over the SO_REUSEPORT sockets.
+      const rs = await Promise.all(Array.from({ length: 60 }, () => beacon(col.base, PAGE, { cookie, connection: 'close' })));
+      assert.ok(rs.every((r) => r.status === 202));
+      assert.equal(await redis.client.cmd('XLEN', HITS), 60);
+      const m = await (await fetch(col.base + '/metrics')).text();
+      assert.match(m, /^fairstat_hits_accepted_total 60$/m);
+    } finally {
+      await col.stop();
+      await redis.stop();
+    }
+  });
+
+  test('too many connections are closed at once instead of piling up', async () => {
+    const redis = await startRedis();
+    const col = await startCollector(redis, { sections: { collector: { max_connections: 5 } } });
+    try {
+      const socks = [];
+      for (let i = 0; i < 5; i++) {
+        const s = net.connect(col.port, '127.0.0.1');
+        await new Promise((r) => s.once('connect', r));
+        socks.push(s);
+      }
+      await sleep(100);
+      const extra = await rawRequest(col.port, ['GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n'], { timeoutMs: 2000 });
+      assert.equal(extra.data, '', 'the sixth connection got no answer: it was closed');
+      for (const s of socks) s.destroy();
+      await waitFor('connections freed', async () => (await fetch(col.base + '/healthz')).status === 200);
+      const m = await (await fetch(col.base + '/metrics')).text();
+      assert.match(m, /^fairstat_http_refused_connections_total [1-9]/m);
+    } finally {
+      await col.stop();
+      await redis.stop();
+    }
+  });
+});
