@@ -112,10 +112,76 @@ const spiderAlt = devRules
 
 const crawlers = JSON.parse(readFileSync(cuaFile, 'utf8'));
 if (!Array.isArray(crawlers) || crawlers.length === 0) die('crawler-user-agents.json: no entries');
-const crawlerAlt = crawlers.map((c, i) => {
+crawlers.forEach((c, i) => {
     if (typeof c.pattern !== 'string' || c.pattern === '') die(`crawler entry ${i}: no pattern`);
-    return `(?:${c.pattern})`;
 });
+
+// True when p has a '|' outside any group or character class.
+function hasTopLevelAlt(p) {
+    let depth = 0, inClass = false;
+    for (let i = 0; i < p.length; i++) {
+        const c = p[i];
+        if (c === '\\') { i++; continue; }
+        if (inClass) { if (c === ']') inClass = false; continue; }
+        if (c === '[') {
+            inClass = true;
+            if (p[i + 1] === '^') i++;
+            if (p[i + 1] === ']') i++;
+        } else if (c === '(') depth++;
+        else if (c === ')') depth--;
+        else if (c === '|' && depth === 0) return true;
+    }
+    return false;
+}
+
+// A backtracking engine tries each of the ~1500 alternatives at every position
+// of the subject, which made this one regex cost more than all the uap rules
+// together. Grouping the patterns that start with the same plain character,
+// c(?:rest1|rest2|...), lets a position fail after one test per group instead.
+// Only patterns where that rewrite is exact are grouped: first character a
+// letter, digit or space, not followed by a quantifier, no top-level '|', no
+// \Q...\E or POSIX class that the scanner above does not model.
+function factorCrawlers(patterns) {
+    const groups = new Map(), rest = [];
+    for (const p of patterns) {
+        if (/^[A-Za-z0-9 ]/.test(p) && !/^.[*+?{]/.test(p) && !hasTopLevelAlt(p) &&
+            !p.includes('\\Q') && !p.includes('[[:')) {
+            if (!groups.has(p[0])) groups.set(p[0], []);
+            groups.get(p[0]).push(p.slice(1));
+        } else {
+            rest.push(p);
+        }
+    }
+    const alts = [...groups.keys()].sort().map((c) => {
+        const tails = groups.get(c);
+        return tails.length === 1 ? `(?:${c}${tails[0]})` : `${c}(?:${tails.join('|')})`;
+    });
+    return alts.concat(rest.map((p) => `(?:${p})`));
+}
+
+const crawlerAlt = factorCrawlers(crawlers.map((c) => c.pattern));
+
+// The rewrite must not change what matches: check it on every example User-Agent
+// the list ships, with JavaScript's engine (close enough to PCRE2 for these
+// patterns that both forms compile; if one does not, the check is skipped).
+{
+    let plain = null, factored = null;
+    try {
+        plain = new RegExp(crawlers.map((c) => `(?:${c.pattern})`).join('|'));
+        factored = new RegExp(crawlerAlt.join('|'));
+    } catch (e) {
+        process.stderr.write(`gen-ua-data: warning: rewrite not checked: ${e.message}\n`);
+    }
+    if (plain && factored) {
+        let n = 0;
+        for (const c of crawlers)
+            for (const s of c.instances || []) {
+                n++;
+                if (plain.test(s) !== factored.test(s)) die(`crawler rewrite changes the answer for: ${s}`);
+            }
+        if (n === 0) die('crawler-user-agents.json: no instances to check the rewrite with');
+    }
+}
 
 const L = [];
 L.push('/* ua_data.inc -- GENERATED FILE, DO NOT EDIT. Rule tables for ua.c.');
