@@ -1,0 +1,116 @@
+// browser.mjs -- shared set-up of the browser tests: redis + the real collector
+// serving js-snippet/dist (the snippet and the demo site, same origin), Debian's
+// Chromium driven by playwright-core, and helpers to watch the snippet's requests
+// and the hits that reach Redis.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import { startRedis, writeConfig, freePort, waitFor, streamEntries, BIN, ROOT } from '../lib/harness.mjs';
+
+export const SITE = 'localhost';   // data-domain of the demo pages, the site `make run` configures
+export const HITS = `fs:{${SITE}}:hits`;
+export const DIST = path.join(ROOT, 'js-snippet', 'dist');
+export const ARTIFACTS = path.join(ROOT, 'tests', 'artifacts');
+// A desktop Chrome UA: the collector's bot filter refuses "HeadlessChrome".
+export const CHROME_UA = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 ' +
+  '(KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
+
+// Redis and the collector. The site's origins must hold the collector's own
+// origin (the demo is served by the collector itself), so the port is chosen
+// before the config is written; harness.startCollector picks its own port,
+// hence this small variant of it.
+// opts.site: extra keys of the site's section; opts.sections: other sections.
+export async function startStack(opts = {}) {
+  if (!existsSync(path.join(DIST, 'fs.js'))) throw new Error('js-snippet/dist/fs.js missing: run make');
+  const redis = await startRedis();
+  const dir = mkdtempSync(path.join(tmpdir(), 'fs-browser-'));
+  mkdirSync(path.join(dir, 'spool'));
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const conf = writeConfig(dir, {
+    port,
+    redisUrl: redis.url,
+    sections: { ...opts.sections, collector: { static_dir: DIST, rate_limit: 0 } },
+    sites: { [SITE]: { origins: base, ...opts.site } },
+  });
+  const proc = spawn(BIN('fairstat-collector'), ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  proc.stdout.on('data', (d) => { output += d; });
+  proc.stderr.on('data', (d) => { output += d; });
+  await waitFor('collector /healthz', async () => {
+    if (proc.exitCode !== null) throw new Error('collector exited: ' + output);
+    return (await fetch(base + '/healthz')).status === 200;
+  });
+  return {
+    base, redis,
+    output: () => output,
+    hits: () => streamEntries(redis.client, HITS),
+    xlen: () => redis.client.cmd('XLEN', HITS),
+    async stop() {
+      if (proc.exitCode === null) {
+        proc.kill('SIGTERM');
+        await new Promise((r) => (proc.exitCode !== null ? r() : proc.once('exit', r)));
+      }
+      rmSync(dir, { recursive: true, force: true });
+      await redis.stop();
+    },
+  };
+}
+
+export function launch(extraArgs = []) {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', ...extraArgs],
+  });
+}
+
+// A fresh browser profile (no cookies) with one page, recording the snippet's
+// requests: events (POST /api/event bodies, parsed), consent (method + status),
+// and everything in flight, so that tests can wait for the network to settle.
+export async function openPage(browser, opts = {}) {
+  const context = await browser.newContext({
+    userAgent: CHROME_UA,
+    viewport: opts.viewport || { width: 1280, height: 800 },
+    ...(opts.context || {}),
+  });
+  const page = await context.newPage();
+  if (opts.init) await page.addInitScript(opts.init);
+  const rec = { events: [], consent: [], pending: new Set(), errors: [] };
+  page.on('pageerror', (e) => rec.errors.push(e.message));
+  page.on('request', (req) => {
+    const u = new URL(req.url());
+    if (u.pathname === '/api/event') {
+      rec.events.push(JSON.parse(req.postData()));
+      rec.pending.add(req);
+    } else if (u.pathname === '/consent') {
+      rec.consent.push({ method: req.method(), req });
+      rec.pending.add(req);
+    }
+  });
+  const done = (req) => rec.pending.delete(req);
+  page.on('response', (res) => done(res.request()));
+  page.on('requestfinished', done);
+  page.on('requestfailed', done);
+  return { context, page, rec };
+}
+
+// Waits until every recorded snippet request has finished.
+export function settle(rec) {
+  return waitFor('snippet requests to finish', () => rec.pending.size === 0);
+}
+
+export const dialog = (page) => page.locator('fairstat-consent [role=dialog]');
+export const button = (page, name) => dialog(page).getByRole('button', { name });
+
+// Accepts on the banner and waits until the collector has answered.
+export async function accept(page, rec) {
+  await button(page, 'Accept').click();
+  await waitFor('consent cookie', async () =>
+    (await page.context().cookies()).some((c) => c.name === 'fs_consent' && c.value.startsWith('1.1.')));
+  await settle(rec);
+}
+
+export { waitFor, streamEntries };
