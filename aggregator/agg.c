@@ -1,0 +1,280 @@
+/* agg.c -- the aggregator's shared state: config, Redis connection, sites.
+ *
+ * See agg.h. The connection is synchronous with timeouts; any I/O error
+ * closes it, and the caller decides whether to reconnect (the daemon does,
+ * with backoff) or give up (the one-shot commands exit 1).
+ */
+#include "agg.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fold.h"
+#include "keys.h"
+#include "log.h"
+
+int agg_parse_url(const char *url, struct agg_url *out)
+{
+    memset(out, 0, sizeof *out);
+    out->port = 6379;
+    if (strncmp(url, "unix://", 7) == 0) {
+        const char *p = url + 7, *q = strchr(p, '?');
+        size_t n = q ? (size_t)(q - p) : strlen(p);
+        if (n == 0 || n >= sizeof out->path) return -1;
+        memcpy(out->path, p, n);
+        if (q) {
+            if (strncmp(q, "?db=", 4) != 0) return -1;
+            char *end;
+            long db = strtol(q + 4, &end, 10);
+            if (*end || db < 0 || db > 1000) return -1;
+            out->db = (int)db;
+        }
+        return 0;
+    }
+    if (strncmp(url, "redis://", 8) != 0) return -1;
+    const char *p = url + 8;
+    const char *at = strrchr(p, '@');
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *pass = colon ? colon + 1 : p;
+        size_t ul = colon ? (size_t)(colon - p) : 0, pl = (size_t)(at - pass);
+        if (ul >= sizeof out->user || pl >= sizeof out->pass) return -1;
+        memcpy(out->user, p, ul);
+        memcpy(out->pass, pass, pl);
+        p = at + 1;
+    }
+    const char *slash = strchr(p, '/');
+    const char *hend = slash ? slash : p + strlen(p);
+    const char *colon = memchr(p, ':', (size_t)(hend - p));
+    const char *host_end = colon ? colon : hend;
+    size_t hl = (size_t)(host_end - p);
+    if (hl == 0 || hl >= sizeof out->host) return -1;
+    memcpy(out->host, p, hl);
+    if (colon) {
+        char *end;
+        long port = strtol(colon + 1, &end, 10);
+        if (end != hend || port < 1 || port > 65535) return -1;
+        out->port = (int)port;
+    }
+    if (slash && slash[1]) {
+        char *end;
+        long db = strtol(slash + 1, &end, 10);
+        if (*end || db < 0 || db > 1000) return -1;
+        out->db = (int)db;
+    }
+    return 0;
+}
+
+static int add_site(struct agg *a, const char *name, const char *tz, char *err, size_t errlen)
+{
+    struct agg_site *s = realloc(a->sites, (a->nsites + 1) * sizeof *s);
+    if (!s) goto oom;
+    a->sites = s;
+    s = &a->sites[a->nsites];
+    memset(s, 0, sizeof *s);
+    if (keys_hits(s->stream, sizeof s->stream, name) < 0) {
+        snprintf(err, errlen, "site name too long: '%.60s...'", name);
+        return -1;
+    }
+    char zerr[256];
+    s->zone = clock_zone_new(tz, zerr, sizeof zerr);
+    if (!s->zone) {
+        snprintf(err, errlen, "%s: [site %.100s] timezone: %s", a->cfg->path, name, zerr);
+        return -1;
+    }
+    s->name = strdup(name);
+    if (!s->name) {
+        clock_zone_free(s->zone);
+        goto oom;
+    }
+    a->nsites++;
+    return 0;
+oom:
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
+struct agg *agg_new(struct cfg *cfg, char *err, size_t errlen)
+{
+    struct agg *a = calloc(1, sizeof *a);
+    if (!a) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    a->cfg = cfg;
+    char zerr[256];
+    a->default_zone = clock_zone_new(cfg->aggregator.timezone, zerr, sizeof zerr);
+    if (!a->default_zone) {
+        snprintf(err, errlen, "%s: aggregator.timezone: %s", cfg->path, zerr);
+        goto error;
+    }
+    for (size_t i = 0; i < cfg->n_sites; i++) {
+        const char *tz = cfg->sites[i].timezone ? cfg->sites[i].timezone : cfg->aggregator.timezone;
+        if (add_site(a, cfg->sites[i].name, tz, err, errlen) < 0) goto error;
+    }
+    char host[64] = "host";
+    gethostname(host, sizeof host);
+    host[sizeof host - 1] = '\0';
+    snprintf(a->consumer, sizeof a->consumer, "%s-%ld", host, (long)getpid());
+    return a;
+
+error:
+    agg_free(a);
+    return NULL;
+}
+
+void agg_free(struct agg *a)
+{
+    if (!a) return;
+    agg_disconnect(a);
+    for (size_t i = 0; i < a->nsites; i++) {
+        free(a->sites[i].name);
+        clock_zone_free(a->sites[i].zone);
+        fold_batch_free(a->sites[i].batch);
+    }
+    free(a->sites);
+    clock_zone_free(a->default_zone);
+    free(a);
+}
+
+struct agg_site *agg_site(struct agg *a, const char *name)
+{
+    for (size_t i = 0; i < a->nsites; i++)
+        if (strcmp(a->sites[i].name, name) == 0) return &a->sites[i];
+    char err[256];
+    if (add_site(a, name, clock_zone_name(a->default_zone), err, sizeof err) < 0) {
+        log_warn("ignoring site: %s", err);
+        return NULL;
+    }
+    return &a->sites[a->nsites - 1];
+}
+
+void agg_disconnect(struct agg *a)
+{
+    if (a->rc) redisFree(a->rc);
+    a->rc = NULL;
+    for (size_t i = 0; i < a->nsites; i++) a->sites[i].group_ready = 0;
+}
+
+int agg_connect(struct agg *a)
+{
+    struct agg_url u;
+    agg_disconnect(a);
+    if (agg_parse_url(a->cfg->redis.url, &u) < 0) {
+        snprintf(a->err, sizeof a->err, "redis.url: not redis://host:port/db or unix:///path");
+        return -1;
+    }
+    struct timeval tv = {2, 0};
+    a->rc = u.path[0] ? redisConnectUnixWithTimeout(u.path, tv)
+                      : redisConnectWithTimeout(u.host, u.port, tv);
+    if (!a->rc || a->rc->err) {
+        snprintf(a->err, sizeof a->err, "redis connect: %s", a->rc ? a->rc->errstr : "out of memory");
+        goto error;
+    }
+    long ms = a->cfg->aggregator.block_ms + 5000;
+    struct timeval ctv = {ms / 1000, (ms % 1000) * 1000};
+    if (redisSetTimeout(a->rc, ctv) != REDIS_OK) {
+        snprintf(a->err, sizeof a->err, "redis: cannot set timeout");
+        goto error;
+    }
+    redisReply *r = NULL;
+    if (u.pass[0]) {
+        r = u.user[0] ? redisCommand(a->rc, "AUTH %s %s", u.user, u.pass)
+                      : redisCommand(a->rc, "AUTH %s", u.pass);
+        if (!r || r->type == REDIS_REPLY_ERROR) goto reply_error;
+        freeReplyObject(r);
+    }
+    if (u.db) {
+        r = redisCommand(a->rc, "SELECT %d", u.db);
+        if (!r || r->type == REDIS_REPLY_ERROR) goto reply_error;
+        freeReplyObject(r);
+    }
+    return 0;
+
+reply_error:
+    snprintf(a->err, sizeof a->err, "redis: %s", r ? r->str : a->rc->errstr);
+    if (r) freeReplyObject(r);
+error:
+    agg_disconnect(a);
+    return -1;
+}
+
+static redisReply *checked(struct agg *a, void *reply)
+{
+    if (!reply) {
+        snprintf(a->err, sizeof a->err, "redis: %s",
+                 a->rc && a->rc->err ? a->rc->errstr : "connection lost");
+        agg_disconnect(a);
+    }
+    return reply;
+}
+
+redisReply *agg_command(struct agg *a, const char *fmt, ...)
+{
+    if (!a->rc && agg_connect(a) < 0) return NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    void *r = redisvCommand(a->rc, fmt, ap);
+    va_end(ap);
+    return checked(a, r);
+}
+
+redisReply *agg_command_argv(struct agg *a, int argc, const char **argv, const size_t *argvlen)
+{
+    if (!a->rc && agg_connect(a) < 0) return NULL;
+    return checked(a, redisCommandArgv(a->rc, argc, argv, argvlen));
+}
+
+/* The S of "fs:{S}:hits", or NULL. */
+static char *site_of_stream(const char *key, size_t len)
+{
+    if (len < 11 || strncmp(key, "fs:{", 4) != 0 || strcmp(key + len - 6, "}:hits") != 0)
+        return NULL;
+    return strndup(key + 4, len - 10);
+}
+
+int agg_discover(struct agg *a)
+{
+    char cursor[32] = "0";
+    do {
+        redisReply *r = agg_command(a, "SCAN %s MATCH fs:{*}:hits COUNT 1000 TYPE stream", cursor);
+        if (!r) return -1;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING) {
+            snprintf(a->err, sizeof a->err, "SCAN: unexpected reply%s%s",
+                     r->type == REDIS_REPLY_ERROR ? ": " : "", r->type == REDIS_REPLY_ERROR ? r->str : "");
+            freeReplyObject(r);
+            return -1;
+        }
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        redisReply *keys = r->element[1];
+        for (size_t i = 0; i < keys->elements; i++) {
+            char *name = site_of_stream(keys->element[i]->str, keys->element[i]->len);
+            size_t before = a->nsites;
+            if (name && agg_site(a, name) && a->nsites > before) log_info("new site %s", name);
+            free(name);
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}
+
+int agg_stopping(const struct agg *a)
+{
+    return a->stop && *a->stop;
+}
+
+void agg_sleep(struct agg *a, long ms)
+{
+    while (ms > 0 && !agg_stopping(a)) {
+        long step = ms > 50 ? 50 : ms;
+        struct timespec ts = {0, step * 1000000L};
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !agg_stopping(a)) {}
+        ms -= step;
+    }
+}

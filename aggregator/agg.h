@@ -1,0 +1,98 @@
+/* agg.h -- the aggregator's shared state: config, Redis connection, sites.
+ *
+ * Every command (run, report, purge, forget) starts from one struct agg: it
+ * owns the loaded config, one synchronous hiredis connection (a batch daemon
+ * waits for each reply anyway, and the synchronous API keeps the exactly-once
+ * reasoning linear) and the list of known sites with their timezones.
+ *
+ * Sites are the configured [site] sections plus every fs:{S}:hits stream
+ * found by SCAN (agg_discover): the collector may be configured with a site
+ * the aggregator's copy of the file does not know yet, and its hits must
+ * still be counted and purged. Unknown sites use aggregator.timezone.
+ */
+#ifndef FAIRSTAT_AGG_H
+#define FAIRSTAT_AGG_H
+
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cfg.h"
+#include "clock.h"
+
+#define AGG_GROUP "fairstat"
+#define AGG_ERRLEN 256
+
+struct fold_batch;
+
+struct agg_site {
+    char *name;
+    char stream[512];           /* fs:{S}:hits */
+    struct clock_zone *zone;    /* owned */
+    struct fold_batch *batch;   /* owned, created on first use */
+    int group_ready;            /* XGROUP CREATE done on this connection */
+};
+
+struct agg_stats {
+    uint64_t read, counted, skipped, batches;
+};
+
+struct agg {
+    struct cfg *cfg;            /* borrowed */
+    redisContext *rc;           /* NULL when disconnected */
+    char consumer[128];         /* hostname-pid */
+    char sha[41];               /* SHA1 of session_script */
+    struct agg_site *sites;
+    size_t nsites;
+    struct clock_zone *default_zone;
+    volatile sig_atomic_t *stop;   /* set by SIGTERM/SIGINT; may be NULL */
+    struct agg_stats stats;
+    char err[AGG_ERRLEN];
+};
+
+/* Parsed [redis] url. */
+struct agg_url {
+    char host[256];
+    int port;
+    char path[256];             /* unix socket, "" for TCP */
+    char user[128], pass[256];
+    int db;
+};
+
+/* redis://[user:pass@]host[:port][/db] or unix:///path[?db=N]. 0 or -1. */
+int agg_parse_url(const char *url, struct agg_url *out);
+
+/* State for cfg (borrowed; must outlive the result). Validates every site's
+ * timezone. NULL with one line in err (a config error: exit 2). */
+struct agg *agg_new(struct cfg *cfg, char *err, size_t errlen);
+void agg_free(struct agg *a);
+
+/* Connects (2 s timeout) and authenticates; commands time out after
+ * block_ms + 5 s. 0, or -1 with a->err set. */
+int agg_connect(struct agg *a);
+void agg_disconnect(struct agg *a);
+
+/* Runs a command. Returns the reply (caller frees with freeReplyObject), or
+ * NULL on a connection error, after which the connection is closed and
+ * a->err says why. An error reply is returned like any other. */
+redisReply *agg_command(struct agg *a, const char *fmt, ...);
+redisReply *agg_command_argv(struct agg *a, int argc, const char **argv, const size_t *argvlen);
+
+/* Adds the configured sites and every fs:{S}:hits stream in Redis to
+ * a->sites. 0 or -1 (connection error). */
+int agg_discover(struct agg *a);
+
+/* The site named name, adding it (with the default zone) if new; NULL when
+ * out of memory. */
+struct agg_site *agg_site(struct agg *a, const char *name);
+
+/* Sleeps ms, waking early when *a->stop is set. */
+void agg_sleep(struct agg *a, long ms);
+int agg_stopping(const struct agg *a);
+
+/* The daemon (run.c): drains every site's stream into aggregates until
+ * stopped (once = until nothing is queued). Exit status: 0 or 1. */
+int agg_run(struct agg *a, int once);
+
+#endif

@@ -1,0 +1,225 @@
+/* main.c -- fairstat-aggregator: command line, config, signals.
+ *
+ * Parses "-c FILE [-o section.key=value]... COMMAND [options]", loads the
+ * config, builds the shared state (agg.h) and hands over to run (run.c),
+ * report (report.c), purge (purge.c) or forget (forget.c). Exit status:
+ * 0 ok, 1 runtime failure (Redis unreachable...), 2 usage or config error,
+ * always with one line on stderr saying which.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agg.h"
+#include "cfg.h"
+#include "clock.h"
+#include "forget.h"
+#include "log.h"
+#include "purge.h"
+#include "report.h"
+
+#define MAX_OVERRIDES 64
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static const char usage_text[] =
+    "usage: fairstat-aggregator -c FILE [-o section.key=value]... [-v] COMMAND\n"
+    "  run [--once]                       fold queued hits into aggregates (daemon)\n"
+    "  report --site S [--from YYYY-MM-DD] [--to YYYY-MM-DD]\n"
+    "         [--format table|json|csv] [--limit N] [--other]\n"
+    "  purge [--dry-run] [--as-of RFC3339]   enforce the retention limits\n"
+    "  forget --receipt ID [--site S]     erase a visitor's buffered hits\n";
+
+static int usage(const char *fmt, const char *arg)
+{
+    fputs("fairstat-aggregator: ", stderr);
+    fprintf(stderr, fmt, arg ? arg : "");
+    fputs(" (see --help)\n", stderr);
+    return 2;
+}
+
+/* The value of option argv[*i] ("--opt VALUE" or "--opt=VALUE"); NULL when missing. */
+static const char *opt_value(int argc, char **argv, int *i, const char *name)
+{
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0) return NULL;
+    if (argv[*i][n] == '=') return argv[*i] + n + 1;
+    if (argv[*i][n] == '\0' && *i + 1 < argc) return argv[++*i];
+    return NULL;
+}
+
+static int is_opt(const char *arg, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(arg, name, n) == 0 && (arg[n] == '\0' || arg[n] == '=');
+}
+
+static int cmd_run(struct agg *a, int argc, char **argv)
+{
+    int once = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--once") == 0) once = 1;
+        else return usage("run: unknown option '%s'", argv[i]);
+    }
+    return agg_run(a, once);
+}
+
+static int cmd_report(struct agg *a, int argc, char **argv)
+{
+    struct report_opts o = {.limit = 10, .format = REPORT_TABLE, .from_day = -1, .to_day = -1};
+    for (int i = 0; i < argc; i++) {
+        const char *v;
+        if (is_opt(argv[i], "--site")) {
+            if (!(v = opt_value(argc, argv, &i, "--site"))) return usage("report: --site needs a value%s", "");
+            o.site = v;
+        } else if (is_opt(argv[i], "--from") || is_opt(argv[i], "--to")) {
+            int from = is_opt(argv[i], "--from");
+            if (!(v = opt_value(argc, argv, &i, from ? "--from" : "--to")) ||
+                clock_parse_day(v, from ? &o.from_day : &o.to_day) < 0)
+                return usage("report: --from/--to need a date YYYY-MM-DD, got '%s'", v ? v : "");
+        } else if (is_opt(argv[i], "--format")) {
+            if (!(v = opt_value(argc, argv, &i, "--format")) || report_parse_format(v, &o.format) < 0)
+                return usage("report: --format must be table, json or csv, got '%s'", v ? v : "");
+        } else if (is_opt(argv[i], "--limit")) {
+            char *end;
+            v = opt_value(argc, argv, &i, "--limit");
+            long n = v ? strtol(v, &end, 10) : -1;
+            if (!v || *end || n < 1 || n > 100000)
+                return usage("report: --limit must be a number 1..100000, got '%s'", v ? v : "");
+            o.limit = (int)n;
+        } else if (strcmp(argv[i], "--other") == 0) {
+            o.other = 1;
+        } else {
+            return usage("report: unknown option '%s'", argv[i]);
+        }
+    }
+    if (!o.site) return usage("report: --site S is required%s", "");
+    struct agg_site *s = agg_site(a, o.site);
+    if (!s) return usage("report: bad site name '%s'", o.site);
+    int64_t today = clock_local_days(s->zone, clock_now_ms());
+    if (o.to_day < 0) o.to_day = o.from_day >= 0 && o.from_day > today ? o.from_day : today;
+    if (o.from_day < 0) o.from_day = o.to_day < today ? o.to_day : today;
+    if (o.from_day > o.to_day) return usage("report: --from is after --to%s", "");
+    if (o.to_day - o.from_day >= REPORT_MAX_DAYS) return usage("report: range longer than 10 years%s", "");
+    json_t *r = report_build(a, &o);
+    if (!r) {
+        fprintf(stderr, "fairstat-aggregator: report: %s\n", a->err);
+        return 1;
+    }
+    int rc = report_print(r, o.format, stdout);
+    json_decref(r);
+    if (rc < 0 || fflush(stdout) != 0) {
+        fprintf(stderr, "fairstat-aggregator: report: write error: %s\n", strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_purge(struct agg *a, int argc, char **argv)
+{
+    int dry = 0;
+    int64_t as_of = clock_now_ms();
+    for (int i = 0; i < argc; i++) {
+        const char *v;
+        if (strcmp(argv[i], "--dry-run") == 0) {
+            dry = 1;
+        } else if (is_opt(argv[i], "--as-of")) {
+            if (!(v = opt_value(argc, argv, &i, "--as-of")) || clock_parse_rfc3339(v, &as_of) < 0)
+                return usage("purge: --as-of needs an RFC 3339 time (2024-05-01T00:00:00Z), got '%s'", v ? v : "");
+        } else {
+            return usage("purge: unknown option '%s'", argv[i]);
+        }
+    }
+    if (agg_discover(a) < 0 || purge_run(a, as_of, dry, stdout) < 0) {
+        fprintf(stderr, "fairstat-aggregator: purge: %s\n", a->err);
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_forget(struct agg *a, int argc, char **argv)
+{
+    const char *receipt = NULL, *site = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (is_opt(argv[i], "--receipt")) {
+            if (!(receipt = opt_value(argc, argv, &i, "--receipt"))) return usage("forget: --receipt needs a value%s", "");
+        } else if (is_opt(argv[i], "--site")) {
+            if (!(site = opt_value(argc, argv, &i, "--site"))) return usage("forget: --site needs a value%s", "");
+        } else {
+            return usage("forget: unknown option '%s'", argv[i]);
+        }
+    }
+    if (!receipt) return usage("forget: --receipt ID is required%s", "");
+    if (!forget_receipt_ok(receipt)) return usage("forget: not a receipt id%s", "");
+    if (agg_discover(a) < 0 || (site && !agg_site(a, site)) || forget_run(a, receipt, site, stdout) < 0) {
+        fprintf(stderr, "fairstat-aggregator: forget: %s\n", a->err);
+        return 1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *conf = NULL;
+    char *overrides[MAX_OVERRIDES];
+    size_t n_over = 0;
+    int opt;
+    log_set_name("fairstat-aggregator");
+    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    while ((opt = getopt_long(argc, argv, "+c:o:vh", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': conf = optarg; break;
+        case 'o':
+            if (n_over == MAX_OVERRIDES) return usage("too many -o options%s", "");
+            overrides[n_over++] = optarg;
+            break;
+        case 'v': log_set_level(LOG_DEBUG); break;
+        case 'h': fputs(usage_text, stdout); return 0;
+        default: return usage("bad option%s", "");
+        }
+    }
+    if (!conf) return usage("-c FILE is required%s", "");
+    if (optind >= argc) return usage("a command is required: run, report, purge or forget%s", "");
+    const char *cmd = argv[optind];
+    int (*fn)(struct agg *, int, char **) = NULL;
+    if (strcmp(cmd, "run") == 0) fn = cmd_run;
+    else if (strcmp(cmd, "report") == 0) fn = cmd_report;
+    else if (strcmp(cmd, "purge") == 0) fn = cmd_purge;
+    else if (strcmp(cmd, "forget") == 0) fn = cmd_forget;
+    else return usage("unknown command '%s' (run, report, purge, forget)", cmd);
+
+    char err[512];
+    struct cfg *cfg = cfg_load(conf, overrides, n_over, err, sizeof err);
+    if (!cfg) {
+        fprintf(stderr, "fairstat-aggregator: %s\n", err);
+        return 2;
+    }
+    struct agg *a = agg_new(cfg, err, sizeof err);
+    if (!a) {
+        fprintf(stderr, "fairstat-aggregator: %s\n", err);
+        cfg_free(cfg);
+        return 2;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    a->stop = &stop_flag;
+
+    int rc = fn(a, argc - optind - 1, argv + optind + 1);
+    agg_free(a);
+    cfg_free(cfg);
+    return rc;
+}

@@ -1,0 +1,392 @@
+/* purge.c -- the retention purge: raw hits, aggregates, receipts, salts.
+ *
+ * Stream ids are millisecond times, so "older than" is an id range and
+ * XTRIM MINID removes it in one call. XTRIM leaves the group's pending list
+ * pointing at trimmed ids; those references are acknowledged here too, and
+ * the apply script (session.c) would count nothing for them anyway because
+ * their XDEL returns 0. Aggregate keys carry their day in the name, so SCAN
+ * finds them without an index. A dry run walks the same ranges read-only.
+ */
+#include "purge.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "agg.h"
+#include "keys.h"
+#include "log.h"
+
+#define SALT_MAX_AGE_MS (48 * 3600 * 1000LL)
+#define STALE_CONSUMER_MS (3600 * 1000LL)
+
+struct purge_counts {
+    long long raw, pending, aggregates, receipts, consumers;
+};
+
+/* ------------------------------------------------------------------------ */
+/* Selection rules                                                           */
+/* ------------------------------------------------------------------------ */
+
+int64_t purge_minid(int64_t as_of_ms, long max_age_s, char out[32])
+{
+    int64_t ms = as_of_ms - (int64_t)max_age_s * 1000;
+    if (ms < 0) ms = 0;
+    snprintf(out, 32, "%lld-0", (long long)ms);
+    return ms;
+}
+
+static int all_digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9') return 0;
+    return 1;
+}
+
+int64_t purge_key_day(const char *key, size_t len, size_t prefix_len)
+{
+    if (len < prefix_len + 2 + 8) return -1;
+    const char *p = key + prefix_len, *end = key + len;
+    char day[CLOCK_DAY_LEN + 1];
+    if (p[0] == 'd' && p[1] == ':') {
+        if (len < prefix_len + 2 + 8 + 1 || p[10] != ':') return -1;
+    } else if (p[0] == 'h' && p[1] == ':') {
+        if (end - p != 12 || !all_digits(p + 10, 2)) return -1;
+    } else {
+        return -1;
+    }
+    if (!all_digits(p + 2, 8)) return -1;
+    memcpy(day, p + 2, 8);
+    day[8] = '\0';
+    int64_t days;
+    return clock_parse_day(day, &days) < 0 ? -1 : days;
+}
+
+int64_t purge_aggregate_cutoff(struct clock_zone *zone, int64_t as_of_ms, long max_age_s)
+{
+    return clock_local_days(zone, as_of_ms - (int64_t)max_age_s * 1000);
+}
+
+int purge_salt_expired(const char *key, size_t len, int64_t as_of_ms)
+{
+    if (len != 16 || strncmp(key, "fs:salt:", 8) != 0 || !all_digits(key + 8, 8)) return -1;
+    char day[CLOCK_DAY_LEN + 1];
+    memcpy(day, key + 8, 8);
+    day[8] = '\0';
+    int64_t days;
+    if (clock_parse_day(day, &days) < 0) return -1;
+    return days * 86400000LL + SALT_MAX_AGE_MS <= as_of_ms;
+}
+
+int purge_glob_escape(const char *s, char *out, size_t outlen)
+{
+    size_t n = 0;
+    for (; *s; s++) {
+        if (strchr("*?[]\\", *s)) {
+            if (n + 1 >= outlen) return -1;
+            out[n++] = '\\';
+        }
+        if (n + 1 >= outlen) return -1;
+        out[n++] = *s;
+    }
+    out[n] = '\0';
+    return (int)n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Redis work                                                                */
+/* ------------------------------------------------------------------------ */
+
+static int bad_reply(struct agg *a, redisReply *r, const char *what)
+{
+    snprintf(a->err, sizeof a->err, "%s: %.200s", what,
+             r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    freeReplyObject(r);
+    return -1;
+}
+
+/* Counts entries of stream with id < cutoff_ms (dry run). */
+static int count_older(struct agg *a, const char *stream, int64_t cutoff_ms, long long *n)
+{
+    char start[64] = "-", end[32];
+    *n = 0;
+    if (cutoff_ms <= 0) return 0;
+    snprintf(end, sizeof end, "%lld", (long long)cutoff_ms - 1);
+    for (;;) {
+        redisReply *r = agg_command(a, "XRANGE %s %s %s COUNT 1000", stream, start, end);
+        if (!r) return -1;
+        if (r->type != REDIS_REPLY_ARRAY) return bad_reply(a, r, "XRANGE");
+        *n += (long long)r->elements;
+        if (r->elements < 1000) {
+            freeReplyObject(r);
+            return 0;
+        }
+        snprintf(start, sizeof start, "(%s", r->element[r->elements - 1]->element[0]->str);
+        freeReplyObject(r);
+    }
+}
+
+static int trim(struct agg *a, const char *stream, int64_t as_of_ms, long max_age_s, int dry,
+                long long *n)
+{
+    char minid[32];
+    int64_t cutoff = purge_minid(as_of_ms, max_age_s, minid);
+    if (dry) return count_older(a, stream, cutoff, n);
+    redisReply *r = agg_command(a, "XTRIM %s MINID %s", stream, minid);
+    if (!r) return -1;
+    if (r->type != REDIS_REPLY_INTEGER) return bad_reply(a, r, "XTRIM");
+    *n = r->integer;
+    freeReplyObject(r);
+    return 0;
+}
+
+/* Pending-list references older than the raw cutoff: acknowledged and
+ * deleted (the entries themselves are usually trimmed already). */
+static int purge_pending(struct agg *a, const char *stream, int64_t as_of_ms, long max_age_s,
+                         int dry, long long *n)
+{
+    char minid[32], start[64] = "-", end[32];
+    int64_t cutoff = purge_minid(as_of_ms, max_age_s, minid);
+    *n = 0;
+    if (cutoff <= 0) return 0;
+    snprintf(end, sizeof end, "%lld", (long long)cutoff - 1);
+    for (;;) {
+        redisReply *r = agg_command(a, "XPENDING %s %s %s %s 1000", stream, AGG_GROUP, start, end);
+        if (!r) return -1;
+        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOGROUP", 7) == 0) {
+            freeReplyObject(r);
+            return 0;
+        }
+        if (r->type != REDIS_REPLY_ARRAY) return bad_reply(a, r, "XPENDING");
+        size_t k = r->elements;
+        if (k == 0) {
+            freeReplyObject(r);
+            return 0;
+        }
+        *n += (long long)k;
+        if (dry) {
+            snprintf(start, sizeof start, "(%s", r->element[k - 1]->element[0]->str);
+        } else {
+            const char **argv = malloc((k + 3) * sizeof *argv);
+            if (!argv) {
+                freeReplyObject(r);
+                snprintf(a->err, sizeof a->err, "out of memory");
+                return -1;
+            }
+            for (int pass = 0; pass < 2; pass++) {
+                size_t c = 0;
+                argv[c++] = pass ? "XDEL" : "XACK";
+                argv[c++] = stream;
+                if (!pass) argv[c++] = AGG_GROUP;
+                for (size_t i = 0; i < k; i++) argv[c++] = r->element[i]->element[0]->str;
+                redisReply *x = agg_command_argv(a, (int)c, argv, NULL);
+                if (!x) {
+                    free(argv);
+                    freeReplyObject(r);
+                    return -1;
+                }
+                freeReplyObject(x);
+            }
+            free(argv);
+        }
+        freeReplyObject(r);
+        if (k < 1000 && dry) return 0;
+    }
+}
+
+/* Calls fn(key, len, arg) for each key matching pattern; deletes it when fn
+ * returns 1 and !dry. Counts the selected keys in *n. */
+static int scan_select(struct agg *a, const char *pattern, int dry, long long *n,
+                       int (*fn)(const char *, size_t, void *), void *arg)
+{
+    char cursor[32] = "0";
+    *n = 0;
+    do {
+        redisReply *r = agg_command(a, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        if (!r) return -1;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) return bad_reply(a, r, "SCAN");
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        redisReply *keys = r->element[1];
+        const char **argv = malloc((keys->elements + 1) * sizeof *argv);
+        size_t c = 0;
+        if (!argv) {
+            freeReplyObject(r);
+            snprintf(a->err, sizeof a->err, "out of memory");
+            return -1;
+        }
+        argv[c++] = "UNLINK";
+        for (size_t i = 0; i < keys->elements; i++)
+            if (fn(keys->element[i]->str, keys->element[i]->len, arg) == 1)
+                argv[c++] = keys->element[i]->str;
+        *n += (long long)(c - 1);
+        int rc = 0;
+        if (!dry && c > 1) {
+            redisReply *x = agg_command_argv(a, (int)c, argv, NULL);
+            rc = x ? 0 : -1;
+            if (x) freeReplyObject(x);
+        }
+        free(argv);
+        freeReplyObject(r);
+        if (rc < 0) return -1;
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}
+
+struct agg_sel {
+    size_t prefix_len;
+    int64_t cutoff_day;
+};
+
+static int select_aggregate(const char *key, size_t len, void *arg)
+{
+    const struct agg_sel *s = arg;
+    int64_t day = purge_key_day(key, len, s->prefix_len);
+    return day >= 0 && day < s->cutoff_day;
+}
+
+static int select_salt(const char *key, size_t len, void *arg)
+{
+    return purge_salt_expired(key, len, *(const int64_t *)arg) == 1;
+}
+
+/* Consumers left by killed aggregators: nothing pending, idle for an hour. */
+static int drop_stale_consumers(struct agg *a, const char *stream, long long *n)
+{
+    *n = 0;
+    redisReply *r = agg_command(a, "XINFO CONSUMERS %s %s", stream, AGG_GROUP);
+    if (!r) return -1;
+    if (r->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(r);
+        return 0;               /* no group yet */
+    }
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *c = r->element[i];
+        const char *name = NULL;
+        long long pending = -1, idle = 0;
+        for (size_t k = 0; c->type == REDIS_REPLY_ARRAY && k + 1 < c->elements; k += 2) {
+            const char *f = c->element[k]->str;
+            if (!f) continue;
+            if (strcmp(f, "name") == 0) name = c->element[k + 1]->str;
+            else if (strcmp(f, "pending") == 0) pending = c->element[k + 1]->integer;
+            else if (strcmp(f, "idle") == 0) idle = c->element[k + 1]->integer;
+        }
+        if (!name || pending != 0 || idle < STALE_CONSUMER_MS || strcmp(name, a->consumer) == 0)
+            continue;
+        redisReply *x = agg_command(a, "XGROUP DELCONSUMER %s %s %s", stream, AGG_GROUP, name);
+        if (!x) {
+            freeReplyObject(r);
+            return -1;
+        }
+        freeReplyObject(x);
+        (*n)++;
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+static int purge_site(struct agg *a, struct agg_site *s, int64_t as_of_ms, int dry,
+                      struct purge_counts *c)
+{
+    const struct cfg *cfg = a->cfg;
+    char key[512], esc[1024], pattern[1100];
+    memset(c, 0, sizeof *c);
+    if (trim(a, s->stream, as_of_ms, cfg->retention.raw_max_age_s, dry, &c->raw) < 0 ||
+        purge_pending(a, s->stream, as_of_ms, cfg->retention.raw_max_age_s, dry, &c->pending) < 0)
+        return -1;
+    if (keys_consent(key, sizeof key, s->name) < 0 ||
+        trim(a, key, as_of_ms, cfg->retention.consent_receipts_s, dry, &c->receipts) < 0)
+        return -1;
+    int pl = keys_hits(key, sizeof key, s->name);   /* "fs:{S}:hits": the prefix is 4 shorter */
+    if (pl < 0 || purge_glob_escape(s->name, esc, sizeof esc) < 0) return 0;
+    snprintf(pattern, sizeof pattern, "fs:{%s}:[dh]:*", esc);
+    struct agg_sel sel = {(size_t)pl - 4,
+                          purge_aggregate_cutoff(s->zone, as_of_ms, cfg->retention.aggregates_s)};
+    if (scan_select(a, pattern, dry, &c->aggregates, select_aggregate, &sel) < 0) return -1;
+    if (!dry && drop_stale_consumers(a, s->stream, &c->consumers) < 0) return -1;
+    return 0;
+}
+
+static int audit(struct agg *a, int64_t as_of_ms, const struct purge_counts *per, long long salts)
+{
+    size_t cap = 12 + a->nsites * 8;
+    const char **argv = calloc(cap, sizeof *argv);
+    char (*num)[32] = calloc(a->nsites * 4 + 2, sizeof *num);
+    char (*names)[300] = calloc(a->nsites * 4 + 1, sizeof *names);
+    char asof[32], now[32];
+    int rc = -1;
+    if (!argv || !num || !names) {
+        snprintf(a->err, sizeof a->err, "out of memory");
+        goto out;
+    }
+    clock_format_rfc3339(as_of_ms, asof);
+    snprintf(now, sizeof now, "%lld", (long long)clock_now_ms());
+    size_t c = 0, k = 0;
+    argv[c++] = "XADD";
+    argv[c++] = KEYS_AUDIT;
+    argv[c++] = "*";
+    argv[c++] = "action";
+    argv[c++] = "purge";
+    argv[c++] = "t";
+    argv[c++] = now;
+    argv[c++] = "as_of";
+    argv[c++] = asof;
+    argv[c++] = "salts";
+    snprintf(num[k], sizeof num[k], "%lld", salts);
+    argv[c++] = num[k++];
+    for (size_t i = 0; i < a->nsites; i++) {
+        const long long v[4] = {per[i].raw, per[i].pending, per[i].aggregates, per[i].receipts};
+        static const char *const what[4] = {"raw", "pending", "aggregates", "receipts"};
+        for (int j = 0; j < 4; j++) {
+            size_t at = i * 4 + (size_t)j;
+            snprintf(names[at], sizeof names[at], "%.250s.%s", a->sites[i].name, what[j]);
+            snprintf(num[k], sizeof num[k], "%lld", v[j]);
+            argv[c++] = names[at];
+            argv[c++] = num[k++];
+        }
+    }
+    redisReply *r = agg_command_argv(a, (int)c, argv, NULL);
+    if (!r) goto out;
+    rc = r->type == REDIS_REPLY_STRING ? 0 : -1;
+    if (rc < 0) snprintf(a->err, sizeof a->err, "XADD %s: %s", KEYS_AUDIT, r->str ? r->str : "bad reply");
+    freeReplyObject(r);
+out:
+    free(argv);
+    free(num);
+    free(names);
+    return rc;
+}
+
+int purge_run(struct agg *a, int64_t as_of_ms, int dry_run, FILE *out)
+{
+    struct purge_counts *per = calloc(a->nsites + 1, sizeof *per);
+    long long salts = 0, total = 0;
+    int rc = -1;
+    if (!per) {
+        snprintf(a->err, sizeof a->err, "out of memory");
+        return -1;
+    }
+    char asof[32];
+    clock_format_rfc3339(as_of_ms, asof);
+    if (out)
+        fprintf(out, "purge as of %s%s\n", asof, dry_run ? " (dry run: nothing deleted)" : "");
+    for (size_t i = 0; i < a->nsites; i++) {
+        if (purge_site(a, &a->sites[i], as_of_ms, dry_run, &per[i]) < 0) goto out;
+        const struct purge_counts *c = &per[i];
+        total += c->raw + c->pending + c->aggregates + c->receipts;
+        if (out)
+            fprintf(out, "%s: %s%lld raw hits, %lld pending references, %lld aggregate keys, "
+                         "%lld consent receipts\n",
+                    a->sites[i].name, dry_run ? "would remove " : "removed ", c->raw, c->pending,
+                    c->aggregates, c->receipts);
+    }
+    if (scan_select(a, "fs:salt:*", dry_run, &salts, select_salt, &as_of_ms) < 0) goto out;
+    total += salts;
+    if (out) fprintf(out, "salts: %s%lld\n", dry_run ? "would remove " : "removed ", salts);
+    if (!dry_run) {
+        if (audit(a, as_of_ms, per, salts) < 0) goto out;
+        if (total) log_info("purge as of %s removed %lld items", asof, total);
+    }
+    rc = 0;
+out:
+    free(per);
+    return rc;
+}

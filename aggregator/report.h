@@ -1,0 +1,39 @@
+/* report.h -- the analysts' first view: totals, breakdowns, daily series.
+ *
+ * report_build() reads a site's daily hashes and HyperLogLogs for a range of
+ * days (in the site's timezone) and returns the report as a jansson object,
+ * the one model every output format renders: JSON as is, table and CSV by
+ * report_format.c. Visitors over a range are the union of the daily
+ * HyperLogLogs (PFCOUNT over several keys), never a sum of daily counts.
+ */
+#ifndef FAIRSTAT_REPORT_H
+#define FAIRSTAT_REPORT_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct agg;
+
+enum report_format { REPORT_TABLE, REPORT_JSON, REPORT_CSV };
+
+#define REPORT_MAX_DAYS 3660
+
+struct report_opts {
+    const char *site;
+    int64_t from_day, to_day;   /* days since 1970-01-01, inclusive */
+    int limit;                  /* rows per breakdown */
+    int other;                  /* fold rows past limit into "(other)" */
+    enum report_format format;
+};
+
+/* The report, or NULL with a->err set. Caller owns it (json_decref). */
+json_t *report_build(struct agg *a, const struct report_opts *o);
+
+/* Renders r to out in format. 0, or -1 on a write error. */
+int report_print(const json_t *r, enum report_format format, FILE *out);
+
+/* "table"|"json"|"csv" -> format. 0 or -1. */
+int report_parse_format(const char *s, enum report_format *f);
+
+#endif

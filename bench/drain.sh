@@ -1,0 +1,135 @@
+#!/bin/sh
+# drain.sh -- the aggregator's drain rate: hits folded into aggregates and
+# deleted per second from a pre-filled stream, next to redis-benchmark's
+# pipelined XADD rate measured in the same run on the same private redis.
+#
+# Each round: FLUSHALL, pre-fill fs:{bench.example}:hits with HITS realistic
+# hits (50 pages, 5000 visitors, referrers, UTM, geo, UA fields) through
+# redis-cli --pipe, then time `fairstat-aggregator run --once` until the
+# stream is empty. Redis is pinned to SERVER_CPU, the aggregator and
+# redis-benchmark to LOAD_CPU (../shared/BENCH.md). Reports the median with
+# min and max over ROUNDS, Redis CPU per hit, and the ratio to XADD.
+#
+# Knobs: DRAIN_HITS=200000 DRAIN_ROUNDS=5 DRAIN_BATCH=500 SERVER_CPU=0 LOAD_CPU=1
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+AGG=$ROOT/bin/fairstat-aggregator
+HITS=${DRAIN_HITS:-200000}
+ROUNDS=${DRAIN_ROUNDS:-5}
+BATCH=${DRAIN_BATCH:-500}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+
+die() { echo "drain: $*" >&2; exit 1; }
+for t in redis-server redis-cli redis-benchmark node awk; do
+    command -v "$t" >/dev/null 2>&1 || die "missing tool '$t'"
+done
+[ -x "$AGG" ] || die "build first: make bin/fairstat-aggregator"
+PIN_S="" PIN_L=""
+if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
+    PIN_S="taskset -c $SERVER_CPU" PIN_L="taskset -c $LOAD_CPU"
+fi
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/fairstat-drain.XXXXXX") || die "mktemp failed"
+REDIS_PID=""
+cleanup() {
+    [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null
+    rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM HUP
+
+PORT=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+$PIN_S redis-server --port "$PORT" --bind 127.0.0.1 --dir "$TMP" --save '' --appendonly no \
+    --logfile "$TMP/redis.log" &
+REDIS_PID=$!
+i=0
+until redis-cli -p "$PORT" ping >/dev/null 2>&1; do
+    i=$((i + 1)); [ $i -lt 100 ] || die "redis-server did not start"; sleep 0.05
+done
+R() { redis-cli -p "$PORT" "$@"; }
+
+cat > "$TMP/fairstat.conf" <<CONF
+[redis]
+url = redis://127.0.0.1:$PORT/0
+[aggregator]
+batch = $BATCH
+block_ms = 100
+purge_interval = 0
+[site bench.example]
+origins = https://bench.example
+CONF
+
+# RESP for HITS XADDs, one hit per second of the last HITS seconds (two days
+# for the default), so day and hour keys change as in real traffic.
+gen() {
+    awk -v n="$HITS" -v key="fs:{bench.example}:hits" -v now="$(date +%s)000" 'BEGIN {
+        srand(42);
+        split("google.com,,duckduckgo.com,,news.ycombinator.com,,bing.com,", refs, ",");
+        split("DE,FR,US,GB,NL,SE", cc, ",");
+        split("Firefox,Chrome,Safari,Edge", br, ",");
+        split("Linux,Windows,macOS,Android,iOS", os, ",");
+        split("desktop,mobile,tablet", dv, ",");
+        for (i = 0; i < n; i++) {
+            v = sprintf("%016x", int(rand() * 5000));
+            f[1] = "t"; f[2] = sprintf("%.0f", now - (n - i) * 1000);
+            f[3] = "n"; f[4] = "pageview";
+            f[5] = "p"; f[6] = sprintf("/docs/page-%d", int(rand() * 50));
+            f[7] = "r"; f[8] = refs[1 + int(rand() * 8)];
+            f[9] = "us"; f[10] = (rand() < 0.1) ? "newsletter" : "";
+            f[11] = "c"; f[12] = cc[1 + int(rand() * 6)];
+            f[13] = "b"; f[14] = br[1 + int(rand() * 4)];
+            f[15] = "o"; f[16] = os[1 + int(rand() * 5)];
+            f[17] = "dv"; f[18] = dv[1 + int(rand() * 3)];
+            f[19] = "v"; f[20] = v;
+            printf "*23\r\n$4\r\nXADD\r\n$%d\r\n%s\r\n$1\r\n*\r\n", length(key), key;
+            for (k = 1; k <= 20; k++) printf "$%d\r\n%s\r\n", length(f[k]), f[k];
+        }
+    }'
+}
+gen > "$TMP/fill.resp"
+
+median() { sort -g | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.0f (min %.0f, max %.0f)", m, a[1], a[NR]}'; }
+cpu() { R info cpu | awk -F: '/^used_cpu_(user|sys):/ {s+=$2} END {printf "%.6f", s}'; }
+now_ns() { date +%s%N; }
+
+: > "$TMP/drain" ; : > "$TMP/xadd" ; : > "$TMP/rcpu"
+r=1
+while [ $r -le "$ROUNDS" ]; do
+    R flushall >/dev/null
+    R script flush >/dev/null
+    redis-cli -p "$PORT" --pipe < "$TMP/fill.resp" > "$TMP/pipe.out" 2>&1 || die "pre-fill failed: $(cat "$TMP/pipe.out")"
+    before=$(R xlen 'fs:{bench.example}:hits')
+    [ "$before" = "$HITS" ] || die "pre-fill stored $before of $HITS hits"
+    c0=$(cpu); t0=$(now_ns)
+    $PIN_L "$AGG" -c "$TMP/fairstat.conf" run --once 2> "$TMP/agg.log" || die "run --once failed: $(tail -n 3 "$TMP/agg.log")"
+    t1=$(now_ns); c1=$(cpu)
+    after=$(R xlen 'fs:{bench.example}:hits')
+    [ "$after" = 0 ] || die "$after hits left in the stream after run --once"
+    # Every hit counted exactly once: the daily pageviews add up to HITS.
+    pv=0
+    for d in 0 1 2 3; do
+        n=$(R hget "fs:{bench.example}:d:$(date -u -d "-$d day" +%Y%m%d):totals" pageviews)
+        pv=$((pv + ${n:-0}))
+    done
+    [ "$pv" = "$HITS" ] || die "counted $pv pageviews for $HITS hits"
+    echo "$HITS $t0 $t1" | awk '{printf "%.0f\n", $1 / (($3 - $2) / 1e9)}' >> "$TMP/drain"
+    echo "$c0 $c1 $HITS" | awk '{printf "%.2f\n", ($2 - $1) * 1e6 / $3}' >> "$TMP/rcpu"
+
+    R flushall >/dev/null
+    $PIN_L redis-benchmark -p "$PORT" -P 32 -n 300000 -q XADD benchkey '*' \
+        f1 v1 f2 v2 f3 v3 f4 v4 f5 v5 f6 v6 f7 v7 > "$TMP/rb.out" 2>&1
+    awk -F'[: ]+' '/requests per second/ {for (i = 1; i <= NF; i++) if ($i ~ /^[0-9.]+$/) {print $i; exit}}' \
+        "$TMP/rb.out" | tr -d '\r' >> "$TMP/xadd"
+    echo "round $r: drained and counted $pv hits at $(tail -n 1 "$TMP/drain") hits/s;" \
+         "redis-benchmark XADD $(tail -n 1 "$TMP/xadd") /s" >&2
+    r=$((r + 1))
+done
+
+d=$(median < "$TMP/drain"); x=$(median < "$TMP/xadd"); c=$(sort -g "$TMP/rcpu" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+dm=$(sort -g "$TMP/drain" | awk '{a[NR]=$1} END {print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}')
+xm=$(sort -g "$TMP/xadd" | awk '{a[NR]=$1} END {print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}')
+echo "aggregator drain, $HITS hits x $ROUNDS rounds, batch $BATCH (folded + deleted, one Lua call per batch):"
+echo "  drain:                       $d hits/s"
+echo "  redis CPU per drained hit:   $c us"
+echo "  redis-benchmark -P 32 XADD:  $x /s (7 fields)"
+echo "  drain / XADD:                $(echo "$dm $xm" | awk '{printf "%.2f", $1 / $2}')"
