@@ -94,6 +94,16 @@ export async function openPage(browser, opts = {}) {
   page.on('response', (res) => done(res.request()));
   page.on('requestfinished', done);
   page.on('requestfailed', done);
+  // A beacon still in flight when its page is left may never report an end
+  // to Playwright; what reached the collector is checked in Redis instead.
+  let doc = 0;
+  const born = new WeakMap();
+  page.on('request', (req) => born.set(req, doc));
+  page.on('framenavigated', (frame) => {
+    if (frame !== page.mainFrame()) return;
+    doc++;
+    for (const req of rec.pending) if (born.get(req) < doc) rec.pending.delete(req);
+  });
   return { context, page, rec };
 }
 

@@ -107,6 +107,8 @@ test('data-consent="external": no banner, beacons sent, the collector decides', 
     const statuses = [];
     page.on('response', (r) => r.url().endsWith('/api/event') && statuses.push(r.status()));
     await fixture(page, 'external', html('en', tag('data-consent="external"')));
+    // The beacon leaves after load; wait for it rather than for silence.
+    await waitFor('the beacon', () => rec.events.length >= 1);
     await settle(rec);
     assert.equal(rec.events.length, 1);
     await waitFor('response', () => statuses.length === 1);
