@@ -17,58 +17,7 @@
 #include "fold.h"
 #include "keys.h"
 #include "log.h"
-
-int agg_parse_url(const char *url, struct agg_url *out)
-{
-    memset(out, 0, sizeof *out);
-    out->port = 6379;
-    if (strncmp(url, "unix://", 7) == 0) {
-        const char *p = url + 7, *q = strchr(p, '?');
-        size_t n = q ? (size_t)(q - p) : strlen(p);
-        if (n == 0 || n >= sizeof out->path) return -1;
-        memcpy(out->path, p, n);
-        if (q) {
-            if (strncmp(q, "?db=", 4) != 0) return -1;
-            char *end;
-            long db = strtol(q + 4, &end, 10);
-            if (*end || db < 0 || db > 1000) return -1;
-            out->db = (int)db;
-        }
-        return 0;
-    }
-    if (strncmp(url, "redis://", 8) != 0) return -1;
-    const char *p = url + 8;
-    const char *at = strrchr(p, '@');
-    if (at) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        const char *pass = colon ? colon + 1 : p;
-        size_t ul = colon ? (size_t)(colon - p) : 0, pl = (size_t)(at - pass);
-        if (ul >= sizeof out->user || pl >= sizeof out->pass) return -1;
-        memcpy(out->user, p, ul);
-        memcpy(out->pass, pass, pl);
-        p = at + 1;
-    }
-    const char *slash = strchr(p, '/');
-    const char *hend = slash ? slash : p + strlen(p);
-    const char *colon = memchr(p, ':', (size_t)(hend - p));
-    const char *host_end = colon ? colon : hend;
-    size_t hl = (size_t)(host_end - p);
-    if (hl == 0 || hl >= sizeof out->host) return -1;
-    memcpy(out->host, p, hl);
-    if (colon) {
-        char *end;
-        long port = strtol(colon + 1, &end, 10);
-        if (end != hend || port < 1 || port > 65535) return -1;
-        out->port = (int)port;
-    }
-    if (slash && slash[1]) {
-        char *end;
-        long db = strtol(slash + 1, &end, 10);
-        if (*end || db < 0 || db > 1000) return -1;
-        out->db = (int)db;
-    }
-    return 0;
-}
+#include "rconn.h"
 
 static int add_site(struct agg *a, const char *name, const char *tz, char *err, size_t errlen)
 {
@@ -163,45 +112,19 @@ void agg_disconnect(struct agg *a)
 
 int agg_connect(struct agg *a)
 {
-    struct agg_url u;
+    struct rconn_url u;
     agg_disconnect(a);
-    if (agg_parse_url(a->cfg->redis.url, &u) < 0) {
-        snprintf(a->err, sizeof a->err, "redis.url: not redis://host:port/db or unix:///path");
-        return -1;
-    }
-    struct timeval tv = {2, 0};
-    a->rc = u.path[0] ? redisConnectUnixWithTimeout(u.path, tv)
-                      : redisConnectWithTimeout(u.host, u.port, tv);
-    if (!a->rc || a->rc->err) {
-        snprintf(a->err, sizeof a->err, "redis connect: %s", a->rc ? a->rc->errstr : "out of memory");
-        goto error;
-    }
+    if (rconn_parse_url(a->cfg->redis.url, &u, a->err, sizeof a->err) < 0) return -1;
+    if (!(a->rc = rconn_connect(&u, 2000, a->err, sizeof a->err))) return -1;
+    /* A blocking XREADGROUP may legitimately wait block_ms. */
     long ms = a->cfg->aggregator.block_ms + 5000;
     struct timeval ctv = {ms / 1000, (ms % 1000) * 1000};
     if (redisSetTimeout(a->rc, ctv) != REDIS_OK) {
         snprintf(a->err, sizeof a->err, "redis: cannot set timeout");
-        goto error;
-    }
-    redisReply *r = NULL;
-    if (u.pass[0]) {
-        r = u.user[0] ? redisCommand(a->rc, "AUTH %s %s", u.user, u.pass)
-                      : redisCommand(a->rc, "AUTH %s", u.pass);
-        if (!r || r->type == REDIS_REPLY_ERROR) goto reply_error;
-        freeReplyObject(r);
-    }
-    if (u.db) {
-        r = redisCommand(a->rc, "SELECT %d", u.db);
-        if (!r || r->type == REDIS_REPLY_ERROR) goto reply_error;
-        freeReplyObject(r);
+        agg_disconnect(a);
+        return -1;
     }
     return 0;
-
-reply_error:
-    snprintf(a->err, sizeof a->err, "redis: %s", r ? r->str : a->rc->errstr);
-    if (r) freeReplyObject(r);
-error:
-    agg_disconnect(a);
-    return -1;
 }
 
 static redisReply *checked(struct agg *a, void *reply)

@@ -51,17 +51,6 @@ struct agg {
     char err[AGG_ERRLEN];
 };
 
-/* Parsed [redis] url. */
-struct agg_url {
-    char host[256];
-    int port;
-    char path[256];             /* unix socket, "" for TCP */
-    char user[128], pass[256];
-    int db;
-};
-
-/* redis://[user:pass@]host[:port][/db] or unix:///path[?db=N]. 0 or -1. */
-int agg_parse_url(const char *url, struct agg_url *out);
 
 /* State for cfg (borrowed; must outlive the result). Validates every site's
  * timezone. NULL with one line in err (a config error: exit 2). */

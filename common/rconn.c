@@ -10,9 +10,16 @@ int rconn_parse_url(const char *url, struct rconn_url *out, char *err, size_t er
     memset(out, 0, sizeof *out);
     out->port = 6379;
     if (strncmp(url, "unix://", 7) == 0) {
-        const char *p = url + 7;
-        if (*p != '/' || strlen(p) >= sizeof out->path) goto bad;
-        strcpy(out->path, p);
+        const char *p = url + 7, *q = strchr(p, '?');
+        size_t n = q ? (size_t)(q - p) : strlen(p);
+        if (*p != '/' || n >= sizeof out->path) goto bad;
+        memcpy(out->path, p, n);
+        if (q) {
+            char *e;
+            long db = strncmp(q, "?db=", 4) == 0 ? strtol(q + 4, &e, 10) : -1;
+            if (db < 0 || db > 10000 || *e) goto bad;
+            out->db = (int)db;
+        }
         return 0;
     }
     if (strncmp(url, "redis://", 8) != 0) goto bad;

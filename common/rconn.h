@@ -1,6 +1,6 @@
 /* rconn.h -- Redis connection settings shared by both programs.
  *
- * Parses [redis] url (redis://[user:pass@]host:port/db or unix:///path) and
+ * Parses [redis] url (redis://[user:pass@]host:port/db or unix:///path[?db=N]) and
  * opens a synchronous hiredis connection with timeouts, authenticated and on
  * the right database. The collector's asynchronous glue (collector/store.c)
  * uses the same parsed form.
