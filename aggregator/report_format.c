@@ -32,6 +32,18 @@ static void cut(char *s, size_t width)
 
 static void title(FILE *out, const char *section)
 {
+    /* JSON keys that do not read well as headings. */
+    static const char *const names[][2] = {
+        {"os", "Operating systems"}, {"utm_sources", "UTM sources"}, {"utm_mediums", "UTM media"},
+        {"utm_campaigns", "UTM campaigns"}, {"utm_terms", "UTM terms"},
+        {"utm_contents", "UTM contents"}, {"timeseries", "By day"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strcmp(section, names[i][0]) == 0) {
+            fprintf(out, "\n%s\n", names[i][1]);
+            return;
+        }
+    }
     char t[64];
     snprintf(t, sizeof t, "%s", section);
     for (char *p = t; *p; p++) if (*p == '_') *p = ' ';
