@@ -12,6 +12,7 @@
 #include "http.h"
 #include "log.h"
 #include "salt.h"
+#include "store.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -94,7 +95,7 @@ static void *worker_main(void *arg)
     };
     struct timeval tick = {0, 100000};
     w->base = event_base_new();
-    if (!w->base) {
+    if (!w->base || event_base_priority_init(w->base, STORE_PRIORITIES) < 0) {
         snprintf(w->err, sizeof w->err, "cannot create event base");
         goto error;
     }

@@ -5,12 +5,20 @@
  * keep a reply past its callback; never free a context hiredis is already
  * tearing down. The only redisAsyncFree() here is the timeout path, which
  * runs from our own timer, outside any hiredis callback.
+ *
+ * The event hooks are our own rather than hiredis' libevent adapter. That
+ * adapter waits for EV_WRITE after every queued command, which costs two
+ * epoll_ctl calls per loop turn and flushes as soon as the first HTTP
+ * request of a turn is handled. Here a queued command activates a "flush"
+ * event of the lowest priority: libevent runs it only once no connection
+ * has anything left to do, so every XADD of a busy turn leaves in one
+ * write(). Only a write that would block waits for EV_WRITE.
  */
 #include "store.h"
 #include "log.h"
 #include "rconn.h"
 
-#include <hiredis/adapters/libevent.h>
+#include <event2/event.h>
 #include <hiredis/async.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +34,9 @@ struct pending {
 
 struct store {
     struct event_base *base;
+    /* our hiredis event hooks */
+    struct event *ev_rd, *ev_wr, *ev_flush;
+    int flushing, flush_queued;
     struct rconn_url url;
     long timeout_ms;
     redisAsyncContext *ac;
@@ -88,6 +99,96 @@ static void on_auth(redisAsyncContext *ac, void *r, void *priv)
     if (reply && reply->type == REDIS_REPLY_ERROR) log_error("redis: AUTH/SELECT failed: %s", reply->str);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Event hooks for hiredis                                                   */
+/* ------------------------------------------------------------------------ */
+
+static void on_rd(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct store *s = arg;
+    if (s->ac) redisAsyncHandleRead(s->ac);
+}
+
+static void on_wr(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct store *s = arg;
+    if (s->ac) redisAsyncHandleWrite(s->ac);
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct store *s = arg;
+    s->flush_queued = 0;
+    if (!s->ac) return;
+    s->flushing = 1;
+    redisAsyncHandleWrite(s->ac);   /* may call hook_add_write again: see there */
+    s->flushing = 0;
+}
+
+static void hook_add_read(void *priv)
+{
+    struct store *s = priv;
+    if (!event_pending(s->ev_rd, EV_READ, NULL)) event_add(s->ev_rd, NULL);
+}
+
+static void hook_del_read(void *priv)
+{
+    struct store *s = priv;
+    event_del(s->ev_rd);
+}
+
+static void hook_add_write(void *priv)
+{
+    struct store *s = priv;
+    /* While connecting, or when a flush could not write everything, wait
+     * until the socket is writable; otherwise flush when the loop is idle. */
+    if (!s->ac || !(s->ac->c.flags & REDIS_CONNECTED) || s->flushing) {
+        if (!event_pending(s->ev_wr, EV_WRITE, NULL)) event_add(s->ev_wr, NULL);
+    } else if (!s->flush_queued) {
+        s->flush_queued = 1;
+        event_active(s->ev_flush, EV_TIMEOUT, 0);
+    }
+}
+
+static void hook_del_write(void *priv)
+{
+    struct store *s = priv;
+    event_del(s->ev_wr);
+}
+
+static void hook_cleanup(void *priv)
+{
+    struct store *s = priv;
+    event_del(s->ev_rd);
+    event_del(s->ev_wr);
+    event_del(s->ev_flush);
+}
+
+static int attach(struct store *s, redisAsyncContext *ac)
+{
+    evutil_socket_t fd = ac->c.fd;
+    if (s->ev_rd) event_free(s->ev_rd);
+    if (s->ev_wr) event_free(s->ev_wr);
+    s->ev_rd = event_new(s->base, fd, EV_READ | EV_PERSIST, on_rd, s);
+    s->ev_wr = event_new(s->base, fd, EV_WRITE, on_wr, s);
+    if (!s->ev_rd || !s->ev_wr) return -1;
+    ac->ev.data = s;
+    ac->ev.addRead = hook_add_read;
+    ac->ev.delRead = hook_del_read;
+    ac->ev.addWrite = hook_add_write;
+    ac->ev.delWrite = hook_del_write;
+    ac->ev.cleanup = hook_cleanup;
+    hook_add_read(s);
+    hook_add_write(s);
+    return 0;
+}
+
 static void connect_now(struct store *s)
 {
     redisAsyncContext *ac = s->url.path[0] ? redisAsyncConnectUnix(s->url.path)
@@ -102,7 +203,13 @@ static void connect_now(struct store *s)
     s->ac = ac;
     s->st.reconnects++;
     s->connect_started_us = now_us();
-    redisLibeventAttach(ac, s->base);
+    if (attach(s, ac) < 0) {
+        log_error("redis: out of memory");
+        s->ac = NULL;
+        redisAsyncFree(ac);
+        schedule_reconnect(s);
+        return;
+    }
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     if (s->url.pass[0]) {
@@ -217,7 +324,10 @@ struct store *store_new(struct event_base *base, const struct cfg *c, char *err,
     s->backoff_ms = 100;
     s->ev_watch = event_new(base, -1, EV_PERSIST, on_watch, s);
     s->ev_reconnect = evtimer_new(base, on_reconnect, s);
-    if (!s->ev_watch || !s->ev_reconnect) goto error;
+    s->ev_flush = event_new(base, -1, 0, on_flush, s);
+    if (!s->ev_watch || !s->ev_reconnect || !s->ev_flush) goto error;
+    /* The lowest priority: runs after every connection event of a turn. */
+    event_priority_set(s->ev_flush, STORE_FLUSH_PRIORITY);
     long tick = s->timeout_ms / 4 > 0 ? s->timeout_ms / 4 : 10;
     struct timeval tv = {tick / 1000, (tick % 1000) * 1000};
     event_add(s->ev_watch, &tv);
@@ -239,6 +349,9 @@ void store_free(struct store *s)
     }
     if (s->ev_watch) event_free(s->ev_watch);
     if (s->ev_reconnect) event_free(s->ev_reconnect);
+    if (s->ev_flush) event_free(s->ev_flush);
+    if (s->ev_rd) event_free(s->ev_rd);
+    if (s->ev_wr) event_free(s->ev_wr);
     while (s->free_list) {
         struct pending *p = s->free_list;
         s->free_list = p->next_free;

@@ -19,6 +19,12 @@
 
 struct store;
 
+/* The base must have been given STORE_PRIORITIES priorities
+ * (event_base_priority_init) before any event was added to it: the store
+ * flushes Redis writes at the lowest one. Other events keep the default. */
+#define STORE_PRIORITIES 3
+#define STORE_FLUSH_PRIORITY 2
+
 /* reply is NULL when Redis failed or timed out; it is only valid for the
  * duration of the callback. */
 typedef void (*store_cb)(redisReply *reply, void *arg);
