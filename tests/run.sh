@@ -16,19 +16,21 @@ for t in "$@"; do
     pass=$((pass + p)); fail=$((fail + f))
 done
 
+# One file per node process, one after another: each file starts its own
+# redis-server and collector, and node 18 has no --test-concurrency.
 for suite in integration browser; do
-    files=$(ls tests/$suite/*.test.mjs 2>/dev/null)
-    [ -n "$files" ] || continue
-    echo "== $suite"
-    # One file at a time: each starts its own redis and collector.
-    node --test --test-concurrency=1 $files >"$log" 2>&1
-    rc=$?
-    cat "$log"
-    p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$log" | tail -n 1)
-    f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$log" | tail -n 1)
-    p=${p:-0}; f=${f:-0}
-    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-    pass=$((pass + p)); fail=$((fail + f))
+    for file in tests/$suite/*.test.mjs; do
+        [ -f "$file" ] || continue
+        echo "== $file"
+        node --test --test-reporter=tap "$file" >"$log" 2>&1
+        rc=$?
+        cat "$log"
+        p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$log" | tail -n 1)
+        f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$log" | tail -n 1)
+        p=${p:-0}; f=${f:-0}
+        if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+        pass=$((pass + p)); fail=$((fail + f))
+    done
 done
 rm -f "$log"
 echo "$pass passed, $fail failed"
