@@ -349,6 +349,21 @@ describe('collector configuration', () => {
     }
     await redis.stop();
   });
+  test('the ip-location-db schema works with country_path = country_code', async () => {
+    const redis = await startRedis();
+    const db = path.resolve('node_modules/@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb');
+    const col = await startCollector(redis, { sections: { collector: { trusted_proxies: '127.0.0.1' }, geoip: { database: db, country_path: 'country_code', region_path: '' } } });
+    try {
+      const cookie = await consentCookie(col.base);
+      assert.equal((await beacon(col.base, PAGE, { cookie, 'x-forwarded-for': '81.2.69.142' })).status, 202);
+      const [hit] = await streamEntries(redis.client, HITS);
+      assert.equal(hit.c, 'GB');
+      assert.equal(hit.rg, '');
+    } finally {
+      await col.stop();
+      await redis.stop();
+    }
+  });
   test('X-Forwarded-For from an untrusted peer is ignored', async () => {
     const redis = await startRedis();
     const col = await startCollector(redis, { sections: { collector: { trusted_proxies: '10.0.0.0/8' }, geoip: { database: path.join(SHARED, 'data/geoip/GeoIP2-City-Test.mmdb') } } });

@@ -150,6 +150,23 @@ static void test_paths_that_do_not_fit_the_data_answer_unknown(void **state)
     }
 }
 
+/* The ip-location-db schema: a top-level country_code and no region. The
+ * database comes from the pinned npm package (CC0), installed by make deps. */
+#define IPLOC "node_modules/@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb"
+
+static void test_ip_location_db_schema_with_top_level_country_code(void **state)
+{
+    (void)state;
+    struct geo *g = open_ok(IPLOC, "country_code", "");
+    expect(g, "81.2.69.142", "GB", "");
+    expect(g, "10.0.0.1", "", "");
+    geo_close(g);
+    /* The GeoIP2 paths do not fit this schema: unknown, not a crash. */
+    g = open_ok(IPLOC, GEOIP2_COUNTRY, GEOIP2_REGION);
+    expect(g, "81.2.69.142", "", "");
+    geo_close(g);
+}
+
 static void test_country_must_be_two_letters(void **state)
 {
     (void)state;
@@ -248,6 +265,7 @@ int main(void)
         cmocka_unit_test(test_empty_region_path_skips_region),
         cmocka_unit_test(test_empty_database_path_always_answers_unknown),
         cmocka_unit_test(test_paths_that_do_not_fit_the_data_answer_unknown),
+        cmocka_unit_test(test_ip_location_db_schema_with_top_level_country_code),
         cmocka_unit_test(test_country_must_be_two_letters),
         cmocka_unit_test(test_malformed_paths_are_refused_at_open),
         cmocka_unit_test(test_missing_file_is_an_open_error),
