@@ -17,7 +17,7 @@ for t in "$@"; do
 done
 
 # One file per node process, one after another: each file starts its own
-# redis-server and collector, and node 18 has no --test-concurrency.
+# redis-server and collector, so they must not run at the same time.
 for suite in integration browser; do
     for file in tests/$suite/*.test.mjs; do
         [ -f "$file" ] || continue
