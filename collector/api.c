@@ -25,6 +25,7 @@
 #include <ctype.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@
 #define RL_SLOTS 4096
 #define HDR_MAX 1024
 #define UA_CACHE 4096
+#define MAX_SCANS 4
 
 enum pending_kind { P_HIT, P_CONSENT, P_STATUS, P_WITHDRAW };
 
@@ -44,7 +46,7 @@ struct pending {
     struct http_conn *c;
     enum pending_kind kind;
     char site[BEACON_DOMAIN_MAX + 1];
-    char headers[HDR_MAX];      /* CORS and Set-Cookie lines, ready to send */
+    char headers[HDR_MAX + 640];  /* CORS and Set-Cookie lines, ready to send */
     char body[512];             /* consent: the JSON body before "held" */
     struct pending *next_free;
 };
@@ -54,7 +56,6 @@ struct pending {
 struct seen {
     char value[CONSENT_COOKIE_MAX];
     unsigned char len;
-    enum consent_verdict verdict;
     struct consent_cookie cc;
     long day;                   /* visitor is valid for this salt day */
     char visitor[VISITOR_HEX_LEN + 1];
@@ -77,6 +78,7 @@ struct api {
     struct rl_slot *rl;
     unsigned long long rl_seed;
     struct pending *free_list;
+    int scans;                  /* consent scans in flight */
     long salt_day;              /* the day vkey was made for */
     struct visitor_key *vkey;
     struct seen *seen;
@@ -84,8 +86,11 @@ struct api {
     struct metrics m;
 };
 
-/* KEYS: hits stream, receipts stream. ARGV: "count"|"erase", receipt id,
- * time (ms), then the receipt's visitor hashes under each salt held. */
+/* KEYS: hits stream, receipts stream, audit stream. ARGV: "count"|"erase",
+ * receipt id, time (ms), site, then the receipt's visitor hashes under each
+ * salt held. Erasure, withdrawal receipt and audit count are one atomic step.
+ * (fs:audit is outside the site's hash slot: on Redis Cluster the audit
+ * record would have to move to a per-site stream.) */
 static const char ERASE_SCRIPT[] =
     "local erase = ARGV[1] == 'erase'\n"
     "local n, last = 0, '-'\n"
@@ -96,7 +101,7 @@ static const char ERASE_SCRIPT[] =
     "    local f = e[2]\n"
     "    for i = 1, #f, 2 do\n"
     "      if f[i] == '" HIT_VISITOR "' then\n"
-    "        for j = 4, #ARGV do\n"
+    "        for j = 5, #ARGV do\n"
     "          if f[i + 1] == ARGV[j] then\n"
     "            n = n + 1\n"
     "            if erase then redis.call('XDEL', KEYS[1], e[1]) end\n"
@@ -112,6 +117,8 @@ static const char ERASE_SCRIPT[] =
     "if erase then\n"
     "  redis.call('XADD', KEYS[2], '*', '" RECEIPT_ID "', ARGV[2], '" RECEIPT_ACTION "', 'withdraw',\n"
     "             '" RECEIPT_CHOICE "', '0', '" RECEIPT_TIME "', ARGV[3])\n"
+    "  redis.call('XADD', KEYS[3], '*', 'action', 'withdraw', 'by', 'collector',\n"
+    "             'site', ARGV[4], 'hits', n, 't', ARGV[3])\n"
     "end\n"
     "return n\n";
 
@@ -184,10 +191,18 @@ static int origin_allowed(const struct cfg_site *s, struct http_str origin)
     return 0;
 }
 
-/* CORS lines for an allowed origin, "" when there is no Origin header. */
-static void cors_headers(struct http_str origin, char *out, size_t len)
+static int origin_known(const struct cfg *cfg, struct http_str origin)
 {
-    if (!origin.p || origin.n == 0 || origin.n > 300) {
+    for (size_t i = 0; origin.p && i < cfg->n_sites; i++)
+        if (origin_allowed(&cfg->sites[i], origin)) return 1;
+    return 0;
+}
+
+/* CORS lines for an origin some site allows; "" for any other origin or
+ * none, so that no answer is readable by a page we do not serve. */
+static void cors_headers(const struct cfg *cfg, struct http_str origin, char *out, size_t len)
+{
+    if (!origin.p || origin.n == 0 || origin.n > 300 || !origin_known(cfg, origin)) {
         out[0] = '\0';
         return;
     }
@@ -262,12 +277,16 @@ static int rate_limited(struct api *a, const struct sockaddr *sa)
     if (rate <= 0) return 0;
     size_t len;
     const unsigned char *b = addr_bytes(sa, &len);
+    /* An IPv6 client usually has a whole /64: count it as one client. */
+    if (len == 16) len = 8;
     unsigned long long h = a->rl_seed;
     for (size_t i = 0; i < len; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
     struct rl_slot *s = &a->rl[h % RL_SLOTS];
     double burst = rate * 2 > 20 ? rate * 2 : 20;
     long long now = mono_us();
-    if (s->key != h) {
+    /* A slot changes hands only once its bucket would be full anyway;
+     * before that, colliding clients share it rather than reset it. */
+    if (s->key != h && (double)(now - s->last_us) / 1e6 * rate >= burst) {
         s->key = h;
         s->tokens = burst;
         s->last_us = now;
@@ -309,34 +328,41 @@ static size_t resp_format(char *buf, int argc, const char **argv)
     return (size_t)(o - buf);
 }
 
-/* The consent verdict for a Cookie header, from the cache or verified now.
- * NULL when there is no consent cookie. Expiry is re-checked on every hit. */
-static struct seen *check_cookie(struct api *a, struct http_str cookie, long long now_s)
+/* The consent verdict of a Cookie header for site, from the cache or
+ * verified now. *out is the cache slot, set only for CONSENT_GRANTED (only
+ * good cookies are remembered: a flood of forged ones evicts nothing and
+ * costs only its verification). Expiry is re-checked on every hit. */
+static enum consent_verdict check_cookie(struct api *a, struct http_str cookie, const char *site,
+                                         long long now_s, struct seen **out)
 {
     const char *v;
-    size_t n;
-    if (consent_find(a->consent, cookie.p, cookie.n, &v, &n) < 0) return NULL;
-    if (n == 0 || n > CONSENT_COOKIE_MAX) return NULL;
-    unsigned long long h = 0xcbf29ce484222325ULL;
+    size_t n, sl = strlen(site);
+    *out = NULL;
+    if (consent_find(a->consent, cookie.p, cookie.n, &v, &n) < 0) return CONSENT_NONE;
+    if (n == 0 || n > CONSENT_COOKIE_MAX) return CONSENT_INVALID;
+    unsigned long long h = a->rl_seed ^ 0xcbf29ce484222325ULL;
     for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)v[i]) * 0x100000001b3ULL;
+    for (size_t i = 0; i < sl; i++) h = (h ^ (unsigned char)site[i]) * 0x100000001b3ULL;
     struct seen *s = &a->seen[h % SEEN_SLOTS];
-    if (s->len == n && memcmp(s->value, v, n) == 0) {
+    if (s->len == n && strcmp(s->cc_site, site) == 0 && CRYPTO_memcmp(s->value, v, n) == 0) {
         long long max_age = (long long)a->cfg->consent.max_age_days * 86400;
-        if (s->verdict == CONSENT_GRANTED && now_s - s->cc.issued > max_age)
-            s->verdict = CONSENT_EXPIRED;
-        return s;
+        if (now_s - s->cc.issued > max_age) {
+            s->len = 0;
+            return CONSENT_EXPIRED;
+        }
+        *out = s;
+        return CONSENT_GRANTED;
     }
-    s->verdict = consent_verify(a->consent, v, n, now_s, &s->cc);
-    /* Only good cookies are remembered: a flood of forged ones must not
-     * evict them, nor cost anything but the verification. */
-    if (s->verdict != CONSENT_GRANTED) {
-        s->len = 0;
-        return s;
-    }
+    struct consent_cookie cc;
+    enum consent_verdict verdict = consent_verify(a->consent, site, v, n, now_s, &cc);
+    if (verdict != CONSENT_GRANTED || sl >= sizeof s->cc_site) return verdict;
     memcpy(s->value, v, n);
     s->len = (unsigned char)n;
+    s->cc = cc;
+    memcpy(s->cc_site, site, sl + 1);
     s->day = -1;
-    return s;
+    *out = s;
+    return CONSENT_GRANTED;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -367,7 +393,7 @@ static void handle_hit(struct api *a, struct http_conn *c, const struct http_req
     struct sockaddr_storage client;
     char cors[HDR_MAX];
     struct beacon b;
-    cors_headers(r->origin, cors, sizeof cors);
+    cors_headers(a->cfg, r->origin, cors, sizeof cors);
 
     client_addr(a->cfg, r, &client);
     if (rate_limited(a, (struct sockaddr *)&client)) {
@@ -405,8 +431,8 @@ static void handle_hit(struct api *a, struct http_conn *c, const struct http_req
         return;
     }
     long long now = now_ms();
-    struct seen *seen = r->cookie.p ? check_cookie(a, r->cookie, now / 1000) : NULL;
-    if (!seen || seen->verdict != CONSENT_GRANTED) {
+    struct seen *seen = NULL;
+    if (!r->cookie.p || check_cookie(a, r->cookie, b.domain, now / 1000, &seen) != CONSENT_GRANTED) {
         refuse(a, c, REFUSED_NO_CONSENT, cors);
         return;
     }
@@ -438,15 +464,13 @@ static void handle_hit(struct api *a, struct http_conn *c, const struct http_req
         reply_error(a, c, 503, cors, "daily salt unavailable");
         return;
     }
-    /* The hash covers the site too; the cached one is for the site it was
-     * made for, so a second site recomputes. */
+    /* The slot is per (cookie, site), so its visitor hash is this site's. */
     char visitor[VISITOR_HEX_LEN + 1];
-    if (seen->day == day && strcmp(seen->cc_site, b.domain) == 0) {
+    if (seen->day == day) {
         memcpy(visitor, seen->visitor, sizeof visitor);
     } else if (visitor_key_hash(a->vkey, b.domain, strlen(b.domain), cc->receipt,
                                 CONSENT_RECEIPT_LEN, visitor) == 0) {
         memcpy(seen->visitor, visitor, sizeof visitor);
-        snprintf(seen->cc_site, sizeof seen->cc_site, "%s", b.domain);
         seen->day = day;
     } else {
         reply_error(a, c, 503, cors, "cannot hash");
@@ -534,16 +558,11 @@ static void on_receipt_stored(redisReply *r, void *arg)
     pending_put(p);
 }
 
-static void ignore_reply(redisReply *r, void *arg)
-{
-    (void)r;
-    (void)arg;
-}
-
 static void on_held(redisReply *r, void *arg)
 {
     struct pending *p = arg;
     struct api *a = p->a;
+    a->scans--;
     if (!r || r->type != REDIS_REPLY_INTEGER) {
         reply_error(a, p->c, 503, p->headers, "storage unavailable");
         pending_put(p);
@@ -555,15 +574,6 @@ static void on_held(redisReply *r, void *arg)
         METRIC_INC(a->m.withdrawals);
         a->m.erased += (unsigned long long)r->integer;
         n = snprintf(body, sizeof body, "{\"withdrawn\":true,\"erased\":%lld}\n", r->integer);
-        /* Every erasure leaves a count, and only a count, in the audit log. */
-        char t[24], cnt[24];
-        snprintf(t, sizeof t, "%lld", now_ms());
-        snprintf(cnt, sizeof cnt, "%lld", r->integer);
-        const char *argv[] = {"XADD", KEYS_AUDIT, "*", "action", "withdraw", "by", "collector",
-                              "site", p->site, "hits", cnt, "t", t};
-        size_t lens[13];
-        for (int i = 0; i < 13; i++) lens[i] = strlen(argv[i]);
-        store_command(a->store, ignore_reply, NULL, 13, argv, lens);
     } else {
         n = snprintf(body, sizeof body, "%s,\"held\":{\"hits\":%lld}}\n", p->body, r->integer);
     }
@@ -607,15 +617,16 @@ static void handle_consent_post(struct api *a, struct http_conn *c, const struct
     struct consent_cookie cc = {.analytics = analytics, .issued = now / 1000};
     /* A visitor who chooses again keeps the receipt id: one visitor, one id. */
     struct consent_cookie old;
-    enum consent_verdict v = r->cookie.p ? consent_check(a->consent, r->cookie.p, r->cookie.n,
-                                                         now / 1000, &old) : CONSENT_NONE;
+    enum consent_verdict v = r->cookie.p ? consent_check(a->consent, domain, r->cookie.p,
+                                                         r->cookie.n, now / 1000, &old)
+                                         : CONSENT_NONE;
     if (v == CONSENT_GRANTED || v == CONSENT_DENIED) memcpy(cc.receipt, old.receipt, sizeof cc.receipt);
     else if (consent_new_receipt(cc.receipt) < 0) {
         reply_error(a, c, 503, cors, "no randomness");
         return;
     }
     char value[CONSENT_COOKIE_MAX + 1];
-    if (consent_issue(a->consent, analytics, cc.issued, cc.receipt, value, sizeof value) < 0) {
+    if (consent_issue(a->consent, domain, analytics, cc.issued, cc.receipt, value, sizeof value) < 0) {
         reply_error(a, c, 503, cors, "cannot sign");
         return;
     }
@@ -663,8 +674,9 @@ static void handle_consent_read(struct api *a, struct http_conn *c, const struct
     if (!consent_site(a, c, r, domain, cors)) return;
     struct consent_cookie cc;
     long long now = now_ms();
-    enum consent_verdict v = r->cookie.p ? consent_check(a->consent, r->cookie.p, r->cookie.n,
-                                                         now / 1000, &cc) : CONSENT_NONE;
+    enum consent_verdict v = r->cookie.p ? consent_check(a->consent, domain, r->cookie.p,
+                                                         r->cookie.n, now / 1000, &cc)
+                                         : CONSENT_NONE;
     if (v != CONSENT_GRANTED && v != CONSENT_DENIED) {
         char hdr[HDR_MAX + 400];
         snprintf(hdr, sizeof hdr, "%s%s", cors, withdraw ? clear : "");
@@ -675,6 +687,12 @@ static void handle_consent_read(struct api *a, struct http_conn *c, const struct
     }
     if (!store_is_up(a->store)) {
         reply_error(a, c, 503, cors, "storage unavailable");
+        return;
+    }
+    /* Each of these scans the site's raw stream inside Redis: a few at a
+     * time per worker, so that a flood of them cannot stall Redis. */
+    if (a->scans >= MAX_SCANS) {
+        reply_error(a, c, 429, cors, "busy, try again");
         return;
     }
     struct pending *p = pending_get(a, c, withdraw ? P_WITHDRAW : P_CONSENT);
@@ -691,9 +709,9 @@ static void handle_consent_read(struct api *a, struct http_conn *c, const struct
     keys_hits(hits, sizeof hits, domain);
     keys_consent(receipts, sizeof receipts, domain);
     snprintf(t, sizeof t, "%lld", now);
-    const char *argv[16] = {"EVAL", ERASE_SCRIPT, "2", hits, receipts,
-                            withdraw ? "erase" : "count", cc.receipt, t};
-    int argc = 8;
+    const char *argv[16] = {"EVAL", ERASE_SCRIPT, "3", hits, receipts, KEYS_AUDIT,
+                            withdraw ? "erase" : "count", cc.receipt, t, domain};
+    int argc = 10;
     long today = (long)(now / 86400000);
     for (long day = today - 1; day <= today + 1; day++) {
         char salt[SALT_HEX_LEN + 1];
@@ -707,7 +725,9 @@ static void handle_consent_read(struct api *a, struct http_conn *c, const struct
     if (store_command(a->store, on_held, p, argc, argv, lens) < 0) {
         pending_put(p);
         reply_error(a, c, 503, cors, "storage unavailable");
+        return;
     }
+    a->scans++;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -716,10 +736,7 @@ static void handle_consent_read(struct api *a, struct http_conn *c, const struct
 
 static void handle_preflight(struct api *a, struct http_conn *c, const struct http_request *r)
 {
-    int ok = 0;
-    for (size_t i = 0; r->origin.p && i < a->cfg->n_sites && !ok; i++)
-        ok = origin_allowed(&a->cfg->sites[i], r->origin);
-    if (!ok) {
+    if (!origin_known(a->cfg, r->origin)) {
         reply_error(a, c, 403, "", "origin not allowed");
         return;
     }
@@ -808,18 +825,22 @@ void api_handle(struct http_conn *c, const struct http_request *r, void *arg)
         else if (v == HTTP_VERB_OPTIONS) handle_preflight(a, c, r);
         else reply_error(a, c, 405, "Allow: POST, OPTIONS\r\n", "use POST");
     } else if (path_is(r, "/p.gif")) {
-        if (v == HTTP_VERB_GET || v == HTTP_VERB_HEAD) handle_hit(a, c, r, 1);
+        if (v == HTTP_VERB_GET) handle_hit(a, c, r, 1);
         else reply_error(a, c, 405, "Allow: GET\r\n", "use GET");
     } else if (path_is(r, "/consent")) {
-        cors_headers(r->origin, cors, sizeof cors);
-        if (v == HTTP_VERB_POST) handle_consent_post(a, c, r, cors);
+        cors_headers(a->cfg, r->origin, cors, sizeof cors);
+        struct sockaddr_storage client;
+        client_addr(a->cfg, r, &client);
+        if (v != HTTP_VERB_OPTIONS && rate_limited(a, (struct sockaddr *)&client))
+            reply_error(a, c, 429, cors, "rate limited");
+        else if (v == HTTP_VERB_POST) handle_consent_post(a, c, r, cors);
         else if (v == HTTP_VERB_GET) handle_consent_read(a, c, r, cors, 0);
         else if (v == HTTP_VERB_DELETE) handle_consent_read(a, c, r, cors, 1);
         else if (v == HTTP_VERB_OPTIONS) handle_preflight(a, c, r);
         else reply_error(a, c, 405, "Allow: GET, POST, DELETE, OPTIONS\r\n", "method not allowed");
-    } else if (path_is(r, "/healthz")) {
+    } else if (path_is(r, "/healthz") && (v == HTTP_VERB_GET || v == HTTP_VERB_HEAD)) {
         handle_health(a, c);
-    } else if (path_is(r, "/metrics")) {
+    } else if (path_is(r, "/metrics") && (v == HTTP_VERB_GET || v == HTTP_VERB_HEAD)) {
         handle_metrics(c);
     } else if (path_is(r, "/fs.js") && (v == HTTP_VERB_GET || v == HTTP_VERB_HEAD)) {
         handle_snippet(a, c, r);

@@ -67,6 +67,10 @@ static int set_url(struct beacon *b, const char *s, size_t n)
     if (n == 0) return BEACON_MISSING;
     if (n > BEACON_URL_MAX) return BEACON_TOO_LONG;
     if (has_control(s, n) || url_split(s, n, &u) < 0) return BEACON_BAD_URL;
+    /* Path parameters (";jsessionid=...") carry session ids, not pages. */
+    const char *semi = memchr(u.path.p, ';', u.path.n);
+    if (semi) u.path.n = (size_t)(semi - u.path.p);
+    if (u.path.n == 0) u.path.p = "/", u.path.n = 1;
     if (u.path.n > BEACON_PATH_MAX) return BEACON_TOO_LONG;
     if (url_host_norm(u.host.p, u.host.n, b->host, sizeof b->host) < 0) return BEACON_BAD_URL;
     memcpy(b->path, u.path.p, u.path.n);

@@ -88,12 +88,22 @@ void consent_free(struct consent *k)
     free(k);
 }
 
-static int sign(struct consent *k, int key, const char *msg, size_t n, char out[MAC_B64_LEN + 1])
+/* The MAC covers the site and the policy version too, though neither is in
+ * the cookie: consent given on one site is no consent on another, and a new
+ * policy version asks everyone again. */
+static int sign(struct consent *k, int key, const char *site, size_t sitelen,
+                const char *msg, size_t n, char out[MAC_B64_LEN + 1])
 {
     unsigned char mac[MAC_LEN];
     size_t maclen = 0;
     EVP_MAC_CTX *ctx = k->ctx[key];
-    if (!EVP_MAC_init(ctx, NULL, 0, NULL) || !EVP_MAC_update(ctx, (const unsigned char *)msg, n) ||
+    const char *pv = k->cfg->consent.policy_version;
+    if (!EVP_MAC_init(ctx, NULL, 0, NULL) ||
+        !EVP_MAC_update(ctx, (const unsigned char *)site, sitelen) ||
+        !EVP_MAC_update(ctx, (const unsigned char *)"\n", 1) ||
+        !EVP_MAC_update(ctx, (const unsigned char *)pv, strlen(pv)) ||
+        !EVP_MAC_update(ctx, (const unsigned char *)"\n", 1) ||
+        !EVP_MAC_update(ctx, (const unsigned char *)msg, n) ||
         !EVP_MAC_final(ctx, mac, &maclen, sizeof mac) || maclen != MAC_LEN)
         return -1;
     b64url_encode(mac, MAC_LEN, out);
@@ -108,13 +118,13 @@ int consent_new_receipt(char out[CONSENT_RECEIPT_LEN + 1])
     return 0;
 }
 
-int consent_issue(struct consent *k, int analytics, long long issued, const char *receipt,
-                  char *out, size_t outlen)
+int consent_issue(struct consent *k, const char *site, int analytics, long long issued,
+                  const char *receipt, char *out, size_t outlen)
 {
     char mac[MAC_B64_LEN + 1];
     int n = snprintf(out, outlen, "1.%d.%lld.%s", analytics ? 1 : 0, issued, receipt);
     if (n < 0 || (size_t)n + 1 + MAC_B64_LEN + 1 > outlen) return -1;
-    if (sign(k, 0, out, (size_t)n, mac) < 0) return -1;
+    if (sign(k, 0, site, strlen(site), out, (size_t)n, mac) < 0) return -1;
     out[n] = '.';
     memcpy(out + n + 1, mac, MAC_B64_LEN + 1);
     return n + 1 + MAC_B64_LEN;
@@ -131,8 +141,8 @@ static int is_b64url(const char *s, size_t n)
     return 1;
 }
 
-enum consent_verdict consent_verify(struct consent *k, const char *v, size_t n,
-                                    long long now, struct consent_cookie *out)
+enum consent_verdict consent_verify(struct consent *k, const char *site, const char *v,
+                                    size_t n, long long now, struct consent_cookie *out)
 {
     /* 1.<a>.<issued>.<receipt>.<mac>: five fields, fixed shapes. */
     if (n > CONSENT_COOKIE_MAX || n < 2 + 2 + 2 + CONSENT_RECEIPT_LEN + 1 + MAC_B64_LEN)
@@ -158,7 +168,7 @@ enum consent_verdict consent_verify(struct consent *k, const char *v, size_t n,
     int ok = 0;
     for (int key = 0; key < k->n && !ok; key++) {
         char mac[MAC_B64_LEN + 1];
-        if (sign(k, key, v, signed_len, mac) < 0) return CONSENT_INVALID;
+        if (sign(k, key, site, strlen(site), v, signed_len, mac) < 0) return CONSENT_INVALID;
         ok = CRYPTO_memcmp(mac, given, MAC_B64_LEN) == 0;
     }
     if (!ok) return CONSENT_INVALID;
@@ -202,13 +212,13 @@ int consent_find(const struct consent *k, const char *h, size_t n,
     return -1;
 }
 
-enum consent_verdict consent_check(struct consent *k, const char *h, size_t n,
+enum consent_verdict consent_check(struct consent *k, const char *site, const char *h, size_t n,
                                    long long now, struct consent_cookie *out)
 {
     const char *v;
     size_t vn;
     if (consent_find(k, h, n, &v, &vn) < 0) return CONSENT_NONE;
-    return consent_verify(k, v, vn, now, out);
+    return consent_verify(k, site, v, vn, now, out);
 }
 
 static int is_one(const char *s, size_t n)

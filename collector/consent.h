@@ -4,9 +4,11 @@
  *     1.<a>.<issued>.<receipt>.<mac>
  * version 1; a = 1 analytics allowed, 0 declined; issued = Unix seconds;
  * receipt = 22 chars of base64url (16 random bytes), the id of the visitor's
- * receipt in fs:{site}:consent; mac = base64url HMAC-SHA256 over everything
- * before the last dot, keyed with consent.secret (or one of
- * consent.previous_secrets, so a rotated secret keeps old cookies valid).
+ * receipt in fs:{site}:consent; mac = base64url HMAC-SHA256, keyed with
+ * consent.secret (or one of consent.previous_secrets, so a rotated secret
+ * keeps old cookies valid), over
+ *     site "\n" policy_version "\n" everything before the last dot
+ * so a cookie is consent for one site and one policy version only.
  * Expired, tampered, malformed or unsigned cookies count as no consent. The
  * cookie is not HttpOnly: the snippet reads field a to know a choice exists.
  *
@@ -46,7 +48,8 @@ void consent_free(struct consent *k);
 
 /* Finds the configured cookie in a Cookie header and verifies it. Fills out
  * (when not NULL) for CONSENT_GRANTED and CONSENT_DENIED. */
-enum consent_verdict consent_check(struct consent *k, const char *cookie_header, size_t n,
+enum consent_verdict consent_check(struct consent *k, const char *site,
+                                   const char *cookie_header, size_t n,
                                    long long now, struct consent_cookie *out);
 
 /* Finds the configured cookie's value in a Cookie header (quotes removed).
@@ -54,13 +57,13 @@ enum consent_verdict consent_check(struct consent *k, const char *cookie_header,
 int consent_find(const struct consent *k, const char *cookie_header, size_t n,
                  const char **value, size_t *len);
 
-/* Verifies one cookie value (what follows "name="). */
-enum consent_verdict consent_verify(struct consent *k, const char *value, size_t n,
-                                    long long now, struct consent_cookie *out);
+/* Verifies one cookie value (what follows "name=") for site. */
+enum consent_verdict consent_verify(struct consent *k, const char *site, const char *value,
+                                    size_t n, long long now, struct consent_cookie *out);
 
-/* Writes the signed cookie value for a choice; returns its length or -1. */
-int consent_issue(struct consent *k, int analytics, long long issued, const char *receipt,
-                  char *out, size_t outlen);
+/* Writes the signed cookie value of a choice on site; its length or -1. */
+int consent_issue(struct consent *k, const char *site, int analytics, long long issued,
+                  const char *receipt, char *out, size_t outlen);
 
 /* A fresh random receipt id (CONSENT_RECEIPT_LEN chars + NUL). 0 or -1. */
 int consent_new_receipt(char out[CONSENT_RECEIPT_LEN + 1]);

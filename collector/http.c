@@ -35,16 +35,17 @@
 enum conn_state { C_READING, C_HANDLING, C_WRITING };
 
 enum header_id { H_NONE = -1, H_COOKIE, H_ORIGIN, H_USER_AGENT, H_CONTENT_TYPE,
-                 H_FORWARDED_FOR, H_ACCEPT_ENCODING, H_SEC_GPC, H_DNT, H_COUNT };
+                 H_FORWARDED_FOR, H_ACCEPT_ENCODING, H_SEC_GPC, H_DNT, H_EXPECT, H_COUNT };
 
 static const char *const header_names[H_COUNT] = {
     "cookie", "origin", "user-agent", "content-type", "x-forwarded-for",
-    "accept-encoding", "sec-gpc", "dnt",
+    "accept-encoding", "sec-gpc", "dnt", "expect",
 };
 
 struct http_server {
     struct event_base *base;
     struct evconnlistener *listener;
+    struct event *ev_resume;    /* re-enables accepting after EMFILE */
     struct http_limits lim;
     http_handler handler;
     void *arg;
@@ -55,6 +56,7 @@ struct http_server {
     struct http_stats stats;
     char date[40];                              /* cached "Date: ...\r\n" */
     time_t date_sec;
+    time_t last_emfile_log;
 };
 
 struct http_conn {
@@ -63,11 +65,12 @@ struct http_conn {
     struct event ev_read, ev_write, ev_timer;
     http_parser parser;
     enum conn_state state;
-    int gone;                   /* peer closed or fatal error: free when idle */
+    int gone;                   /* fatal error while handling: free when answered */
     int keepalive;
     int read_paused;
     int error_status;           /* set by a parser callback that refused */
     int in_message;
+    int in_trailer;             /* headers after a chunked body: not captured */
 
     char *arena;                /* url and header values, max_header bytes */
     size_t arena_len, header_bytes;
@@ -115,7 +118,8 @@ static void conn_free(struct http_conn *c)
     free(c);
 }
 
-/* Closes the socket now; the struct waits if the handler still owns it. */
+/* The peer is gone (error): close the socket now; the struct waits if the
+ * handler still owns it. */
 static void conn_close(struct http_conn *c)
 {
     if (c->state == C_HANDLING) {
@@ -129,6 +133,20 @@ static void conn_close(struct http_conn *c)
         return;
     }
     conn_free(c);
+}
+
+/* The peer finished sending (EOF). A request being handled still gets its
+ * answer -- a client may half-close after its last request -- then the
+ * connection closes. */
+static void conn_eof(struct http_conn *c)
+{
+    if (c->state == C_READING) {
+        conn_free(c);
+        return;
+    }
+    c->keepalive = 0;
+    event_del(&c->ev_read);
+    c->read_paused = 1;
 }
 
 static void arm_timer(struct http_conn *c, const struct timeval *tv)
@@ -151,6 +169,7 @@ static int on_message_begin(http_parser *p)
     c->url.n = 0;
     memset(c->headers, 0, sizeof c->headers);
     c->in_message = 1;
+    c->in_trailer = 0;
     arm_timer(c, c->srv->read_tv);
     return 0;
 }
@@ -186,6 +205,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
         c->field_len = 0;
         c->field_state = 1;
         c->cur_header = H_NONE;
+        c->header_bytes += 4;   /* ": " and CRLF: count what is on the wire */
     }
     c->header_bytes += len;
     if (c->header_bytes > c->srv->lim.max_header) {
@@ -198,19 +218,36 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+static int is_one(struct http_str v)
+{
+    while (v.n && (*v.p == ' ' || *v.p == '\t')) v.p++, v.n--;
+    while (v.n && (v.p[v.n - 1] == ' ' || v.p[v.n - 1] == '\t')) v.n--;
+    return v.n == 1 && v.p[0] == '1';
+}
+
+/* Which occurrence of a repeated header counts. X-Forwarded-For: the last,
+ * the one the nearest proxy added. Sec-GPC and DNT: any "1" refuses, so a
+ * "1" is never replaced. Others: the first. */
+static int takes_repeat(const struct http_conn *c, int h)
+{
+    if (h == H_FORWARDED_FOR) return 1;
+    if (h == H_SEC_GPC || h == H_DNT) return !is_one(c->headers[h]);
+    return 0;
+}
+
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     struct http_conn *c = p->data;
     if (c->field_state != 2) {
         c->field_state = 2;
         c->cur_header = H_NONE;
-        for (int i = 0; i < H_COUNT; i++) {
+        for (int i = 0; i < H_COUNT && !c->in_trailer; i++) {
             if (c->field_len == strlen(header_names[i]) &&
                 strncasecmp(c->field, header_names[i], c->field_len) == 0) {
-                /* The first occurrence wins; a repeated header is ignored. */
-                if (!c->headers[i].p) {
+                if (!c->headers[i].p || takes_repeat(c, i)) {
                     c->cur_header = i;
                     c->headers[i].p = c->arena + c->arena_len;
+                    c->headers[i].n = 0;
                 }
                 break;
             }
@@ -237,6 +274,14 @@ static int on_headers_complete(http_parser *p)
         return -1;
     }
     c->keepalive = http_should_keep_alive(p);
+    c->in_trailer = 1;          /* header callbacks from now on are trailers */
+    struct http_str e = c->headers[H_EXPECT];
+    if (e.p && e.n == 12 && strncasecmp(e.p, "100-continue", 12) == 0 && c->fd >= 0) {
+        /* Best effort: a client that does not get it sends the body anyway. */
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        ssize_t w = write(c->fd, cont, sizeof cont - 1);
+        (void)w;
+    }
     return 0;
 }
 
@@ -317,6 +362,7 @@ const char *http_reason(int status)
     case 200: return "OK";
     case 202: return "Accepted";
     case 204: return "No Content";
+    case 301: return "Moved Permanently";
     case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 403: return "Forbidden";
@@ -358,8 +404,11 @@ static void flush_out(struct http_conn *c)
         }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            /* One deadline for the whole response, armed on the first
+             * partial write: a client reading slowly cannot extend it. */
+            if (c->state != C_WRITING) arm_timer(c, c->srv->read_tv);
             c->state = C_WRITING;
-            event_add(&c->ev_write, c->srv->read_tv);
+            event_add(&c->ev_write, NULL);
             return;
         }
         conn_free(c);
@@ -414,19 +463,24 @@ void http_respond(struct http_conn *c, int status, const char *extra_headers,
         o = put(o, "\r\n", 2);
     }
     o = put(o, extra_headers, extra);
-    o = put(o, "Content-Length: ", 16);
-    char digits[24];
-    int k = 0;
-    size_t v = len;
-    do digits[k++] = (char)('0' + v % 10); while ((v /= 10));
-    while (k) *o++ = digits[--k];
-    o = put(o, "\r\n", 2);
+    if (status != 204 && status != 304) {
+        o = put(o, "Content-Length: ", 16);
+        char digits[24];
+        int k = 0;
+        size_t v = len;
+        do digits[k++] = (char)('0' + v % 10); while ((v /= 10));
+        while (k) *o++ = digits[--k];
+        o = put(o, "\r\n", 2);
+    } else {
+        len = 0;
+    }
     if (!c->keepalive) o = put(o, "Connection: close\r\n", 19);
+    else if (c->parser.http_minor == 0) o = put(o, "Connection: keep-alive\r\n", 24);
     o = put(o, "\r\n", 2);
     if (len && !head) o = put(o, body, len);
     c->out_len = (size_t)(o - c->out);
     c->out_off = 0;
-    c->state = C_WRITING;
+    c->state = C_HANDLING;      /* C_WRITING once a write comes up short */
     flush_out(c);
 }
 
@@ -456,14 +510,9 @@ static void after_response(struct http_conn *c)
         c->read_paused = 0;
         event_add(&c->ev_read, NULL);
     }
-    if (c->pending_len) {
-        char *buf = c->pending;
-        size_t n = c->pending_len;
-        c->pending = NULL;
-        c->pending_len = 0;
-        feed(c, buf, n);
-        free(buf);
-    }
+    /* Pipelined bytes wait for the next turn of the loop rather than being
+     * parsed here: answering them here would recurse once per request. */
+    if (c->pending_len) event_active(&c->ev_read, EV_READ, 0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -520,6 +569,15 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     struct http_conn *c = arg;
+    if (c->pending_len && c->state == C_READING) {
+        char *pend = c->pending;
+        size_t pn = c->pending_len;
+        c->pending = NULL;
+        c->pending_len = 0;
+        feed(c, pend, pn);      /* may stash what follows the next request */
+        free(pend);
+        return;
+    }
     char buf[READ_CHUNK];
     ssize_t n = read(fd, buf, sizeof buf);
     if (n > 0) {
@@ -527,19 +585,15 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-    /* EOF or error. A half-sent request is simply dropped. */
-    conn_close(c);
+    if (n == 0) conn_eof(c);    /* a half-sent request is simply dropped */
+    else conn_close(c);
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
-    struct http_conn *c = arg;
-    if (what & EV_TIMEOUT) {
-        conn_free(c);
-        return;
-    }
-    flush_out(c);
+    (void)what;
+    flush_out(arg);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -547,6 +601,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct http_conn *c = arg;
+    if (c->state == C_WRITING) {
+        conn_free(c);           /* the response did not drain in time */
+        return;
+    }
     if (c->state != C_READING) return;
     if (c->in_message) {
         c->srv->stats.timeouts++;
@@ -603,6 +661,33 @@ error:
 /* Server                                                                    */
 /* ------------------------------------------------------------------------ */
 
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct http_server *s = arg;
+    if (s->listener && !s->stopping) evconnlistener_enable(s->listener);
+}
+
+/* accept() failed. Out of descriptors, retrying at once would spin: pause
+ * accepting for a moment instead (the connections already open go on). */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    struct http_server *s = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) return;
+    s->stats.refused_connections++;
+    evconnlistener_disable(l);
+    struct timeval tv = {0, 100000};
+    event_add(s->ev_resume, &tv);
+    time_t now = time(NULL);
+    if (now - s->last_emfile_log >= 10) {
+        s->last_emfile_log = now;
+        fprintf(stderr, "fairstat-collector: accept: %s; pausing new connections for 100 ms\n",
+                strerror(err));
+    }
+}
+
 static const struct timeval *common_timeout(struct event_base *base, long ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -651,6 +736,13 @@ struct http_server *http_server_new(struct event_base *base, const char *addr,
         free(s);
         return NULL;
     }
+    s->ev_resume = evtimer_new(base, on_resume, s);
+    if (!s->ev_resume) {
+        snprintf(err, errlen, "out of memory");
+        http_server_free(s);
+        return NULL;
+    }
+    evconnlistener_set_error_cb(s->listener, on_accept_error);
     return s;
 }
 
@@ -673,6 +765,7 @@ void http_server_free(struct http_server *s)
 {
     if (!s) return;
     if (s->listener) evconnlistener_free(s->listener);
+    if (s->ev_resume) event_free(s->ev_resume);
     while (s->conns) conn_free(s->conns);
     free(s);
 }

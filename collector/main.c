@@ -15,6 +15,7 @@
 #include "store.h"
 
 #include <pthread.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +125,29 @@ error:
     return NULL;
 }
 
+/* Every connection is a descriptor: make sure the configured connections
+ * fit in RLIMIT_NOFILE, raising the soft limit when allowed, else lowering
+ * collector.max_connections (with a warning) rather than failing accept()
+ * at run time. */
+static void fit_file_limit(struct cfg *c)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return;
+    rlim_t need = (rlim_t)c->collector.threads * (rlim_t)c->collector.max_connections + 64;
+    if (rl.rlim_cur < need) {
+        rl.rlim_cur = need < rl.rlim_max ? need : rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur < need) {
+        long fit = ((long)rl.rlim_cur - 64) / c->collector.threads;
+        if (fit < 1) fit = 1;
+        log_warn("collector.max_connections = %d does not fit the open-file limit %ld: using %ld",
+                 c->collector.max_connections, (long)rl.rlim_cur, fit);
+        c->collector.max_connections = (int)fit;
+    }
+}
+
 static void on_signal(int sig)
 {
     (void)sig;
@@ -170,6 +194,11 @@ int main(int argc, char **argv)
         return 2;
     }
     if (c->n_sites == 0) log_warn("no [site NAME] section: every beacon will be refused with 403");
+    for (size_t i = 0; i < c->n_sites; i++)
+        if (c->sites[i].consent != CFG_CONSENT_FAIRSTAT)
+            log_warn("site %s: only consent = fairstat is implemented so far; its hits are refused "
+                     "as without consent", c->sites[i].name);
+    fit_file_limit(c);
 
     struct geo *geo = geo_open(c->geoip.database, c->geoip.country_path, c->geoip.region_path,
                                err, sizeof err);

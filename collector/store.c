@@ -168,6 +168,10 @@ static void hook_cleanup(void *priv)
     event_del(s->ev_rd);
     event_del(s->ev_wr);
     event_del(s->ev_flush);
+    /* A flush queued for the old context will never run: forget it, or the
+     * next context would never flush at all. */
+    s->flush_queued = 0;
+    s->flushing = 0;
 }
 
 static int attach(struct store *s, redisAsyncContext *ac)
@@ -178,6 +182,7 @@ static int attach(struct store *s, redisAsyncContext *ac)
     s->ev_rd = event_new(s->base, fd, EV_READ | EV_PERSIST, on_rd, s);
     s->ev_wr = event_new(s->base, fd, EV_WRITE, on_wr, s);
     if (!s->ev_rd || !s->ev_wr) return -1;
+    s->flush_queued = s->flushing = 0;
     ac->ev.data = s;
     ac->ev.addRead = hook_add_read;
     ac->ev.delRead = hook_del_read;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 /* ------------------------------------------------------------------------ */
@@ -295,11 +296,9 @@ static int add_cidr(const char *s, size_t n, void *arg)
     struct list_arg *a = arg;
     struct cfg *c = a->l->c;
     char buf[64];
-    if (n >= sizeof buf) n = sizeof buf - 1;
-    memcpy(buf, s, n);
-    buf[n] = 0;
     struct cfg_cidr cidr;
-    if (cfg_parse_cidr(buf, &cidr) < 0) {
+    snprintf(buf, sizeof buf, "%.*s", (int)(n < 60 ? n : 60), s);
+    if (n >= 60 || cfg_parse_cidr(buf, &cidr) < 0) {
         fail(a->l, a->sec, a->key, "not an address or CIDR: '%s'", buf);
         return -1;
     }
@@ -336,13 +335,14 @@ static int add_origin(const char *s, size_t n, void *arg)
 static struct cfg_site *site_get(struct cfg *c, const char *name)
 {
     for (size_t i = 0; i < c->n_sites; i++)
-        if (strcmp(c->sites[i].name, name) == 0) return &c->sites[i];
+        if (strcasecmp(c->sites[i].name, name) == 0) return &c->sites[i];
     struct cfg_site *s = realloc(c->sites, (c->n_sites + 1) * sizeof *s);
     if (!s) return NULL;
     c->sites = s;
     s = &c->sites[c->n_sites++];
     memset(s, 0, sizeof *s);
     s->name = xstrdup(name);
+    for (char *q = s->name; *q; q++) *q = (char)tolower((unsigned char)*q);
     s->tcf_purposes = xstrdup("1,8");
     s->tcf_vendor = xstrdup("");
     s->consent_group = xstrdup("C0002");
@@ -644,6 +644,19 @@ static int validate(struct loader *l)
     }
     if (c->collector.read_timeout_ms < 100) {
         fail(l, "collector", "read_timeout", "must be at least 100ms%s", "");
+        return -1;
+    }
+    if (c->collector.idle_timeout_ms < 100) {
+        fail(l, "collector", "idle_timeout", "must be at least 100ms%s", "");
+        return -1;
+    }
+    if (c->consent.n_previous > 7) {
+        fail(l, "consent", "previous_secrets", "at most 7 previous secrets%s", "");
+        return -1;
+    }
+    size_t pv = strlen(c->consent.policy_version);
+    if (pv == 0 || pv > 64 || strpbrk(c->consent.policy_version, "\"\\") ) {
+        fail(l, "consent", "policy_version", "1 to 64 characters, no quotes: '%s'", c->consent.policy_version);
         return -1;
     }
     if (c->collector.redis_timeout_ms < 50) {

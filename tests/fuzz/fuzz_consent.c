@@ -27,8 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     struct consent_cookie cc;
     /* A random input forging a valid 256-bit MAC would be a finding. */
-    if (consent_check(k, (const char *)data, size, 1764400000, &cc) == CONSENT_GRANTED)
+    if (consent_check(k, "example.com", (const char *)data, size, 1764400000, &cc) == CONSENT_GRANTED)
         __builtin_trap();
-    consent_verify(k, (const char *)data, size, 1764400000, &cc);
+    consent_verify(k, "example.com", (const char *)data, size, 1764400000, &cc);
     return 0;
 }

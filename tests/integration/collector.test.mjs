@@ -19,9 +19,10 @@ const PAGE = { domain: 'example.com', name: 'pageview', url: 'https://example.co
 
 // A cookie signed with the test secret, as an attacker with the key could: for
 // the expiry test we need one issued long ago.
-function signCookie(analytics, issued, receipt, secret = SECRET) {
+// The MAC covers site "\n" policy_version "\n" payload (see collector/consent.h).
+function signCookie(analytics, issued, receipt, secret = SECRET, site = 'example.com', policy = '1') {
   const msg = `1.${analytics}.${issued}.${receipt}`;
-  const mac = crypto.createHmac('sha256', secret).update(msg).digest('base64url');
+  const mac = crypto.createHmac('sha256', secret).update(`${site}\n${policy}\n${msg}`).digest('base64url');
   return `fs_consent=${msg}.${mac}`;
 }
 
@@ -113,6 +114,8 @@ describe('collector', () => {
     ['a cookie signed with another secret', () => ({ cookie: signCookie(1, Math.floor(Date.now() / 1000), 'A'.repeat(22), 'x'.repeat(40)) }), 'no-consent'],
     ['an expired cookie', () => ({ cookie: signCookie(1, Math.floor(Date.now() / 1000) - 181 * 86400, 'A'.repeat(22)) }), 'no-consent'],
     ['a declined choice', () => ({ cookie: signCookie(0, Math.floor(Date.now() / 1000), 'A'.repeat(22)) }), 'no-consent'],
+    ["another site's consent", () => ({ cookie: signCookie(1, Math.floor(Date.now() / 1000), 'A'.repeat(22), SECRET, 'shop.test') }), 'no-consent'],
+    ['an older policy version', () => ({ cookie: signCookie(1, Math.floor(Date.now() / 1000), 'A'.repeat(22), SECRET, 'example.com', '0') }), 'no-consent'],
     ['Sec-GPC: 1 despite a valid cookie', () => ({ cookie, 'sec-gpc': '1' }), 'gpc'],
     ['DNT: 1 despite a valid cookie', () => ({ cookie, dnt: '1' }), 'dnt'],
     ['a known crawler', () => ({ cookie, 'user-agent': GOOGLEBOT }), 'bot'],
@@ -197,6 +200,53 @@ describe('collector', () => {
     const { data, ms } = await rawRequest(col.port, chunks, { gapMs: 100, timeoutMs: 6000 });
     assert.match(data, /^HTTP\/1\.1 408 /);
     assert.ok(ms < 3500, `cut off after ${ms} ms although every byte came within 100 ms`);
+  });
+
+  test('a repeated Sec-GPC header refuses if any line says 1', async () => {
+    await clear();
+    const body = JSON.stringify(PAGE);
+    const req = `POST /api/event HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nCookie: ${cookie}\r\nUser-Agent: ${FIREFOX}\r\nSec-GPC: 0\r\nSec-GPC: 1\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    const { data } = await rawRequest(col.port, [req]);
+    assert.match(data, /^HTTP\/1\.1 204 /);
+    assert.match(data, /Fairstat-Status: gpc/);
+    assert.doesNotMatch(data, /Content-Length/i, 'a 204 carries no Content-Length');
+    assert.equal(await xlen(), 0);
+  });
+
+  test('a cookie sent only as a chunked trailer is not consent', async () => {
+    await clear();
+    const body = JSON.stringify(PAGE);
+    const chunk = `${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n0\r\nCookie: ${cookie}\r\n\r\n`;
+    const req = `POST /api/event HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nUser-Agent: ${FIREFOX}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunk}`;
+    const { data } = await rawRequest(col.port, [req]);
+    assert.match(data, /^HTTP\/1\.1 204 /);
+    assert.equal(await xlen(), 0);
+  });
+
+  test('a client that half-closes after its request still gets the answer', async () => {
+    await clear();
+    const body = JSON.stringify(PAGE);
+    const req = `POST /api/event HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nCookie: ${cookie}\r\nUser-Agent: ${FIREFOX}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+    const data = await new Promise((resolve) => {
+      const sock = net.connect({ port: col.port, host: '127.0.0.1', allowHalfOpen: true });
+      let out = '';
+      sock.on('data', (d) => { out += d; });
+      sock.on('end', () => resolve(out));
+      sock.on('error', () => resolve(out));
+      sock.on('connect', () => sock.end(req));
+      setTimeout(() => { sock.destroy(); resolve(out); }, 5000);
+    });
+    assert.match(data, /^HTTP\/1\.1 202 /);
+    assert.equal(await xlen(), 1);
+  });
+
+  test('HEAD /p.gif stores nothing; health and metrics answer GET only', async () => {
+    await clear();
+    const q = new URLSearchParams({ d: 'example.com', u: 'https://example.com/head' });
+    const r = await fetch(`${col.base}/p.gif?${q}`, { method: 'HEAD', headers: { cookie, 'user-agent': FIREFOX } });
+    assert.equal(r.status, 405);
+    assert.equal(await xlen(), 0);
+    assert.equal((await fetch(col.base + '/metrics', { method: 'POST' })).status, 404);
   });
 
   test('pipelined requests are answered in order on one connection', async () => {
@@ -288,6 +338,35 @@ describe('collector', () => {
   });
 });
 
+describe('collector under hostile pipelining', () => {
+  test('thousands of pipelined requests behind a slow one neither crash nor hang it', async () => {
+    const redis = await startRedis();
+    const col = await startCollector(redis, { sections: { collector: { max_body: '64k' } } });
+    try {
+      const cookie = await consentCookie(col.base);
+      await redis.client.cmd('CLIENT', 'PAUSE', '500', 'WRITE');   // the first hit waits for Redis
+      const body = JSON.stringify(PAGE);
+      const first = `POST /api/event HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nCookie: ${cookie}\r\nUser-Agent: ${FIREFOX}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+      // 2000 requests (66 KB) fit the pending buffer (max_header + max_body):
+      // each is answered, in order, without the stack growing per request.
+      const flood = 'GET /nope HTTP/1.1\r\nHost: a\r\n\r\n'.repeat(2000);
+      const { data } = await rawRequest(col.port, [first + flood], { timeoutMs: 8000 });
+      assert.match(data, /^HTTP\/1\.1 202 /);
+      assert.equal((data.match(/HTTP\/1\.1 404/g) || []).length, 2000);
+      // More than the buffer holds: the connection is closed after what fits,
+      // memory stays bounded, the server carries on.
+      await redis.client.cmd('CLIENT', 'PAUSE', '300', 'WRITE');
+      const big = await rawRequest(col.port, [first + flood + flood], { timeoutMs: 8000 });
+      assert.match(big.data, /^HTTP\/1\.1 202 /);
+      assert.equal(col.proc.exitCode, null, 'still running');
+      assert.equal((await fetch(col.base + '/healthz')).status, 200);
+    } finally {
+      await col.stop();
+      await redis.stop();
+    }
+  });
+});
+
 describe('collector without Redis', () => {
   test('answers 503 while Redis is down or hung, and recovers', async () => {
     const redis = await startRedis();
@@ -305,6 +384,20 @@ describe('collector without Redis', () => {
       const before = await redis.client.cmd('XLEN', HITS);
       assert.equal((await beacon(col.base, PAGE, { cookie })).status, 202);
       assert.equal(await redis.client.cmd('XLEN', HITS), before + 1);
+      // Connections killed while hits are queued: the collector reconnects and
+      // keeps storing (a lost flush once left it answering 503 for good).
+      const load = Array.from({ length: 16 }, async () => {
+        for (let i = 0; i < 30; i++) await beacon(col.base, PAGE, { cookie });
+      });
+      for (let k = 0; k < 8; k++) {
+        await sleep(20);
+        await redis.client.cmd('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+      }
+      await Promise.all(load);
+      await waitFor('healthz 200 again', async () => (await fetch(col.base + '/healthz')).status === 200);
+      const n = await redis.client.cmd('XLEN', HITS);
+      assert.equal((await beacon(col.base, PAGE, { cookie })).status, 202);
+      assert.equal(await redis.client.cmd('XLEN', HITS), n + 1);
     } finally {
       redis.proc.kill('SIGCONT');
       await col.stop();

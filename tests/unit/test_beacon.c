@@ -46,6 +46,17 @@ static void short_keys_and_props_work(void **state)
     assert_string_equal(b.props, "{\"plan\":\"pro\",\"seats\":3,\"trial\":true}");
 }
 
+static void path_parameters_are_dropped(void **state)
+{
+    (void)state;
+    struct beacon b;
+    assert_int_equal(PARSE("{\"d\":\"example.com\",\"u\":\"https://example.com/cart;jsessionid=ABC123?x=1\"}", &b),
+                     BEACON_OK);
+    assert_string_equal(b.path, "/cart");
+    assert_int_equal(PARSE("{\"d\":\"example.com\",\"u\":\"https://example.com/;sid=1\"}", &b), BEACON_OK);
+    assert_string_equal(b.path, "/");
+}
+
 static void self_referral_and_non_http_referrers_are_dropped(void **state)
 {
     (void)state;
@@ -188,6 +199,7 @@ int main(void)
         cmocka_unit_test(long_keys_keep_path_utm_and_referrer_host),
         cmocka_unit_test(short_keys_and_props_work),
         cmocka_unit_test(self_referral_and_non_http_referrers_are_dropped),
+        cmocka_unit_test(path_parameters_are_dropped),
         cmocka_unit_test(malformed_bodies_are_refused),
         cmocka_unit_test(bad_utf8_and_nul_are_refused),
         cmocka_unit_test(overlong_fields_are_refused),

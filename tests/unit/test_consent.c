@@ -28,9 +28,11 @@ static struct cfg *make_cfg(const char *secret, const char *previous)
     return c;
 }
 
+#define SITE "example.com"
+
 static int issue(struct consent *k, int analytics, long long t, const char *rid, char *out)
 {
-    return consent_issue(k, analytics, t, rid, out, CONSENT_COOKIE_MAX + 1);
+    return consent_issue(k, SITE, analytics, t, rid, out, CONSENT_COOKIE_MAX + 1);
 }
 
 static void issued_cookie_verifies_and_carries_the_choice(void **state)
@@ -44,11 +46,11 @@ static void issued_cookie_verifies_and_carries_the_choice(void **state)
     int n = issue(k, 1, NOW, rid, v);
     assert_true(n > 0);
     struct consent_cookie cc;
-    assert_int_equal(consent_verify(k, v, (size_t)n, NOW + 60, &cc), CONSENT_GRANTED);
+    assert_int_equal(consent_verify(k, SITE, v, (size_t)n, NOW + 60, &cc), CONSENT_GRANTED);
     assert_string_equal(cc.receipt, rid);
     assert_int_equal(cc.issued, NOW);
     n = issue(k, 0, NOW, rid, v);
-    assert_int_equal(consent_verify(k, v, (size_t)n, NOW, &cc), CONSENT_DENIED);
+    assert_int_equal(consent_verify(k, SITE, v, (size_t)n, NOW, &cc), CONSENT_DENIED);
     assert_int_equal(cc.analytics, 0);
     consent_free(k);
     cfg_free(c);
@@ -63,15 +65,15 @@ static void tampering_anywhere_breaks_the_signature(void **state)
     int n = issue(k, 0, NOW, "AAAAAAAAAAAAAAAAAAAAAA", v);
     /* Flip "declined" to "accepted": the signature no longer matches. */
     v[2] = '1';
-    assert_int_equal(consent_verify(k, v, (size_t)n, NOW, NULL), CONSENT_INVALID);
+    assert_int_equal(consent_verify(k, SITE, v, (size_t)n, NOW, NULL), CONSENT_INVALID);
     v[2] = '0';
     for (int i = 4; i < n; i++) {
         char saved = v[i];
         v[i] = saved == 'A' ? 'B' : (saved == '.' ? 'x' : 'A');
-        assert_int_not_equal(consent_verify(k, v, (size_t)n, NOW, NULL), CONSENT_DENIED);
+        assert_int_not_equal(consent_verify(k, SITE, v, (size_t)n, NOW, NULL), CONSENT_DENIED);
         v[i] = saved;
     }
-    assert_int_equal(consent_verify(k, v, (size_t)n, NOW, NULL), CONSENT_DENIED);
+    assert_int_equal(consent_verify(k, SITE, v, (size_t)n, NOW, NULL), CONSENT_DENIED);
     consent_free(k);
     cfg_free(c);
 }
@@ -85,16 +87,33 @@ static void other_secret_is_invalid_but_previous_secret_still_verifies(void **st
     int n = issue(ko, 1, NOW, "BBBBBBBBBBBBBBBBBBBBBB", v);
     struct cfg *fresh = make_cfg(SECRET, NULL);
     struct consent *kf = consent_new(fresh);
-    assert_int_equal(consent_verify(kf, v, (size_t)n, NOW, NULL), CONSENT_INVALID);
+    assert_int_equal(consent_verify(kf, SITE, v, (size_t)n, NOW, NULL), CONSENT_INVALID);
     struct cfg *rotated = make_cfg(SECRET, OLD);
     struct consent *kr = consent_new(rotated);
-    assert_int_equal(consent_verify(kr, v, (size_t)n, NOW, NULL), CONSENT_GRANTED);
+    assert_int_equal(consent_verify(kr, SITE, v, (size_t)n, NOW, NULL), CONSENT_GRANTED);
     consent_free(ko);
     consent_free(kf);
     consent_free(kr);
     cfg_free(old);
     cfg_free(fresh);
     cfg_free(rotated);
+}
+
+static void a_cookie_is_consent_for_its_site_and_policy_only(void **state)
+{
+    (void)state;
+    struct cfg *c = make_cfg(SECRET, NULL);
+    struct consent *k = consent_new(c);
+    char v[CONSENT_COOKIE_MAX + 1];
+    int n = issue(k, 1, NOW, "EEEEEEEEEEEEEEEEEEEEEE", v);
+    assert_int_equal(consent_verify(k, SITE, v, (size_t)n, NOW, NULL), CONSENT_GRANTED);
+    assert_int_equal(consent_verify(k, "shop.test", v, (size_t)n, NOW, NULL), CONSENT_INVALID);
+    /* A new policy version asks again: the old cookie no longer verifies. */
+    free(c->consent.policy_version);
+    c->consent.policy_version = strdup("2");
+    assert_int_equal(consent_verify(k, SITE, v, (size_t)n, NOW, NULL), CONSENT_INVALID);
+    consent_free(k);
+    cfg_free(c);
 }
 
 static void expired_and_future_cookies_are_refused(void **state)
@@ -104,9 +123,9 @@ static void expired_and_future_cookies_are_refused(void **state)
     struct consent *k = consent_new(c);
     char v[CONSENT_COOKIE_MAX + 1];
     int n = issue(k, 1, NOW, "CCCCCCCCCCCCCCCCCCCCCC", v);
-    assert_int_equal(consent_verify(k, v, (size_t)n, NOW + 10 * 86400, NULL), CONSENT_GRANTED);
-    assert_int_equal(consent_verify(k, v, (size_t)n, NOW + 10 * 86400 + 1, NULL), CONSENT_EXPIRED);
-    assert_int_equal(consent_verify(k, v, (size_t)n, NOW - 3600, NULL), CONSENT_INVALID);
+    assert_int_equal(consent_verify(k, SITE, v, (size_t)n, NOW + 10 * 86400, NULL), CONSENT_GRANTED);
+    assert_int_equal(consent_verify(k, SITE, v, (size_t)n, NOW + 10 * 86400 + 1, NULL), CONSENT_EXPIRED);
+    assert_int_equal(consent_verify(k, SITE, v, (size_t)n, NOW - 3600, NULL), CONSENT_INVALID);
     consent_free(k);
     cfg_free(c);
 }
@@ -124,10 +143,10 @@ static void malformed_values_are_invalid(void **state)
         "1.1.99999999999999999999.AAAAAAAAAAAAAAAAAAAAAA.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        assert_int_equal(consent_verify(k, bad[i], strlen(bad[i]), NOW, NULL), CONSENT_INVALID);
+        assert_int_equal(consent_verify(k, SITE, bad[i], strlen(bad[i]), NOW, NULL), CONSENT_INVALID);
     char huge[4096];
     memset(huge, '1', sizeof huge);
-    assert_int_equal(consent_verify(k, huge, sizeof huge, NOW, NULL), CONSENT_INVALID);
+    assert_int_equal(consent_verify(k, SITE, huge, sizeof huge, NOW, NULL), CONSENT_INVALID);
     consent_free(k);
     cfg_free(c);
 }
@@ -140,12 +159,12 @@ static void cookie_header_is_searched_for_our_name_only(void **state)
     char v[CONSENT_COOKIE_MAX + 1], hdr[512];
     issue(k, 1, NOW, "DDDDDDDDDDDDDDDDDDDDDD", v);
     snprintf(hdr, sizeof hdr, "a=b; xfs_consent=nope;  fs_consent=%s ; z=1", v);
-    assert_int_equal(consent_check(k, hdr, strlen(hdr), NOW, NULL), CONSENT_GRANTED);
+    assert_int_equal(consent_check(k, SITE, hdr, strlen(hdr), NOW, NULL), CONSENT_GRANTED);
     snprintf(hdr, sizeof hdr, "fs_consentx=%s", v);
-    assert_int_equal(consent_check(k, hdr, strlen(hdr), NOW, NULL), CONSENT_NONE);
-    assert_int_equal(consent_check(k, "", 0, NOW, NULL), CONSENT_NONE);
-    assert_int_equal(consent_check(k, ";;;", 3, NOW, NULL), CONSENT_NONE);
-    assert_int_equal(consent_check(k, "fs_consent=", 11, NOW, NULL), CONSENT_INVALID);
+    assert_int_equal(consent_check(k, SITE, hdr, strlen(hdr), NOW, NULL), CONSENT_NONE);
+    assert_int_equal(consent_check(k, SITE, "", 0, NOW, NULL), CONSENT_NONE);
+    assert_int_equal(consent_check(k, SITE, ";;;", 3, NOW, NULL), CONSENT_NONE);
+    assert_int_equal(consent_check(k, SITE, "fs_consent=", 11, NOW, NULL), CONSENT_INVALID);
     consent_free(k);
     cfg_free(c);
 }
@@ -179,6 +198,7 @@ int main(void)
         cmocka_unit_test(issued_cookie_verifies_and_carries_the_choice),
         cmocka_unit_test(tampering_anywhere_breaks_the_signature),
         cmocka_unit_test(other_secret_is_invalid_but_previous_secret_still_verifies),
+        cmocka_unit_test(a_cookie_is_consent_for_its_site_and_policy_only),
         cmocka_unit_test(expired_and_future_cookies_are_refused),
         cmocka_unit_test(malformed_values_are_invalid),
         cmocka_unit_test(cookie_header_is_searched_for_our_name_only),
