@@ -16,6 +16,7 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "revoke.h"
 #include "salt.h"
 #include "store.h"
 #include "ua.h"
@@ -48,6 +49,8 @@ struct pending {
     char site[BEACON_DOMAIN_MAX + 1];
     char headers[HDR_MAX + 640];  /* CORS and Set-Cookie lines, ready to send */
     char body[512];             /* consent: the JSON body before "held" */
+    char receipt[CONSENT_RECEIPT_LEN + 1];  /* withdrawal: whose */
+    long long expires_s;
     struct pending *next_free;
 };
 
@@ -56,6 +59,7 @@ struct pending {
 struct seen {
     char value[CONSENT_COOKIE_MAX];
     unsigned char len;
+    unsigned gen;               /* revoke_generation() when last checked */
     struct consent_cookie cc;
     long day;                   /* visitor is valid for this salt day */
     char visitor[VISITOR_HEX_LEN + 1];
@@ -344,20 +348,31 @@ static enum consent_verdict check_cookie(struct api *a, struct http_str cookie, 
     for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)v[i]) * 0x100000001b3ULL;
     for (size_t i = 0; i < sl; i++) h = (h ^ (unsigned char)site[i]) * 0x100000001b3ULL;
     struct seen *s = &a->seen[h % SEEN_SLOTS];
+    unsigned gen = revoke_generation();
     if (s->len == n && strcmp(s->cc_site, site) == 0 && CRYPTO_memcmp(s->value, v, n) == 0) {
         long long max_age = (long long)a->cfg->consent.max_age_days * 86400;
         if (now_s - s->cc.issued > max_age) {
             s->len = 0;
             return CONSENT_EXPIRED;
         }
+        if (s->gen != gen) {
+            if (revoke_contains(site, s->cc.receipt, now_s)) {
+                s->len = 0;
+                return CONSENT_WITHDRAWN;
+            }
+            s->gen = gen;
+        }
         *out = s;
         return CONSENT_GRANTED;
     }
     struct consent_cookie cc;
     enum consent_verdict verdict = consent_verify(a->consent, site, v, n, now_s, &cc);
+    if (verdict == CONSENT_GRANTED && revoke_contains(site, cc.receipt, now_s))
+        return CONSENT_WITHDRAWN;
     if (verdict != CONSENT_GRANTED || sl >= sizeof s->cc_site) return verdict;
     memcpy(s->value, v, n);
     s->len = (unsigned char)n;
+    s->gen = gen;
     s->cc = cc;
     memcpy(s->cc_site, site, sl + 1);
     s->day = -1;
@@ -572,6 +587,7 @@ static void on_held(redisReply *r, void *arg)
     int n;
     if (p->kind == P_WITHDRAW) {
         METRIC_INC(a->m.withdrawals);
+        revoke_add(p->site, p->receipt, p->expires_s);
         a->m.erased += (unsigned long long)r->integer;
         n = snprintf(body, sizeof body, "{\"withdrawn\":true,\"erased\":%lld}\n", r->integer);
     } else {
@@ -620,7 +636,9 @@ static void handle_consent_post(struct api *a, struct http_conn *c, const struct
     enum consent_verdict v = r->cookie.p ? consent_check(a->consent, domain, r->cookie.p,
                                                          r->cookie.n, now / 1000, &old)
                                          : CONSENT_NONE;
-    if (v == CONSENT_GRANTED || v == CONSENT_DENIED) memcpy(cc.receipt, old.receipt, sizeof cc.receipt);
+    if ((v == CONSENT_GRANTED || v == CONSENT_DENIED) &&
+        !revoke_contains(domain, old.receipt, now / 1000))
+        memcpy(cc.receipt, old.receipt, sizeof cc.receipt);
     else if (consent_new_receipt(cc.receipt) < 0) {
         reply_error(a, c, 503, cors, "no randomness");
         return;
@@ -677,6 +695,8 @@ static void handle_consent_read(struct api *a, struct http_conn *c, const struct
     enum consent_verdict v = r->cookie.p ? consent_check(a->consent, domain, r->cookie.p,
                                                          r->cookie.n, now / 1000, &cc)
                                          : CONSENT_NONE;
+    if ((v == CONSENT_GRANTED || v == CONSENT_DENIED) && revoke_contains(domain, cc.receipt, now / 1000))
+        v = CONSENT_WITHDRAWN;
     if (v != CONSENT_GRANTED && v != CONSENT_DENIED) {
         char hdr[HDR_MAX + 400];
         snprintf(hdr, sizeof hdr, "%s%s", cors, withdraw ? clear : "");
@@ -701,6 +721,8 @@ static void handle_consent_read(struct api *a, struct http_conn *c, const struct
         return;
     }
     snprintf(p->site, sizeof p->site, "%s", domain);
+    memcpy(p->receipt, cc.receipt, sizeof p->receipt);
+    p->expires_s = cc.issued + (long long)a->cfg->consent.max_age_days * 86400;
     snprintf(p->headers, sizeof p->headers, "%s%s", cors, withdraw ? clear : "Cache-Control: no-store\r\n");
     receipt_json(a->cfg, &cc, p->body, sizeof p->body);
 

@@ -31,6 +31,7 @@ enum consent_verdict {
     CONSENT_DENIED,             /* valid cookie, analytics declined */
     CONSENT_INVALID,            /* malformed or bad signature */
     CONSENT_EXPIRED,
+    CONSENT_WITHDRAWN,          /* valid, but its receipt was withdrawn (revoke.h) */
 };
 
 struct consent_cookie {

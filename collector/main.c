@@ -11,6 +11,7 @@
 #include "geo.h"
 #include "http.h"
 #include "log.h"
+#include "revoke.h"
 #include "salt.h"
 #include "store.h"
 
@@ -220,6 +221,7 @@ int main(int argc, char **argv)
     assets_load(c->collector.static_dir);
     int salt_ok = salt_refresh(c, err, sizeof err) == 0;
     if (!salt_ok) log_warn("salts: %s; hits answer 503 until Redis is reachable", err);
+    if (revoke_refresh(c, err, sizeof err) < 0) log_warn("withdrawals: %s", err);
 
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa;
@@ -258,14 +260,23 @@ int main(int argc, char **argv)
     if (!failed)
         log_info("listening on %s with %d thread%s", c->collector.listen, n, n == 1 ? "" : "s");
 
-    /* The main thread's only duty now: keep the salts fresh. */
+    /* The main thread's duties now: keep the salts fresh and learn of
+     * withdrawals made elsewhere. */
     long long next_salt = mono_ms() + (salt_ok ? 60000 : 1000);
+    long long next_revoke = mono_ms() + 2000;
+    int revoke_failing = 0;
     while (!stopping) {
         usleep(100000);
         if (mono_ms() >= next_salt) {
             int ok = salt_refresh(c, err, sizeof err) == 0;
             if (!ok) log_warn("salts: %s", err);
             next_salt = mono_ms() + (ok ? 60000 : 1000);
+        }
+        if (mono_ms() >= next_revoke) {
+            int ok = revoke_refresh(c, err, sizeof err) == 0;
+            if (!ok && !revoke_failing) log_warn("withdrawals: %s", err);
+            revoke_failing = !ok;
+            next_revoke = mono_ms() + 2000;
         }
     }
     for (int i = 0; i < n; i++)

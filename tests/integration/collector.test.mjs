@@ -304,6 +304,32 @@ describe('collector', () => {
     assert.equal((await fetch(col.base + '/consent?domain=example.com')).status, 404);
   });
 
+  test('a copy of a withdrawn cookie is refused, here at once and on other collectors soon after', async () => {
+    await clear();
+    const mine = await consentCookie(col.base);
+    assert.equal((await beacon(col.base, PAGE, { cookie: mine })).status, 202);
+    const other = await startCollector(redis);     // a second instance on the same Redis
+    try {
+      assert.equal((await beacon(other.base, PAGE, { cookie: mine })).status, 202);
+      const d = await fetch(col.base + '/consent?domain=example.com', { method: 'DELETE', headers: { cookie: mine } });
+      assert.equal(d.status, 200);
+      assert.equal(await xlen(), 0, 'both stored hits were erased');
+      const r = await beacon(col.base, PAGE, { cookie: mine });
+      assert.equal(r.status, 204);
+      assert.equal(r.headers.get('fairstat-status'), 'no-consent');
+      assert.equal(await xlen(), 0);
+      // The other instance reads withdrawals every 2 s: wait until its
+      // GET /consent (which stores nothing) no longer knows the receipt.
+      await waitFor('the other collector learns of the withdrawal', async () =>
+        (await fetch(other.base + '/consent?domain=example.com', { headers: { cookie: mine } })).status === 404);
+      assert.equal((await beacon(other.base, PAGE, { cookie: mine })).status, 204);
+      assert.equal(await xlen(), 0);
+      assert.equal((await fetch(col.base + '/consent?domain=example.com', { headers: { cookie: mine } })).status, 404);
+    } finally {
+      await other.stop();
+    }
+  });
+
   test('healthz and metrics report what happened', async () => {
     const h = await fetch(col.base + '/healthz');
     assert.equal(h.status, 200);

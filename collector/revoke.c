@@ -1,0 +1,167 @@
+/* revoke.c -- the set of withdrawn receipts, kept from fs:{site}:consent
+ * (see revoke.h). An open-addressing table of 64-bit keyed hashes of
+ * (site, receipt), rebuilt when it fills; expired entries are dropped at
+ * each rebuild. */
+#include "revoke.h"
+#include "keys.h"
+#include "rconn.h"
+
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct slot {
+    unsigned long long key;     /* 0 = empty */
+    long long expires_s;
+};
+
+static pthread_rwlock_t lock = PTHREAD_RWLOCK_INITIALIZER;
+static struct slot *table;
+static size_t cap, used;
+static unsigned long long seed;
+static unsigned generation;
+static char (*last_id)[48];     /* per configured site: last stream id read */
+
+static unsigned long long key_of(const char *site, const char *receipt)
+{
+    unsigned long long h = seed ^ 0xcbf29ce484222325ULL;
+    for (const char *p = site; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+    h = (h ^ '\n') * 0x100000001b3ULL;
+    for (const char *p = receipt; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+    h ^= h >> 29;
+    return h ? h : 1;
+}
+
+/* Caller holds the write lock. */
+static void put(unsigned long long key, long long expires_s)
+{
+    size_t i = key & (cap - 1);
+    while (table[i].key && table[i].key != key) i = (i + 1) & (cap - 1);
+    if (!table[i].key) used++;
+    table[i].key = key;
+    if (table[i].expires_s < expires_s) table[i].expires_s = expires_s;
+}
+
+/* Caller holds the write lock. Makes room for one more entry. */
+static int grow(long long now_s)
+{
+    if (cap && (used + 1) * 2 <= cap) return 0;
+    size_t live = 0;
+    for (size_t i = 0; i < cap; i++)
+        if (table[i].key && table[i].expires_s > now_s) live++;
+    size_t ncap = 1024;
+    while (ncap < (live + 1) * 4) ncap *= 2;
+    struct slot *old = table;
+    size_t ocap = cap;
+    if (!(table = calloc(ncap, sizeof *table))) {
+        table = old;
+        return -1;
+    }
+    cap = ncap;
+    used = 0;
+    for (size_t i = 0; i < ocap; i++)
+        if (old[i].key && old[i].expires_s > now_s) put(old[i].key, old[i].expires_s);
+    free(old);
+    return 0;
+}
+
+static void add_locked(const char *site, const char *receipt, long long expires_s)
+{
+    long long now_s = (long long)time(NULL);
+    if (expires_s <= now_s || grow(now_s) < 0) return;
+    put(key_of(site, receipt), expires_s);
+    __atomic_add_fetch(&generation, 1, __ATOMIC_RELEASE);
+}
+
+void revoke_add(const char *site, const char *receipt, long long expires_s)
+{
+    pthread_rwlock_wrlock(&lock);
+    if (!seed) RAND_bytes((unsigned char *)&seed, sizeof seed);
+    add_locked(site, receipt, expires_s);
+    pthread_rwlock_unlock(&lock);
+}
+
+int revoke_contains(const char *site, const char *receipt, long long now_s)
+{
+    int found = 0;
+    pthread_rwlock_rdlock(&lock);
+    if (cap) {
+        unsigned long long key = key_of(site, receipt);
+        for (size_t i = key & (cap - 1); table[i].key; i = (i + 1) & (cap - 1)) {
+            if (table[i].key == key) {
+                found = table[i].expires_s > now_s;
+                break;
+            }
+        }
+    }
+    pthread_rwlock_unlock(&lock);
+    return found;
+}
+
+unsigned revoke_generation(void)
+{
+    return __atomic_load_n(&generation, __ATOMIC_ACQUIRE);
+}
+
+/* Reads the receipts of one site after last_id; returns 0 or -1. */
+static int read_site(redisContext *rc, const struct cfg *c, size_t i)
+{
+    char key[300];
+    const char *site = c->sites[i].name;
+    long long max_age = (long long)c->consent.max_age_days * 86400;
+    if (keys_consent(key, sizeof key, site) < 0) return 0;
+    for (;;) {
+        redisReply *r = redisCommand(rc, "XRANGE %s %s + COUNT 1000", key, last_id[i]);
+        if (!r) return -1;
+        if (r->type != REDIS_REPLY_ARRAY) {
+            int not_stream = r->type == REDIS_REPLY_ERROR;
+            freeReplyObject(r);
+            return not_stream ? 0 : -1;     /* a key of another type: nothing to read */
+        }
+        size_t n = r->elements;
+        pthread_rwlock_wrlock(&lock);
+        for (size_t e = 0; e < n; e++) {
+            redisReply *entry = r->element[e];
+            if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2) continue;
+            redisReply *id = entry->element[0], *kv = entry->element[1];
+            const char *receipt = NULL, *action = NULL;
+            for (size_t f = 0; kv->type == REDIS_REPLY_ARRAY && f + 1 < kv->elements; f += 2) {
+                const char *name = kv->element[f]->str, *val = kv->element[f + 1]->str;
+                if (!name || !val) continue;
+                if (strcmp(name, RECEIPT_ID) == 0) receipt = val;
+                else if (strcmp(name, RECEIPT_ACTION) == 0) action = val;
+            }
+            if (receipt && action && (strcmp(action, "withdraw") == 0 || strcmp(action, "forget") == 0))
+                add_locked(site, receipt, atoll(id->str) / 1000 + max_age);
+            snprintf(last_id[i], sizeof last_id[i], "(%s", id->str);
+        }
+        pthread_rwlock_unlock(&lock);
+        freeReplyObject(r);
+        if (n < 1000) return 0;
+    }
+}
+
+int revoke_refresh(const struct cfg *c, char *err, size_t errlen)
+{
+    if (!last_id) {
+        if (!(last_id = calloc(c->n_sites ? c->n_sites : 1, sizeof *last_id))) return -1;
+        long long from_ms = ((long long)time(NULL) - (long long)c->consent.max_age_days * 86400) * 1000;
+        for (size_t i = 0; i < c->n_sites; i++)
+            snprintf(last_id[i], sizeof last_id[i], "%lld", from_ms > 0 ? from_ms : 0);
+        pthread_rwlock_wrlock(&lock);
+        if (!seed) RAND_bytes((unsigned char *)&seed, sizeof seed);
+        pthread_rwlock_unlock(&lock);
+    }
+    struct rconn_url u;
+    if (rconn_parse_url(c->redis.url, &u, err, errlen) < 0) return -1;
+    redisContext *rc = rconn_connect(&u, c->collector.redis_timeout_ms, err, errlen);
+    if (!rc) return -1;
+    int rc2 = 0;
+    for (size_t i = 0; i < c->n_sites && rc2 == 0; i++) rc2 = read_site(rc, c, i);
+    if (rc2 < 0) snprintf(err, errlen, "reading withdrawals: %s", rc->err ? rc->errstr : "bad reply");
+    redisFree(rc);
+    return rc2;
+}
