@@ -506,17 +506,27 @@ static void handle_hit(struct api *a, struct http_conn *c, const struct http_req
     char key[300], t[24];
     keys_hits(key, sizeof key, b.domain);
     snprintf(t, sizeof t, "%lld", now);
-    const char *argv[] = {
+    /* Empty optional fields are left out: most hits carry no utm_* and no
+     * props, and every argument costs Redis a parse and an allocation. A
+     * reader treats an absent field as empty (keys.h). */
+    const char *argv[3 + 2 * 16] = {
         "XADD", key, "*",
-        HIT_TIME, t, HIT_NAME, b.name, HIT_PATH, b.path, HIT_REFERRER, b.referrer,
-        HIT_UTM_SOURCE, b.utm[UTM_SOURCE], HIT_UTM_MEDIUM, b.utm[UTM_MEDIUM],
-        HIT_UTM_CAMPAIGN, b.utm[UTM_CAMPAIGN], HIT_UTM_TERM, b.utm[UTM_TERM],
-        HIT_UTM_CONTENT, b.utm[UTM_CONTENT], HIT_COUNTRY, country, HIT_REGION, region,
+        HIT_TIME, t, HIT_NAME, b.name, HIT_PATH, b.path, HIT_VISITOR, visitor,
         HIT_BROWSER, ua->browser, HIT_OS, ua->os, HIT_DEVICE, ua->device,
-        HIT_VISITOR, visitor, HIT_PROPS, b.props,
     };
-    enum { ARGC = sizeof argv / sizeof argv[0] };
-    size_t len = resp_format(a->resp, ARGC, argv);
+    int argc = 17;
+    const char *optional[][2] = {
+        {HIT_REFERRER, b.referrer}, {HIT_UTM_SOURCE, b.utm[UTM_SOURCE]},
+        {HIT_UTM_MEDIUM, b.utm[UTM_MEDIUM]}, {HIT_UTM_CAMPAIGN, b.utm[UTM_CAMPAIGN]},
+        {HIT_UTM_TERM, b.utm[UTM_TERM]}, {HIT_UTM_CONTENT, b.utm[UTM_CONTENT]},
+        {HIT_COUNTRY, country}, {HIT_REGION, region}, {HIT_PROPS, b.props},
+    };
+    for (size_t i = 0; i < sizeof optional / sizeof optional[0]; i++) {
+        if (!optional[i][1][0]) continue;
+        argv[argc++] = optional[i][0];
+        argv[argc++] = optional[i][1];
+    }
+    size_t len = resp_format(a->resp, argc, argv);
     if (store_formatted(a->store, on_hit_stored, p, a->resp, len) < 0) {
         pending_put(p);
         reply_error(a, c, 503, cors, "storage unavailable");

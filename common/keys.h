@@ -14,7 +14,9 @@
 #define KEYS_SALT_TTL_S (48 * 3600)
 
 /* Fields of an entry in fs:{S}:hits. Short names keep entries small; no field
- * ever holds an IP address, a full User-Agent or a receipt id. */
+ * ever holds an IP address, a full User-Agent or a receipt id. t, n, p, v, b,
+ * o and dv are always present; the others are left out when empty, and a
+ * reader treats an absent field as empty. */
 #define HIT_TIME      "t"   /* hit time, ms since the epoch (UTC) */
 #define HIT_NAME      "n"   /* event name: "pageview" or a custom name */
 #define HIT_PATH      "p"   /* URL path, no query, no fragment */
