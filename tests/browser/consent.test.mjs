@@ -115,6 +115,8 @@ test('Accept: exactly one pageview in Redis per page load', async () => {
   await settle(rec);
   await waitHits(4);
   assert.deepEqual(await paths(), ['/demo/', '/demo/pricing.html', '/demo/privacy.html', '/demo/privacy.html']);
+  // Redis can see a beacon before Playwright reports its request event.
+  await waitFor('the browser to report the beacons', () => rec.events.length >= 4);
   assert.equal(rec.events.length, 4);
   assert.ok(rec.events.every((e) => e.name === 'pageview' && e.domain === SITE));
   assert.equal(await dialog(page).count(), 0, 'no banner once accepted');
@@ -136,6 +138,8 @@ test('Accept: one pageview per SPA navigation, none for the same path', async ()
   await settle(rec);
   await waitHits(4);
   assert.deepEqual(await paths(), ['/demo/app/', '/demo/app/reports/', '/demo/app/settings/', '/demo/app/reports/']);
+  // Redis can see a beacon before Playwright reports its request event.
+  await waitFor('the browser to report the beacons', () => rec.events.length >= 4);
   assert.equal(rec.events.length, 4);
   // A reload of an SPA route is a real file and one more page load.
   await page.reload();

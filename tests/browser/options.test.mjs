@@ -83,6 +83,8 @@ test('embedded twice: loaded once, one banner, one pageview', async () => {
   await page.evaluate(() => history.pushState({}, '', '/t/other'));
   await settle(rec);
   await waitHits(2);
+  // Redis can see a beacon before Playwright reports its request event.
+  await waitFor('the browser to report the beacons', () => rec.events.length >= 2);
   assert.deepEqual(rec.events.map((e) => new URL(e.url).pathname), ['/t/twice.html', '/t/other']);
 });
 
