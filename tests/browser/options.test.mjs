@@ -141,9 +141,8 @@ test('fairstat.track("Signup", {plan: "pro"}) stores a custom event with its pro
   assert.equal(pv.n, 'pageview');
   assert.equal(ev.n, 'Signup');
   assert.equal(ev.p, '/demo/');
-  assert.deepEqual(rec.events[1].props, { plan: 'pro' });
-  assert.match(JSON.stringify(ev), /plan/);
-  assert.match(JSON.stringify(ev), /pro/);
+  // Redis is the witness: the props as stored, not as the page reported them.
+  assert.deepEqual(JSON.parse(ev.pr), { plan: 'pro' });
 });
 
 test('outbound links and file downloads are tracked when opted in, not otherwise', async () => {
@@ -160,8 +159,8 @@ test('outbound links and file downloads are tracked when opted in, not otherwise
   rec.pending.clear();
   const hits = await stack.hits();
   assert.deepEqual(hits.map((h) => h.n), ['pageview', 'File Download', 'Outbound Link: Click']);
-  assert.deepEqual(rec.events[1].props, { url: stack.base + '/demo/files/price-list.csv' });
-  assert.deepEqual(rec.events[2].props, { url: 'https://www.example.org/' });
+  assert.deepEqual(JSON.parse(hits[1].pr), { url: stack.base + '/demo/files/price-list.csv' });
+  assert.deepEqual(JSON.parse(hits[2].pr), { url: 'https://www.example.org/' });
 
   // Without the attributes: no link events.
   await stack.redis.client.cmd('DEL', HITS);
