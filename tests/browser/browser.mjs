@@ -2,12 +2,10 @@
 // serving js-snippet/dist (the snippet and the demo site, same origin), Debian's
 // Chromium driven by playwright-core, and helpers to watch the snippet's requests
 // and the hits that reach Redis.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { startRedis, writeConfig, freePort, waitFor, streamEntries, BIN, ROOT } from '../lib/harness.mjs';
+import { startRedis, startCollector, freePort, waitFor, streamEntries, ROOT } from '../lib/harness.mjs';
 
 export const SITE = 'localhost';   // data-domain of the demo pages, the site `make run` configures
 export const HITS = `fs:{${SITE}}:hits`;
@@ -17,43 +15,33 @@ export const ARTIFACTS = path.join(ROOT, 'tests', 'artifacts');
 export const CHROME_UA = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 ' +
   '(KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
 
-// Redis and the collector. The site's origins must hold the collector's own
-// origin (the demo is served by the collector itself), so the port is chosen
-// before the config is written; harness.startCollector picks its own port,
-// hence this small variant of it.
+// Redis and the collector serving the demo. The site's origins must hold the
+// collector's own origin (the demo is served by the collector itself), so the
+// port is chosen before the config is written.
 // opts.site: extra keys of the site's section; opts.sections: other sections.
 export async function startStack(opts = {}) {
   if (!existsSync(path.join(DIST, 'fs.js'))) throw new Error('js-snippet/dist/fs.js missing: run make');
   const redis = await startRedis();
-  const dir = mkdtempSync(path.join(tmpdir(), 'fs-browser-'));
-  mkdirSync(path.join(dir, 'spool'));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const conf = writeConfig(dir, {
-    port,
-    redisUrl: redis.url,
-    sections: { ...opts.sections, collector: { static_dir: DIST, rate_limit: 0 } },
-    sites: { [SITE]: { origins: base, ...opts.site } },
-  });
-  const proc = spawn(BIN('fairstat-collector'), ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  proc.stdout.on('data', (d) => { output += d; });
-  proc.stderr.on('data', (d) => { output += d; });
-  await waitFor('collector /healthz', async () => {
-    if (proc.exitCode !== null) throw new Error('collector exited: ' + output);
-    return (await fetch(base + '/healthz')).status === 200;
-  });
+  let col;
+  try {
+    col = await startCollector(redis, {
+      port,
+      sections: { ...opts.sections, collector: { static_dir: DIST, rate_limit: 0 } },
+      sites: { [SITE]: { origins: base, ...opts.site } },
+    });
+  } catch (e) {
+    await redis.stop();
+    throw e;
+  }
   return {
     base, redis,
-    output: () => output,
+    output: col.output,
     hits: () => streamEntries(redis.client, HITS),
     xlen: () => redis.client.cmd('XLEN', HITS),
     async stop() {
-      if (proc.exitCode === null) {
-        proc.kill('SIGTERM');
-        await new Promise((r) => (proc.exitCode !== null ? r() : proc.once('exit', r)));
-      }
-      rmSync(dir, { recursive: true, force: true });
+      await col.stop();
       await redis.stop();
     },
   };

@@ -174,11 +174,13 @@ export function writeConfig(dir, opts = {}) {
   return file;
 }
 
-// Starts bin/fairstat-collector against redis (from startRedis) and waits for /healthz.
+// Starts bin/fairstat-collector against redis (from startRedis) and waits for
+// /healthz. opts.port: a port chosen beforehand (when the config must name
+// the collector's own origin); opts.sites, opts.sections: see writeConfig.
 export async function startCollector(redis, opts = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'fs-collector-'));
   mkdirSync(path.join(dir, 'spool'));
-  const port = await freePort();
+  const port = opts.port || await freePort();
   const conf = writeConfig(dir, { ...opts, port, redisUrl: redis ? redis.url : opts.redisUrl });
   const proc = spawn(BIN('fairstat-collector'), ['-c', conf, ...(opts.args || [])],
     { stdio: ['ignore', 'pipe', 'pipe'] });
