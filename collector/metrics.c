@@ -94,10 +94,20 @@ size_t metrics_render(char *buf, size_t len)
             hsum.requests += hs.requests;
             hsum.timeouts += hs.timeouts;
             hsum.refused_connections += hs.refused_connections;
+            hsum.bad_requests += hs.bad_requests;
+            hsum.too_large += hs.too_large;
+            hsum.header_too_large += hs.header_too_large;
             conns += http_server_connections(m->http);
         }
     }
     pthread_mutex_unlock(&lock);
+
+    /* Requests the HTTP layer refused before any handler saw them count
+     * under their status like the handler's own rejections. */
+    rejected[ST_400] += hsum.bad_requests;
+    rejected[ST_408] += hsum.timeouts;
+    rejected[ST_413] += hsum.too_large;
+    rejected[ST_431] += hsum.header_too_large;
 
     put(&o, "# HELP fairstat_hits_accepted_total Hits stored in Redis (answered 202).\n"
             "# TYPE fairstat_hits_accepted_total counter\n"

@@ -339,6 +339,9 @@ describe('collector', () => {
     assert.match(m, /^fairstat_hits_accepted_total [1-9]\d*$/m);
     assert.match(m, /^fairstat_hits_refused_total\{reason="gpc"\} [1-9]/m);
     assert.match(m, /^fairstat_requests_rejected_total\{status="400"\} [1-9]/m);
+    // Refused by the HTTP layer itself (before any handler): counted too.
+    assert.match(m, /^fairstat_requests_rejected_total\{status="431"\} [1-9]/m);
+    assert.match(m, /^fairstat_requests_rejected_total\{status="408"\} [1-9]/m);
     assert.match(m, /^fairstat_redis_latency_seconds_count [1-9]/m);
     assert.match(m, /^fairstat_redis_queue_depth 0$/m);
   });
