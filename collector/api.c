@@ -11,6 +11,7 @@
 #include "api.h"
 #include "assets.h"
 #include "beacon.h"
+#include "clock.h"
 #include "consent.h"
 #include "geo.h"
 #include "keys.h"
@@ -39,7 +40,7 @@
 #define UA_CACHE 4096
 #define MAX_SCANS 4
 
-enum pending_kind { P_HIT, P_CONSENT, P_STATUS, P_WITHDRAW };
+enum pending_kind { P_HIT, P_CONSENT, P_PIXEL, P_WITHDRAW };
 
 /* What a request needs once Redis answers. */
 struct pending {
@@ -146,20 +147,6 @@ static void pending_put(struct pending *p)
 {
     p->next_free = p->a->free_list;
     p->a->free_list = p;
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static long long mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -287,7 +274,7 @@ static int rate_limited(struct api *a, const struct sockaddr *sa)
     for (size_t i = 0; i < len; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
     struct rl_slot *s = &a->rl[h % RL_SLOTS];
     double burst = rate * 2 > 20 ? rate * 2 : 20;
-    long long now = mono_us();
+    long long now = clock_mono_us();
     /* A slot changes hands only once its bucket would be full anyway;
      * before that, colliding clients share it rather than reset it. */
     if (s->key != h && (double)(now - s->last_us) / 1e6 * rate >= burst) {
@@ -392,7 +379,7 @@ static void on_hit_stored(redisReply *r, void *arg)
         reply_error(a, p->c, 503, p->headers, "storage unavailable");
     } else {
         METRIC_INC(a->m.accepted);
-        if (p->kind == P_STATUS) /* the pixel */
+        if (p->kind == P_PIXEL)
             http_respond(p->c, 202, p->headers, "image/gif",
                          "GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01"
                          "\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00;",
@@ -445,7 +432,7 @@ static void handle_hit(struct api *a, struct http_conn *c, const struct http_req
         refuse(a, c, sig[0] == 'g' ? REFUSED_GPC : REFUSED_DNT, cors);
         return;
     }
-    long long now = now_ms();
+    long long now = clock_now_ms();
     struct seen *seen = NULL;
     if (!r->cookie.p || check_cookie(a, r->cookie, b.domain, now / 1000, &seen) != CONSENT_GRANTED) {
         refuse(a, c, REFUSED_NO_CONSENT, cors);
@@ -491,12 +478,7 @@ static void handle_hit(struct api *a, struct http_conn *c, const struct http_req
         reply_error(a, c, 503, cors, "cannot hash");
         return;
     }
-    if (!store_is_up(a->store)) {
-        reply_error(a, c, 503, cors, "storage unavailable");
-        return;
-    }
-
-    struct pending *p = pending_get(a, c, pixel ? P_STATUS : P_HIT);
+    struct pending *p = pending_get(a, c, pixel ? P_PIXEL : P_HIT);
     if (!p) {
         reply_error(a, c, 503, cors, "out of memory");
         return;
@@ -635,11 +617,7 @@ static void handle_consent_post(struct api *a, struct http_conn *c, const struct
         return;
     }
     if (!consent_site(a, c, r, domain, cors)) return;
-    if (!store_is_up(a->store)) {
-        reply_error(a, c, 503, cors, "storage unavailable");
-        return;
-    }
-    long long now = now_ms();
+    long long now = clock_now_ms();
     struct consent_cookie cc = {.analytics = analytics, .issued = now / 1000};
     /* A visitor who chooses again keeps the receipt id: one visitor, one id. */
     struct consent_cookie old;
@@ -701,7 +679,7 @@ static void handle_consent_read(struct api *a, struct http_conn *c, const struct
     }
     if (!consent_site(a, c, r, domain, cors)) return;
     struct consent_cookie cc;
-    long long now = now_ms();
+    long long now = clock_now_ms();
     enum consent_verdict v = r->cookie.p ? consent_check(a->consent, domain, r->cookie.p,
                                                          r->cookie.n, now / 1000, &cc)
                                          : CONSENT_NONE;
@@ -713,10 +691,6 @@ static void handle_consent_read(struct api *a, struct http_conn *c, const struct
         metrics_count_status(&a->m, 404);
         static const char body[] = "{\"error\":\"no consent recorded\"}\n";
         http_respond(c, 404, hdr, "application/json", body, sizeof body - 1);
-        return;
-    }
-    if (!store_is_up(a->store)) {
-        reply_error(a, c, 503, cors, "storage unavailable");
         return;
     }
     /* Each of these scans the site's raw stream inside Redis: a few at a
@@ -815,7 +789,7 @@ static void handle_demo(struct api *a, struct http_conn *c, const struct http_re
 static void handle_health(struct api *a, struct http_conn *c)
 {
     char salt[SALT_HEX_LEN + 1];
-    if (store_is_up(a->store) && salt_get((long)(now_ms() / 86400000), salt) == 0) {
+    if (store_is_up(a->store) && salt_get((long)(clock_now_ms() / 86400000), salt) == 0) {
         static const char ok[] = "{\"status\":\"ok\",\"redis\":\"up\"}\n";
         http_respond(c, 200, "Cache-Control: no-store\r\n", "application/json", ok, sizeof ok - 1);
     } else {

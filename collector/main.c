@@ -8,6 +8,7 @@
 #include "api.h"
 #include "assets.h"
 #include "cfg.h"
+#include "clock.h"
 #include "geo.h"
 #include "http.h"
 #include "log.h"
@@ -21,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #define MAX_OVERRIDES 128
@@ -54,13 +54,6 @@ static void usage(FILE *fp)
           "  -t        check the configuration and exit\n", fp);
 }
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Polled by every worker: cheap, and needs no cross-thread libevent calls. */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -69,10 +62,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     struct worker *w = arg;
     if (!stopping) return;
     if (!w->stop_started_ms) {
-        w->stop_started_ms = mono_ms();
+        w->stop_started_ms = (clock_mono_us() / 1000);
         http_server_stop(w->http);
     }
-    if (http_server_connections(w->http) == 0 || mono_ms() - w->stop_started_ms > DRAIN_MS)
+    if (http_server_connections(w->http) == 0 || (clock_mono_us() / 1000) - w->stop_started_ms > DRAIN_MS)
         event_base_loopbreak(w->base);
 }
 
@@ -262,21 +255,21 @@ int main(int argc, char **argv)
 
     /* The main thread's duties now: keep the salts fresh and learn of
      * withdrawals made elsewhere. */
-    long long next_salt = mono_ms() + (salt_ok ? 60000 : 1000);
-    long long next_revoke = mono_ms() + 2000;
+    long long next_salt = (clock_mono_us() / 1000) + (salt_ok ? 60000 : 1000);
+    long long next_revoke = (clock_mono_us() / 1000) + 2000;
     int revoke_failing = 0;
     while (!stopping) {
         usleep(100000);
-        if (mono_ms() >= next_salt) {
+        if ((clock_mono_us() / 1000) >= next_salt) {
             int ok = salt_refresh(c, err, sizeof err) == 0;
             if (!ok) log_warn("salts: %s", err);
-            next_salt = mono_ms() + (ok ? 60000 : 1000);
+            next_salt = (clock_mono_us() / 1000) + (ok ? 60000 : 1000);
         }
-        if (mono_ms() >= next_revoke) {
+        if ((clock_mono_us() / 1000) >= next_revoke) {
             int ok = revoke_refresh(c, err, sizeof err) == 0;
             if (!ok && !revoke_failing) log_warn("withdrawals: %s", err);
             revoke_failing = !ok;
-            next_revoke = mono_ms() + 2000;
+            next_revoke = (clock_mono_us() / 1000) + 2000;
         }
     }
     for (int i = 0; i < n; i++)

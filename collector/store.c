@@ -15,6 +15,7 @@
  * write(). Only a write that would block waits for EV_WRITE.
  */
 #include "store.h"
+#include "clock.h"
 #include "log.h"
 #include "rconn.h"
 
@@ -22,7 +23,6 @@
 #include <hiredis/async.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 struct pending {
     struct store *s;
@@ -48,13 +48,6 @@ struct store {
     struct pending *free_list;
     struct store_stats st;
 };
-
-static long long now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static void connect_now(struct store *s);
 
@@ -207,7 +200,7 @@ static void connect_now(struct store *s)
     ac->data = s;
     s->ac = ac;
     s->st.reconnects++;
-    s->connect_started_us = now_us();
+    s->connect_started_us = clock_mono_us();
     if (attach(s, ac) < 0) {
         log_error("redis: out of memory");
         s->ac = NULL;
@@ -249,7 +242,7 @@ static void on_watch(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct store *s = arg;
-    long long now = now_us(), limit = (long long)s->timeout_ms * 1000;
+    long long now = clock_mono_us(), limit = (long long)s->timeout_ms * 1000;
     if (s->ac && !s->up && now - s->connect_started_us > limit)
         drop(s, "connect timed out");
     else if (s->ac && s->st.inflight > 0 && now - s->last_progress_us > limit)
@@ -261,7 +254,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv)
     (void)ac;
     struct pending *p = priv;
     struct store *s = p->s;
-    long long now = now_us();
+    long long now = clock_mono_us();
     s->st.inflight--;
     s->last_progress_us = now;
     redisReply *reply = r;
@@ -292,7 +285,7 @@ static int store_send(struct store *s, store_cb cb, void *arg, int argc, const c
     p->s = s;
     p->cb = cb;
     p->arg = arg;
-    p->t0_us = now_us();
+    p->t0_us = clock_mono_us();
     int rc = cmd ? redisAsyncFormattedCommand(s->ac, on_reply, p, cmd, len)
                  : redisAsyncCommandArgv(s->ac, on_reply, p, argc, argv, lens);
     if (rc != REDIS_OK) {

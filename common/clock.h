@@ -59,5 +59,7 @@ void clock_format_rfc3339(int64_t ms, char out[32]);
 
 /* Wall-clock time in ms since the epoch. */
 int64_t clock_now_ms(void);
+/* A monotonic clock in microseconds, for intervals and deadlines. */
+int64_t clock_mono_us(void);
 
 #endif
