@@ -2,6 +2,7 @@
 // serving js-snippet/dist (the snippet and the demo site, same origin), Debian's
 // Chromium driven by playwright-core, and helpers to watch the snippet's requests
 // and the hits that reach Redis.
+import { before, after, beforeEach } from 'node:test';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -45,6 +46,32 @@ export async function startStack(opts = {}) {
       await redis.stop();
     },
   };
+}
+
+// The set-up every browser test file shares: one stack and one browser per
+// file; per test, a fresh stream and the previous test's pages closed.
+// s.stack and s.browser are set once the file's `before` hook has run.
+export function suite() {
+  const s = { stack: null, browser: null, open: [] };
+  before(async () => {
+    s.stack = await startStack();
+    s.browser = await launch();
+  });
+  after(async () => {
+    await s.browser?.close();
+    await s.stack?.stop();
+  });
+  beforeEach(async () => {
+    for (const c of s.open.splice(0)) await c.close();
+    await s.stack.redis.client.cmd('DEL', HITS);
+  });
+  s.visitor = async (opts) => {
+    const v = await openPage(s.browser, opts);
+    s.open.push(v.context);
+    return v;
+  };
+  s.waitHits = (n) => waitFor(`${n} hits in Redis`, async () => (await s.stack.xlen()) === n);
+  return s;
 }
 
 export function launch(extraArgs = []) {

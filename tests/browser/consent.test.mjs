@@ -1,40 +1,19 @@
 // consent.test.mjs -- the snippet's consent flow in a real browser against the
 // real collector and Redis: banner, no beacon before a choice, Reject, Accept
 // (page loads and SPA navigations), withdrawal, GPC/DNT, keyboard, layout.
-import { test, before, after, beforeEach } from 'node:test';
+import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import {
-  startStack, launch, openPage, settle, dialog, button, accept, waitFor, HITS, SITE, ARTIFACTS,
+  suite, settle, dialog, button, accept, waitFor, HITS, SITE, ARTIFACTS,
 } from './browser.mjs';
 
-let stack;
-let browser;
-const open = [];
+const env = suite();
+const { visitor, waitHits } = env;
+before(() => mkdirSync(ARTIFACTS, { recursive: true }));
 
-before(async () => {
-  stack = await startStack();
-  browser = await launch();
-  mkdirSync(ARTIFACTS, { recursive: true });
-});
-after(async () => {
-  await browser?.close();
-  await stack?.stop();
-});
-beforeEach(async () => {
-  for (const c of open.splice(0)) await c.close();
-  await stack.redis.client.cmd('DEL', HITS);
-});
-
-async function visitor(opts) {
-  const v = await openPage(browser, opts);
-  open.push(v.context);
-  return v;
-}
-
-const paths = async () => (await stack.hits()).map((h) => h.p);
-const waitHits = (n) => waitFor(`${n} hits in Redis`, async () => (await stack.xlen()) === n);
+const paths = async () => (await env.stack.hits()).map((h) => h.p);
 // Inside the shadow root: the element that has keyboard focus.
 const focused = (page) => page.evaluate(() => {
   const host = document.activeElement;
@@ -44,7 +23,7 @@ const focused = (page) => page.evaluate(() => {
 
 test('banner appears on first visit as a labelled dialog and takes focus', async () => {
   const { page, rec } = await visitor();
-  await page.goto(stack.base + '/demo/');
+  await page.goto(env.stack.base + '/demo/');
   const d = dialog(page);
   await d.waitFor();
   assert.equal(await d.getAttribute('aria-labelledby'), 't');
@@ -71,41 +50,41 @@ test('banner appears on first visit as a labelled dialog and takes focus', async
 
 test('no request to /api/event before a choice', async () => {
   const { page, rec } = await visitor();
-  await page.goto(stack.base + '/demo/');
+  await page.goto(env.stack.base + '/demo/');
   await dialog(page).waitFor();
   await page.click('#signup');                                    // fairstat.track('Signup')
   await page.evaluate(() => fairstat.track('Manual'));
-  await page.goto(stack.base + '/demo/app/');                     // another page load
+  await page.goto(env.stack.base + '/demo/app/');                     // another page load
   await dialog(page).waitFor();
   await page.click('#app-nav >> text=Reports');                   // pushState
   await page.goBack();                                            // popstate
   await settle(rec);
   assert.equal(rec.events.length, 0);
-  assert.equal(await stack.xlen(), 0);
+  assert.equal(await env.stack.xlen(), 0);
 });
 
 test('Reject: no beacon, no hit in Redis, and no banner on later pages', async () => {
   const { page, rec, context } = await visitor();
-  await page.goto(stack.base + '/demo/');
+  await page.goto(env.stack.base + '/demo/');
   await button(page, 'Reject').click();
   await waitFor('refusal cookie', async () =>
     (await context.cookies()).some((c) => c.name === 'fs_consent' && c.value.startsWith('1.0.')));
   assert.equal(await dialog(page).count(), 0);
   assert.deepEqual(rec.consent.map((c) => c.method), ['POST']);
   assert.equal(JSON.parse(rec.consent[0].req.postData()).analytics, false);
-  await page.goto(stack.base + '/demo/pricing.html');
-  await page.goto(stack.base + '/demo/app/');
+  await page.goto(env.stack.base + '/demo/pricing.html');
+  await page.goto(env.stack.base + '/demo/app/');
   await page.click('#app-nav >> text=Settings');
   await page.evaluate(() => fairstat.track('Signup', { plan: 'pro' }));
   await settle(rec);
   assert.equal(await dialog(page).count(), 0, 'the choice is remembered');
   assert.equal(rec.events.length, 0);
-  assert.equal(await stack.xlen(), 0);
+  assert.equal(await env.stack.xlen(), 0);
 });
 
 test('Accept: exactly one pageview in Redis per page load', async () => {
   const { page, rec } = await visitor();
-  await page.goto(stack.base + '/demo/');
+  await page.goto(env.stack.base + '/demo/');
   await accept(page, rec);
   await page.click('header >> text=Pricing');
   await page.waitForURL('**/pricing.html');
@@ -124,7 +103,7 @@ test('Accept: exactly one pageview in Redis per page load', async () => {
 
 test('Accept: one pageview per SPA navigation, none for the same path', async () => {
   const { page, rec } = await visitor();
-  await page.goto(stack.base + '/demo/app/');
+  await page.goto(env.stack.base + '/demo/app/');
   await accept(page, rec);
   const nav = (name) => page.click(`#app-nav >> text=${name}`);
   await nav('Reports');                                           // pushState
@@ -150,9 +129,9 @@ test('Accept: one pageview per SPA navigation, none for the same path', async ()
 
 test('withdrawal via a data-fairstat-settings link stops beacons and erases pending hits', async () => {
   const { page, rec, context } = await visitor();
-  await page.goto(stack.base + '/demo/');
+  await page.goto(env.stack.base + '/demo/');
   await accept(page, rec);
-  await page.goto(stack.base + '/demo/pricing.html');
+  await page.goto(env.stack.base + '/demo/pricing.html');
   await settle(rec);
   await waitHits(2);
   const link = page.locator('footer [data-fairstat-settings]');
@@ -172,17 +151,17 @@ test('withdrawal via a data-fairstat-settings link stops beacons and erases pend
   assert.equal(await page.evaluate(() => document.activeElement.hasAttribute('data-fairstat-settings')), true);
   const before = rec.events.length;
   await page.evaluate(() => fairstat.track('Signup'));
-  await page.goto(stack.base + '/demo/');
+  await page.goto(env.stack.base + '/demo/');
   await page.click('#signup');
   await settle(rec);
   assert.equal(rec.events.length, before, 'no beacon after withdrawal');
-  assert.equal(await stack.xlen(), 0);
+  assert.equal(await env.stack.xlen(), 0);
   assert.equal(await dialog(page).count(), 0, 'the refusal is remembered');
 });
 
 test('withdrawal via fairstat.openSettings() stops beacons and erases pending hits', async () => {
   const { page, rec } = await visitor();
-  await page.goto(stack.base + '/demo/app/');
+  await page.goto(env.stack.base + '/demo/app/');
   await accept(page, rec);
   await page.click('#app-nav >> text=Reports');
   await settle(rec);
@@ -196,7 +175,7 @@ test('withdrawal via fairstat.openSettings() stops beacons and erases pending hi
   await page.evaluate(() => fairstat.track('Signup'));
   await settle(rec);
   assert.equal(rec.events.length, before);
-  assert.equal(await stack.xlen(), 0);
+  assert.equal(await env.stack.xlen(), 0);
   // Changing one's mind again works: Accept starts counting anew.
   await page.evaluate(() => fairstat.openSettings());
   await accept(page, rec);
@@ -207,16 +186,16 @@ test('withdrawal via fairstat.openSettings() stops beacons and erases pending hi
 test('GPC set in the browser: no banner, no beacon, no consent request at all', async () => {
   const gpc = () => Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', { get: () => true });
   const { page, rec } = await visitor({ init: gpc });
-  await page.goto(stack.base + '/demo/');
+  await page.goto(env.stack.base + '/demo/');
   assert.equal(await page.evaluate(() => navigator.globalPrivacyControl), true);
   await page.click('#signup');
-  await page.goto(stack.base + '/demo/app/');
+  await page.goto(env.stack.base + '/demo/app/');
   await page.click('#app-nav >> text=Reports');
   await settle(rec);
   assert.equal(await dialog(page).count(), 0);
   assert.equal(rec.events.length, 0);
   assert.equal(rec.consent.length, 0);
-  assert.equal(await stack.xlen(), 0);
+  assert.equal(await env.stack.xlen(), 0);
 });
 
 test('GPC or DNT stop beacons even after an earlier Accept', async () => {
@@ -226,23 +205,23 @@ test('GPC or DNT stop beacons even after an earlier Accept', async () => {
   ]) {
     const { page, rec, context } = await visitor({ init });
     // The visitor accepted before turning the signal on.
-    const r = await context.request.post(stack.base + '/consent', {
-      headers: { 'content-type': 'text/plain', origin: stack.base },
+    const r = await context.request.post(env.stack.base + '/consent', {
+      headers: { 'content-type': 'text/plain', origin: env.stack.base },
       data: JSON.stringify({ domain: SITE, analytics: true }),
     });
     assert.equal(r.status(), 200);
-    await page.goto(stack.base + '/demo/');
+    await page.goto(env.stack.base + '/demo/');
     await page.click('#signup');
     await settle(rec);
     assert.equal(await dialog(page).count(), 0);
     assert.equal(rec.events.length, 0);
-    assert.equal(await stack.xlen(), 0);
+    assert.equal(await env.stack.xlen(), 0);
   }
 });
 
 test('keyboard-only user can Tab to Accept and press Enter', async () => {
   const { page, rec } = await visitor();
-  await page.goto(stack.base + '/demo/');
+  await page.goto(env.stack.base + '/demo/');
   await dialog(page).waitFor();
   let f;
   for (let i = 0; i < 6; i++) {
@@ -268,11 +247,11 @@ test('keyboard-only user can Tab to Accept and press Enter', async () => {
 
 test('Escape closes the banner without recording a choice', async () => {
   const { page, rec } = await visitor();
-  await page.goto(stack.base + '/demo/');
+  await page.goto(env.stack.base + '/demo/');
   await dialog(page).waitFor();
   await page.keyboard.press('Escape');
   assert.equal(await dialog(page).count(), 0);
-  await page.goto(stack.base + '/demo/pricing.html');
+  await page.goto(env.stack.base + '/demo/pricing.html');
   await dialog(page).waitFor();                                   // asked again on the next page
   await settle(rec);
   assert.equal(rec.consent.length, 0);
@@ -282,7 +261,7 @@ test('Escape closes the banner without recording a choice', async () => {
 test('banner screenshots: desktop 1280x800 and 360 px wide', async () => {
   for (const [name, viewport] of [['desktop', { width: 1280, height: 800 }], ['360', { width: 360, height: 740 }]]) {
     const { page } = await visitor({ viewport });
-    await page.goto(stack.base + '/demo/');
+    await page.goto(env.stack.base + '/demo/');
     const d = dialog(page);
     await d.waitFor();
     const box = await d.boundingBox();
@@ -296,7 +275,7 @@ test('banner screenshots: desktop 1280x800 and 360 px wide', async () => {
 test('banner works at 320 px wide and at 400% zoom (320x200 CSS px)', async () => {
   for (const viewport of [{ width: 320, height: 640 }, { width: 320, height: 200 }]) {
     const { page, rec } = await visitor({ viewport });
-    await page.goto(stack.base + '/demo/');
+    await page.goto(env.stack.base + '/demo/');
     const d = dialog(page);
     await d.waitFor();
     const box = await d.boundingBox();
@@ -307,6 +286,6 @@ test('banner works at 320 px wide and at 400% zoom (320x200 CSS px)', async () =
     if (viewport.height === 200) await page.screenshot({ path: path.join(ARTIFACTS, 'banner-320-zoom400.png') });
     await accept(page, rec);                                      // scrolled into view and clicked
     await waitHits(1);
-    await stack.redis.client.cmd('DEL', HITS);
+    await env.stack.redis.client.cmd('DEL', HITS);
   }
 });

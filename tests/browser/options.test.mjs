@@ -3,40 +3,19 @@
 // custom events, link tracking, texts/colours/position, no storage of its own.
 // Variant pages are served under the collector's origin by request
 // interception (page.route); /fs.js, /consent and /api/event stay real.
-import { test, before, after, beforeEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startStack, launch, openPage, settle, dialog, button, accept, waitFor, HITS, SITE,
+  suite, settle, dialog, button, accept, waitFor, HITS, SITE,
 } from './browser.mjs';
 
-let stack;
-let browser;
-const open = [];
+const env = suite();
+const { visitor, waitHits } = env;
 
-before(async () => {
-  stack = await startStack();
-  browser = await launch();
-});
-after(async () => {
-  await browser?.close();
-  await stack?.stop();
-});
-beforeEach(async () => {
-  for (const c of open.splice(0)) await c.close();
-  await stack.redis.client.cmd('DEL', HITS);
-});
-
-async function visitor(opts) {
-  const v = await openPage(browser, opts);
-  open.push(v.context);
-  return v;
-}
-
-const waitHits = (n) => waitFor(`${n} hits in Redis`, async () => (await stack.xlen()) === n);
 
 // Serves `body` as /t/<name>.html on the collector's origin and opens it.
 async function fixture(page, name, body) {
-  const url = `${stack.base}/t/${name}.html`;
+  const url = `${env.stack.base}/t/${name}.html`;
   await page.route(url, (route) => route.fulfill({ contentType: 'text/html; charset=utf-8', body }));
   await page.goto(url);
 }
@@ -46,8 +25,8 @@ const html = (lang, head, body = '<p>page</p>') =>
 
 // The native consent cookie, obtained beforehand as a consent manager would.
 async function consentBeforehand(context, analytics = true) {
-  const r = await context.request.post(stack.base + '/consent', {
-    headers: { 'content-type': 'text/plain', origin: stack.base },
+  const r = await context.request.post(env.stack.base + '/consent', {
+    headers: { 'content-type': 'text/plain', origin: env.stack.base },
     data: JSON.stringify({ domain: SITE, analytics }),
   });
   assert.equal(r.status(), 200);
@@ -102,7 +81,7 @@ test('data-consent="external": no banner, beacons sent, the collector decides', 
     await page.evaluate(() => fairstat.openSettings());
     assert.equal(await dialog(page).count(), 0, 'settings belong to the consent manager');
   }
-  await stack.redis.client.cmd('DEL', HITS);
+  await env.stack.redis.client.cmd('DEL', HITS);
   // Without consent: the beacon goes out and the collector refuses it (204).
   {
     const { page, rec } = await visitor();
@@ -115,7 +94,7 @@ test('data-consent="external": no banner, beacons sent, the collector decides', 
     assert.equal(rec.events.length, 1);
     await waitFor('response', () => statuses.length === 1);
     assert.deepEqual(statuses, [204]);
-    assert.equal(await stack.xlen(), 0);
+    assert.equal(await env.stack.xlen(), 0);
   }
   // GPC still stops beacons in external mode.
   {
@@ -126,18 +105,18 @@ test('data-consent="external": no banner, beacons sent, the collector decides', 
     await page.evaluate(() => fairstat.track('Signup'));
     await settle(rec);
     assert.equal(rec.events.length, 0);
-    assert.equal(await stack.xlen(), 0);
+    assert.equal(await env.stack.xlen(), 0);
   }
 });
 
 test('fairstat.track("Signup", {plan: "pro"}) stores a custom event with its props', async () => {
   const { page, rec } = await visitor();
-  await page.goto(stack.base + '/demo/');
+  await page.goto(env.stack.base + '/demo/');
   await accept(page, rec);
   await page.click('#signup');                          // onclick: fairstat.track('Signup', {plan: 'pro'})
   await settle(rec);
   await waitHits(2);
-  const [pv, ev] = await stack.hits();
+  const [pv, ev] = await env.stack.hits();
   assert.equal(pv.n, 'pageview');
   assert.equal(ev.n, 'Signup');
   assert.equal(ev.p, '/demo/');
@@ -148,7 +127,7 @@ test('fairstat.track("Signup", {plan: "pro"}) stores a custom event with its pro
 test('outbound links and file downloads are tracked when opted in, not otherwise', async () => {
   const { page, rec } = await visitor();
   await page.route('https://www.example.org/**', (r) => r.fulfill({ contentType: 'text/html', body: 'elsewhere' }));
-  await page.goto(stack.base + '/demo/');              // data-track-outbound data-track-files
+  await page.goto(env.stack.base + '/demo/');              // data-track-outbound data-track-files
   await accept(page, rec);
   await page.click('#download');
   await page.click('#outbound');
@@ -157,13 +136,13 @@ test('outbound links and file downloads are tracked when opted in, not otherwise
   // Redis is the witness here, not the page's network events.
   await waitHits(3);
   rec.pending.clear();
-  const hits = await stack.hits();
+  const hits = await env.stack.hits();
   assert.deepEqual(hits.map((h) => h.n), ['pageview', 'File Download', 'Outbound Link: Click']);
-  assert.deepEqual(JSON.parse(hits[1].pr), { url: stack.base + '/demo/files/price-list.csv' });
+  assert.deepEqual(JSON.parse(hits[1].pr), { url: env.stack.base + '/demo/files/price-list.csv' });
   assert.deepEqual(JSON.parse(hits[2].pr), { url: 'https://www.example.org/' });
 
   // Without the attributes: no link events.
-  await stack.redis.client.cmd('DEL', HITS);
+  await env.stack.redis.client.cmd('DEL', HITS);
   const body = '<a id=o href="https://www.example.org/">out</a> <a id=f href="/demo/files/price-list.csv" download>csv</a>';
   await fixture(page, 'plain', html('en', tag(), body));
   await page.click('#f');
@@ -171,7 +150,7 @@ test('outbound links and file downloads are tracked when opted in, not otherwise
   await page.waitForURL('https://www.example.org/');
   await waitHits(1);
   await new Promise((r) => setTimeout(r, 300));  // no event on its way: nothing may arrive late
-  assert.deepEqual((await stack.hits()).map((h) => h.n), ['pageview']);
+  assert.deepEqual((await env.stack.hits()).map((h) => h.n), ['pageview']);
 });
 
 test('texts, colour, position and policy link from data-* and the JS API', async () => {
@@ -195,9 +174,9 @@ test('texts, colour, position and policy link from data-* and the JS API', async
 
 test('no cookies or storage of its own: only the collector\'s consent cookie', async () => {
   const { page, rec, context } = await visitor();
-  await page.goto(stack.base + '/demo/');
+  await page.goto(env.stack.base + '/demo/');
   await accept(page, rec);
-  await page.goto(stack.base + '/demo/app/');
+  await page.goto(env.stack.base + '/demo/app/');
   await page.click('#app-nav >> text=Reports');
   await settle(rec);
   const cookies = await context.cookies();
