@@ -28,7 +28,6 @@
 #define DRAIN_MS 5000
 
 struct worker {
-    int id;
     pthread_t thread;
     const struct cfg *cfg;
     const struct geo *geo;
@@ -231,7 +230,6 @@ int main(int argc, char **argv)
     int failed = 0;
     for (int i = 0; i < n; i++) {
         struct worker *w = &workers[i];
-        w->id = i;
         w->cfg = c;
         w->geo = geo;
         w->lock = &lock;

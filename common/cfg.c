@@ -267,7 +267,7 @@ static int each_item(const char *v, int (*fn)(const char *, size_t, void *), voi
     return 0;
 }
 
-struct list_arg { struct loader *l; const char *sec, *key; int fails; };
+struct list_arg { struct loader *l; const char *sec, *key; };
 
 static int add_previous(const char *s, size_t n, void *arg)
 {
@@ -525,14 +525,14 @@ static int apply(struct loader *l, const char *section, const char *name, const 
             return read_secret(l, section, name, v, &c->consent.secret, &c->consent.secret_len);
         case K_SECRETS: {
             free_previous(c);
-            struct list_arg a = {l, section, name, 0};
+            struct list_arg a = {l, section, name};
             return each_item(v, add_previous, &a);
         }
         case K_CIDRS: {
             free(c->collector.trusted_proxies);
             c->collector.trusted_proxies = NULL;
             c->collector.n_trusted_proxies = 0;
-            struct list_arg a = {l, section, name, 0};
+            struct list_arg a = {l, section, name};
             return each_item(v, add_cidr, &a);
         }
         }
