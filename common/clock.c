@@ -109,15 +109,15 @@ long clock_zone_offset(struct clock_zone *z, int64_t t_ms)
 int64_t clock_local_days(struct clock_zone *z, int64_t t_ms)
 {
     int64_t local_s = floor_div(t_ms, 1000) + clock_zone_offset(z, t_ms);
-    return floor_div(local_s, 86400);
+    return floor_div(local_s, CLOCK_DAY_S);
 }
 
 void clock_buckets(struct clock_zone *z, int64_t t_ms, char day[CLOCK_DAY_LEN + 1],
                    char hour[CLOCK_HOUR_LEN + 1])
 {
     int64_t local_s = floor_div(t_ms, 1000) + clock_zone_offset(z, t_ms);
-    int64_t days = floor_div(local_s, 86400);
-    int h = (int)((local_s - days * 86400) / 3600);
+    int64_t days = floor_div(local_s, CLOCK_DAY_S);
+    int h = (int)((local_s - days * CLOCK_DAY_S) / 3600);
     char d[CLOCK_DAY_LEN + 1];
     clock_format_day(days, d);
     if (day) memcpy(day, d, sizeof d);
@@ -223,7 +223,7 @@ int clock_parse_rfc3339(const char *s, int64_t *ms)
     size_t used;
     if (!s || strlen(s) < 10 || parse_date_prefix(s, &days, &used) < 0 || used != 10) return -1;
     const char *p = s + 10;
-    int64_t secs = days * 86400, frac_ms = 0;
+    int64_t secs = days * CLOCK_DAY_S, frac_ms = 0;
     if (*p == '\0') {
         *ms = secs * 1000;
         return 0;
@@ -268,7 +268,7 @@ int clock_parse_rfc3339(const char *s, int64_t *ms)
 void clock_format_rfc3339(int64_t ms, char out[32])
 {
     int64_t s = floor_div(ms, 1000);
-    int64_t days = floor_div(s, 86400), rem = s - days * 86400;
+    int64_t days = floor_div(s, CLOCK_DAY_S), rem = s - days * CLOCK_DAY_S;
     int64_t y;
     unsigned m, d;
     clock_civil_from_days(days, &y, &m, &d);
@@ -281,6 +281,16 @@ int64_t clock_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t clock_utc_day(int64_t t_ms)
+{
+    return floor_div(t_ms, CLOCK_DAY_MS);
+}
+
+int64_t clock_utc_today(void)
+{
+    return clock_utc_day(clock_now_ms());
 }
 
 int64_t clock_mono_us(void)

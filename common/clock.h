@@ -18,6 +18,11 @@
 #define CLOCK_DAY_LEN 8         /* YYYYMMDD */
 #define CLOCK_HOUR_LEN 10       /* YYYYMMDDHH */
 
+/* A day of civil time. Leap seconds do not exist for POSIX time, so every
+ * day, UTC or local, has exactly this many seconds between two midnights. */
+#define CLOCK_DAY_S 86400LL
+#define CLOCK_DAY_MS (CLOCK_DAY_S * 1000)
+
 struct clock_zone;
 
 /* A zone by IANA name ("Europe/Berlin", "UTC"). NULL and one line in err when
@@ -59,6 +64,11 @@ void clock_format_rfc3339(int64_t ms, char out[32]);
 
 /* Wall-clock time in ms since the epoch. */
 int64_t clock_now_ms(void);
+/* The UTC day (days since 1970-01-01) of t_ms, rounding towards the past;
+ * clock_utc_today() is that of now. Salts and the consent cookie's age count
+ * UTC days; aggregates count a site's local days (clock_local_days). */
+int64_t clock_utc_day(int64_t t_ms);
+int64_t clock_utc_today(void);
 /* A monotonic clock in microseconds, for intervals and deadlines. */
 int64_t clock_mono_us(void);
 
