@@ -1,10 +1,15 @@
 /* cfg.c -- loads and validates the INI configuration shared by both programs.
  *
- * libinih does the tokenising; this file knows the keys. Each key is one row
- * of the table below with its parser, so a new key is one line. Line numbers
- * come from a counting reader wrapped around fgets, since Debian's libinih is
- * built without INI_HANDLER_LINENO. Every error is reported once, with
- * "file:line: section.key: why", and cfg_load() returns NULL.
+ * libinih does the tokenising; this file knows the keys. Every key is one row
+ * of keys[] (site_keys[] for the [site NAME] sections): its type, the field of
+ * struct cfg it fills, its default written as in the file, its range and a
+ * line of help. Defaults, the file, -o overrides and cfg_free() all walk these
+ * rows, and a default goes through the same parser and checks as a value from
+ * the file, so a bad default fails every load.
+ *
+ * Line numbers come from a counting reader wrapped around fgets, since
+ * Debian's libinih is built without INI_HANDLER_LINENO. Every error is
+ * reported once, "file:line: section.key: why", and cfg_load() returns NULL.
  */
 #include "cfg.h"
 
@@ -12,6 +17,9 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,24 +168,194 @@ bool cfg_cidr_match(const struct cfg_cidr *list, size_t n, int family, const voi
 }
 
 /* ------------------------------------------------------------------------ */
-/* Loading                                                                   */
+/* The keys                                                                  */
+/* ------------------------------------------------------------------------ */
+
+enum type {
+    T_STR,                      /* char *; a NULL default leaves it NULL */
+    T_INT,                      /* int */
+    T_DOUBLE,                   /* double */
+    T_SIZE,                     /* size_t, bytes */
+    T_DUR,                      /* long, seconds */
+    T_MS,                       /* long, milliseconds */
+    T_BOOL,                     /* bool */
+    T_ENUM,                     /* an int-sized enum, one of .choices */
+    T_SECRET,                   /* unsigned char *, length at .n_off; "" = none */
+    T_SECRETS,                  /* unsigned char **, lengths at .lens_off, count at .n_off */
+    T_CIDRS,                    /* struct cfg_cidr *, count at .n_off */
+    T_ORIGINS,                  /* char ** of http(s) origins, count at .n_off */
+};
+
+struct choice {
+    const char *name;
+    int value;
+};
+
+struct key {
+    const char *section;        /* NULL in site_keys[] */
+    const char *name;
+    enum type type;
+    size_t off;                 /* into struct cfg, or struct cfg_site */
+    size_t n_off, lens_off;     /* the companions named in enum type */
+    const char *def;            /* the default, written as in the file */
+    const char *min, *max;      /* range, written as in the file; of lists: items */
+    const char *(*check)(const char *v);    /* a string's own rule: why not, or NULL */
+    const struct choice *choices;           /* T_ENUM, ends with {NULL} */
+    const char *help;
+};
+
+static const char *check_cookie_name(const char *v)
+{
+    return !*v || strpbrk(v, "=;, \t\"") ? "not a valid cookie name" : NULL;
+}
+
+static const char *check_policy_version(const char *v)
+{
+    size_t n = strlen(v);
+    return n == 0 || n > 64 || strpbrk(v, "\"\\") ? "1 to 64 characters, no quotes" : NULL;
+}
+
+#define KEY(sec, key, t, field, dflt) \
+    .section = sec, .name = key, .type = t, .off = offsetof(struct cfg, field), .def = dflt
+#define COUNT(field) .n_off = offsetof(struct cfg, field)
+
+static const struct key keys[] = {
+    {KEY("collector", "listen", T_STR, collector.listen, "127.0.0.1:8080"),
+     .help = "host:port the HTTP server listens on"},
+    {KEY("collector", "threads", T_INT, collector.threads, "1"), .min = "1", .max = "256",
+     .help = "worker threads, each with its own socket and Redis connection"},
+    {KEY("collector", "trusted_proxies", T_CIDRS, collector.trusted_proxies, ""),
+     COUNT(collector.n_trusted_proxies),
+     .help = "peers whose X-Forwarded-For is believed (CIDRs)"},
+    {KEY("collector", "max_body", T_SIZE, collector.max_body, "4k"), .min = "64", .max = "1m",
+     .help = "largest request body"},
+    {KEY("collector", "max_header", T_SIZE, collector.max_header, "8k"), .min = "512", .max = "1m",
+     .help = "largest request line + headers"},
+    {KEY("collector", "read_timeout", T_MS, collector.read_timeout_ms, "10s"), .min = "100ms",
+     .help = "deadline from a request's first byte to its last"},
+    {KEY("collector", "idle_timeout", T_MS, collector.idle_timeout_ms, "60s"), .min = "100ms",
+     .help = "how long an idle keep-alive connection is kept"},
+    {KEY("collector", "max_connections", T_INT, collector.max_connections, "10000"),
+     .min = "1", .max = "1000000", .help = "open connections per thread"},
+    {KEY("collector", "rate_limit", T_DOUBLE, collector.rate_limit, "0"), .min = "0", .max = "1e9",
+     .help = "requests per second per client address; 0 = off"},
+    {KEY("collector", "spool_dir", T_STR, collector.spool_dir, "var/spool"),
+     .help = "where hits wait while Redis is down"},
+    {KEY("collector", "spool_max_bytes", T_SIZE, collector.spool_max_bytes, "64m"),
+     .help = "largest spool"},
+    {KEY("collector", "static_dir", T_STR, collector.static_dir, ""),
+     .help = "directory of fs.js and demo/; empty = not served"},
+    {KEY("collector", "redis_timeout", T_MS, collector.redis_timeout_ms, "2s"), .min = "50ms",
+     .help = "a Redis command unanswered this long marks Redis down"},
+    {KEY("redis", "url", T_STR, redis.url, "redis://127.0.0.1:6379/0"),
+     .help = "redis://[user:pass@]host:port/db or unix:///path"},
+    {KEY("consent", "secret", T_SECRET, consent.secret, ""), COUNT(consent.secret_len),
+     .help = "HMAC key of the consent cookie, >= 32 bytes or file:PATH"},
+    {KEY("consent", "previous_secrets", T_SECRETS, consent.previous_secrets, ""),
+     COUNT(consent.n_previous), .lens_off = offsetof(struct cfg, consent.previous_lens),
+     .max = "7", .help = "earlier secrets still accepted, for rotation"},
+    {KEY("consent", "cookie", T_STR, consent.cookie, "fs_consent"), .check = check_cookie_name,
+     .help = "name of the consent cookie"},
+    {KEY("consent", "max_age_days", T_INT, consent.max_age_days, "180"), .min = "1", .max = "3650",
+     .help = "how long a consent choice is valid"},
+    {KEY("consent", "policy_version", T_STR, consent.policy_version, "1"),
+     .check = check_policy_version, .help = "stored with every receipt; raise it to ask again"},
+    {KEY("consent", "honor_gpc", T_BOOL, consent.honor_gpc, "yes"),
+     .help = "refuse hits carrying Sec-GPC: 1"},
+    {KEY("consent", "honor_dnt", T_BOOL, consent.honor_dnt, "yes"),
+     .help = "refuse hits carrying DNT: 1"},
+    {KEY("consent", "cookie_domain", T_STR, consent.cookie_domain, ""),
+     .help = "Domain attribute of the cookie; empty = host-only"},
+    {KEY("consent", "secure", T_BOOL, consent.secure, "yes"),
+     .help = "mark the cookie Secure"},
+    {KEY("geoip", "database", T_STR, geoip.database, ""),
+     .help = "a MaxMind DB file; empty = no geolocation"},
+    {KEY("geoip", "country_path", T_STR, geoip.country_path, "country.iso_code"),
+     .help = "where a record holds the country's ISO code"},
+    {KEY("geoip", "region_path", T_STR, geoip.region_path, "subdivisions.0.iso_code"),
+     .help = "where a record holds the region's code; empty = none"},
+    {KEY("retention", "raw_max_age", T_DUR, retention.raw_max_age_s, "24h"), .min = "1m",
+     .help = "raw hits older than this are deleted"},
+    {KEY("retention", "aggregates", T_DUR, retention.aggregates_s, "25mo"),
+     .help = "statistics older than this are deleted"},
+    {KEY("retention", "consent_receipts", T_DUR, retention.consent_receipts_s, "5y"),
+     .help = "consent receipts older than this are deleted"},
+    {KEY("aggregator", "batch", T_INT, aggregator.batch, "500"), .min = "1", .max = "100000",
+     .help = "raw hits folded per atomic step"},
+    {KEY("aggregator", "block_ms", T_MS, aggregator.block_ms, "2000"),
+     .help = "how long one read blocks waiting for hits"},
+    {KEY("aggregator", "purge_interval", T_DUR, aggregator.purge_interval_s, "1h"),
+     .help = "how often the daemon purges; 0 = never"},
+    {KEY("aggregator", "timezone", T_STR, aggregator.timezone, "UTC"),
+     .help = "time zone of the daily statistics"},
+    {KEY("aggregator", "min_visitors", T_INT, aggregator.min_visitors, "0"),
+     .min = "0", .max = "1000000", .help = "report rows with fewer visitors go to (other)"},
+    {KEY("serve", "listen", T_STR, serve.listen, "127.0.0.1:8090"),
+     .help = "host:port of the dashboard and Stats API"},
+    {KEY("serve", "tokens", T_STR, serve.tokens, ""),
+     .help = "sha256:HEX[@SITE] of each accepted Bearer token"},
+};
+
+static const struct choice consent_sources[] = {
+    {"fairstat", CFG_CONSENT_FAIRSTAT},
+    {"tcf", CFG_CONSENT_TCF},
+    {"cookiebot", CFG_CONSENT_COOKIEBOT},
+    {"onetrust", CFG_CONSENT_ONETRUST},
+    {"klaro", CFG_CONSENT_KLARO},
+    {"cookieconsent", CFG_CONSENT_COOKIECONSENT},
+    {"custom", CFG_CONSENT_CUSTOM},
+    {NULL, 0},
+};
+_Static_assert(sizeof(enum cfg_consent_mode) == sizeof(int), "T_ENUM stores an int");
+
+#define SITE_KEY(key, t, field, dflt) \
+    .name = key, .type = t, .off = offsetof(struct cfg_site, field), .def = dflt
+
+static const struct key site_keys[] = {
+    {SITE_KEY("origins", T_ORIGINS, origins, ""), .n_off = offsetof(struct cfg_site, n_origins),
+     .help = "Origin values allowed to send beacons and consent choices"},
+    {SITE_KEY("consent", T_ENUM, consent, "fairstat"), .choices = consent_sources,
+     .help = "where the visitor's consent comes from"},
+    {SITE_KEY("tcf_purposes", T_STR, tcf_purposes, "1,8"),
+     .help = "tcf: the purposes that must be allowed"},
+    {SITE_KEY("tcf_vendor", T_STR, tcf_vendor, ""),
+     .help = "tcf: the vendor id that must be allowed"},
+    {SITE_KEY("consent_group", T_STR, consent_group, "C0002"),
+     .help = "onetrust: the group that must be active"},
+    {SITE_KEY("consent_service", T_STR, consent_service, "fairstat"),
+     .help = "klaro: the service that must be allowed"},
+    {SITE_KEY("consent_category", T_STR, consent_category, "analytics"),
+     .help = "cookieconsent: the category that must be accepted"},
+    {SITE_KEY("consent_cookie", T_STR, consent_cookie, ""),
+     .help = "custom: the cookie holding the choice"},
+    {SITE_KEY("consent_match", T_STR, consent_match, ""),
+     .help = "custom: a PCRE2 pattern the cookie must match"},
+    {SITE_KEY("timezone", T_STR, timezone, NULL),
+     .help = "time zone of this site's daily statistics; unset = aggregator.timezone"},
+};
+
+#define LEN(a) (sizeof (a) / sizeof (a)[0])
+
+/* ------------------------------------------------------------------------ */
+/* Setting a key                                                             */
 /* ------------------------------------------------------------------------ */
 
 struct loader {
     struct cfg *c;
-    const char *where;          /* file name or "-o" */
+    const char *where;          /* file name, "-o" or "built-in default" */
     FILE *fp;
-    int line;
+    int line;                   /* 0: no line to name */
     int long_line;              /* the line being parsed did not fit */
     char *err;
     size_t errlen;
     int failed;
 };
 
-static void fail(struct loader *l, const char *section, const char *key,
-                 const char *fmt, const char *value)
+/* Records the first error only; returns -1 for the caller to pass on. */
+__attribute__((format(printf, 4, 5)))
+static int fail(struct loader *l, const char *section, const char *key, const char *fmt, ...)
 {
-    if (l->failed) return;
+    if (l->failed) return -1;
     l->failed = 1;
     char what[160] = "";
     if (key)
@@ -185,75 +363,209 @@ static void fail(struct loader *l, const char *section, const char *key,
     else if (section)
         snprintf(what, sizeof what, " [%s]:", section);
     char msg[256];
-    snprintf(msg, sizeof msg, fmt, value ? value : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
     if (l->line > 0)
         snprintf(l->err, l->errlen, "%s:%d:%s %s", l->where, l->line, what, msg);
     else
         snprintf(l->err, l->errlen, "%s:%s %s", l->where, what, msg);
+    return -1;
+}
+
+/* Configuration is read once at start: running out of memory there is fatal. */
+static void *xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n ? n : 1);
+    if (!p) {
+        fputs("fairstat: out of memory\n", stderr);
+        exit(1);
+    }
+    return p;
+}
+
+static char *xstrndup(const char *s, size_t n)
+{
+    char *d = xrealloc(NULL, n + 1);
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
 }
 
 static char *xstrdup(const char *s)
 {
-    char *d = strdup(s);
-    if (!d) {
-        fputs("fairstat: out of memory\n", stderr);
-        exit(1);
-    }
-    return d;
+    return xstrndup(s, strlen(s));
 }
 
-static void set_str(char **dst, const char *v)
+static void *field(void *base, size_t off)
 {
-    free(*dst);
-    *dst = xstrdup(v);
+    return (char *)base + off;
 }
 
-static int read_secret(struct loader *l, const char *sec, const char *key,
-                       const char *v, unsigned char **out, size_t *outlen)
+/* Empties a key's value, leaving NULL and 0 behind. */
+static void release(const struct key *k, void *base)
+{
+    void *dst = field(base, k->off);
+    switch (k->type) {
+    case T_STR:
+        free(*(char **)dst);
+        *(char **)dst = NULL;
+        break;
+    case T_SECRET:
+        free(*(unsigned char **)dst);
+        *(unsigned char **)dst = NULL;
+        *(size_t *)field(base, k->n_off) = 0;
+        break;
+    case T_SECRETS: {
+        unsigned char ***list = dst;
+        size_t **lens = field(base, k->lens_off), *n = field(base, k->n_off);
+        for (size_t i = 0; i < *n; i++) free((*list)[i]);
+        free(*list);
+        free(*lens);
+        *list = NULL;
+        *lens = NULL;
+        *n = 0;
+        break;
+    }
+    case T_CIDRS:
+        free(*(struct cfg_cidr **)dst);
+        *(struct cfg_cidr **)dst = NULL;
+        *(size_t *)field(base, k->n_off) = 0;
+        break;
+    case T_ORIGINS: {
+        char ***list = dst;
+        size_t *n = field(base, k->n_off);
+        for (size_t i = 0; i < *n; i++) free((*list)[i]);
+        free(*list);
+        *list = NULL;
+        *n = 0;
+        break;
+    }
+    case T_INT: case T_DOUBLE: case T_SIZE: case T_DUR: case T_MS: case T_BOOL: case T_ENUM:
+        break;
+    }
+}
+
+/* The numeric types, read into a double for the range check. */
+static int number(enum type t, const char *s, double *out)
+{
+    char *end;
+    long sec;
+    size_t bytes;
+    switch (t) {
+    case T_INT: {
+        errno = 0;
+        long n = strtol(s, &end, 10);
+        if (errno || end == s || *end || n < INT_MIN || n > INT_MAX) return -1;
+        *out = (double)n;
+        return 0;
+    }
+    case T_DOUBLE:
+        *out = strtod(s, &end);
+        return end == s || *end || !isfinite(*out) ? -1 : 0;
+    case T_SIZE:
+        if (cfg_parse_size(s, &bytes) < 0) return -1;
+        *out = (double)bytes;
+        return 0;
+    case T_DUR:
+    case T_MS:
+        if ((t == T_DUR ? cfg_parse_duration(s, &sec) : cfg_parse_millis(s, &sec)) < 0) return -1;
+        *out = (double)sec;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+static const char *number_syntax(enum type t)
+{
+    switch (t) {
+    case T_INT: return "not an integer";
+    case T_SIZE: return "not a size (4096, 4k, 1m)";
+    case T_DUR: return "not a duration (30s, 10m, 24h, 7d, 25mo, 5y)";
+    case T_MS: return "not a duration in ms (500ms, 10s, 1m)";
+    default: return "not a number";
+    }
+}
+
+static int set_number(struct loader *l, const char *sec, const struct key *k, void *dst,
+                      const char *v)
+{
+    double n, min, max;
+    if (number(k->type, v, &n) < 0)
+        return fail(l, sec, k->name, "%s: '%s'", number_syntax(k->type), v);
+    /* A range the parser cannot read refuses everything, defaults first. */
+    int low = k->min && (number(k->type, k->min, &min) < 0 || !(n >= min));
+    int high = k->max && (number(k->type, k->max, &max) < 0 || !(n <= max));
+    if (low || high) {
+        if (k->min && k->max)
+            return fail(l, sec, k->name, "must be between %s and %s: '%s'", k->min, k->max, v);
+        return fail(l, sec, k->name, "must be at %s %s: '%s'", k->min ? "least" : "most",
+                    k->min ? k->min : k->max, v);
+    }
+    switch (k->type) {
+    case T_INT: *(int *)dst = (int)n; break;
+    case T_DOUBLE: *(double *)dst = n; break;
+    case T_SIZE: *(size_t *)dst = (size_t)n; break;
+    default: *(long *)dst = (long)n; break;
+    }
+    return 0;
+}
+
+static int set_choice(struct loader *l, const char *sec, const struct key *k, void *dst,
+                      const char *v)
+{
+    const struct choice *hit = NULL;
+    char names[128] = "";       /* for the error */
+    for (const struct choice *ch = k->choices; ch->name; ch++) {
+        if (strcmp(v, ch->name) == 0) hit = ch;
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                 *names ? "|" : "", ch->name);
+    }
+    if (!hit) return fail(l, sec, k->name, "not one of %s: '%s'", names, v);
+    *(int *)dst = hit->value;
+    return 0;
+}
+
+/* Reads a secret: the value itself, or the file named after "file:". */
+static int read_secret(struct loader *l, const char *sec, const char *key, const char *v,
+                       unsigned char **out, size_t *outlen)
 {
     unsigned char *buf;
     size_t len;
     if (strncmp(v, "file:", 5) == 0) {
         FILE *fp = fopen(v + 5, "rb");
-        if (!fp) {
-            fail(l, sec, key, "cannot read secret file '%s'", v + 5);
-            return -1;
-        }
-        buf = malloc(4097);
-        len = buf ? fread(buf, 1, 4096, fp) : 0;
+        if (!fp) return fail(l, sec, key, "cannot read secret file '%s'", v + 5);
+        buf = xrealloc(NULL, 4097);
+        len = fread(buf, 1, 4096, fp);
         fclose(fp);
-        if (!buf) return -1;
         while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) len--;
     } else {
         len = strlen(v);
-        buf = malloc(len + 1);
-        if (!buf) return -1;
+        buf = xrealloc(NULL, len + 1);
         memcpy(buf, v, len);
     }
     buf[len] = 0;
     if (len < 32) {
         free(buf);
-        fail(l, sec, key, "secret is shorter than 32 bytes%s", "");
-        return -1;
+        return fail(l, sec, key, "secret is shorter than 32 bytes");
     }
-    free(*out);
     *out = buf;
     *outlen = len;
     return 0;
 }
 
-static void free_previous(struct cfg *c)
-{
-    for (size_t i = 0; i < c->consent.n_previous; i++) free(c->consent.previous_secrets[i]);
-    free(c->consent.previous_secrets);
-    free(c->consent.previous_lens);
-    c->consent.previous_secrets = NULL;
-    c->consent.previous_lens = NULL;
-    c->consent.n_previous = 0;
-}
+struct item {
+    struct loader *l;
+    const char *sec;
+    const struct key *k;
+    void *base;
+};
 
 /* Calls fn(item, len, arg) for each comma-separated, trimmed, non-empty item. */
-static int each_item(const char *v, int (*fn)(const char *, size_t, void *), void *arg)
+static int each_item(const char *v, int (*fn)(const char *, size_t, struct item *),
+                     struct item *arg)
 {
     const char *p = v;
     while (*p) {
@@ -267,286 +579,146 @@ static int each_item(const char *v, int (*fn)(const char *, size_t, void *), voi
     return 0;
 }
 
-struct list_arg { struct loader *l; const char *sec, *key; };
-
-static int add_previous(const char *s, size_t n, void *arg)
+static int add_secret(const char *s, size_t n, struct item *a)
 {
-    struct list_arg *a = arg;
-    struct cfg *c = a->l->c;
-    char *item = strndup(s, n);
-    unsigned char *sec = NULL;
-    size_t len = 0;
-    int rc = item ? read_secret(a->l, a->sec, a->key, item, &sec, &len) : -1;
-    free(item);
+    unsigned char ***list = field(a->base, a->k->off), *secret;
+    size_t **lens = field(a->base, a->k->lens_off), *count = field(a->base, a->k->n_off), len;
+    char *v = xstrndup(s, n);
+    int rc = read_secret(a->l, a->sec, a->k->name, v, &secret, &len);
+    free(v);
     if (rc < 0) return -1;
-    size_t k = c->consent.n_previous + 1;
-    unsigned char **ps = realloc(c->consent.previous_secrets, k * sizeof *ps);
-    if (ps) c->consent.previous_secrets = ps;
-    size_t *pl = realloc(c->consent.previous_lens, k * sizeof *pl);
-    if (pl) c->consent.previous_lens = pl;
-    if (!ps || !pl) { free(sec); return -1; }
-    ps[k - 1] = sec;
-    pl[k - 1] = len;
-    c->consent.n_previous = k;
+    *list = xrealloc(*list, (*count + 1) * sizeof **list);
+    *lens = xrealloc(*lens, (*count + 1) * sizeof **lens);
+    (*list)[*count] = secret;
+    (*lens)[(*count)++] = len;
     return 0;
 }
 
-static int add_cidr(const char *s, size_t n, void *arg)
+static int add_cidr(const char *s, size_t n, struct item *a)
 {
-    struct list_arg *a = arg;
-    struct cfg *c = a->l->c;
+    struct cfg_cidr **list = field(a->base, a->k->off), cidr;
+    size_t *count = field(a->base, a->k->n_off);
     char buf[64];
-    struct cfg_cidr cidr;
     snprintf(buf, sizeof buf, "%.*s", (int)(n < 60 ? n : 60), s);
-    if (n >= 60 || cfg_parse_cidr(buf, &cidr) < 0) {
-        fail(a->l, a->sec, a->key, "not an address or CIDR: '%s'", buf);
-        return -1;
-    }
-    struct cfg_cidr *list = realloc(c->collector.trusted_proxies,
-                                    (c->collector.n_trusted_proxies + 1) * sizeof *list);
-    if (!list) return -1;
-    list[c->collector.n_trusted_proxies++] = cidr;
-    c->collector.trusted_proxies = list;
+    if (n >= 60 || cfg_parse_cidr(buf, &cidr) < 0)
+        return fail(a->l, a->sec, a->k->name, "not an address or CIDR: '%s'", buf);
+    *list = xrealloc(*list, (*count + 1) * sizeof **list);
+    (*list)[(*count)++] = cidr;
     return 0;
 }
 
-struct site_list_arg { struct cfg_site *site; struct loader *l; const char *sec, *key; };
-
-static int add_origin(const char *s, size_t n, void *arg)
+static int add_origin(const char *s, size_t n, struct item *a)
 {
-    struct site_list_arg *a = arg;
-    struct cfg_site *site = a->site;
+    char ***list = field(a->base, a->k->off);
+    size_t *count = field(a->base, a->k->n_off);
     while (n && s[n - 1] == '/') n--;
-    if (!(n > 7 && (strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0))) {
-        char buf[128];
-        snprintf(buf, sizeof buf, "%.*s", (int)(n > 100 ? 100 : n), s);
-        fail(a->l, a->sec, a->key, "origin must start with http:// or https://: '%s'", buf);
-        return -1;
-    }
-    char **o = realloc(site->origins, (site->n_origins + 1) * sizeof *o);
-    if (!o) return -1;
-    site->origins = o;
-    o[site->n_origins] = strndup(s, n);
-    if (!o[site->n_origins]) return -1;
-    site->n_origins++;
+    if (!(n > 7 && (strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0)))
+        return fail(a->l, a->sec, a->k->name, "origin must start with http:// or https://: '%.*s'",
+                    (int)(n > 100 ? 100 : n), s);
+    *list = xrealloc(*list, (*count + 1) * sizeof **list);
+    (*list)[(*count)++] = xstrndup(s, n);
     return 0;
 }
 
-static struct cfg_site *site_get(struct cfg *c, const char *name)
+/* Sets k in base (a struct cfg or a struct cfg_site) from v, replacing what was
+ * there; sec is the section as written, for errors. */
+static int set_key(struct loader *l, const char *sec, const struct key *k, void *base,
+                   const char *v)
 {
+    void *dst = field(base, k->off);
+    const char *why;
+    switch (k->type) {
+    case T_STR:
+        if (k->check && (why = k->check(v))) return fail(l, sec, k->name, "%s: '%s'", why, v);
+        release(k, base);
+        *(char **)dst = xstrdup(v);
+        return 0;
+    case T_INT: case T_DOUBLE: case T_SIZE: case T_DUR: case T_MS:
+        return set_number(l, sec, k, dst, v);
+    case T_BOOL:
+        if (cfg_parse_bool(v, dst) < 0) return fail(l, sec, k->name, "not yes or no: '%s'", v);
+        return 0;
+    case T_ENUM:
+        return set_choice(l, sec, k, dst, v);
+    case T_SECRET:
+        release(k, base);
+        return *v ? read_secret(l, sec, k->name, v, dst, field(base, k->n_off)) : 0;
+    case T_SECRETS: case T_CIDRS: case T_ORIGINS: {
+        static int (*const add[])(const char *, size_t, struct item *) = {
+            [T_SECRETS] = add_secret, [T_CIDRS] = add_cidr, [T_ORIGINS] = add_origin,
+        };
+        struct item a = {l, sec, k, base};
+        release(k, base);
+        if (each_item(v, add[k->type], &a) < 0) return -1;
+        if (k->max && *(size_t *)field(base, k->n_off) > strtoul(k->max, NULL, 10))
+            return fail(l, sec, k->name, "at most %s items", k->max);
+        return 0;
+    }
+    }
+    return -1;
+}
+
+static int set_defaults(struct loader *l, const char *sec, const struct key *table, size_t n,
+                        void *base)
+{
+    const char *where = l->where;
+    int line = l->line, rc = 0;
+    l->where = "built-in default";
+    l->line = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (table[i].def)
+            rc = set_key(l, sec ? sec : table[i].section, &table[i], base, table[i].def);
+    l->where = where;
+    l->line = line;
+    return rc;
+}
+
+static struct cfg_site *site_get(struct loader *l, const char *sec, const char *name)
+{
+    struct cfg *c = l->c;
     for (size_t i = 0; i < c->n_sites; i++)
         if (strcasecmp(c->sites[i].name, name) == 0) return &c->sites[i];
-    struct cfg_site *s = realloc(c->sites, (c->n_sites + 1) * sizeof *s);
-    if (!s) return NULL;
-    c->sites = s;
-    s = &c->sites[c->n_sites++];
+    c->sites = xrealloc(c->sites, (c->n_sites + 1) * sizeof *c->sites);
+    struct cfg_site *s = &c->sites[c->n_sites++];
     memset(s, 0, sizeof *s);
     s->name = xstrdup(name);
     for (char *q = s->name; *q; q++) *q = (char)tolower((unsigned char)*q);
-    s->tcf_purposes = xstrdup("1,8");
-    s->tcf_vendor = xstrdup("");
-    s->consent_group = xstrdup("C0002");
-    s->consent_service = xstrdup("fairstat");
-    s->consent_category = xstrdup("analytics");
-    s->consent_cookie = xstrdup("");
-    s->consent_match = xstrdup("");
-    return s;
+    return set_defaults(l, sec, site_keys, LEN(site_keys), s) == 0 ? s : NULL;
 }
 
-static const char *const consent_modes[] = {
-    "fairstat", "tcf", "cookiebot", "onetrust", "klaro", "cookieconsent", "custom",
-};
-
-static int site_key(struct loader *l, const char *sec, const char *name,
-                    const char *key, const char *v)
-{
-    struct cfg_site *s = site_get(l->c, name);
-    if (!s) return -1;
-    if (strcmp(key, "origins") == 0) {
-        for (size_t i = 0; i < s->n_origins; i++) free(s->origins[i]);
-        s->n_origins = 0;
-        struct site_list_arg a = {s, l, sec, key};
-        return each_item(v, add_origin, &a);
-    }
-    if (strcmp(key, "consent") == 0) {
-        for (size_t i = 0; i < sizeof consent_modes / sizeof consent_modes[0]; i++) {
-            if (strcmp(v, consent_modes[i]) == 0) {
-                s->consent = (enum cfg_consent_mode)i;
-                return 0;
-            }
-        }
-        fail(l, sec, key, "unknown consent source '%s' (fairstat|tcf|cookiebot|onetrust|klaro|cookieconsent|custom)", v);
-        return -1;
-    }
-    static const struct { const char *key; size_t off; } strs[] = {
-        {"tcf_purposes", offsetof(struct cfg_site, tcf_purposes)},
-        {"tcf_vendor", offsetof(struct cfg_site, tcf_vendor)},
-        {"consent_group", offsetof(struct cfg_site, consent_group)},
-        {"consent_service", offsetof(struct cfg_site, consent_service)},
-        {"consent_category", offsetof(struct cfg_site, consent_category)},
-        {"consent_cookie", offsetof(struct cfg_site, consent_cookie)},
-        {"consent_match", offsetof(struct cfg_site, consent_match)},
-        {"timezone", offsetof(struct cfg_site, timezone)},
-    };
-    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
-        if (strcmp(key, strs[i].key) == 0) {
-            set_str((char **)((char *)s + strs[i].off), v);
-            return 0;
-        }
-    }
-    fail(l, sec, key, "unknown key%s", "");
-    return -1;
-}
-
-enum kind { K_STR, K_INT, K_DUR, K_MS, K_SIZE, K_BOOL, K_DOUBLE, K_SECRET, K_SECRETS, K_CIDRS };
-
-struct key {
-    const char *section, *name;
-    enum kind kind;
-    size_t off;
-    long min, max;              /* for K_INT */
-};
-
-#define F(field) offsetof(struct cfg, field)
-static const struct key keys[] = {
-    {"collector", "listen", K_STR, F(collector.listen), 0, 0},
-    {"collector", "threads", K_INT, F(collector.threads), 1, 256},
-    {"collector", "trusted_proxies", K_CIDRS, 0, 0, 0},
-    {"collector", "max_body", K_SIZE, F(collector.max_body), 0, 0},
-    {"collector", "max_header", K_SIZE, F(collector.max_header), 0, 0},
-    {"collector", "read_timeout", K_MS, F(collector.read_timeout_ms), 0, 0},
-    {"collector", "idle_timeout", K_MS, F(collector.idle_timeout_ms), 0, 0},
-    {"collector", "max_connections", K_INT, F(collector.max_connections), 1, 1000000},
-    {"collector", "rate_limit", K_DOUBLE, F(collector.rate_limit), 0, 0},
-    {"collector", "spool_dir", K_STR, F(collector.spool_dir), 0, 0},
-    {"collector", "spool_max_bytes", K_SIZE, F(collector.spool_max_bytes), 0, 0},
-    {"collector", "static_dir", K_STR, F(collector.static_dir), 0, 0},
-    {"collector", "redis_timeout", K_MS, F(collector.redis_timeout_ms), 0, 0},
-    {"redis", "url", K_STR, F(redis.url), 0, 0},
-    {"consent", "secret", K_SECRET, 0, 0, 0},
-    {"consent", "previous_secrets", K_SECRETS, 0, 0, 0},
-    {"consent", "cookie", K_STR, F(consent.cookie), 0, 0},
-    {"consent", "max_age_days", K_INT, F(consent.max_age_days), 1, 3650},
-    {"consent", "policy_version", K_STR, F(consent.policy_version), 0, 0},
-    {"consent", "honor_gpc", K_BOOL, F(consent.honor_gpc), 0, 0},
-    {"consent", "honor_dnt", K_BOOL, F(consent.honor_dnt), 0, 0},
-    {"consent", "cookie_domain", K_STR, F(consent.cookie_domain), 0, 0},
-    {"consent", "secure", K_BOOL, F(consent.secure), 0, 0},
-    {"geoip", "database", K_STR, F(geoip.database), 0, 0},
-    {"geoip", "country_path", K_STR, F(geoip.country_path), 0, 0},
-    {"geoip", "region_path", K_STR, F(geoip.region_path), 0, 0},
-    {"retention", "raw_max_age", K_DUR, F(retention.raw_max_age_s), 0, 0},
-    {"retention", "aggregates", K_DUR, F(retention.aggregates_s), 0, 0},
-    {"retention", "consent_receipts", K_DUR, F(retention.consent_receipts_s), 0, 0},
-    {"aggregator", "batch", K_INT, F(aggregator.batch), 1, 100000},
-    {"aggregator", "block_ms", K_MS, F(aggregator.block_ms), 0, 0},
-    {"aggregator", "purge_interval", K_DUR, F(aggregator.purge_interval_s), 0, 0},
-    {"aggregator", "timezone", K_STR, F(aggregator.timezone), 0, 0},
-    {"aggregator", "min_visitors", K_INT, F(aggregator.min_visitors), 0, 1000000},
-    {"serve", "listen", K_STR, F(serve.listen), 0, 0},
-    {"serve", "tokens", K_STR, F(serve.tokens), 0, 0},
-};
-#undef F
-
+/* Sets section.name = v, from the file or from -o. */
 static int apply(struct loader *l, const char *section, const char *name, const char *v)
 {
+    const struct key *table = keys;
+    size_t n = LEN(keys);
+    void *base = l->c;
     if (strncmp(section, "site ", 5) == 0) {
         const char *site = section + 5;
         while (*site == ' ') site++;
-        if (!*site) {
-            fail(l, section, NULL, "site section needs a name: [site example.com]%s", "");
-            return -1;
-        }
-        return site_key(l, section, site, name, v);
+        if (!*site) return fail(l, section, NULL, "site section needs a name: [site example.com]");
+        if (!(base = site_get(l, section, site))) return -1;
+        table = site_keys;
+        n = LEN(site_keys);
     }
-    struct cfg *c = l->c;
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        const struct key *k = &keys[i];
-        if (strcmp(k->section, section) != 0 || strcmp(k->name, name) != 0) continue;
-        void *dst = (char *)c + k->off;
-        switch (k->kind) {
-        case K_STR:
-            set_str(dst, v);
-            return 0;
-        case K_INT: {
-            char *end;
-            errno = 0;
-            long n = strtol(v, &end, 10);
-            if (errno || end == v || *end || n < k->min || n > k->max) {
-                char msg[96];
-                snprintf(msg, sizeof msg, "not an integer in %ld..%ld: '%%s'", k->min, k->max);
-                fail(l, section, name, msg, v);
-                return -1;
-            }
-            *(int *)dst = (int)n;
-            return 0;
-        }
-        case K_DOUBLE: {
-            char *end;
-            double d = strtod(v, &end);
-            if (end == v || *end || d < 0 || d > 1e9) {
-                fail(l, section, name, "not a non-negative number: '%s'", v);
-                return -1;
-            }
-            *(double *)dst = d;
-            return 0;
-        }
-        case K_DUR:
-            if (cfg_parse_duration(v, dst) < 0) {
-                fail(l, section, name, "not a duration (30s, 10m, 24h, 7d, 25mo, 5y): '%s'", v);
-                return -1;
-            }
-            return 0;
-        case K_MS:
-            if (cfg_parse_millis(v, dst) < 0) {
-                fail(l, section, name, "not a duration in ms (500ms, 10s, 1m): '%s'", v);
-                return -1;
-            }
-            return 0;
-        case K_SIZE:
-            if (cfg_parse_size(v, dst) < 0) {
-                fail(l, section, name, "not a size (4096, 4k, 1m): '%s'", v);
-                return -1;
-            }
-            return 0;
-        case K_BOOL:
-            if (cfg_parse_bool(v, dst) < 0) {
-                fail(l, section, name, "not yes or no: '%s'", v);
-                return -1;
-            }
-            return 0;
-        case K_SECRET:
-            if (!*v) {
-                free(c->consent.secret);
-                c->consent.secret = NULL;
-                c->consent.secret_len = 0;
-                return 0;
-            }
-            return read_secret(l, section, name, v, &c->consent.secret, &c->consent.secret_len);
-        case K_SECRETS: {
-            free_previous(c);
-            struct list_arg a = {l, section, name};
-            return each_item(v, add_previous, &a);
-        }
-        case K_CIDRS: {
-            free(c->collector.trusted_proxies);
-            c->collector.trusted_proxies = NULL;
-            c->collector.n_trusted_proxies = 0;
-            struct list_arg a = {l, section, name};
-            return each_item(v, add_cidr, &a);
-        }
-        }
+    for (size_t i = 0; i < n; i++) {
+        const struct key *k = &table[i];
+        if (strcmp(k->name, name) != 0 || (k->section && strcmp(k->section, section) != 0))
+            continue;
+        return set_key(l, section, k, base, v);
     }
-    fail(l, section, name, "unknown key%s", "");
-    return -1;
+    return fail(l, section, name, "unknown key");
 }
+
+/* ------------------------------------------------------------------------ */
+/* Loading                                                                   */
+/* ------------------------------------------------------------------------ */
 
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
     struct loader *l = user;
     if (l->failed) return 0;
     if (l->long_line) {
-        fail(l, section, name, "line longer than %s characters", "199");
+        fail(l, section, name, "line longer than 199 characters");
         return 0;
     }
     if (!name) return 1;        /* a bare [section] line */
@@ -554,7 +726,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
         fail(l, NULL, NULL, "key '%s' outside any [section]", name);
         return 0;
     }
-    return apply(l, section, name, value) == 0 && !l->failed;
+    return apply(l, section, name, value) == 0;
 }
 
 /* fgets that counts lines and notices lines inih would cut in two. */
@@ -575,125 +747,30 @@ static char *reader(char *str, int num, void *stream)
     return str;
 }
 
-static void defaults(struct cfg *c)
-{
-    c->collector.listen = xstrdup("127.0.0.1:8080");
-    c->collector.threads = 1;
-    c->collector.max_body = 4096;
-    c->collector.max_header = 8192;
-    c->collector.read_timeout_ms = 10000;
-    c->collector.idle_timeout_ms = 60000;
-    c->collector.max_connections = 10000;
-    c->collector.rate_limit = 0;
-    c->collector.spool_dir = xstrdup("var/spool");
-    c->collector.spool_max_bytes = 64 * 1024 * 1024;
-    c->collector.static_dir = xstrdup("");
-    c->collector.redis_timeout_ms = 2000;
-    c->redis.url = xstrdup("redis://127.0.0.1:6379/0");
-    c->consent.cookie = xstrdup("fs_consent");
-    c->consent.max_age_days = 180;
-    c->consent.policy_version = xstrdup("1");
-    c->consent.honor_gpc = true;
-    c->consent.honor_dnt = true;
-    c->consent.cookie_domain = xstrdup("");
-    c->consent.secure = true;
-    c->geoip.database = xstrdup("");
-    c->geoip.country_path = xstrdup("country.iso_code");
-    c->geoip.region_path = xstrdup("subdivisions.0.iso_code");
-    c->retention.raw_max_age_s = 24 * 3600;
-    c->retention.aggregates_s = 25L * 30 * 86400;
-    c->retention.consent_receipts_s = 5L * 365 * 86400;
-    c->aggregator.batch = 500;
-    c->aggregator.block_ms = 2000;
-    c->aggregator.purge_interval_s = 3600;
-    c->aggregator.timezone = xstrdup("UTC");
-    c->aggregator.min_visitors = 0;
-    c->serve.listen = xstrdup("127.0.0.1:8090");
-    c->serve.tokens = xstrdup("");
-}
-
 static int apply_override(struct loader *l, const char *arg)
 {
     const char *eq = strchr(arg, '=');
     const char *dot = NULL;
     for (const char *p = arg; eq && p < eq; p++)
         if (*p == '.') dot = p;
-    if (!eq || !dot || dot == arg || dot + 1 == eq) {
-        fail(l, NULL, NULL, "override is not section.key=value: '%s'", arg);
-        return -1;
-    }
-    char *section = strndup(arg, (size_t)(dot - arg));
-    char *key = strndup(dot + 1, (size_t)(eq - dot - 1));
-    int rc = section && key ? apply(l, section, key, eq + 1) : -1;
+    if (!eq || !dot || dot == arg || dot + 1 == eq)
+        return fail(l, NULL, NULL, "override is not section.key=value: '%s'", arg);
+    char *section = xstrndup(arg, (size_t)(dot - arg));
+    char *key = xstrndup(dot + 1, (size_t)(eq - dot - 1));
+    int rc = apply(l, section, key, eq + 1);
     free(section);
     free(key);
     return rc;
 }
 
-static int validate(struct loader *l)
-{
-    struct cfg *c = l->c;
-    l->line = 0;
-    if (c->collector.max_body < 64 || c->collector.max_body > 1048576) {
-        fail(l, "collector", "max_body", "must be between 64 bytes and 1m%s", "");
-        return -1;
-    }
-    if (c->collector.max_header < 512 || c->collector.max_header > 1048576) {
-        fail(l, "collector", "max_header", "must be between 512 bytes and 1m%s", "");
-        return -1;
-    }
-    if (c->collector.read_timeout_ms < 100) {
-        fail(l, "collector", "read_timeout", "must be at least 100ms%s", "");
-        return -1;
-    }
-    if (c->collector.idle_timeout_ms < 100) {
-        fail(l, "collector", "idle_timeout", "must be at least 100ms%s", "");
-        return -1;
-    }
-    if (c->consent.n_previous > 7) {
-        fail(l, "consent", "previous_secrets", "at most 7 previous secrets%s", "");
-        return -1;
-    }
-    size_t pv = strlen(c->consent.policy_version);
-    if (pv == 0 || pv > 64 || strpbrk(c->consent.policy_version, "\"\\") ) {
-        fail(l, "consent", "policy_version", "1 to 64 characters, no quotes: '%s'", c->consent.policy_version);
-        return -1;
-    }
-    if (c->collector.redis_timeout_ms < 50) {
-        fail(l, "collector", "redis_timeout", "must be at least 50ms%s", "");
-        return -1;
-    }
-    if (!*c->consent.cookie || strpbrk(c->consent.cookie, "=;, \t\"")) {
-        fail(l, "consent", "cookie", "not a valid cookie name: '%s'", c->consent.cookie);
-        return -1;
-    }
-    if (c->retention.raw_max_age_s < 60) {
-        fail(l, "retention", "raw_max_age", "must be at least 1m%s", "");
-        return -1;
-    }
-    for (size_t i = 0; i < c->n_sites; i++) {
-        struct cfg_site *s = &c->sites[i];
-        if (s->consent == CFG_CONSENT_CUSTOM && (!*s->consent_cookie || !*s->consent_match)) {
-            char sec[300];
-            snprintf(sec, sizeof sec, "site %s", s->name);
-            fail(l, sec, "consent_cookie", "consent = custom needs consent_cookie and consent_match%s", "");
-            return -1;
-        }
-    }
-    return 0;
-}
-
 struct cfg *cfg_load(const char *path, char *const *overrides, size_t n,
                      char *err, size_t errlen)
 {
-    struct cfg *c = calloc(1, sizeof *c);
-    if (!c) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    defaults(c);
+    struct cfg *c = xrealloc(NULL, sizeof *c);
+    memset(c, 0, sizeof *c);
     c->path = xstrdup(path);
     struct loader l = {.c = c, .where = path, .err = err, .errlen = errlen};
+    if (set_defaults(&l, NULL, keys, LEN(keys), c) < 0) goto error;
 
     l.fp = fopen(path, "r");
     if (!l.fp) {
@@ -705,15 +782,13 @@ struct cfg *cfg_load(const char *path, char *const *overrides, size_t n,
     if (l.failed) goto error;
     if (rc != 0) {
         l.line = rc > 0 ? rc : l.line;
-        fail(&l, NULL, NULL, "syntax error (expected [section] or key = value)%s", "");
+        fail(&l, NULL, NULL, "syntax error (expected [section] or key = value)");
         goto error;
     }
     l.where = "-o";
     l.line = 0;
     for (size_t i = 0; i < n; i++)
-        if (apply_override(&l, overrides[i]) < 0 || l.failed) goto error;
-    l.where = path;
-    if (validate(&l) < 0) goto error;
+        if (apply_override(&l, overrides[i]) < 0) goto error;
     return c;
 
 error:
@@ -724,38 +799,13 @@ error:
 void cfg_free(struct cfg *c)
 {
     if (!c) return;
-    free(c->path);
-    free(c->collector.listen);
-    free(c->collector.trusted_proxies);
-    free(c->collector.spool_dir);
-    free(c->collector.static_dir);
-    free(c->redis.url);
-    free(c->consent.secret);
-    free_previous(c);
-    free(c->consent.cookie);
-    free(c->consent.policy_version);
-    free(c->consent.cookie_domain);
-    free(c->geoip.database);
-    free(c->geoip.country_path);
-    free(c->geoip.region_path);
-    free(c->aggregator.timezone);
-    free(c->serve.listen);
-    free(c->serve.tokens);
+    for (size_t i = 0; i < LEN(keys); i++) release(&keys[i], c);
     for (size_t i = 0; i < c->n_sites; i++) {
-        struct cfg_site *s = &c->sites[i];
-        free(s->name);
-        for (size_t k = 0; k < s->n_origins; k++) free(s->origins[k]);
-        free(s->origins);
-        free(s->tcf_purposes);
-        free(s->tcf_vendor);
-        free(s->consent_group);
-        free(s->consent_service);
-        free(s->consent_category);
-        free(s->consent_cookie);
-        free(s->consent_match);
-        free(s->timezone);
+        for (size_t k = 0; k < LEN(site_keys); k++) release(&site_keys[k], &c->sites[i]);
+        free(c->sites[i].name);
     }
     free(c->sites);
+    free(c->path);
     free(c);
 }
 

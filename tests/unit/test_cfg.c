@@ -47,6 +47,29 @@ static void defaults_are_safe(void **state)
     cfg_free(c);
 }
 
+static void every_default_passes_its_own_checks(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    /* Defaults go through the parsers and range checks: a bad one fails here. */
+    struct cfg *c = load("[site a.test]\norigins =\n", NULL, 0, err);
+    assert_non_null(c);
+    assert_string_equal(c->collector.listen, "127.0.0.1:8080");
+    assert_int_equal(c->collector.threads, 1);
+    assert_true(c->collector.rate_limit == 0);
+    assert_int_equal(c->collector.idle_timeout_ms, 60000);
+    assert_int_equal(c->collector.n_trusted_proxies, 0);
+    assert_int_equal(c->consent.n_previous, 0);
+    assert_int_equal(c->retention.aggregates_s, 25L * 30 * 86400);
+    assert_string_equal(c->aggregator.timezone, "UTC");
+    const struct cfg_site *s = cfg_site_find(c, "a.test", 6);
+    assert_non_null(s);
+    assert_int_equal(s->consent, CFG_CONSENT_FAIRSTAT);
+    assert_int_equal(s->n_origins, 0);
+    assert_null(s->timezone);
+    cfg_free(c);
+}
+
 static void reads_sections_sites_and_units(void **state)
 {
     (void)state;
@@ -87,6 +110,22 @@ static void overrides_win_and_can_create_sites(void **state)
     cfg_free(c);
 }
 
+static void an_override_replaces_a_site_key_from_the_file(void **state)
+{
+    (void)state;
+    char err[512];
+    char *over[] = {"site A.test.origins=https://b.test", "site a.test.timezone=Europe/Berlin"};
+    struct cfg *c = load("[site a.test]\norigins = https://a.test, https://www.a.test\n",
+                         over, 2, err);
+    assert_non_null(c);
+    assert_int_equal(c->n_sites, 1);
+    const struct cfg_site *s = cfg_site_find(c, "a.test", 6);
+    assert_int_equal(s->n_origins, 1);
+    assert_string_equal(s->origins[0], "https://b.test");
+    assert_string_equal(s->timezone, "Europe/Berlin");
+    cfg_free(c);
+}
+
 static void bad_value_names_file_line_and_key(void **state)
 {
     (void)state;
@@ -106,6 +145,94 @@ static void unknown_key_and_section_are_errors(void **state)
     assert_non_null(strstr(err, "collector.lsiten: unknown key"));
     assert_null(load("[colector]\nlisten = x\n", NULL, 0, err));
     assert_non_null(strstr(err, "unknown key"));
+}
+
+static void a_bad_value_of_each_type_names_key_and_reason(void **state)
+{
+    (void)state;
+    static const struct { const char *arg, *says; } bad[] = {
+        {"collector.threads=many", "-o: collector.threads: not an integer: 'many'"},
+        {"collector.threads=0", "-o: collector.threads: must be between 1 and 256: '0'"},
+        {"collector.rate_limit=-1", "-o: collector.rate_limit: must be between 0 and 1e9"},
+        {"collector.rate_limit=nan", "-o: collector.rate_limit: not a number"},
+        {"collector.max_body=4q", "-o: collector.max_body: not a size (4096, 4k, 1m): '4q'"},
+        {"collector.max_body=2m", "-o: collector.max_body: must be between 64 and 1m: '2m'"},
+        {"collector.read_timeout=soon", "-o: collector.read_timeout: not a duration in ms"},
+        {"collector.read_timeout=99", "-o: collector.read_timeout: must be at least 100ms"},
+        {"retention.raw_max_age=3 parsecs", "-o: retention.raw_max_age: not a duration"},
+        {"retention.raw_max_age=59s", "-o: retention.raw_max_age: must be at least 1m"},
+        {"consent.honor_gpc=maybe", "-o: consent.honor_gpc: not yes or no: 'maybe'"},
+        {"consent.cookie=a;b", "-o: consent.cookie: not a valid cookie name: 'a;b'"},
+        {"consent.policy_version=", "-o: consent.policy_version: 1 to 64 characters"},
+        {"consent.secret=tooshort", "-o: consent.secret: secret is shorter than 32 bytes"},
+        {"consent.secret=file:/nonexistent", "-o: consent.secret: cannot read secret file"},
+        {"consent.previous_secrets=0123456789abcdef0123456789abcdef, short",
+         "-o: consent.previous_secrets: secret is shorter than 32 bytes"},
+        {"consent.previous_secrets="
+         "0123456789abcdef0123456789abcde1,0123456789abcdef0123456789abcde2,"
+         "0123456789abcdef0123456789abcde3,0123456789abcdef0123456789abcde4,"
+         "0123456789abcdef0123456789abcde5,0123456789abcdef0123456789abcde6,"
+         "0123456789abcdef0123456789abcde7,0123456789abcdef0123456789abcde8",
+         "-o: consent.previous_secrets: at most 7 items"},
+        {"collector.trusted_proxies=10.0.0.0/8, 10.0.0.0/33",
+         "-o: collector.trusted_proxies: not an address or CIDR: '10.0.0.0/33'"},
+        {"site a.test.origins=a.test", "-o: site a.test.origins: origin must start with http"},
+        {"site a.test.consent=banner", "-o: site a.test.consent: not one of fairstat|tcf|"},
+        {"site a.test.colour=blue", "-o: site a.test.colour: unknown key"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char err[512] = "";
+        char *over[] = {(char *)bad[i].arg};
+        assert_null(load("[collector]\n", over, 1, err));
+        if (strncmp(err, bad[i].says, strlen(bad[i].says)) != 0)
+            fail_msg("-o %s: expected '%s...', got '%s'", bad[i].arg, bad[i].says, err);
+    }
+}
+
+static void secret_file_is_read_without_its_final_newline(void **state)
+{
+    (void)state;
+    char err[512], secret_path[64] = "/tmp/fs-test-secret-XXXXXX", text[128];
+    int fd = mkstemp(secret_path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "0123456789abcdef0123456789abcdef!\n", 34), 34);
+    close(fd);
+    snprintf(text, sizeof text, "[consent]\nsecret = file:%s\n", secret_path);
+    struct cfg *c = load(text, NULL, 0, err);
+    unlink(secret_path);
+    assert_non_null(c);
+    assert_int_equal(c->consent.secret_len, 33);
+    assert_memory_equal(c->consent.secret, "0123456789abcdef0123456789abcdef!", 33);
+    cfg_free(c);
+}
+
+/* The shipped example must start both programs, and so must each key it
+ * shows commented out (";key = value"); refused keys it may only mention. */
+static void the_example_config_loads_with_its_commented_keys(void **state)
+{
+    (void)state;
+    char err[512];
+    struct cfg *c = cfg_load("config/fairstat.conf", NULL, 0, err, sizeof err);
+    if (!c) fail_msg("%s", err);
+    cfg_free(c);
+    FILE *fp = fopen("config/fairstat.conf", "r");
+    assert_non_null(fp);
+    char text[8192] = "", line[256];
+    size_t uncommented = 0;
+    while (fgets(line, sizeof line, fp)) {
+        const char *p = line;
+        if (p[0] == ';' && (p[1] == '[' || (p[1] != ' ' && strchr(p, '=')))) {
+            p++;
+            uncommented++;
+        }
+        assert_true(strlen(text) + strlen(p) < sizeof text);
+        strcat(text, p);
+    }
+    fclose(fp);
+    assert_true(uncommented >= 3);
+    c = load(text, NULL, 0, err);
+    if (!c) fail_msg("uncommented example: %s", err);
+    cfg_free(c);
 }
 
 static void short_secret_is_refused(void **state)
@@ -180,9 +307,14 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults_are_safe),
+        cmocka_unit_test(every_default_passes_its_own_checks),
         cmocka_unit_test(reads_sections_sites_and_units),
         cmocka_unit_test(overrides_win_and_can_create_sites),
+        cmocka_unit_test(an_override_replaces_a_site_key_from_the_file),
         cmocka_unit_test(bad_value_names_file_line_and_key),
+        cmocka_unit_test(a_bad_value_of_each_type_names_key_and_reason),
+        cmocka_unit_test(secret_file_is_read_without_its_final_newline),
+        cmocka_unit_test(the_example_config_loads_with_its_commented_keys),
         cmocka_unit_test(unknown_key_and_section_are_errors),
         cmocka_unit_test(short_secret_is_refused),
         cmocka_unit_test(bad_override_is_reported_as_such),
