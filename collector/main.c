@@ -187,10 +187,6 @@ int main(int argc, char **argv)
         return 2;
     }
     if (c->n_sites == 0) log_warn("no [site NAME] section: every beacon will be refused with 403");
-    for (size_t i = 0; i < c->n_sites; i++)
-        if (c->sites[i].consent != CFG_CONSENT_FAIRSTAT)
-            log_warn("site %s: only consent = fairstat is implemented so far; its hits are refused "
-                     "as without consent", c->sites[i].name);
     fit_file_limit(c);
 
     struct geo *geo = geo_open(c->geoip.database, c->geoip.country_path, c->geoip.region_path,

@@ -5,7 +5,9 @@
  * struct cfg it fills, its default written as in the file, its range and a
  * line of help. Defaults, the file, -o overrides and cfg_free() all walk these
  * rows, and a default goes through the same parser and checks as a value from
- * the file, so a bad default fails every load.
+ * the file, so a bad default fails every load. A key whose feature does not
+ * exist yet keeps its row with .not_yet saying why: setting it is an error,
+ * never silently ignored; when the feature lands, the row drops .not_yet.
  *
  * Line numbers come from a counting reader wrapped around fgets, since
  * Debian's libinih is built without INI_HANDLER_LINENO. Every error is
@@ -189,6 +191,7 @@ enum type {
 struct choice {
     const char *name;
     int value;
+    const char *not_yet;        /* as struct key's */
 };
 
 struct key {
@@ -201,8 +204,14 @@ struct key {
     const char *min, *max;      /* range, written as in the file; of lists: items */
     const char *(*check)(const char *v);    /* a string's own rule: why not, or NULL */
     const struct choice *choices;           /* T_ENUM, ends with {NULL} */
+    const char *not_yet;        /* non-NULL: the feature is missing, the key refused */
     const char *help;
 };
+
+/* Why a key is refused. When the feature lands, its rows drop .not_yet. */
+#define SPOOL "the spool arrives with the reliability work"
+#define SERVE "the dashboard and Stats API arrive with the reports work"
+#define INTEROP "consent managers other than fairstat arrive with the consent interop work"
 
 static const char *check_cookie_name(const char *v)
 {
@@ -239,10 +248,10 @@ static const struct key keys[] = {
      .min = "1", .max = "1000000", .help = "open connections per thread"},
     {KEY("collector", "rate_limit", T_DOUBLE, collector.rate_limit, "0"), .min = "0", .max = "1e9",
      .help = "requests per second per client address; 0 = off"},
-    {KEY("collector", "spool_dir", T_STR, collector.spool_dir, "var/spool"),
+    {KEY("collector", "spool_dir", T_STR, collector.spool_dir, "var/spool"), .not_yet = SPOOL,
      .help = "where hits wait while Redis is down"},
     {KEY("collector", "spool_max_bytes", T_SIZE, collector.spool_max_bytes, "64m"),
-     .help = "largest spool"},
+     .not_yet = SPOOL, .help = "largest spool"},
     {KEY("collector", "static_dir", T_STR, collector.static_dir, ""),
      .help = "directory of fs.js and demo/; empty = not served"},
     {KEY("collector", "redis_timeout", T_MS, collector.redis_timeout_ms, "2s"), .min = "50ms",
@@ -290,21 +299,22 @@ static const struct key keys[] = {
      .help = "time zone of the daily statistics"},
     {KEY("aggregator", "min_visitors", T_INT, aggregator.min_visitors, "0"),
      .min = "0", .max = "1000000", .help = "report rows with fewer visitors go to (other)"},
-    {KEY("serve", "listen", T_STR, serve.listen, "127.0.0.1:8090"),
+    {KEY("serve", "listen", T_STR, serve.listen, "127.0.0.1:8090"), .not_yet = SERVE,
      .help = "host:port of the dashboard and Stats API"},
-    {KEY("serve", "tokens", T_STR, serve.tokens, ""),
+    {KEY("serve", "tokens", T_STR, serve.tokens, ""), .not_yet = SERVE,
      .help = "sha256:HEX[@SITE] of each accepted Bearer token"},
 };
 
 static const struct choice consent_sources[] = {
-    {"fairstat", CFG_CONSENT_FAIRSTAT},
-    {"tcf", CFG_CONSENT_TCF},
-    {"cookiebot", CFG_CONSENT_COOKIEBOT},
-    {"onetrust", CFG_CONSENT_ONETRUST},
-    {"klaro", CFG_CONSENT_KLARO},
-    {"cookieconsent", CFG_CONSENT_COOKIECONSENT},
-    {"custom", CFG_CONSENT_CUSTOM},
-    {NULL, 0},
+    {"fairstat", CFG_CONSENT_FAIRSTAT, NULL},
+    {"tcf", CFG_CONSENT_TCF, INTEROP},
+    {"cookiebot", CFG_CONSENT_COOKIEBOT, INTEROP},
+    {"onetrust", CFG_CONSENT_ONETRUST, INTEROP},
+    {"klaro", CFG_CONSENT_KLARO, INTEROP},
+    {"cookieconsent", CFG_CONSENT_COOKIECONSENT, INTEROP},
+    /* when it lands: needs consent_cookie and consent_match */
+    {"custom", CFG_CONSENT_CUSTOM, INTEROP},
+    {NULL, 0, NULL},
 };
 _Static_assert(sizeof(enum cfg_consent_mode) == sizeof(int), "T_ENUM stores an int");
 
@@ -316,19 +326,19 @@ static const struct key site_keys[] = {
      .help = "Origin values allowed to send beacons and consent choices"},
     {SITE_KEY("consent", T_ENUM, consent, "fairstat"), .choices = consent_sources,
      .help = "where the visitor's consent comes from"},
-    {SITE_KEY("tcf_purposes", T_STR, tcf_purposes, "1,8"),
+    {SITE_KEY("tcf_purposes", T_STR, tcf_purposes, "1,8"), .not_yet = INTEROP,
      .help = "tcf: the purposes that must be allowed"},
-    {SITE_KEY("tcf_vendor", T_STR, tcf_vendor, ""),
+    {SITE_KEY("tcf_vendor", T_STR, tcf_vendor, ""), .not_yet = INTEROP,
      .help = "tcf: the vendor id that must be allowed"},
-    {SITE_KEY("consent_group", T_STR, consent_group, "C0002"),
+    {SITE_KEY("consent_group", T_STR, consent_group, "C0002"), .not_yet = INTEROP,
      .help = "onetrust: the group that must be active"},
-    {SITE_KEY("consent_service", T_STR, consent_service, "fairstat"),
+    {SITE_KEY("consent_service", T_STR, consent_service, "fairstat"), .not_yet = INTEROP,
      .help = "klaro: the service that must be allowed"},
-    {SITE_KEY("consent_category", T_STR, consent_category, "analytics"),
+    {SITE_KEY("consent_category", T_STR, consent_category, "analytics"), .not_yet = INTEROP,
      .help = "cookieconsent: the category that must be accepted"},
-    {SITE_KEY("consent_cookie", T_STR, consent_cookie, ""),
+    {SITE_KEY("consent_cookie", T_STR, consent_cookie, ""), .not_yet = INTEROP,
      .help = "custom: the cookie holding the choice"},
-    {SITE_KEY("consent_match", T_STR, consent_match, ""),
+    {SITE_KEY("consent_match", T_STR, consent_match, ""), .not_yet = INTEROP,
      .help = "custom: a PCRE2 pattern the cookie must match"},
     {SITE_KEY("timezone", T_STR, timezone, NULL),
      .help = "time zone of this site's daily statistics; unset = aggregator.timezone"},
@@ -517,13 +527,17 @@ static int set_choice(struct loader *l, const char *sec, const struct key *k, vo
                       const char *v)
 {
     const struct choice *hit = NULL;
-    char names[128] = "";       /* for the error */
+    char names[128] = "";       /* the accepted ones, for the error */
     for (const struct choice *ch = k->choices; ch->name; ch++) {
         if (strcmp(v, ch->name) == 0) hit = ch;
-        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
-                 *names ? "|" : "", ch->name);
+        if (!ch->not_yet)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                     *names ? "|" : "", ch->name);
     }
     if (!hit) return fail(l, sec, k->name, "not one of %s: '%s'", names, v);
+    if (hit->not_yet)
+        return fail(l, sec, k->name, "'%s' is not implemented yet (%s); use %s", v, hit->not_yet,
+                    names);
     *(int *)dst = hit->value;
     return 0;
 }
@@ -704,6 +718,8 @@ static int apply(struct loader *l, const char *section, const char *name, const 
         const struct key *k = &table[i];
         if (strcmp(k->name, name) != 0 || (k->section && strcmp(k->section, section) != 0))
             continue;
+        if (k->not_yet)
+            return fail(l, section, name, "not implemented yet (%s); remove the key", k->not_yet);
         return set_key(l, section, k, base, v);
     }
     return fail(l, section, name, "unknown key");

@@ -6,6 +6,10 @@
  * the file, the line (or the -o argument) and the key, e.g.
  *   "fairstat.conf:12: collector.max_body: not a size: '4q'".
  *
+ * A key whose feature does not exist yet is refused the same way ("not
+ * implemented yet"); its field below is marked "not yet" and only ever holds
+ * its default. The keys, their defaults and ranges are the table in cfg.c.
+ *
  * The returned struct cfg and everything it points to is owned by it and
  * lives until cfg_free(); callers read fields directly and never write them.
  */
@@ -16,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Where a site's consent comes from. Only fairstat exists so far; the others
+ * are refused at load (not yet). */
 enum cfg_consent_mode {
     CFG_CONSENT_FAIRSTAT = 0,   /* our own signed cookie (default) */
     CFG_CONSENT_TCF,
@@ -31,13 +37,13 @@ struct cfg_site {
     char **origins;             /* allowed Origin values, e.g. "https://example.com" */
     size_t n_origins;
     enum cfg_consent_mode consent;
-    char *tcf_purposes;         /* "1,8" */
-    char *tcf_vendor;
-    char *consent_group;        /* onetrust */
-    char *consent_service;      /* klaro */
-    char *consent_category;     /* cookieconsent */
-    char *consent_cookie;       /* custom */
-    char *consent_match;        /* custom: PCRE2 pattern */
+    char *tcf_purposes;         /* not yet; "1,8" */
+    char *tcf_vendor;           /* not yet */
+    char *consent_group;        /* not yet; onetrust */
+    char *consent_service;      /* not yet; klaro */
+    char *consent_category;     /* not yet; cookieconsent */
+    char *consent_cookie;       /* not yet; custom */
+    char *consent_match;        /* not yet; custom: PCRE2 pattern */
     char *timezone;             /* NULL: aggregator.timezone */
 };
 
@@ -61,8 +67,8 @@ struct cfg {
         long idle_timeout_ms;   /* keep-alive connection with no request */
         int max_connections;    /* per thread */
         double rate_limit;      /* requests/s per client; 0 = off */
-        char *spool_dir;
-        size_t spool_max_bytes;
+        char *spool_dir;        /* not yet */
+        size_t spool_max_bytes; /* not yet */
         char *static_dir;       /* /fs.js and /demo/ are served from here; "" = off */
         long redis_timeout_ms;  /* a command unanswered this long: Redis is down */
     } collector;
@@ -106,7 +112,7 @@ struct cfg {
         int min_visitors;
     } aggregator;
 
-    struct {
+    struct {                    /* not yet */
         char *listen;
         char *tokens;
     } serve;

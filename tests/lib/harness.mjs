@@ -2,7 +2,7 @@
 // free port in a temporary directory, the real collector (and aggregator) built
 // in bin/, and a small RESP client to look inside Redis.
 import { spawn, execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
@@ -153,7 +153,7 @@ export const DEFAULT_SITES = {
 // Writes a config file. opts.sections: {section: {key: value}}; opts.sites as DEFAULT_SITES.
 export function writeConfig(dir, opts = {}) {
   const sections = {
-    collector: { listen: `127.0.0.1:${opts.port}`, threads: 1, spool_dir: path.join(dir, 'spool') },
+    collector: { listen: `127.0.0.1:${opts.port}`, threads: 1 },
     redis: { url: opts.redisUrl },
     consent: { secret: SECRET, secure: 'no' },
     geoip: { database: '' },
@@ -179,7 +179,6 @@ export function writeConfig(dir, opts = {}) {
 // the collector's own origin); opts.sites, opts.sections: see writeConfig.
 export async function startCollector(redis, opts = {}) {
   const dir = mkdtempSync(path.join(tmpdir(), 'fs-collector-'));
-  mkdirSync(path.join(dir, 'spool'));
   const port = opts.port || await freePort();
   const conf = writeConfig(dir, { ...opts, port, redisUrl: redis ? redis.url : opts.redisUrl });
   const proc = spawn(BIN('fairstat-collector'), ['-c', conf, ...(opts.args || [])],

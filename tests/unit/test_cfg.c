@@ -79,7 +79,7 @@ static void reads_sections_sites_and_units(void **state)
                          "[consent]\nsecret = 0123456789abcdef0123456789abcdef\nhonor_dnt = no\n"
                          "[retention]\nraw_max_age = 12h\naggregates = 25mo\n"
                          "[site example.com]\norigins = https://example.com, https://www.example.com/\n"
-                         "consent = tcf\n",
+                         "consent = fairstat\n",
                          NULL, 0, err);
     assert_non_null(c);
     assert_int_equal(c->collector.max_body, 8192);
@@ -93,7 +93,7 @@ static void reads_sections_sites_and_units(void **state)
     assert_non_null(s);
     assert_int_equal(s->n_origins, 2);
     assert_string_equal(s->origins[1], "https://www.example.com");
-    assert_int_equal(s->consent, CFG_CONSENT_TCF);
+    assert_int_equal(s->consent, CFG_CONSENT_FAIRSTAT);
     assert_null(cfg_site_find(c, "example.org", 11));
     cfg_free(c);
 }
@@ -177,7 +177,7 @@ static void a_bad_value_of_each_type_names_key_and_reason(void **state)
         {"collector.trusted_proxies=10.0.0.0/8, 10.0.0.0/33",
          "-o: collector.trusted_proxies: not an address or CIDR: '10.0.0.0/33'"},
         {"site a.test.origins=a.test", "-o: site a.test.origins: origin must start with http"},
-        {"site a.test.consent=banner", "-o: site a.test.consent: not one of fairstat|tcf|"},
+        {"site a.test.consent=banner", "-o: site a.test.consent: not one of fairstat: 'banner'"},
         {"site a.test.colour=blue", "-o: site a.test.colour: unknown key"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -186,6 +186,39 @@ static void a_bad_value_of_each_type_names_key_and_reason(void **state)
         assert_null(load("[collector]\n", over, 1, err));
         if (strncmp(err, bad[i].says, strlen(bad[i].says)) != 0)
             fail_msg("-o %s: expected '%s...', got '%s'", bad[i].arg, bad[i].says, err);
+    }
+}
+
+static void keys_whose_feature_is_missing_are_refused(void **state)
+{
+    (void)state;
+    static const char *const refused[] = {
+        "[collector]\nspool_dir = var/spool\n", "[collector]\nspool_max_bytes = 64m\n",
+        "[serve]\nlisten = 127.0.0.1:8090\n", "[serve]\ntokens =\n",
+        "[site a.test]\ntcf_purposes = 1,8\n", "[site a.test]\ntcf_vendor = 1\n",
+        "[site a.test]\nconsent_group = C0002\n", "[site a.test]\nconsent_service = x\n",
+        "[site a.test]\nconsent_category = x\n", "[site a.test]\nconsent_cookie = x\n",
+        "[site a.test]\nconsent_match = x\n",
+    };
+    char err[512];
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        assert_null(load(refused[i], NULL, 0, err));
+        assert_non_null(strstr(err, ":2: "));
+        assert_non_null(strstr(err, ": not implemented yet ("));
+        assert_non_null(strstr(err, "); remove the key"));
+    }
+    char *over[] = {"collector.spool_dir=/tmp"};
+    assert_null(load("[collector]\n", over, 1, err));
+    assert_non_null(strstr(err, "-o: collector.spool_dir: not implemented yet ("));
+    static const char *const sources[] = {"tcf", "cookiebot", "onetrust", "klaro",
+                                          "cookieconsent", "custom"};
+    for (size_t i = 0; i < sizeof sources / sizeof sources[0]; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "[site a.test]\nconsent = %s\n", sources[i]);
+        assert_null(load(text, NULL, 0, err));
+        assert_non_null(strstr(err, ":2: site a.test.consent: '"));
+        assert_non_null(strstr(err, "' is not implemented yet ("));
+        assert_non_null(strstr(err, "); use fairstat"));
     }
 }
 
@@ -313,6 +346,7 @@ int main(void)
         cmocka_unit_test(an_override_replaces_a_site_key_from_the_file),
         cmocka_unit_test(bad_value_names_file_line_and_key),
         cmocka_unit_test(a_bad_value_of_each_type_names_key_and_reason),
+        cmocka_unit_test(keys_whose_feature_is_missing_are_refused),
         cmocka_unit_test(secret_file_is_read_without_its_final_newline),
         cmocka_unit_test(the_example_config_loads_with_its_commented_keys),
         cmocka_unit_test(unknown_key_and_section_are_errors),
