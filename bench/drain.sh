@@ -7,7 +7,7 @@
 # hits (50 pages, 5000 visitors, referrers, UTM, geo, UA fields) through
 # redis-cli --pipe, then time `fairstat-aggregator run --once` until the
 # stream is empty. Redis is pinned to SERVER_CPU, the aggregator and
-# redis-benchmark to LOAD_CPU (../shared/BENCH.md). Reports the median with
+# redis-benchmark to LOAD_CPU (see bench/README.md, "Method"). Reports the median with
 # min and max over ROUNDS, Redis CPU per hit, and the ratio to XADD.
 #
 # Knobs: DRAIN_HITS=200000 DRAIN_ROUNDS=5 DRAIN_BATCH=500 SERVER_CPU=0 LOAD_CPU=1

@@ -3,6 +3,8 @@
 #   js-snippet/dist/fs.js, fs.js.gz   the snippet (esbuild --minify, gzip -9 -n)
 #   js-snippet/dist/demo/             the demo site, /demo/ under `make run`
 # Every `make` prints the snippet's size and fails above the 2,048-byte budget.
+# esbuild comes from node_modules (`make deps`); until it is there, a plain `make`
+# builds the C programs and says in one line what to run for the snippet.
 
 SNIPPET_DIST   = js-snippet/dist
 SNIPPET_SRC    = $(wildcard js-snippet/src/*) js-snippet/build.mjs
@@ -12,9 +14,16 @@ DEMO_SRC       = $(shell find js-snippet/demo -type f 2>/dev/null)
 # reload or a shared link works while the collector serves only real files.
 DEMO_SPA_ROUTES = reports settings
 
-.PHONY: snippet snippet-size
+.PHONY: snippet snippet-size snippet-missing
+ifneq ($(wildcard node_modules/esbuild/package.json),)
 all: snippet
+else
+all: snippet-missing
+endif
 snippet: snippet-size $(SNIPPET_DIST)/demo/.built
+
+snippet-missing:
+	@echo "js-snippet: not built, node_modules is missing: run make deps"
 
 node_modules/.package-lock.json:
 	@echo "js-snippet: node_modules is missing or incomplete: run make deps" >&2; exit 1

@@ -1,7 +1,14 @@
 #!/bin/sh
 # run.sh -- runs every suite (C unit tests, black-box node tests, browser tests)
 # and ends with one line "N passed, N failed" summing all of them.
+#
+#   sh tests/run.sh [--unit] UNIT_TEST_BINARY...
+#
+# --unit runs the given unit tests only (make unit). The node suites include
+# tests/integration/readme.test.mjs, which runs the README's shell blocks.
 cd "$(dirname "$0")/.."
+suites="integration browser"
+if [ "${1:-}" = --unit ]; then suites=""; shift; fi
 pass=0; fail=0
 log=$(mktemp)
 
@@ -18,7 +25,7 @@ done
 
 # One file per node process, one after another: each file starts its own
 # redis-server and collector, so they must not run at the same time.
-for suite in integration browser; do
+for suite in $suites; do
     for file in tests/$suite/*.test.mjs; do
         [ -f "$file" ] || continue
         echo "== $file"

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {
   startRedis, startCollector, consentCookie, beacon, streamEntries, run, writeConfig,
-  BIN, SHARED, SECRET, FIREFOX, sleep, waitFor,
+  BIN, DATA, SECRET, FIREFOX, sleep, waitFor,
 } from '../lib/harness.mjs';
 
 const HITS = 'fs:{example.com}:hits';
@@ -56,7 +56,7 @@ describe('collector', () => {
     col = await startCollector(redis, {
       sections: {
         collector: { trusted_proxies: '127.0.0.1/32', read_timeout: '1500ms', max_body: '4k', max_header: '4k' },
-        geoip: { database: path.join(SHARED, 'data/geoip/GeoIP2-City-Test.mmdb') },
+        geoip: { database: path.join(DATA, 'geoip/GeoIP2-City-Test.mmdb') },
       },
     });
     cookie = await consentCookie(col.base);
@@ -457,7 +457,7 @@ describe('collector configuration', () => {
   test('a corrupt GeoIP database degrades to unknown country, never a crash', async () => {
     const redis = await startRedis();
     for (const db of ['GeoIP2-City-Test-Broken-Double-Format.mmdb', 'GeoIP2-City-Test-Invalid-Node-Count.mmdb']) {
-      const col = await startCollector(redis, { sections: { collector: { trusted_proxies: '127.0.0.1' }, geoip: { database: path.join(SHARED, 'data/geoip', db) } } });
+      const col = await startCollector(redis, { sections: { collector: { trusted_proxies: '127.0.0.1' }, geoip: { database: path.join(DATA, 'geoip', db) } } });
       try {
         const cookie = await consentCookie(col.base);
         await redis.client.cmd('DEL', HITS);
@@ -490,7 +490,7 @@ describe('collector configuration', () => {
   });
   test('X-Forwarded-For from an untrusted peer is ignored', async () => {
     const redis = await startRedis();
-    const col = await startCollector(redis, { sections: { collector: { trusted_proxies: '10.0.0.0/8' }, geoip: { database: path.join(SHARED, 'data/geoip/GeoIP2-City-Test.mmdb') } } });
+    const col = await startCollector(redis, { sections: { collector: { trusted_proxies: '10.0.0.0/8' }, geoip: { database: path.join(DATA, 'geoip/GeoIP2-City-Test.mmdb') } } });
     try {
       const cookie = await consentCookie(col.base);
       assert.equal((await beacon(col.base, PAGE, { cookie, 'x-forwarded-for': '81.2.69.142' })).status, 202);

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = (name) => path.join(ROOT, 'bin', name);
-export const SHARED = path.resolve(ROOT, '..', 'shared');
+export const DATA = path.join(ROOT, 'tests', 'data');   // fixtures, see tests/data/README.md
 export const SECRET = 'test-secret-0123456789abcdef0123456789abcdef';
 
 export function freePort() {

@@ -1,6 +1,6 @@
-/* test_geo.c -- geo.c against MaxMind's test databases (../shared/data/geoip).
+/* test_geo.c -- geo.c against MaxMind's test databases (tests/data/geoip).
  *
- * Known answers come from that directory's README; the corrupt databases must
+ * Known answers come from that folder's README; the corrupt databases must
  * give an open error or unknown answers, never a crash.
  */
 #include <setjmp.h>
@@ -18,7 +18,7 @@
 
 #include "geo.h"
 
-#define GEO_DIR "../shared/data/geoip/"
+#define GEO_DIR "tests/data/geoip/"   /* tests run from the repository root */
 #define CITY GEO_DIR "GeoIP2-City-Test.mmdb"
 #define COUNTRY GEO_DIR "GeoLite2-Country-Test.mmdb"
 #define GEOIP2_COUNTRY "country.iso_code"

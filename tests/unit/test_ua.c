@@ -1,7 +1,7 @@
 /* test_ua.c -- ua.c against uap-core's own test strings, hostile input and the cache.
  *
- * The rates are measured on the ../shared/data/ua TSV files (real User-Agents from the
- * uap-core test suite, see its README) and printed; the floors are what the
+ * The rates are measured on the tests/data/ua TSV files (real User-Agents from the
+ * uap-core test suite, see that folder's README) and printed; the floors are what the
  * rules honestly reach, with a little room, not tuned to single strings.
  */
 #include <setjmp.h>
@@ -17,7 +17,7 @@
 
 #include "ua.h"
 
-#define UA_DATA_DIR "../shared/data/ua/"
+#define UA_DATA_DIR "tests/data/ua/"   /* tests run from the repository root */
 
 /* ------------------------------------------------------------------------ */
 /* Helpers */
