@@ -1,10 +1,11 @@
 /* api.h -- the collector's endpoints: one struct api per worker thread.
  *
- * api_handle() is the http_handler for every request. It runs the whole
- * path of a beacon -- site and origin check, consent gate, bot filter,
- * normalisation, GeoIP, UA family, visitor hash -- and answers 202 only
- * from the Redis reply callback, once the hit is stored. A refused hit is
- * answered 204 before anything about it is written anywhere.
+ * api_handle() is the http_handler for every request: it routes, and each
+ * route calls the room of its concern -- the beacon path (hit.h), the
+ * consent endpoints (receipt.h), the client address and rate limit
+ * (client.h). A hit is answered 202 only from the Redis reply callback,
+ * once it is stored; a refused hit is answered 204 before anything about it
+ * is written anywhere.
  */
 #ifndef FAIRSTAT_API_H
 #define FAIRSTAT_API_H

@@ -6,6 +6,7 @@
  * compared with CRYPTO_memcmp so timing tells an attacker nothing.
  */
 #include "consent.h"
+#include "clock.h"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -173,9 +174,8 @@ enum consent_verdict consent_verify(struct consent *k, const char *site, const c
     }
     if (!ok) return CONSENT_INVALID;
 
-    long long max_age = (long long)k->cfg->consent.max_age_days * 86400;
     if (issued > now + 300) return CONSENT_INVALID;    /* from the future: forged clock */
-    if (now - issued > max_age) return CONSENT_EXPIRED;
+    if (now - issued > consent_max_age_s(k->cfg)) return CONSENT_EXPIRED;
     if (out) {
         out->analytics = v[2] == '1';
         out->issued = issued;
@@ -183,6 +183,11 @@ enum consent_verdict consent_verify(struct consent *k, const char *site, const c
         out->receipt[CONSENT_RECEIPT_LEN] = '\0';
     }
     return v[2] == '1' ? CONSENT_GRANTED : CONSENT_DENIED;
+}
+
+long long consent_max_age_s(const struct cfg *c)
+{
+    return (long long)c->consent.max_age_days * CLOCK_DAY_S;
 }
 
 int consent_find(const struct consent *k, const char *h, size_t n,

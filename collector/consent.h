@@ -66,6 +66,10 @@ enum consent_verdict consent_verify(struct consent *k, const char *site, const c
 int consent_issue(struct consent *k, const char *site, int analytics, long long issued,
                   const char *receipt, char *out, size_t outlen);
 
+/* How long a cookie, and so its receipt, counts: consent.max_age_days in
+ * seconds. */
+long long consent_max_age_s(const struct cfg *c);
+
 /* A fresh random receipt id (CONSENT_RECEIPT_LEN chars + NUL). 0 or -1. */
 int consent_new_receipt(char out[CONSENT_RECEIPT_LEN + 1]);
 

@@ -1,4 +1,7 @@
-/* http.c -- connections, parsing, limits and responses (see http.h).
+/* http.c -- the request parser, connections, limits and responses (see http.h).
+ *
+ * Sections: the parser (http_feed: bytes in, requests out, no sockets),
+ * connection lifetime, dispatch and responses, reading, the server.
  *
  * A connection moves through three states: READING (bytes go to the parser),
  * HANDLING (a complete request is with the handler, perhaps waiting for
@@ -10,7 +13,8 @@
  * bytes (431), body bytes (413, checked against Content-Length before the
  * body arrives), a deadline from a request's first byte to its last (408,
  * re-armed only per request, so trickling bytes never extend it), an idle
- * keep-alive timeout, and a connection cap per worker.
+ * keep-alive timeout, and a connection cap per worker. The byte limits live
+ * in the parser; the clocks and the cap live with the connections.
  */
 #include "http.h"
 
@@ -42,6 +46,33 @@ static const char *const header_names[H_COUNT] = {
     "accept-encoding", "sec-gpc", "dnt", "expect",
 };
 
+/* The request being read: http-parser's state and what its callbacks keep.
+ * started and expect_continue report what the last http_feed() saw, for the
+ * connection to act on (arm the deadline, send 100 Continue): the parser
+ * itself never touches a socket or a clock. */
+struct http_parse {
+    http_parser parser;
+    size_t max_header, max_body;
+    int error_status;           /* set by a callback that refused */
+    int in_message;             /* a request has begun and not ended */
+    int in_trailer;             /* headers after a chunked body: not captured */
+    int keepalive;
+    int started;                /* a request began during the last feed */
+    int expect_continue;        /* its headers asked for 100 Continue */
+
+    char *arena;                /* url and header values, max_header bytes */
+    size_t arena_len, header_bytes;
+    char *body;                 /* max_body bytes */
+    size_t body_len;
+
+    char field[FIELD_MAX];
+    size_t field_len;
+    int field_state;            /* 0 none, 1 in field, 2 in value */
+    int cur_header;
+    struct http_str url;
+    struct http_str headers[H_COUNT];
+};
+
 struct http_server {
     struct event_base *base;
     struct evconnlistener *listener;
@@ -63,26 +94,11 @@ struct http_conn {
     struct http_server *srv;
     evutil_socket_t fd;
     struct event ev_read, ev_write, ev_timer;
-    http_parser parser;
+    struct http_parse parse;
     enum conn_state state;
     int gone;                   /* fatal error while handling: free when answered */
     int keepalive;
     int read_paused;
-    int error_status;           /* set by a parser callback that refused */
-    int in_message;
-    int in_trailer;             /* headers after a chunked body: not captured */
-
-    char *arena;                /* url and header values, max_header bytes */
-    size_t arena_len, header_bytes;
-    char *body;                 /* max_body bytes */
-    size_t body_len;
-
-    char field[FIELD_MAX];
-    size_t field_len;
-    int field_state;            /* 0 none, 1 in field, 2 in value */
-    int cur_header;
-    struct http_str url;
-    struct http_str headers[H_COUNT];
 
     char *pending;              /* bytes that arrived while HANDLING */
     size_t pending_len;
@@ -95,7 +111,260 @@ struct http_conn {
     struct http_conn *prev, *next;
 };
 
-static http_parser_settings parser_settings;
+/* ------------------------------------------------------------------------ */
+/* The parser                                                                */
+/* ------------------------------------------------------------------------ */
+
+static int on_message_begin(http_parser *hp)
+{
+    struct http_parse *p = hp->data;
+    p->arena_len = p->header_bytes = p->body_len = 0;
+    p->field_len = 0;
+    p->field_state = 0;
+    p->cur_header = H_NONE;
+    p->url.p = NULL;
+    p->url.n = 0;
+    memset(p->headers, 0, sizeof p->headers);
+    p->in_message = 1;
+    p->in_trailer = 0;
+    p->started = 1;
+    return 0;
+}
+
+static int arena_append(struct http_parse *p, const char *at, size_t len)
+{
+    p->header_bytes += len;
+    if (p->arena_len + len > p->max_header || p->header_bytes > p->max_header) {
+        p->error_status = 431;
+        return -1;
+    }
+    memcpy(p->arena + p->arena_len, at, len);
+    p->arena_len += len;
+    return 0;
+}
+
+static int on_url(http_parser *hp, const char *at, size_t len)
+{
+    struct http_parse *p = hp->data;
+    if (!p->url.p) p->url.p = p->arena + p->arena_len;
+    if (arena_append(p, at, len) < 0) {
+        p->error_status = 414;
+        return -1;
+    }
+    p->url.n += len;
+    return 0;
+}
+
+static int on_header_field(http_parser *hp, const char *at, size_t len)
+{
+    struct http_parse *p = hp->data;
+    if (p->field_state != 1) {
+        p->field_len = 0;
+        p->field_state = 1;
+        p->cur_header = H_NONE;
+        p->header_bytes += 4;   /* ": " and CRLF: count what is on the wire */
+    }
+    p->header_bytes += len;
+    if (p->header_bytes > p->max_header) {
+        p->error_status = 431;
+        return -1;
+    }
+    for (size_t i = 0; i < len && p->field_len < FIELD_MAX; i++)
+        p->field[p->field_len++] = at[i];
+    if (len && p->field_len == FIELD_MAX) p->field_len = FIELD_MAX; /* too long: no match */
+    return 0;
+}
+
+static int is_one(struct http_str v)
+{
+    while (v.n && (*v.p == ' ' || *v.p == '\t')) v.p++, v.n--;
+    while (v.n && (v.p[v.n - 1] == ' ' || v.p[v.n - 1] == '\t')) v.n--;
+    return v.n == 1 && v.p[0] == '1';
+}
+
+/* Which occurrence of a repeated header counts. X-Forwarded-For: the last,
+ * the one the nearest proxy added. Sec-GPC and DNT: any "1" refuses, so a
+ * "1" is never replaced. Others: the first. */
+static int takes_repeat(const struct http_parse *p, int h)
+{
+    if (h == H_FORWARDED_FOR) return 1;
+    if (h == H_SEC_GPC || h == H_DNT) return !is_one(p->headers[h]);
+    return 0;
+}
+
+static int on_header_value(http_parser *hp, const char *at, size_t len)
+{
+    struct http_parse *p = hp->data;
+    if (p->field_state != 2) {
+        p->field_state = 2;
+        p->cur_header = H_NONE;
+        for (int i = 0; i < H_COUNT && !p->in_trailer; i++) {
+            if (p->field_len == strlen(header_names[i]) &&
+                strncasecmp(p->field, header_names[i], p->field_len) == 0) {
+                if (!p->headers[i].p || takes_repeat(p, i)) {
+                    p->cur_header = i;
+                    p->headers[i].p = p->arena + p->arena_len;
+                    p->headers[i].n = 0;
+                }
+                break;
+            }
+        }
+    }
+    if (p->cur_header == H_NONE) {
+        p->header_bytes += len;
+        if (p->header_bytes > p->max_header) {
+            p->error_status = 431;
+            return -1;
+        }
+        return 0;
+    }
+    if (arena_append(p, at, len) < 0) return -1;
+    p->headers[p->cur_header].n += len;
+    return 0;
+}
+
+static int on_headers_complete(http_parser *hp)
+{
+    struct http_parse *p = hp->data;
+    if (hp->content_length != ULLONG_MAX && hp->content_length > p->max_body) {
+        p->error_status = 413;
+        return -1;
+    }
+    p->keepalive = http_should_keep_alive(hp);
+    p->in_trailer = 1;          /* header callbacks from now on are trailers */
+    struct http_str e = p->headers[H_EXPECT];
+    p->expect_continue = e.p && e.n == 12 && strncasecmp(e.p, "100-continue", 12) == 0;
+    return 0;
+}
+
+static int on_body(http_parser *hp, const char *at, size_t len)
+{
+    struct http_parse *p = hp->data;
+    if (p->body_len + len > p->max_body) {
+        p->error_status = 413;
+        return -1;
+    }
+    memcpy(p->body + p->body_len, at, len);
+    p->body_len += len;
+    return 0;
+}
+
+static int on_message_complete(http_parser *hp)
+{
+    struct http_parse *p = hp->data;
+    p->keepalive = http_should_keep_alive(hp);
+    p->in_message = 0;
+    http_parser_pause(hp, 1);   /* one request at a time: the rest waits */
+    return 0;
+}
+
+static const http_parser_settings parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+static enum http_verb verb_of(unsigned method)
+{
+    switch (method) {
+    case HTTP_GET: return HTTP_VERB_GET;
+    case HTTP_HEAD: return HTTP_VERB_HEAD;
+    case HTTP_POST: return HTTP_VERB_POST;
+    case HTTP_DELETE: return HTTP_VERB_DELETE;
+    case HTTP_OPTIONS: return HTTP_VERB_OPTIONS;
+    default: return HTTP_VERB_OTHER;
+    }
+}
+
+/* The complete request, as the handler sees it (peer aside). */
+static void request_of(const struct http_parse *p, struct http_request *req)
+{
+    memset(req, 0, sizeof *req);
+    req->verb = verb_of(p->parser.method);
+    const char *u = p->url.p ? p->url.p : "/";
+    size_t n = p->url.p ? p->url.n : 1;
+    const char *q = memchr(u, '?', n);
+    req->path.p = u;
+    req->path.n = q ? (size_t)(q - u) : n;
+    if (q) {
+        req->query.p = q + 1;
+        req->query.n = n - req->path.n - 1;
+    }
+    const char *hash = req->query.p ? memchr(req->query.p, '#', req->query.n) : NULL;
+    if (hash) req->query.n = (size_t)(hash - req->query.p);
+    req->body.p = p->body;
+    req->body.n = p->body_len;
+    req->cookie = p->headers[H_COOKIE];
+    req->origin = p->headers[H_ORIGIN];
+    req->user_agent = p->headers[H_USER_AGENT];
+    req->content_type = p->headers[H_CONTENT_TYPE];
+    req->forwarded_for = p->headers[H_FORWARDED_FOR];
+    req->accept_encoding = p->headers[H_ACCEPT_ENCODING];
+    req->sec_gpc = p->headers[H_SEC_GPC];
+    req->dnt = p->headers[H_DNT];
+    req->keep_alive = p->keepalive;
+}
+
+static int parse_init(struct http_parse *p, size_t max_header, size_t max_body)
+{
+    memset(p, 0, sizeof *p);
+    p->arena = malloc(max_header);
+    p->body = malloc(max_body);
+    if (!p->arena || !p->body) {
+        free(p->arena);
+        free(p->body);
+        return -1;
+    }
+    p->max_header = max_header;
+    p->max_body = max_body;
+    http_parser_init(&p->parser, HTTP_REQUEST);
+    p->parser.data = p;
+    return 0;
+}
+
+static void parse_release(struct http_parse *p)
+{
+    free(p->arena);
+    free(p->body);
+    p->arena = p->body = NULL;
+}
+
+struct http_parse *http_parse_new(size_t max_header, size_t max_body)
+{
+    struct http_parse *p = malloc(sizeof *p);
+    if (p && parse_init(p, max_header, max_body) < 0) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void http_parse_free(struct http_parse *p)
+{
+    if (!p) return;
+    parse_release(p);
+    free(p);
+}
+
+int http_feed(struct http_parse *p, const char *buf, size_t len, size_t *used,
+              struct http_request *req)
+{
+    p->started = p->expect_continue = 0;
+    /* Paused after the previous request: its caller is done with it. */
+    if (HTTP_PARSER_ERRNO(&p->parser) == HPE_PAUSED) http_parser_pause(&p->parser, 0);
+    *used = len ? http_parser_execute(&p->parser, &parser_settings, buf, len) : 0;
+    enum http_errno e = HTTP_PARSER_ERRNO(&p->parser);
+    if (e == HPE_PAUSED) {
+        request_of(p, req);
+        return HTTP_FEED_REQUEST;
+    }
+    if (e != HPE_OK) return p->error_status ? p->error_status : 400;
+    return HTTP_FEED_MORE;
+}
 
 /* ------------------------------------------------------------------------ */
 /* Connection lifetime                                                       */
@@ -111,8 +380,7 @@ static void conn_free(struct http_conn *c)
     if (c->prev) c->prev->next = c->next; else s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     s->n_conns--;
-    free(c->arena);
-    free(c->body);
+    parse_release(&c->parse);
     free(c->pending);
     free(c->out);
     free(c);
@@ -155,205 +423,18 @@ static void arm_timer(struct http_conn *c, const struct timeval *tv)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Parser callbacks                                                          */
-/* ------------------------------------------------------------------------ */
-
-static int on_message_begin(http_parser *p)
-{
-    struct http_conn *c = p->data;
-    c->arena_len = c->header_bytes = c->body_len = 0;
-    c->field_len = 0;
-    c->field_state = 0;
-    c->cur_header = H_NONE;
-    c->url.p = NULL;
-    c->url.n = 0;
-    memset(c->headers, 0, sizeof c->headers);
-    c->in_message = 1;
-    c->in_trailer = 0;
-    arm_timer(c, c->srv->read_tv);
-    return 0;
-}
-
-static int arena_append(struct http_conn *c, const char *at, size_t len)
-{
-    c->header_bytes += len;
-    if (c->arena_len + len > c->srv->lim.max_header || c->header_bytes > c->srv->lim.max_header) {
-        c->error_status = 431;
-        return -1;
-    }
-    memcpy(c->arena + c->arena_len, at, len);
-    c->arena_len += len;
-    return 0;
-}
-
-static int on_url(http_parser *p, const char *at, size_t len)
-{
-    struct http_conn *c = p->data;
-    if (!c->url.p) c->url.p = c->arena + c->arena_len;
-    if (arena_append(c, at, len) < 0) {
-        c->error_status = 414;
-        return -1;
-    }
-    c->url.n += len;
-    return 0;
-}
-
-static int on_header_field(http_parser *p, const char *at, size_t len)
-{
-    struct http_conn *c = p->data;
-    if (c->field_state != 1) {
-        c->field_len = 0;
-        c->field_state = 1;
-        c->cur_header = H_NONE;
-        c->header_bytes += 4;   /* ": " and CRLF: count what is on the wire */
-    }
-    c->header_bytes += len;
-    if (c->header_bytes > c->srv->lim.max_header) {
-        c->error_status = 431;
-        return -1;
-    }
-    for (size_t i = 0; i < len && c->field_len < FIELD_MAX; i++)
-        c->field[c->field_len++] = at[i];
-    if (len && c->field_len == FIELD_MAX) c->field_len = FIELD_MAX; /* too long: no match */
-    return 0;
-}
-
-static int is_one(struct http_str v)
-{
-    while (v.n && (*v.p == ' ' || *v.p == '\t')) v.p++, v.n--;
-    while (v.n && (v.p[v.n - 1] == ' ' || v.p[v.n - 1] == '\t')) v.n--;
-    return v.n == 1 && v.p[0] == '1';
-}
-
-/* Which occurrence of a repeated header counts. X-Forwarded-For: the last,
- * the one the nearest proxy added. Sec-GPC and DNT: any "1" refuses, so a
- * "1" is never replaced. Others: the first. */
-static int takes_repeat(const struct http_conn *c, int h)
-{
-    if (h == H_FORWARDED_FOR) return 1;
-    if (h == H_SEC_GPC || h == H_DNT) return !is_one(c->headers[h]);
-    return 0;
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t len)
-{
-    struct http_conn *c = p->data;
-    if (c->field_state != 2) {
-        c->field_state = 2;
-        c->cur_header = H_NONE;
-        for (int i = 0; i < H_COUNT && !c->in_trailer; i++) {
-            if (c->field_len == strlen(header_names[i]) &&
-                strncasecmp(c->field, header_names[i], c->field_len) == 0) {
-                if (!c->headers[i].p || takes_repeat(c, i)) {
-                    c->cur_header = i;
-                    c->headers[i].p = c->arena + c->arena_len;
-                    c->headers[i].n = 0;
-                }
-                break;
-            }
-        }
-    }
-    if (c->cur_header == H_NONE) {
-        c->header_bytes += len;
-        if (c->header_bytes > c->srv->lim.max_header) {
-            c->error_status = 431;
-            return -1;
-        }
-        return 0;
-    }
-    if (arena_append(c, at, len) < 0) return -1;
-    c->headers[c->cur_header].n += len;
-    return 0;
-}
-
-static int on_headers_complete(http_parser *p)
-{
-    struct http_conn *c = p->data;
-    if (p->content_length != ULLONG_MAX && p->content_length > c->srv->lim.max_body) {
-        c->error_status = 413;
-        return -1;
-    }
-    c->keepalive = http_should_keep_alive(p);
-    c->in_trailer = 1;          /* header callbacks from now on are trailers */
-    struct http_str e = c->headers[H_EXPECT];
-    if (e.p && e.n == 12 && strncasecmp(e.p, "100-continue", 12) == 0 && c->fd >= 0) {
-        /* Best effort: a client that does not get it sends the body anyway. */
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        ssize_t w = write(c->fd, cont, sizeof cont - 1);
-        (void)w;
-    }
-    return 0;
-}
-
-static int on_body(http_parser *p, const char *at, size_t len)
-{
-    struct http_conn *c = p->data;
-    if (c->body_len + len > c->srv->lim.max_body) {
-        c->error_status = 413;
-        return -1;
-    }
-    memcpy(c->body + c->body_len, at, len);
-    c->body_len += len;
-    return 0;
-}
-
-static int on_message_complete(http_parser *p)
-{
-    struct http_conn *c = p->data;
-    c->keepalive = http_should_keep_alive(p);
-    c->in_message = 0;
-    http_parser_pause(p, 1);
-    return 0;
-}
-
-/* ------------------------------------------------------------------------ */
 /* Dispatch and responses                                                    */
 /* ------------------------------------------------------------------------ */
 
-static enum http_verb verb_of(unsigned method)
+static void dispatch(struct http_conn *c, struct http_request *req)
 {
-    switch (method) {
-    case HTTP_GET: return HTTP_VERB_GET;
-    case HTTP_HEAD: return HTTP_VERB_HEAD;
-    case HTTP_POST: return HTTP_VERB_POST;
-    case HTTP_DELETE: return HTTP_VERB_DELETE;
-    case HTTP_OPTIONS: return HTTP_VERB_OPTIONS;
-    default: return HTTP_VERB_OTHER;
-    }
-}
-
-static void dispatch(struct http_conn *c)
-{
-    struct http_request req;
-    memset(&req, 0, sizeof req);
-    req.verb = verb_of(c->parser.method);
-    const char *u = c->url.p ? c->url.p : "/";
-    size_t n = c->url.p ? c->url.n : 1;
-    const char *q = memchr(u, '?', n);
-    req.path.p = u;
-    req.path.n = q ? (size_t)(q - u) : n;
-    if (q) {
-        req.query.p = q + 1;
-        req.query.n = n - req.path.n - 1;
-    }
-    const char *hash = req.query.p ? memchr(req.query.p, '#', req.query.n) : NULL;
-    if (hash) req.query.n = (size_t)(hash - req.query.p);
-    req.body.p = c->body;
-    req.body.n = c->body_len;
-    req.cookie = c->headers[H_COOKIE];
-    req.origin = c->headers[H_ORIGIN];
-    req.user_agent = c->headers[H_USER_AGENT];
-    req.content_type = c->headers[H_CONTENT_TYPE];
-    req.forwarded_for = c->headers[H_FORWARDED_FOR];
-    req.accept_encoding = c->headers[H_ACCEPT_ENCODING];
-    req.sec_gpc = c->headers[H_SEC_GPC];
-    req.dnt = c->headers[H_DNT];
-    req.peer = (const struct sockaddr *)&c->peer;
-    req.peer_len = c->peer_len;
+    req->peer = (const struct sockaddr *)&c->peer;
+    req->peer_len = c->peer_len;
+    c->keepalive = req->keep_alive;
     c->state = C_HANDLING;
     event_del(&c->ev_timer);
     c->srv->stats.requests++;
-    c->srv->handler(c, &req, c->srv->arg);
+    c->srv->handler(c, req, c->srv->arg);
 }
 
 const char *http_reason(int status)
@@ -443,7 +524,7 @@ void http_respond(struct http_conn *c, int status, const char *extra_headers,
         c->out = o;
         c->out_cap = need;
     }
-    int head = c->parser.method == HTTP_HEAD;
+    int head = c->parse.parser.method == HTTP_HEAD;
     /* Built with memcpy: this runs once per hit, and snprintf showed up in
      * the profile. need above bounds every piece. */
     char *o = c->out;
@@ -475,7 +556,7 @@ void http_respond(struct http_conn *c, int status, const char *extra_headers,
         len = 0;
     }
     if (!c->keepalive) o = put(o, "Connection: close\r\n", 19);
-    else if (c->parser.http_minor == 0) o = put(o, "Connection: keep-alive\r\n", 24);
+    else if (c->parse.parser.http_minor == 0) o = put(o, "Connection: keep-alive\r\n", 24);
     o = put(o, "\r\n", 2);
     if (len && !head) o = put(o, body, len);
     c->out_len = (size_t)(o - c->out);
@@ -495,8 +576,6 @@ static void respond_error(struct http_conn *c, int status)
     http_respond(c, status, NULL, "application/json", body, (size_t)n);
 }
 
-static void feed(struct http_conn *c, const char *data, size_t len);
-
 static void after_response(struct http_conn *c)
 {
     if (!c->keepalive || c->srv->stopping) {
@@ -504,7 +583,6 @@ static void after_response(struct http_conn *c)
         return;
     }
     c->state = C_READING;
-    http_parser_pause(&c->parser, 0);
     arm_timer(c, c->srv->idle_tv);
     if (c->read_paused) {
         c->read_paused = 0;
@@ -541,27 +619,36 @@ static void stash(struct http_conn *c, const char *data, size_t len)
     c->pending_len += len;
 }
 
+/* A client that sent "Expect: 100-continue" waits for this before sending
+ * the body. Best effort: a client that does not get it sends it anyway. */
+static void send_continue(struct http_conn *c)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (c->fd < 0) return;
+    ssize_t w = write(c->fd, cont, sizeof cont - 1);
+    (void)w;
+}
+
 static void feed(struct http_conn *c, const char *data, size_t len)
 {
     if (c->state != C_READING) {
         stash(c, data, len);
         return;
     }
-    size_t done = http_parser_execute(&c->parser, &parser_settings, data, len);
-    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-    if (e == HPE_PAUSED) {
-        if (done < len) stash(c, data + done, len - done);
-        dispatch(c);
-        return;
-    }
-    if (e != HPE_OK) {
-        int status = c->error_status ? c->error_status : 400;
+    struct http_request req;
+    size_t used;
+    int rc = http_feed(&c->parse, data, len, &used, &req);
+    if (c->parse.started) arm_timer(c, c->srv->read_tv);
+    if (c->parse.expect_continue) send_continue(c);
+    if (rc == HTTP_FEED_REQUEST) {
+        if (used < len) stash(c, data + used, len - used);
+        dispatch(c, &req);
+    } else if (rc != HTTP_FEED_MORE) {
         struct http_stats *st = &c->srv->stats;
-        if (status == 413) st->too_large++;
-        else if (status == 431 || status == 414) st->header_too_large++;
+        if (rc == 413) st->too_large++;
+        else if (rc == 431 || rc == 414) st->header_too_large++;
         else st->bad_requests++;
-        respond_error(c, status);
-        return;
+        respond_error(c, rc);
     }
 }
 
@@ -606,7 +693,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (c->state != C_READING) return;
-    if (c->in_message) {
+    if (c->parse.in_message) {
         c->srv->stats.timeouts++;
         respond_error(c, 408);
     } else {
@@ -625,18 +712,13 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         return;
     }
     struct http_conn *c = calloc(1, sizeof *c);
-    if (!c) goto error;
-    c->arena = malloc(s->lim.max_header);
-    c->body = malloc(s->lim.max_body);
-    if (!c->arena || !c->body) goto error;
+    if (!c || parse_init(&c->parse, s->lim.max_header, s->lim.max_body) < 0) goto error;
     c->srv = s;
     c->fd = fd;
     memcpy(&c->peer, sa, (size_t)salen < sizeof c->peer ? (size_t)salen : sizeof c->peer);
     c->peer_len = (socklen_t)salen;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
     event_assign(&c->ev_read, s->base, fd, EV_READ | EV_PERSIST, on_read, c);
     event_assign(&c->ev_write, s->base, fd, EV_WRITE, on_write, c);
     evtimer_assign(&c->ev_timer, s->base, on_timer, c);
@@ -649,11 +731,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     return;
 
 error:
-    if (c) {
-        free(c->arena);
-        free(c->body);
-        free(c);
-    }
+    free(c);
     close(fd);
 }
 
@@ -699,18 +777,6 @@ struct http_server *http_server_new(struct event_base *base, const char *addr,
                                     http_handler handler, void *arg,
                                     char *err, size_t errlen)
 {
-    static int settings_ready;
-    if (!settings_ready) {
-        http_parser_settings_init(&parser_settings);
-        parser_settings.on_message_begin = on_message_begin;
-        parser_settings.on_url = on_url;
-        parser_settings.on_header_field = on_header_field;
-        parser_settings.on_header_value = on_header_value;
-        parser_settings.on_headers_complete = on_headers_complete;
-        parser_settings.on_body = on_body;
-        parser_settings.on_message_complete = on_message_complete;
-        settings_ready = 1;
-    }
     struct sockaddr_storage ss;
     int sslen = sizeof ss;
     if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) < 0) {
@@ -756,7 +822,7 @@ void http_server_stop(struct http_server *s)
     struct http_conn *c = s->conns;
     while (c) {
         struct http_conn *next = c->next;
-        if (c->state == C_READING && !c->in_message) conn_free(c);
+        if (c->state == C_READING && !c->parse.in_message) conn_free(c);
         c = next;
     }
 }

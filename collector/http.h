@@ -1,4 +1,5 @@
-/* http.h -- a lean HTTP/1.1 server on libevent's listener and raw events.
+/* http.h -- a lean HTTP/1.1 server on libevent's listener and raw events,
+ * and the request parser it runs on every connection (http_feed).
  *
  * Why not evhttp: measured here, evhttp answering an empty 204 costs about
  * 1.8x the CPU per request of nginx, before any work is done. This layer
@@ -32,7 +33,8 @@ struct http_str {
 };
 
 /* Everything points into the connection's buffers and lives until
- * http_respond() is called for this request. */
+ * http_respond() is called for this request (from http_feed(): until the
+ * next http_feed() or http_parse_free() on the same parser). */
 struct http_request {
     enum http_verb verb;
     struct http_str path;       /* "/api/event", no query */
@@ -40,9 +42,37 @@ struct http_request {
     struct http_str body;
     struct http_str cookie, origin, user_agent, content_type, forwarded_for,
                     accept_encoding, sec_gpc, dnt;
+    int keep_alive;             /* the client will send more on this connection */
     const struct sockaddr *peer;
     socklen_t peer_len;
 };
+
+/* The request parser, one per connection: http-parser (Debian's) driven
+ * byte by byte, holding the request line and the headers the handler reads
+ * in max_header bytes and the body in max_body bytes. It refuses, before the
+ * handler sees anything: more than max_header bytes of request line and
+ * headers (431, or 414 within the URL), a Content-Length or a chunked body
+ * over max_body (413), anything that is not HTTP/1.x (400). Of a repeated
+ * header the first counts, except X-Forwarded-For (the last) and Sec-GPC
+ * and DNT (any "1"); headers in a chunked trailer are not read. */
+struct http_parse;
+
+/* A parser with its own buffers. NULL when out of memory. */
+struct http_parse *http_parse_new(size_t max_header, size_t max_body);
+void http_parse_free(struct http_parse *p);
+
+#define HTTP_FEED_MORE 0        /* every byte taken, the request not complete yet */
+#define HTTP_FEED_REQUEST 1     /* *req is a complete request */
+
+/* Parses the len bytes at buf, which continue what was fed before (a
+ * request may come in any number of pieces). Returns HTTP_FEED_MORE,
+ * HTTP_FEED_REQUEST, or the status that refuses the request (400, 413,
+ * 414, 431); after a refusal the parser is spent and answers the same
+ * status again. On HTTP_FEED_REQUEST *used is how many bytes the request
+ * took: the rest starts the next one, to be fed once this one is answered.
+ * req->peer is left NULL. */
+int http_feed(struct http_parse *p, const char *buf, size_t len, size_t *used,
+              struct http_request *req);
 
 struct http_limits {
     size_t max_header;          /* request line + headers */

@@ -3,6 +3,8 @@
  * (site, receipt), rebuilt when it fills; expired entries are dropped at
  * each rebuild. */
 #include "revoke.h"
+#include "consent.h"
+#include "hash.h"
 #include "keys.h"
 #include "rconn.h"
 
@@ -27,10 +29,9 @@ static char (*last_id)[48];     /* per configured site: last stream id read */
 
 static unsigned long long key_of(const char *site, const char *receipt)
 {
-    unsigned long long h = seed ^ 0xcbf29ce484222325ULL;
-    for (const char *p = site; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
-    h = (h ^ '\n') * 0x100000001b3ULL;
-    for (const char *p = receipt; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+    uint64_t h = hash_fnv1a(seed ^ HASH_FNV_OFFSET, site, strlen(site));
+    h = hash_fnv1a(h, "\n", 1);
+    h = hash_fnv1a(h, receipt, strlen(receipt));
     h ^= h >> 29;
     return h ? h : 1;
 }
@@ -111,7 +112,7 @@ static int read_site(redisContext *rc, const struct cfg *c, size_t i)
 {
     char key[300];
     const char *site = c->sites[i].name;
-    long long max_age = (long long)c->consent.max_age_days * 86400;
+    long long max_age = consent_max_age_s(c);
     if (keys_consent(key, sizeof key, site) < 0) return 0;
     for (;;) {
         redisReply *r = redisCommand(rc, "XRANGE %s %s + COUNT 1000", key, last_id[i]);
@@ -148,7 +149,7 @@ int revoke_refresh(const struct cfg *c, char *err, size_t errlen)
 {
     if (!last_id) {
         if (!(last_id = calloc(c->n_sites ? c->n_sites : 1, sizeof *last_id))) return -1;
-        long long from_ms = ((long long)time(NULL) - (long long)c->consent.max_age_days * 86400) * 1000;
+        long long from_ms = ((long long)time(NULL) - consent_max_age_s(c)) * 1000;
         for (size_t i = 0; i < c->n_sites; i++)
             snprintf(last_id[i], sizeof last_id[i], "%lld", from_ms > 0 ? from_ms : 0);
         pthread_rwlock_wrlock(&lock);

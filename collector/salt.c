@@ -1,5 +1,6 @@
 /* salt.c -- keeps the daily salts in memory, loaded from Redis (salt.h). */
 #include "salt.h"
+#include "clock.h"
 #include "keys.h"
 #include "rconn.h"
 
@@ -7,35 +8,26 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #define SLOTS 3
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
-    long day;
+    int64_t day;
     char hex[SALT_HEX_LEN + 1];
 } slots[SLOTS];
 
-void salt_day_string(long day, char out[9])
+static int fetch(redisContext *rc, int64_t day, int create, char out[SALT_HEX_LEN + 1])
 {
-    time_t t = (time_t)day * 86400;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 9, "%Y%m%d", &tm);
-}
-
-static int fetch(redisContext *rc, long day, int create, char out[SALT_HEX_LEN + 1])
-{
-    char key[32], ds[9];
-    salt_day_string(day, ds);
+    char key[32], ds[CLOCK_DAY_LEN + 1];
+    clock_format_day(day, ds);
     keys_salt(key, sizeof key, ds);
     if (create) {
         unsigned char raw[SALT_HEX_LEN / 2];
         char hex[SALT_HEX_LEN + 1];
         if (RAND_bytes(raw, sizeof raw) != 1) return -1;
         for (size_t i = 0; i < sizeof raw; i++) sprintf(hex + 2 * i, "%02x", raw[i]);
-        long long exat = (long long)day * 86400 + KEYS_SALT_TTL_S;
+        long long exat = (long long)(day * CLOCK_DAY_S) + KEYS_SALT_TTL_S;
         redisReply *r = redisCommand(rc, "SET %s %s NX EXAT %lld", key, hex, exat);
         if (!r) return -1;
         freeReplyObject(r);
@@ -57,10 +49,10 @@ int salt_refresh(const struct cfg *c, char *err, size_t errlen)
     if (rconn_parse_url(c->redis.url, &u, err, errlen) < 0) return -1;
     redisContext *rc = rconn_connect(&u, c->collector.redis_timeout_ms, err, errlen);
     if (!rc) return -1;
-    long today = (long)(time(NULL) / 86400);
+    int64_t today = clock_utc_today();
     int ok = 0;
     for (int i = 0; i < SLOTS; i++) {
-        long day = today - 1 + i;
+        int64_t day = today - 1 + i;
         char hex[SALT_HEX_LEN + 1];
         /* Yesterday's is only read: if it is gone, it stays gone. */
         if (fetch(rc, day, day >= today, hex) < 0) {
@@ -77,7 +69,7 @@ int salt_refresh(const struct cfg *c, char *err, size_t errlen)
     return ok;
 }
 
-int salt_get(long day, char out[SALT_HEX_LEN + 1])
+int salt_get(int64_t day, char out[SALT_HEX_LEN + 1])
 {
     int rc = -1;
     pthread_mutex_lock(&lock);

@@ -10,6 +10,8 @@
 #ifndef FAIRSTAT_SALT_H
 #define FAIRSTAT_SALT_H
 
+#include <stdint.h>
+
 #include "cfg.h"
 
 #define SALT_HEX_LEN 32
@@ -17,11 +19,8 @@
 /* Loads the salts once. 0, or -1 with a message in err (Redis unreachable). */
 int salt_refresh(const struct cfg *c, char *err, size_t errlen);
 
-/* Copies the salt of `day` (days since 1970-01-01 UTC). 0, or -1 when that
- * salt is not loaded. */
-int salt_get(long day, char out[SALT_HEX_LEN + 1]);
-
-/* "YYYYMMDD" for a day number. */
-void salt_day_string(long day, char out[9]);
+/* Copies the salt of `day` (days since 1970-01-01 UTC, clock_utc_day()).
+ * 0, or -1 when that salt is not loaded. */
+int salt_get(int64_t day, char out[SALT_HEX_LEN + 1]);
 
 #endif

@@ -309,6 +309,37 @@ int store_formatted(struct store *s, store_cb cb, void *arg, const char *cmd, si
     return store_send(s, cb, arg, 0, NULL, NULL, cmd, len);
 }
 
+#define COUNT_MAX 23             /* '*' or '$', up to 20 digits, CRLF */
+
+static char *put_count(char *o, char tag, size_t n)
+{
+    char tmp[20];
+    int k = 0;
+    do tmp[k++] = (char)('0' + n % 10); while ((n /= 10));
+    *o++ = tag;
+    while (k) *o++ = tmp[--k];
+    *o++ = '\r';
+    *o++ = '\n';
+    return o;
+}
+
+size_t store_format(char *buf, size_t len, int argc, const char **argv)
+{
+    char *o = buf, *end = buf + len;
+    if (len < COUNT_MAX) return 0;
+    o = put_count(o, '*', (size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        size_t n = strlen(argv[i]);
+        if ((size_t)(end - o) < COUNT_MAX + n + 2) return 0;
+        o = put_count(o, '$', n);
+        memcpy(o, argv[i], n);
+        o += n;
+        *o++ = '\r';
+        *o++ = '\n';
+    }
+    return (size_t)(o - buf);
+}
+
 struct store *store_new(struct event_base *base, const struct cfg *c, char *err, size_t errlen)
 {
     struct store *s = calloc(1, sizeof *s);

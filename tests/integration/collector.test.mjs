@@ -261,6 +261,27 @@ describe('collector', () => {
     assert.equal(await xlen(), 2);
   });
 
+  test('Expect: 100-continue gets 100 Continue before the body is sent, then the answer', async () => {
+    await clear();
+    const body = JSON.stringify(PAGE);
+    const head = `POST /api/event HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nCookie: ${cookie}\r\nUser-Agent: ${FIREFOX}\r\nExpect: 100-continue\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`;
+    const data = await new Promise((resolve) => {
+      const sock = net.connect(col.port, '127.0.0.1');
+      let out = '', sent = false;
+      sock.on('data', (d) => {
+        out += d;
+        if (!sent && /^HTTP\/1\.1 100 Continue\r\n\r\n/.test(out)) { sent = true; sock.write(body); }
+      });
+      sock.on('close', () => resolve(out));
+      sock.on('error', () => resolve(out));
+      sock.on('connect', () => sock.write(head));
+      setTimeout(() => { sock.destroy(); resolve(out); }, 5000);
+    });
+    const statuses = [...data.matchAll(/HTTP\/1\.1 (\d+)/g)].map((m) => m[1]);
+    assert.deepEqual(statuses, ['100', '202']);
+    assert.equal(await xlen(), 1);
+  });
+
   test('consent: POST records a receipt without IP and sets the cookie as documented', async () => {
     await redis.client.cmd('DEL', 'fs:{example.com}:consent');
     const r = await fetch(col.base + '/consent', {

@@ -1,0 +1,304 @@
+/* hit.c -- the beacon path: gate, enrich, store, answer (see hit.h).
+ *
+ * Privacy rules enforced here: the client address is used for the rate
+ * limit and the GeoIP lookup, then overwritten; the User-Agent only feeds
+ * ua_classify(); a refused hit is answered without a log line or a Redis
+ * command; nothing here logs request data.
+ */
+#include "hit.h"
+#include "api-internal.h"
+#include "client.h"
+#include "clock.h"
+#include "geo.h"
+#include "hash.h"
+#include "keys.h"
+#include "revoke.h"
+#include "salt.h"
+#include "store.h"
+#include "ua.h"
+#include "visitor.h"
+
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define SEEN_SLOTS 1024
+
+/* A visitor's later hits carry the same cookie: its verification and its
+ * visitor hash are remembered, keyed by the whole cookie value and the site. */
+struct seen {
+    char value[CONSENT_COOKIE_MAX];
+    unsigned char len;
+    unsigned gen;               /* revoke_generation() when last checked */
+    struct consent_cookie cc;
+    int64_t day;                /* visitor is valid for this salt day */
+    char visitor[VISITOR_HEX_LEN + 1];
+    char cc_site[BEACON_DOMAIN_MAX + 1];
+};
+
+struct hit_cache {
+    uint64_t seed;              /* keys the slot choice: nobody can aim at one */
+    struct seen *seen;
+    int64_t salt_day;           /* the day vkey was made for */
+    struct visitor_key *vkey;
+    char resp[8192];            /* the XADD being formatted; bounded by struct beacon */
+};
+
+/* One beacon on its way through the steps. */
+struct hit {
+    int pixel;
+    const char *cors;
+    struct beacon b;
+    struct sockaddr_storage client;     /* until enrich() */
+    int64_t now_ms;
+    struct seen *seen;                  /* the consent cookie's cache slot */
+    const struct ua_info *ua;           /* until the next ua_classify() */
+    char country[3], region[16];
+    char visitor[VISITOR_HEX_LEN + 1];
+};
+
+struct hit_cache *hit_cache_new(void)
+{
+    struct hit_cache *h = calloc(1, sizeof *h);
+    if (!h || !(h->seen = calloc(SEEN_SLOTS, sizeof *h->seen))) {
+        free(h);
+        return NULL;
+    }
+    RAND_bytes((unsigned char *)&h->seed, sizeof h->seed);
+    h->salt_day = -1;
+    return h;
+}
+
+void hit_cache_free(struct hit_cache *h)
+{
+    if (!h) return;
+    visitor_key_free(h->vkey);
+    free(h->seen);
+    free(h);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Gate                                                                      */
+/* ------------------------------------------------------------------------ */
+
+static void refuse(struct api *a, struct http_conn *c, enum metrics_refusal why, const char *cors)
+{
+    char hdr[API_CORS_MAX + 64];
+    snprintf(hdr, sizeof hdr, "Fairstat-Status: %s\r\n%s", metrics_refusal_name(why), cors);
+    METRIC_INC(a->m.refused[why]);
+    http_respond(c, 204, hdr, NULL, NULL, 0);
+}
+
+/* The consent verdict of a Cookie header for site, from the cache or
+ * verified now. *out is the cache slot, set only for CONSENT_GRANTED (only
+ * good cookies are remembered: a flood of forged ones evicts nothing and
+ * costs only its verification). Expiry is re-checked on every hit. */
+static enum consent_verdict check_cookie(struct api *a, struct http_str cookie, const char *site,
+                                         long long now_s, struct seen **out)
+{
+    const char *v;
+    size_t n, sl = strlen(site);
+    *out = NULL;
+    if (consent_find(a->consent, cookie.p, cookie.n, &v, &n) < 0) return CONSENT_NONE;
+    if (n == 0 || n > CONSENT_COOKIE_MAX) return CONSENT_INVALID;
+    uint64_t h = hash_fnv1a(a->hits->seed ^ HASH_FNV_OFFSET, v, n);
+    h = hash_fnv1a(h, site, sl);
+    struct seen *s = &a->hits->seen[h % SEEN_SLOTS];
+    unsigned gen = revoke_generation();
+    if (s->len == n && strcmp(s->cc_site, site) == 0 && CRYPTO_memcmp(s->value, v, n) == 0) {
+        if (now_s - s->cc.issued > consent_max_age_s(a->cfg)) {
+            s->len = 0;
+            return CONSENT_EXPIRED;
+        }
+        if (s->gen != gen) {
+            if (revoke_contains(site, s->cc.receipt, now_s)) {
+                s->len = 0;
+                return CONSENT_WITHDRAWN;
+            }
+            s->gen = gen;
+        }
+        *out = s;
+        return CONSENT_GRANTED;
+    }
+    struct consent_cookie cc;
+    enum consent_verdict verdict = consent_verify(a->consent, site, v, n, now_s, &cc);
+    if (verdict == CONSENT_GRANTED && revoke_contains(site, cc.receipt, now_s))
+        return CONSENT_WITHDRAWN;
+    if (verdict != CONSENT_GRANTED || sl >= sizeof s->cc_site) return verdict;
+    memcpy(s->value, v, n);
+    s->len = (unsigned char)n;
+    s->gen = gen;
+    s->cc = cc;
+    memcpy(s->cc_site, site, sl + 1);
+    s->day = -1;
+    *out = s;
+    return CONSENT_GRANTED;
+}
+
+static int beacon_type(struct http_str t)
+{
+    return (t.n >= 10 && strncasecmp(t.p, "text/plain", 10) == 0) ||
+           (t.n >= 16 && strncasecmp(t.p, "application/json", 16) == 0);
+}
+
+/* 0 when the hit may be stored; -1 when it was answered. */
+static int gate(struct api *a, struct http_conn *c, const struct http_request *r, struct hit *h)
+{
+    client_addr(a->cfg, r, &h->client);
+    if (client_limited(a->limit, (struct sockaddr *)&h->client)) {
+        api_reply_error(a, c, 429, h->cors, "rate limited");
+        return -1;
+    }
+    if (!h->pixel && r->content_type.p && !beacon_type(r->content_type)) {
+        api_reply_error(a, c, 415, h->cors, "send the beacon as text/plain or application/json");
+        return -1;
+    }
+    int rc = h->pixel ? beacon_parse_query(r->query.p, r->query.n, &h->b)
+                      : beacon_parse_json(r->body.p, r->body.n, &h->b);
+    if (rc != BEACON_OK) {
+        api_reply_error(a, c, 400, h->cors, beacon_strerror(rc));
+        return -1;
+    }
+    if (!api_site(a, c, r, h->b.domain, h->cors)) return -1;
+
+    /* The consent gate: the browser's own signals first, then the cookie. */
+    const char *sig = consent_signal(a->cfg, r->sec_gpc.p, r->sec_gpc.n, r->dnt.p, r->dnt.n);
+    if (sig) {
+        refuse(a, c, sig[0] == 'g' ? REFUSED_GPC : REFUSED_DNT, h->cors);
+        return -1;
+    }
+    h->now_ms = clock_now_ms();
+    if (!r->cookie.p ||
+        check_cookie(a, r->cookie, h->b.domain, h->now_ms / 1000, &h->seen) != CONSENT_GRANTED) {
+        refuse(a, c, REFUSED_NO_CONSENT, h->cors);
+        return -1;
+    }
+    h->ua = ua_classify(a->ua, r->user_agent.p ? r->user_agent.p : "",
+                        r->user_agent.p ? r->user_agent.n : 0);
+    if (h->ua->bot) {
+        refuse(a, c, REFUSED_BOT, h->cors);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Enrich                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* The visitor hash of the hit's receipt on its site under today's salt:
+ * from the cookie's cache slot (which is per site) when made today. */
+static int visitor_of(struct hit_cache *hc, struct hit *h)
+{
+    int64_t day = clock_utc_day(h->now_ms);
+    if (day != hc->salt_day) {
+        char salt[SALT_HEX_LEN + 1];
+        struct visitor_key *k = salt_get(day, salt) == 0 ? visitor_key_new(salt, SALT_HEX_LEN) : NULL;
+        if (k) {
+            visitor_key_free(hc->vkey);
+            hc->vkey = k;
+            hc->salt_day = day;
+        }
+    }
+    if (day != hc->salt_day) return -1;
+    if (h->seen->day == day) {
+        memcpy(h->visitor, h->seen->visitor, sizeof h->visitor);
+        return 0;
+    }
+    if (visitor_key_hash(hc->vkey, h->b.domain, strlen(h->b.domain), h->seen->cc.receipt,
+                         CONSENT_RECEIPT_LEN, h->visitor) != 0)
+        return -2;
+    memcpy(h->seen->visitor, h->visitor, sizeof h->visitor);
+    h->seen->day = day;
+    return 0;
+}
+
+/* 0, or -1 when it was answered. After it the client address is gone. */
+static int enrich(struct api *a, struct http_conn *c, struct hit *h)
+{
+    geo_lookup(a->geo, (struct sockaddr *)&h->client, h->country, h->region);
+    memset(&h->client, 0, sizeof h->client);
+    int rc = visitor_of(a->hits, h);
+    if (rc < 0) {
+        api_reply_error(a, c, 503, h->cors, rc == -1 ? "daily salt unavailable" : "cannot hash");
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Store and answer                                                          */
+/* ------------------------------------------------------------------------ */
+
+static void answer(redisReply *r, void *arg)
+{
+    static const char gif[] =
+        "GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01"
+        "\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00;";
+    struct api_pending *p = arg;
+    struct api *a = p->a;
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        api_reply_error(a, p->c, 503, p->headers, "storage unavailable");
+    } else {
+        METRIC_INC(a->m.accepted);
+        if (p->kind == API_PIXEL)
+            http_respond(p->c, 202, p->headers, "image/gif", gif, sizeof gif - 1);
+        else
+            http_respond(p->c, 202, p->headers, NULL, NULL, 0);
+    }
+    api_pending_put(p);
+}
+
+static void store_hit(struct api *a, struct http_conn *c, const struct hit *h)
+{
+    struct api_pending *p = api_pending_get(a, c, h->pixel ? API_PIXEL : API_HIT);
+    if (!p) {
+        api_reply_error(a, c, 503, h->cors, "out of memory");
+        return;
+    }
+    memcpy(p->headers, h->cors, strlen(h->cors) + 1);
+
+    const struct beacon *b = &h->b;
+    char key[300], t[24];
+    keys_hits(key, sizeof key, b->domain);
+    snprintf(t, sizeof t, "%lld", (long long)h->now_ms);
+    /* Empty optional fields are left out: most hits carry no utm_* and no
+     * props, and every argument costs Redis a parse and an allocation. A
+     * reader treats an absent field as empty (keys.h). */
+    const char *argv[3 + 2 * 16] = {
+        "XADD", key, "*",
+        HIT_TIME, t, HIT_NAME, b->name, HIT_PATH, b->path, HIT_VISITOR, h->visitor,
+        HIT_BROWSER, h->ua->browser, HIT_OS, h->ua->os, HIT_DEVICE, h->ua->device,
+    };
+    int argc = 17;
+    const char *optional[][2] = {
+        {HIT_REFERRER, b->referrer}, {HIT_UTM_SOURCE, b->utm[UTM_SOURCE]},
+        {HIT_UTM_MEDIUM, b->utm[UTM_MEDIUM]}, {HIT_UTM_CAMPAIGN, b->utm[UTM_CAMPAIGN]},
+        {HIT_UTM_TERM, b->utm[UTM_TERM]}, {HIT_UTM_CONTENT, b->utm[UTM_CONTENT]},
+        {HIT_COUNTRY, h->country}, {HIT_REGION, h->region}, {HIT_PROPS, b->props},
+    };
+    for (size_t i = 0; i < sizeof optional / sizeof optional[0]; i++) {
+        if (!optional[i][1][0]) continue;
+        argv[argc++] = optional[i][0];
+        argv[argc++] = optional[i][1];
+    }
+    size_t len = store_format(a->hits->resp, sizeof a->hits->resp, argc, argv);
+    if (!len || store_formatted(a->store, answer, p, a->hits->resp, len) < 0) {
+        api_pending_put(p);
+        api_reply_error(a, c, 503, h->cors, "storage unavailable");
+    }
+}
+
+void hit_handle(struct api *a, struct http_conn *c, const struct http_request *r,
+                const char *cors, int pixel)
+{
+    struct hit h;               /* not zeroed: each step fills what it uses */
+    h.pixel = pixel;
+    h.cors = cors;
+    if (gate(a, c, r, &h) < 0 || enrich(a, c, &h) < 0) return;
+    store_hit(a, c, &h);
+}
