@@ -27,7 +27,7 @@ static int fetch(redisContext *rc, int64_t day, int create, char out[SALT_HEX_LE
         char hex[SALT_HEX_LEN + 1];
         if (RAND_bytes(raw, sizeof raw) != 1) return -1;
         for (size_t i = 0; i < sizeof raw; i++) sprintf(hex + 2 * i, "%02x", raw[i]);
-        long long exat = (long long)(day * CLOCK_DAY_S) + KEYS_SALT_TTL_S;
+        long long exat = (long long)(keys_salt_expires_ms(day) / 1000);
         redisReply *r = redisCommand(rc, "SET %s %s NX EXAT %lld", key, hex, exat);
         if (!r) return -1;
         freeReplyObject(r);

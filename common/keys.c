@@ -1,7 +1,10 @@
-/* keys.c -- builds the Redis key names declared in keys.h. */
+/* keys.c -- builds and reads back the Redis key names declared in keys.h. */
 #include "keys.h"
 
 #include <stdio.h>
+#include <string.h>
+
+#include "clock.h"
 
 static int fit(int n, size_t len)
 {
@@ -42,4 +45,94 @@ int keys_sess(char *buf, size_t len, const char *site, const char *visitor)
 int keys_salt(char *buf, size_t len, const char *yyyymmdd)
 {
     return fit(snprintf(buf, len, "fs:salt:%s", yyyymmdd), len);
+}
+
+int64_t keys_salt_expires_ms(int64_t day)
+{
+    return (day + 2) * CLOCK_DAY_MS;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Patterns and parsing                                                      */
+/* ------------------------------------------------------------------------ */
+
+int keys_hits_pattern(char *buf, size_t len)
+{
+    return fit(snprintf(buf, len, "fs:{*}:hits"), len);
+}
+
+int keys_salt_pattern(char *buf, size_t len)
+{
+    return fit(snprintf(buf, len, "fs:salt:*"), len);
+}
+
+int keys_aggregates_pattern(char *buf, size_t len, const char *site)
+{
+    char esc[600];
+    size_t n = 0;
+    for (const char *s = site; *s; s++) {
+        if (n + 3 > sizeof esc) return -1;
+        if (strchr("*?[]\\", *s)) esc[n++] = '\\';
+        esc[n++] = *s;
+    }
+    esc[n] = '\0';
+    return fit(snprintf(buf, len, "fs:{%s}:[dh]:*", esc), len);
+}
+
+static int digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9') return 0;
+    return 1;
+}
+
+/* The day of the 8 digits at s, or -1. */
+static int64_t day_at(const char *s)
+{
+    char day[CLOCK_DAY_LEN + 1];
+    int64_t days;
+    if (!digits(s, CLOCK_DAY_LEN)) return -1;
+    memcpy(day, s, CLOCK_DAY_LEN);
+    day[CLOCK_DAY_LEN] = '\0';
+    return clock_parse_day(day, &days) < 0 ? -1 : days;
+}
+
+int keys_site_of_hits(const char *key, size_t len, char *site, size_t cap)
+{
+    static const char head[] = "fs:{", tail[] = "}:hits";
+    size_t hl = sizeof head - 1, tl = sizeof tail - 1;
+    if (len <= hl + tl || memcmp(key, head, hl) != 0 || memcmp(key + len - tl, tail, tl) != 0)
+        return -1;
+    size_t n = len - hl - tl;
+    if (n + 1 > cap || memchr(key + hl, '\0', n)) return -1;
+    memcpy(site, key + hl, n);
+    site[n] = '\0';
+    return (int)n;
+}
+
+int64_t keys_aggregate_day(const char *key, size_t len, const char *site)
+{
+    char prefix[600];
+    int pl = fit(snprintf(prefix, sizeof prefix, "fs:{%s}:", site), sizeof prefix);
+    if (pl < 0 || len < (size_t)pl + 2 + CLOCK_DAY_LEN || memcmp(key, prefix, (size_t)pl) != 0)
+        return -1;
+    const char *p = key + pl, *end = key + len;
+    if (p[0] == 'd' && p[1] == ':') {
+        /* d:YYYYMMDD:<dim>, dim not empty */
+        if (end - p < 2 + CLOCK_DAY_LEN + 2 || p[2 + CLOCK_DAY_LEN] != ':') return -1;
+    } else if (p[0] == 'h' && p[1] == ':') {
+        /* h:YYYYMMDDHH */
+        if (end - p != 2 + CLOCK_HOUR_LEN || !digits(p + 2 + CLOCK_DAY_LEN, 2)) return -1;
+    } else {
+        return -1;
+    }
+    return day_at(p + 2);
+}
+
+int64_t keys_salt_day(const char *key, size_t len)
+{
+    static const char head[] = "fs:salt:";
+    size_t hl = sizeof head - 1;
+    if (len != hl + CLOCK_DAY_LEN || memcmp(key, head, hl) != 0) return -1;
+    return day_at(key + hl);
 }

@@ -9,9 +9,18 @@
 #define FAIRSTAT_KEYS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define KEYS_AUDIT "fs:audit"                 /* stream of purge/erase records */
-#define KEYS_SALT_TTL_S (48 * 3600)
+
+/* The salt of UTC day D (fs:salt:YYYYMMDD) is created shortly before D begins
+ * (the collector loads tomorrow's) and expires 48 hours after D begins: at any
+ * moment the salts that can exist are those of today + KEYS_SALT_FIRST_HELD ..
+ * today + KEYS_SALT_LAST_HELD, which is what an erasure must hash under. */
+#define KEYS_SALT_FIRST_HELD (-1)
+#define KEYS_SALT_LAST_HELD 1
+/* When the salt of day (days since 1970-01-01 UTC) expires, ms since the epoch. */
+int64_t keys_salt_expires_ms(int64_t day);
 
 /* Fields of an entry in fs:{S}:hits. Short names keep entries small; no field
  * ever holds an IP address, a full User-Agent or a receipt id. t, n, p, v, b,
@@ -53,5 +62,25 @@ int keys_hour(char *buf, size_t len, const char *site, const char *yyyymmddhh);
 int keys_sess(char *buf, size_t len, const char *site, const char *visitor);
 /* fs:salt:YYYYMMDD */
 int keys_salt(char *buf, size_t len, const char *yyyymmdd);
+
+/* Reading key names back (SCAN results). Each takes (key, len) as Redis
+ * returned it and never reads past len. */
+
+/* SCAN MATCH patterns: every site's raw stream; every salt; one site's
+ * aggregates (day hashes, day HyperLogLogs, hour hashes), the site name
+ * escaped for glob. Length, or -1 when it does not fit. */
+int keys_hits_pattern(char *buf, size_t len);
+int keys_salt_pattern(char *buf, size_t len);
+int keys_aggregates_pattern(char *buf, size_t len, const char *site);
+
+/* The S of fs:{S}:hits, copied NUL-terminated into site. Its length, or -1
+ * when key is not a raw stream's name or S does not fit. */
+int keys_site_of_hits(const char *key, size_t len, char *site, size_t cap);
+/* The day (days since 1970-01-01) of an aggregate key of site: fs:{S}:d:
+ * YYYYMMDD:<dim>... or fs:{S}:h:YYYYMMDDHH. -1 for any other key (sessions,
+ * streams, another site's, junk). */
+int64_t keys_aggregate_day(const char *key, size_t len, const char *site);
+/* The day of fs:salt:YYYYMMDD, or -1 for any other key. */
+int64_t keys_salt_day(const char *key, size_t len);
 
 #endif
