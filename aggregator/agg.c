@@ -153,19 +153,12 @@ redisReply *agg_command_argv(struct agg *a, int argc, const char **argv, const s
     return checked(a, redisCommandArgv(a->rc, argc, argv, argvlen));
 }
 
-/* The S of "fs:{S}:hits", or NULL. */
-static char *site_of_stream(const char *key, size_t len)
-{
-    if (len < 11 || strncmp(key, "fs:{", 4) != 0 || strcmp(key + len - 6, "}:hits") != 0)
-        return NULL;
-    return strndup(key + 4, len - 10);
-}
-
 int agg_discover(struct agg *a)
 {
-    char cursor[32] = "0";
+    char cursor[32] = "0", pattern[32];
+    keys_hits_pattern(pattern, sizeof pattern);
     do {
-        redisReply *r = agg_command(a, "SCAN %s MATCH fs:{*}:hits COUNT 1000 TYPE stream", cursor);
+        redisReply *r = agg_command(a, "SCAN %s MATCH %s COUNT 1000 TYPE stream", cursor, pattern);
         if (!r) return -1;
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
             r->element[0]->type != REDIS_REPLY_STRING) {
@@ -177,10 +170,11 @@ int agg_discover(struct agg *a)
         snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
         redisReply *keys = r->element[1];
         for (size_t i = 0; i < keys->elements; i++) {
-            char *name = site_of_stream(keys->element[i]->str, keys->element[i]->len);
+            char name[512];
             size_t before = a->nsites;
-            if (name && agg_site(a, name) && a->nsites > before) log_info("new site %s", name);
-            free(name);
+            if (keys_site_of_hits(keys->element[i]->str, keys->element[i]->len, name, sizeof name) > 0 &&
+                agg_site(a, name) && a->nsites > before)
+                log_info("new site %s", name);
         }
         freeReplyObject(r);
     } while (strcmp(cursor, "0") != 0);

@@ -3,7 +3,7 @@
  * Stream ids are millisecond times, so "older than" is an id range and
  * XTRIM MINID removes it in one call. XTRIM leaves the group's pending list
  * pointing at trimmed ids; those references are acknowledged here too, and
- * the apply script (session.c) would count nothing for them anyway because
+ * the fold (fold.lua) would count nothing for them anyway because
  * their XDEL returns 0. Aggregate keys carry their day in the name, so SCAN
  * finds them without an index. A dry run walks the same ranges read-only.
  */
@@ -16,7 +16,6 @@
 #include "keys.h"
 #include "log.h"
 
-#define SALT_MAX_AGE_MS (48 * 3600 * 1000LL)
 #define STALE_CONSUMER_MS (3600 * 1000LL)
 
 struct purge_counts {
@@ -35,32 +34,6 @@ int64_t purge_minid(int64_t as_of_ms, long max_age_s, char out[32])
     return ms;
 }
 
-static int all_digits(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (s[i] < '0' || s[i] > '9') return 0;
-    return 1;
-}
-
-int64_t purge_key_day(const char *key, size_t len, size_t prefix_len)
-{
-    if (len < prefix_len + 2 + 8) return -1;
-    const char *p = key + prefix_len, *end = key + len;
-    char day[CLOCK_DAY_LEN + 1];
-    if (p[0] == 'd' && p[1] == ':') {
-        if (len < prefix_len + 2 + 8 + 1 || p[10] != ':') return -1;
-    } else if (p[0] == 'h' && p[1] == ':') {
-        if (end - p != 12 || !all_digits(p + 10, 2)) return -1;
-    } else {
-        return -1;
-    }
-    if (!all_digits(p + 2, 8)) return -1;
-    memcpy(day, p + 2, 8);
-    day[8] = '\0';
-    int64_t days;
-    return clock_parse_day(day, &days) < 0 ? -1 : days;
-}
-
 int64_t purge_aggregate_cutoff(struct clock_zone *zone, int64_t as_of_ms, long max_age_s)
 {
     return clock_local_days(zone, as_of_ms - (int64_t)max_age_s * 1000);
@@ -68,28 +41,9 @@ int64_t purge_aggregate_cutoff(struct clock_zone *zone, int64_t as_of_ms, long m
 
 int purge_salt_expired(const char *key, size_t len, int64_t as_of_ms)
 {
-    if (len != 16 || strncmp(key, "fs:salt:", 8) != 0 || !all_digits(key + 8, 8)) return -1;
-    char day[CLOCK_DAY_LEN + 1];
-    memcpy(day, key + 8, 8);
-    day[8] = '\0';
-    int64_t days;
-    if (clock_parse_day(day, &days) < 0) return -1;
-    return days * 86400000LL + SALT_MAX_AGE_MS <= as_of_ms;
-}
-
-int purge_glob_escape(const char *s, char *out, size_t outlen)
-{
-    size_t n = 0;
-    for (; *s; s++) {
-        if (strchr("*?[]\\", *s)) {
-            if (n + 1 >= outlen) return -1;
-            out[n++] = '\\';
-        }
-        if (n + 1 >= outlen) return -1;
-        out[n++] = *s;
-    }
-    out[n] = '\0';
-    return (int)n;
+    int64_t day = keys_salt_day(key, len);
+    if (day < 0) return -1;
+    return keys_salt_expires_ms(day) <= as_of_ms;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -232,14 +186,14 @@ static int scan_select(struct agg *a, const char *pattern, int dry, long long *n
 }
 
 struct agg_sel {
-    size_t prefix_len;
+    const char *site;
     int64_t cutoff_day;
 };
 
 static int select_aggregate(const char *key, size_t len, void *arg)
 {
     const struct agg_sel *s = arg;
-    int64_t day = purge_key_day(key, len, s->prefix_len);
+    int64_t day = keys_aggregate_day(key, len, s->site);
     return day >= 0 && day < s->cutoff_day;
 }
 
@@ -287,7 +241,7 @@ static int purge_site(struct agg *a, struct agg_site *s, int64_t as_of_ms, int d
                       struct purge_counts *c)
 {
     const struct cfg *cfg = a->cfg;
-    char key[512], esc[1024], pattern[1100];
+    char key[512], pattern[1100];
     memset(c, 0, sizeof *c);
     if (trim(a, s->stream, as_of_ms, cfg->retention.raw_max_age_s, dry, &c->raw) < 0 ||
         purge_pending(a, s->stream, as_of_ms, cfg->retention.raw_max_age_s, dry, &c->pending) < 0)
@@ -295,10 +249,8 @@ static int purge_site(struct agg *a, struct agg_site *s, int64_t as_of_ms, int d
     if (keys_consent(key, sizeof key, s->name) < 0 ||
         trim(a, key, as_of_ms, cfg->retention.consent_receipts_s, dry, &c->receipts) < 0)
         return -1;
-    int pl = keys_hits(key, sizeof key, s->name);   /* "fs:{S}:hits": the prefix is 4 shorter */
-    if (pl < 0 || purge_glob_escape(s->name, esc, sizeof esc) < 0) return 0;
-    snprintf(pattern, sizeof pattern, "fs:{%s}:[dh]:*", esc);
-    struct agg_sel sel = {(size_t)pl - 4,
+    if (keys_aggregates_pattern(pattern, sizeof pattern, s->name) < 0) return 0;
+    struct agg_sel sel = {s->name,
                           purge_aggregate_cutoff(s->zone, as_of_ms, cfg->retention.aggregates_s)};
     if (scan_select(a, pattern, dry, &c->aggregates, select_aggregate, &sel) < 0) return -1;
     if (!dry && drop_stale_consumers(a, s->stream, &c->consumers) < 0) return -1;
@@ -378,7 +330,9 @@ int purge_run(struct agg *a, int64_t as_of_ms, int dry_run, FILE *out)
                     a->sites[i].name, dry_run ? "would remove " : "removed ", c->raw, c->pending,
                     c->aggregates, c->receipts);
     }
-    if (scan_select(a, "fs:salt:*", dry_run, &salts, select_salt, &as_of_ms) < 0) goto out;
+    char pattern[32];
+    keys_salt_pattern(pattern, sizeof pattern);
+    if (scan_select(a, pattern, dry_run, &salts, select_salt, &as_of_ms) < 0) goto out;
     total += salts;
     if (out) fprintf(out, "salts: %s%lld\n", dry_run ? "would remove " : "removed ", salts);
     if (!dry_run) {

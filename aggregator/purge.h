@@ -4,9 +4,11 @@
  * --as-of): raw hits older than retention.raw_max_age go whether counted or
  * not (XTRIM MINID, plus their references in the group's pending list);
  * daily and hourly aggregates whose day is older than retention.aggregates;
- * consent receipts older than retention.consent_receipts; salts older than
- * 48 h. Every real purge leaves one fs:audit record holding counts only.
- * The selection rules are pure functions, exposed for the unit tests.
+ * consent receipts older than retention.consent_receipts; salts past their
+ * lifetime (keys_salt_expires_ms). Every real purge leaves one fs:audit
+ * record holding counts only. Which key is which, and of what day, is
+ * common/keys.h's to say; the time rules are pure functions, exposed for the
+ * unit tests.
  */
 #ifndef FAIRSTAT_PURGE_H
 #define FAIRSTAT_PURGE_H
@@ -29,21 +31,11 @@ int purge_run(struct agg *a, int64_t as_of_ms, int dry_run, FILE *out);
  * "<as_of - max_age in ms>-0" (never below "0-0"). Returns the ms part. */
 int64_t purge_minid(int64_t as_of_ms, long max_age_s, char out[32]);
 
-/* The day of an aggregate key "<prefix>d:YYYYMMDD:..." or
- * "<prefix>h:YYYYMMDDHH", where prefix ("fs:{S}:") is prefix_len long, in days
- * since 1970-01-01; -1 for any other key (sessions, streams, junk). */
-int64_t purge_key_day(const char *key, size_t len, size_t prefix_len);
-
 /* First local day, in zone, whose aggregates are kept at as_of_ms. */
 int64_t purge_aggregate_cutoff(struct clock_zone *zone, int64_t as_of_ms, long max_age_s);
 
-/* 1 when the salt key "fs:salt:YYYYMMDD" is at least 48 h old at as_of_ms
- * (counted from the start of its UTC day, when it was first used), 0 when
- * not, -1 when key is not a salt key. */
+/* 1 when the salt key "fs:salt:YYYYMMDD" has outlived its lifetime at
+ * as_of_ms, 0 when not, -1 when key is not a salt key. */
 int purge_salt_expired(const char *key, size_t len, int64_t as_of_ms);
-
-/* Escapes the glob characters of s ( * ? [ ] \ ) for a SCAN MATCH pattern.
- * The length written, or -1 when out is too small. */
-int purge_glob_escape(const char *s, char *out, size_t outlen);
 
 #endif

@@ -28,6 +28,8 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "clock.h"
+
 /* ------------------------------------------------------------------------ */
 /* Value parsers                                                             */
 /* ------------------------------------------------------------------------ */
@@ -57,8 +59,8 @@ static int unit_is(const char *unit, const char *name)
 int cfg_parse_duration(const char *s, long *seconds)
 {
     static const struct { const char *u; double mul; } units[] = {
-        {"", 1}, {"s", 1}, {"m", 60}, {"min", 60}, {"h", 3600}, {"d", 86400},
-        {"w", 7 * 86400}, {"mo", 30 * 86400}, {"y", 365 * 86400},
+        {"", 1}, {"s", 1}, {"m", 60}, {"min", 60}, {"h", 3600}, {"d", CLOCK_DAY_S},
+        {"w", 7 * CLOCK_DAY_S}, {"mo", 30 * CLOCK_DAY_S}, {"y", 365 * CLOCK_DAY_S},
     };
     double n;
     const char *unit;

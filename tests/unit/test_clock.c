@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "clock.h"
+#include "dates.h"
 
 static struct clock_zone *zone(const char *name)
 {
@@ -14,13 +15,6 @@ static struct clock_zone *zone(const char *name)
     struct clock_zone *z = clock_zone_new(name, err, sizeof err);
     assert_non_null(z);
     return z;
-}
-
-static int64_t at(const char *rfc3339)
-{
-    int64_t ms;
-    assert_int_equal(clock_parse_rfc3339(rfc3339, &ms), 0);
-    return ms;
 }
 
 static void expect_buckets(struct clock_zone *z, const char *when, const char *day, const char *hour)
