@@ -42,7 +42,7 @@ struct agg {
     struct cfg *cfg;            /* borrowed */
     redisContext *rc;           /* NULL when disconnected */
     char consumer[128];         /* hostname-pid */
-    char sha[41];               /* SHA1 of session_script */
+    char sha[41];               /* SHA1 of fold_script */
     struct agg_site *sites;
     size_t nsites;
     struct clock_zone *default_zone;

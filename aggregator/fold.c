@@ -1,10 +1,12 @@
-/* fold.c -- turns a batch of raw hits into one call of the apply script.
+/* fold.c -- the fold's C half: a batch of raw hits becomes one call of fold.lua.
  *
  * Everything is copied into one growing arena and addressed by offset, so a
  * batch of 500 hits costs a few reallocations, not thousands of mallocs, and
- * the argument vector is built once at the end. Keys are deduplicated through
- * a small open-addressing table: a batch of one day touches a few dozen
- * distinct counters, and each is sent once in KEYS.
+ * the argument vector is built once at the end. Each entry's items are
+ * written at their fold.h offsets into slots reserved for them, so the
+ * layout the script reads is the enum's, not the order of the calls here.
+ * Keys are deduplicated through a small open-addressing table: a batch of one
+ * day touches a few dozen distinct counters, and each is sent once in KEYS.
  */
 #include "fold.h"
 
@@ -12,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "keys.h"
-#include "session.h"
 
 const char *const fold_dim_names[FOLD_NDIMS] = {
     "totals", "page", "entry", "exit", "source", "utm_source", "utm_medium", "utm_campaign",
@@ -31,9 +33,9 @@ struct fold_batch {
 
     char *arena;
     size_t alen, acap;
-    struct str *keys;           /* keys[0] is the stream: KEYS[1] */
+    struct str *keys;           /* keys[i] is KEYS[i + 1] */
     size_t nkeys, capkeys;
-    struct str *args;           /* per-entry ARGV items */
+    struct str *args;           /* the entries' ARGV items, from FOLD_ARGV_FIRST_ENTRY */
     size_t nargs, capargs;
     uint32_t *ht;               /* key index + 1, 0 = empty */
     size_t htcap;
@@ -85,19 +87,12 @@ static int grow(void *pptr, size_t *cap, size_t need, size_t size)
     return 0;
 }
 
-static uint32_t fnv1a(const char *s, size_t len)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
-}
-
 static int ht_rebuild(struct fold_batch *b, size_t cap)
 {
     uint32_t *ht = calloc(cap, sizeof *ht);
     if (!ht) return -1;
     for (size_t i = 0; i < b->nkeys; i++) {
-        size_t j = fnv1a(b->arena + b->keys[i].off, b->keys[i].len) & (cap - 1);
+        size_t j = hash_fnv1a(HASH_FNV_OFFSET, b->arena + b->keys[i].off, b->keys[i].len) & (cap - 1);
         while (ht[j]) j = (j + 1) & (cap - 1);
         ht[j] = (uint32_t)i + 1;
     }
@@ -112,7 +107,7 @@ static uint32_t key_index(struct fold_batch *b, const char *key, size_t len)
 {
     if ((b->nkeys + 1) * 2 > b->htcap && ht_rebuild(b, b->htcap ? b->htcap * 2 : 256) < 0)
         return 0;
-    size_t j = fnv1a(key, len) & (b->htcap - 1);
+    size_t j = hash_fnv1a(HASH_FNV_OFFSET, key, len) & (b->htcap - 1);
     while (b->ht[j]) {
         struct str *k = &b->keys[b->ht[j] - 1];
         if (k->len == len && memcmp(b->arena + k->off, key, len) == 0) return b->ht[j];
@@ -124,24 +119,32 @@ static uint32_t key_index(struct fold_batch *b, const char *key, size_t len)
     return b->ht[j];
 }
 
-static int arg(struct fold_batch *b, const char *s, size_t len)
+/* Appends n empty items (a head or an op, sized by its fold.h enum); *at is
+ * the index of the first. 0 or -1. */
+static int reserve(struct fold_batch *b, size_t n, size_t *at)
 {
-    if (grow(&b->args, &b->capargs, b->nargs + 1, sizeof *b->args) < 0) return -1;
-    if (arena_put(b, s, len, &b->args[b->nargs]) < 0) return -1;
-    b->nargs++;
+    if (grow(&b->args, &b->capargs, b->nargs + n, sizeof *b->args) < 0) return -1;
+    *at = b->nargs;
+    for (size_t i = 0; i < n; i++) b->args[b->nargs++] = (struct str){0, 0};
     return 0;
 }
 
-static int arg_s(struct fold_batch *b, const char *s)
+/* Sets the reserved item at to a copy of s. 0 or -1. */
+static int set(struct fold_batch *b, size_t at, const char *s, size_t len)
 {
-    return arg(b, s, strlen(s));
+    return arena_put(b, s, len, &b->args[at]);
 }
 
-static int arg_i(struct fold_batch *b, long long v)
+static int set_s(struct fold_batch *b, size_t at, const char *s)
+{
+    return set(b, at, s, strlen(s));
+}
+
+static int set_i(struct fold_batch *b, size_t at, long long v)
 {
     char buf[24];
     int n = snprintf(buf, sizeof buf, "%lld", v);
-    return arg(b, buf, (size_t)n);
+    return set(b, at, buf, (size_t)n);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -187,6 +190,8 @@ void fold_batch_reset(struct fold_batch *b)
     b->day[0] = '\0';
     b->hour[0] = '\0';
     if (b->ht) memset(b->ht, 0, b->htcap * sizeof *b->ht);
+    /* The first key added is KEYS[1]: the stream. */
+    _Static_assert(FOLD_KEY_STREAM == 1, "the stream must be the first key");
     char key[512];
     int n = keys_hits(key, sizeof key, b->site);
     if (n > 0) key_index(b, key, (size_t)n);
@@ -258,16 +263,21 @@ static int day_keys(struct fold_batch *b, int64_t t_ms)
     return 0;
 }
 
-/* An always-op is (code, key, member); a visit op (code NULL) is (key, member). */
-static int op(struct fold_batch *b, const char *code, uint32_t key, const char *m, size_t mlen)
+/* An op, counted for every counted hit; ++*count. 0 or -1. */
+static int op(struct fold_batch *b, size_t *count, const char *code, uint32_t key,
+              const char *m, size_t mlen)
 {
-    if ((code && arg_s(b, code) < 0) || arg_i(b, key) < 0 || arg(b, m, mlen) < 0) return -1;
+    size_t at;
+    if (reserve(b, FOLD_OP_WIDTH, &at) < 0 || set_s(b, at + FOLD_OP_CODE, code) < 0 ||
+        set_i(b, at + FOLD_OP_KEY, key) < 0 || set(b, at + FOLD_OP_MEMBER, m, mlen) < 0)
+        return -1;
+    ++*count;
     return 0;
 }
 
-/* A visit-level breakdown: counted when the hit starts a visit; empty values
- * are either skipped or filed under fallback. */
-static int visit_op(struct fold_batch *b, enum fold_dim d, const char *v, size_t len,
+/* A visit op, counted when the hit starts a visit; ++*count. Empty values are
+ * either skipped or filed under fallback. 0 or -1. */
+static int visit_op(struct fold_batch *b, size_t *count, uint32_t key, const char *v, size_t len,
                     const char *fallback)
 {
     if (!v || len == 0) {
@@ -275,7 +285,12 @@ static int visit_op(struct fold_batch *b, enum fold_dim d, const char *v, size_t
         v = fallback;
         len = strlen(fallback);
     }
-    return op(b, NULL, b->daykey[d], v, len);
+    size_t at;
+    if (reserve(b, FOLD_VISIT_WIDTH, &at) < 0 || set_i(b, at + FOLD_VISIT_KEY, key) < 0 ||
+        set(b, at + FOLD_VISIT_MEMBER, v, len) < 0)
+        return -1;
+    ++*count;
+    return 0;
 }
 
 int fold_batch_add(struct fold_batch *b, const char *id, size_t idlen,
@@ -302,22 +317,27 @@ int fold_batch_add(struct fold_batch *b, const char *id, size_t idlen,
     if (pl > FOLD_MAX_PATH) pl = FOLD_MAX_PATH;
     if (!valid_visitor(vis, vl)) vis = NULL;
 
-    size_t mark_args = b->nargs;
-    if (arg(b, id, idlen) < 0 || arg_i(b, t) < 0) goto error;
+    size_t mark_args = b->nargs, e;
+    if (reserve(b, FOLD_E_HEAD, &e) < 0 || set(b, e + FOLD_E_ID, id, idlen) < 0 ||
+        set_i(b, e + FOLD_E_TIME, t) < 0)
+        goto error;
     int dk = day_keys(b, t);
     if (dk == -2) goto error;
     if (dk < 0) {
         /* Only a key that cannot be built gets here: acknowledge and delete
-         * the hit, count nothing (kind, sess, totals, exit, page, ttl, nops,
-         * nvisit). */
-        static const char *const drop[] = {"X", "0", "0", "0", "", "0", "0", "0"};
-        for (size_t k = 0; k < sizeof drop / sizeof drop[0]; k++)
-            if (arg_s(b, drop[k]) < 0) goto error;
+         * the hit, count nothing. */
+        if (set_s(b, e + FOLD_E_KIND, FOLD_KIND_SKIP) < 0 ||
+            set_i(b, e + FOLD_E_SESS, FOLD_KEY_NONE) < 0 ||
+            set_i(b, e + FOLD_E_TOTALS, FOLD_KEY_NONE) < 0 ||
+            set_i(b, e + FOLD_E_EXIT, FOLD_KEY_NONE) < 0 || set_s(b, e + FOLD_E_PAGE, "") < 0 ||
+            set_i(b, e + FOLD_E_TTL, 0) < 0 || set_i(b, e + FOLD_E_NOPS, 0) < 0 ||
+            set_i(b, e + FOLD_E_NVISIT, 0) < 0)
+            goto error;
         b->entries++;
         return 0;
     }
 
-    uint32_t sess = 0;
+    uint32_t sess = FOLD_KEY_NONE;
     char key[2048];
     if (pageview && vis) {
         char v[65];
@@ -326,19 +346,20 @@ int fold_batch_add(struct fold_batch *b, const char *id, size_t idlen,
         int n = keys_sess(key, sizeof key, b->site, v);
         if (n < 0 || !(sess = key_index(b, key, (size_t)n))) goto error;
     }
-    if (arg_s(b, pageview ? "P" : "E") < 0 || arg_i(b, sess) < 0 ||
-        arg_i(b, b->daykey[FOLD_TOTALS]) < 0 || arg_i(b, b->daykey[FOLD_EXIT]) < 0 ||
-        arg(b, path, pl) < 0 ||
-        arg_i(b, session_ttl_ms(SESSION_IDLE_MS, t, now_ms, b->max_ttl_ms)) < 0)
+    if (set_s(b, e + FOLD_E_KIND, pageview ? FOLD_KIND_PAGEVIEW : FOLD_KIND_EVENT) < 0 ||
+        set_i(b, e + FOLD_E_SESS, sess) < 0 ||
+        set_i(b, e + FOLD_E_TOTALS, b->daykey[FOLD_TOTALS]) < 0 ||
+        set_i(b, e + FOLD_E_EXIT, b->daykey[FOLD_EXIT]) < 0 || set(b, e + FOLD_E_PAGE, path, pl) < 0 ||
+        set_i(b, e + FOLD_E_TTL, fold_session_ttl_ms(FOLD_IDLE_MS, t, now_ms, b->max_ttl_ms)) < 0)
         goto error;
-    size_t nops_at = b->nargs;
-    if (arg_s(b, "0") < 0 || arg_s(b, "0") < 0) goto error;
-    size_t ops_from = b->nargs, always_end = 0;
 
+    /* The ops, then the visit ops: the script finds the visit ops after
+     * FOLD_E_NOPS ops and skips them in one step. */
+    size_t nops = 0, nvisit = 0;
     if (pageview) {
-        if (op(b, "h", b->daykey[FOLD_TOTALS], "pageviews", 9) < 0 ||
-            op(b, "h", b->hourkey, "pageviews", 9) < 0 ||
-            op(b, "h", b->daykey[FOLD_PAGE], path, pl) < 0)
+        if (op(b, &nops, FOLD_OP_HINCR, b->daykey[FOLD_TOTALS], "pageviews", 9) < 0 ||
+            op(b, &nops, FOLD_OP_HINCR, b->hourkey, "pageviews", 9) < 0 ||
+            op(b, &nops, FOLD_OP_HINCR, b->daykey[FOLD_PAGE], path, pl) < 0)
             goto error;
         if (vis) {
             char p[FOLD_MAX_PATH + 1];
@@ -346,7 +367,8 @@ int fold_batch_add(struct fold_batch *b, const char *id, size_t idlen,
             p[pl] = '\0';
             int n = keys_uv(key, sizeof key, b->site, b->day, p);
             uint32_t uvp = n < 0 ? 0 : key_index(b, key, (size_t)n);
-            if (!uvp || op(b, "p", b->daykey[FOLD_UV], vis, vl) < 0 || op(b, "p", uvp, vis, vl) < 0)
+            if (!uvp || op(b, &nops, FOLD_OP_PFADD, b->daykey[FOLD_UV], vis, vl) < 0 ||
+                op(b, &nops, FOLD_OP_PFADD, uvp, vis, vl) < 0)
                 goto error;
         }
         static const struct { enum fold_dim dim; const char *field, *fallback; } visit[] = {
@@ -362,34 +384,27 @@ int fold_batch_add(struct fold_batch *b, const char *id, size_t idlen,
             {FOLD_OS, HIT_OS, FOLD_UNKNOWN},
             {FOLD_DEVICE, HIT_DEVICE, FOLD_UNKNOWN},
         };
-        always_end = b->nargs;
-        if (op(b, NULL, b->daykey[FOLD_TOTALS], "visits", 6) < 0 ||
-            op(b, NULL, b->daykey[FOLD_TOTALS], "bounces", 7) < 0 ||
-            op(b, NULL, b->hourkey, "visits", 6) < 0 ||
-            op(b, NULL, b->daykey[FOLD_ENTRY], path, pl) < 0 ||
-            op(b, NULL, b->daykey[FOLD_EXIT], path, pl) < 0)
+        if (visit_op(b, &nvisit, b->daykey[FOLD_TOTALS], "visits", 6, NULL) < 0 ||
+            visit_op(b, &nvisit, b->daykey[FOLD_TOTALS], "bounces", 7, NULL) < 0 ||
+            visit_op(b, &nvisit, b->hourkey, "visits", 6, NULL) < 0 ||
+            visit_op(b, &nvisit, b->daykey[FOLD_ENTRY], path, pl, NULL) < 0 ||
+            visit_op(b, &nvisit, b->daykey[FOLD_EXIT], path, pl, NULL) < 0)
             goto error;
         for (size_t i = 0; i < sizeof visit / sizeof visit[0]; i++) {
             const char *v = field(fv, fvlen, nfv, visit[i].field, &len);
-            if (visit_op(b, visit[i].dim, v, len, visit[i].fallback) < 0) goto error;
+            if (visit_op(b, &nvisit, b->daykey[visit[i].dim], v, len, visit[i].fallback) < 0)
+                goto error;
         }
     } else {
-        if (op(b, "h", b->daykey[FOLD_TOTALS], "events", 6) < 0 ||
-            op(b, "h", b->hourkey, "events", 6) < 0 ||
-            op(b, "h", b->daykey[FOLD_EVENT], name, nl) < 0)
+        if (op(b, &nops, FOLD_OP_HINCR, b->daykey[FOLD_TOTALS], "events", 6) < 0 ||
+            op(b, &nops, FOLD_OP_HINCR, b->hourkey, "events", 6) < 0 ||
+            op(b, &nops, FOLD_OP_HINCR, b->daykey[FOLD_EVENT], name, nl) < 0)
             goto error;
-        if (vis && op(b, "p", b->daykey[FOLD_UV], vis, vl) < 0) goto error;
-        always_end = b->nargs;
+        if (vis && op(b, &nops, FOLD_OP_PFADD, b->daykey[FOLD_UV], vis, vl) < 0) goto error;
     }
-
-    /* Patch the op counts in place: they were written as "0". */
-    size_t counts[2] = {(always_end - ops_from) / 3, (b->nargs - always_end) / 2};
-    for (int k = 0; k < 2; k++) {
-        char num[24];
-        int n = snprintf(num, sizeof num, "%zu", counts[k]);
-        if (arg(b, num, (size_t)n) < 0) goto error;
-        b->args[nops_at + (size_t)k] = b->args[--b->nargs];
-    }
+    if (set_i(b, e + FOLD_E_NOPS, (long long)nops) < 0 ||
+        set_i(b, e + FOLD_E_NVISIT, (long long)nvisit) < 0)
+        goto error;
     b->entries++;
     return 0;
 
@@ -399,36 +414,50 @@ error:
 }
 
 int fold_batch_argv(struct fold_batch *b, const char *sha, const char *group,
-                    const char *consumer, int64_t idle_ms,
-                    const char ***argv, const size_t **argvlen, size_t *argc)
+                    const char *consumer, const char ***argv, const size_t **argvlen,
+                    size_t *argc)
 {
-    char numkeys[24], idle[24], count[24];
-    size_t n = 3 + b->nkeys + 4 + b->nargs;
+    size_t n = 3 + b->nkeys + (FOLD_ARGV_FIRST_ENTRY - 1) + b->nargs;
     if (grow(&b->argv, &b->capargv, n, sizeof *b->argv) < 0) return -1;
     size_t cap = b->capargv;
     if (grow(&b->argvlen, &(size_t){0}, cap, sizeof *b->argvlen) < 0) return -1;
-    /* The three numbers go into the arena, like everything else. */
-    struct str sn, si, sc;
-    snprintf(numkeys, sizeof numkeys, "%zu", b->nkeys);
-    snprintf(idle, sizeof idle, "%lld", (long long)idle_ms);
-    snprintf(count, sizeof count, "%zu", b->entries);
-    if (arena_put(b, numkeys, strlen(numkeys), &sn) < 0 ||
-        arena_put(b, idle, strlen(idle), &si) < 0 || arena_put(b, count, strlen(count), &sc) < 0)
-        return -1;
+    /* The numbers go into the arena, like everything else; pointers into it
+     * are taken only once it has stopped growing. */
+    char num[24];
+    struct str numkeys, idle, count;
+    snprintf(num, sizeof num, "%zu", b->nkeys);
+    if (arena_put(b, num, strlen(num), &numkeys) < 0) return -1;
+    snprintf(num, sizeof num, "%lld", (long long)FOLD_IDLE_MS);
+    if (arena_put(b, num, strlen(num), &idle) < 0) return -1;
+    snprintf(num, sizeof num, "%zu", b->entries);
+    if (arena_put(b, num, strlen(num), &count) < 0) return -1;
+
+    struct { const char *p; size_t len; } head[FOLD_ARGV_FIRST_ENTRY] = {
+        [FOLD_ARGV_GROUP] = {group, strlen(group)},
+        [FOLD_ARGV_CONSUMER] = {consumer, strlen(consumer)},
+        [FOLD_ARGV_IDLE_MS] = {b->arena + idle.off, idle.len},
+        [FOLD_ARGV_ENTRIES] = {b->arena + count.off, count.len},
+    };
     size_t k = 0;
 #define PUT(p, l) (b->argv[k] = (p), b->argvlen[k] = (l), k++)
     PUT("EVALSHA", 7);
     PUT(sha, strlen(sha));
-    PUT(b->arena + sn.off, sn.len);
+    PUT(b->arena + numkeys.off, numkeys.len);
     for (size_t i = 0; i < b->nkeys; i++) PUT(b->arena + b->keys[i].off, b->keys[i].len);
-    PUT(group, strlen(group));
-    PUT(consumer, strlen(consumer));
-    PUT(b->arena + si.off, si.len);
-    PUT(b->arena + sc.off, sc.len);
+    for (int a = FOLD_ARGV_GROUP; a < FOLD_ARGV_FIRST_ENTRY; a++) PUT(head[a].p, head[a].len);
     for (size_t i = 0; i < b->nargs; i++) PUT(b->arena + b->args[i].off, b->args[i].len);
 #undef PUT
     *argv = b->argv;
     *argvlen = b->argvlen;
     *argc = k;
     return 0;
+}
+
+int64_t fold_session_ttl_ms(int64_t idle_ms, int64_t t_ms, int64_t now_ms, int64_t max_ms)
+{
+    int64_t lag = now_ms > t_ms ? now_ms - t_ms : 0;
+    int64_t ttl = idle_ms + lag;
+    if (ttl > max_ms) ttl = max_ms;
+    if (ttl < 1000) ttl = 1000;
+    return ttl;
 }

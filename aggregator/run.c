@@ -18,7 +18,6 @@
 #include "fold.h"
 #include "log.h"
 #include "purge.h"
-#include "session.h"
 
 #define CLAIM_IDLE_MS 30000     /* pending this long: its consumer is presumed dead */
 #define CLAIM_EVERY_MS 10000
@@ -27,7 +26,7 @@
 
 static int load_script(struct agg *a)
 {
-    redisReply *r = agg_command(a, "SCRIPT LOAD %s", session_script);
+    redisReply *r = agg_command(a, "SCRIPT LOAD %s", fold_script);
     if (!r) return -1;
     int ok = r->type == REDIS_REPLY_STRING && r->len == 40;
     if (ok) memcpy(a->sha, r->str, 41);
@@ -55,7 +54,7 @@ static int apply(struct agg *a, struct agg_site *s, const redisReply *entries)
 {
     if (entries->type != REDIS_REPLY_ARRAY || entries->elements == 0) return 0;
     if (!s->batch) {
-        int64_t max_ttl = (int64_t)a->cfg->retention.raw_max_age_s * 1000 + SESSION_IDLE_MS;
+        int64_t max_ttl = (int64_t)a->cfg->retention.raw_max_age_s * 1000 + FOLD_IDLE_MS;
         s->batch = fold_batch_new(s->name, s->zone, max_ttl);
         if (!s->batch) goto oom;
     }
@@ -83,7 +82,7 @@ static int apply(struct agg *a, struct agg_site *s, const redisReply *entries)
     const char **argv;
     const size_t *argvlen;
     size_t argc;
-    if (fold_batch_argv(s->batch, a->sha, AGG_GROUP, a->consumer, SESSION_IDLE_MS, &argv, &argvlen, &argc) < 0)
+    if (fold_batch_argv(s->batch, a->sha, AGG_GROUP, a->consumer, &argv, &argvlen, &argc) < 0)
         goto oom;
     redisReply *r = agg_command_argv(a, (int)argc, argv, argvlen);
     if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
@@ -94,18 +93,18 @@ static int apply(struct agg *a, struct agg_site *s, const redisReply *entries)
         r = agg_command_argv(a, (int)argc, argv, argvlen);
     }
     if (!r) return -1;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != FOLD_REPLY_LEN) {
         snprintf(a->err, sizeof a->err, "apply script on %.120s: %.100s", s->stream,
                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         freeReplyObject(r);
         return -1;
     }
     a->stats.read += entries->elements;
-    a->stats.counted += (uint64_t)r->element[0]->integer;
-    a->stats.skipped += (uint64_t)r->element[1]->integer;
+    a->stats.counted += (uint64_t)r->element[FOLD_REPLY_COUNTED]->integer;
+    a->stats.skipped += (uint64_t)r->element[FOLD_REPLY_SKIPPED]->integer;
     a->stats.batches++;
     log_debug("%s: applied %zu entries (%lld counted)", s->name, entries->elements,
-              r->element[0]->integer);
+              r->element[FOLD_REPLY_COUNTED]->integer);
     freeReplyObject(r);
     return 0;
 
