@@ -11,7 +11,7 @@ define lua_script
 $(BUILD)/gen/luagen-$(notdir $(1)): common/gen/luagen.c $(1).h $(BUILD)/flags
 	@mkdir -p $$(@D)
 	$$(CC) -std=c11 $$(WARNINGS) -D_GNU_SOURCE -Icommon -I$(dir $(1)) \
-	    -DLUAGEN_HEADER='"$(notdir $(1)).h"' -DLUAGEN_PREFIX=$(3) -o $$@ common/gen/luagen.c
+	    -DLUAGEN_HEADER='"$(notdir $(1)).h"' -DLUAGEN_PREFIX=$(3) -MMD -MP -o $$@ common/gen/luagen.c
 
 $(BUILD)/gen/$(notdir $(1))_lua.c: $(1).lua $(BUILD)/gen/luagen-$(notdir $(1))
 	$(BUILD)/gen/luagen-$(notdir $(1)) $(2) $(1).lua > $$@.tmp && mv $$@.tmp $$@
