@@ -22,3 +22,4 @@ endef
 $(BUILD)/gen/%.o: $(BUILD)/gen/%.c $(BUILD)/flags
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
+$(eval $(call lua_script,common/erase,erase_script,ERASE_LUA,COMMON_OBJ))
