@@ -20,8 +20,11 @@
 
 #include "cfg.h"
 #include "clock.h"
+#include "erase.h"
 
-#define AGG_GROUP "fairstat"
+/* The consumer group on every fs:{S}:hits; erase.h names it, since an erasure
+ * from the collector acknowledges for it too. */
+#define AGG_GROUP ERASE_GROUP
 #define AGG_ERRLEN 256
 
 struct fold_batch;

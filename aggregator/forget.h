@@ -1,11 +1,13 @@
 /* forget.h -- erasure: a visitor's buffered hits, found by receipt id.
  *
  * The raw hits hold no receipt id, only the daily visitor hash of
- * (site, receipt) under that day's salt (visitor.h). forget recomputes the
- * hash for every salt still in Redis and deletes the stream entries that
- * carry it; aggregates are anonymous counts and stay. The receipt is marked
- * withdrawn ("a=forget") in each site's consent stream where it was issued or
- * had hits, and fs:audit gets one record with counts only -- never the id.
+ * (site, receipt) under that day's salt (visitor.h). forget erases, site by
+ * site, the stream entries carrying the hash under any salt still held, in
+ * the same atomic step as the collector's DELETE /consent (common/erase.h);
+ * aggregates are anonymous counts and stay. The receipt is marked withdrawn
+ * ("a=forget") in each site's consent stream where it was issued or had hits
+ * (every time on --site), and fs:audit gets one record per such site with
+ * counts only -- never the id.
  */
 #ifndef FAIRSTAT_FORGET_H
 #define FAIRSTAT_FORGET_H

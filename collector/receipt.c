@@ -2,12 +2,12 @@
 #include "receipt.h"
 #include "api-internal.h"
 #include "clock.h"
+#include "erase.h"
 #include "keys.h"
 #include "revoke.h"
 #include "salt.h"
 #include "store.h"
 #include "url.h"
-#include "visitor.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -17,69 +17,30 @@
  * time per worker, so that a flood of them cannot stall Redis. */
 #define MAX_SCANS 4
 
-/* KEYS: hits stream, receipts stream, audit stream. ARGV: "count"|"erase",
- * receipt id, time (ms), site, then the receipt's visitor hashes under each
- * salt held. Erasure, withdrawal receipt and audit count are one atomic step.
- * (fs:audit is outside the site's hash slot: on Redis Cluster the audit
- * record would have to move to a per-site stream.) */
-static const char ERASE_SCRIPT[] =
-    "local erase = ARGV[1] == 'erase'\n"
-    "local n, last = 0, '-'\n"
-    "while true do\n"
-    "  local batch = redis.call('XRANGE', KEYS[1], last, '+', 'COUNT', 500)\n"
-    "  if #batch == 0 then break end\n"
-    "  for _, e in ipairs(batch) do\n"
-    "    local f = e[2]\n"
-    "    for i = 1, #f, 2 do\n"
-    "      if f[i] == '" HIT_VISITOR "' then\n"
-    "        for j = 5, #ARGV do\n"
-    "          if f[i + 1] == ARGV[j] then\n"
-    "            n = n + 1\n"
-    "            if erase then redis.call('XDEL', KEYS[1], e[1]) end\n"
-    "            break\n"
-    "          end\n"
-    "        end\n"
-    "        break\n"
-    "      end\n"
-    "    end\n"
-    "  end\n"
-    "  last = '(' .. batch[#batch][1]\n"
-    "end\n"
-    "if erase then\n"
-    "  redis.call('XADD', KEYS[2], '*', '" RECEIPT_ID "', ARGV[2], '" RECEIPT_ACTION "', 'withdraw',\n"
-    "             '" RECEIPT_CHOICE "', '0', '" RECEIPT_TIME "', ARGV[3])\n"
-    "  redis.call('XADD', KEYS[3], '*', 'action', 'withdraw', 'by', 'collector',\n"
-    "             'site', ARGV[4], 'hits', n, 't', ARGV[3])\n"
-    "end\n"
-    "return n\n";
-
-/* Counts the hits of receipt still buffered for site, matching the visitor
- * hashes it had under every salt held (yesterday's to tomorrow's); with
- * erase, deletes them and records the withdrawal and its audit line in the
- * same atomic step. cb gets the count as an integer reply. 0, or -1 when
- * Redis is down now (cb is then never called). */
-static int erase_hits(struct store *s, const char *site, const char *receipt, int64_t now_ms,
-                      int erase, store_cb cb, void *arg)
+/* The salts this collector holds (salt.h); never an error: a salt not loaded
+ * is a salt not used. */
+static int held_salt(void *arg, int64_t day, char *buf, size_t cap)
 {
-    char hits[300], receipts[300], t[24];
-    char hashes[3][VISITOR_HEX_LEN + 1];
-    keys_hits(hits, sizeof hits, site);
-    keys_consent(receipts, sizeof receipts, site);
-    snprintf(t, sizeof t, "%lld", (long long)now_ms);
-    const char *argv[16] = {"EVAL", ERASE_SCRIPT, "3", hits, receipts, KEYS_AUDIT,
-                            erase ? "erase" : "count", receipt, t, site};
-    int argc = 10;
-    int64_t today = clock_utc_day(now_ms);
-    for (int64_t day = today - 1; day <= today + 1; day++) {
-        char salt[SALT_HEX_LEN + 1];
-        if (salt_get(day, salt) < 0) continue;
-        visitor_hash(salt, SALT_HEX_LEN, site, strlen(site), receipt, CONSENT_RECEIPT_LEN,
-                     hashes[day - today + 1]);
-        argv[argc++] = hashes[day - today + 1];
-    }
-    size_t lens[16];
-    for (int i = 0; i < argc; i++) lens[i] = strlen(argv[i]);
-    return store_command(s, cb, arg, argc, argv, lens);
+    (void)arg;
+    char salt[SALT_HEX_LEN + 1];
+    if (cap < SALT_HEX_LEN || salt_get(day, salt) < 0) return 0;
+    memcpy(buf, salt, SALT_HEX_LEN);
+    return SALT_HEX_LEN;
+}
+
+/* Counts the hits of receipt still buffered for site (erase.h); with
+ * withdraw, erases them and records the withdrawal and its audit record in
+ * the same atomic step. cb gets the script's answer (erase_reply). 0, or -1
+ * when Redis is down now (cb is then never called). */
+static int erase_hits(struct store *s, const char *site, const char *receipt, int64_t now_ms,
+                      int withdraw, store_cb cb, void *arg)
+{
+    struct erase_request req = {.site = site, .receipt = receipt, .now_ms = now_ms,
+                                .mode = withdraw ? ERASE_ALWAYS : ERASE_COUNT,
+                                .by = ERASE_BY_COLLECTOR};
+    struct erase_call call;
+    if (erase_command(&call, &req, held_salt, NULL) < 0) return -1;
+    return store_command(s, cb, arg, call.argc, call.argv, call.len);
 }
 
 static void set_cookie_line(const struct cfg *cfg, const char *value, long long max_age,
@@ -190,7 +151,8 @@ static void on_counted(redisReply *r, void *arg)
     struct api_pending *p = arg;
     struct api *a = p->a;
     a->scans--;
-    if (!r || r->type != REDIS_REPLY_INTEGER) {
+    long long hits;
+    if (erase_reply(r, &hits, NULL) < 0) {
         api_reply_error(a, p->c, 503, p->headers, "storage unavailable");
         api_pending_put(p);
         return;
@@ -200,10 +162,10 @@ static void on_counted(redisReply *r, void *arg)
     if (p->kind == API_WITHDRAW) {
         METRIC_INC(a->m.withdrawals);
         revoke_add(p->site, p->receipt, p->expires_s);
-        a->m.erased += (unsigned long long)r->integer;
-        n = snprintf(body, sizeof body, "{\"withdrawn\":true,\"erased\":%lld}\n", r->integer);
+        a->m.erased += (unsigned long long)hits;
+        n = snprintf(body, sizeof body, "{\"withdrawn\":true,\"erased\":%lld}\n", hits);
     } else {
-        n = snprintf(body, sizeof body, "%s,\"held\":{\"hits\":%lld}}\n", p->body, r->integer);
+        n = snprintf(body, sizeof body, "%s,\"held\":{\"hits\":%lld}}\n", p->body, hits);
     }
     http_respond(p->c, 200, p->headers, "application/json", body, (size_t)n);
     api_pending_put(p);

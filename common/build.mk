@@ -22,4 +22,5 @@ endef
 $(BUILD)/gen/%.o: $(BUILD)/gen/%.c $(BUILD)/flags
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
+$(eval $(call lua_script,common/erase,erase_script,ERASE_LUA,COMMON_OBJ))
 $(eval $(call lua_script,aggregator/fold,fold_script,FOLD_LUA,AGGREGATOR_OBJ))

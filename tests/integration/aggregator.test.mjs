@@ -239,11 +239,28 @@ test('forget erases the receipt\'s buffered hits, marks it withdrawn, audits cou
   assert.equal(consent.length, 1);
   assert.equal(consent[0].id, 'receipt-123');
   assert.equal(consent[0].a, 'forget');
+  // One audit record per site erased on, counts only.
   const audit = await streamEntries(redis.client, 'fs:audit');
-  assert.equal(audit.length, 1);
-  assert.equal(audit[0].action, 'forget');
-  assert.equal(audit[0].hits, '2');
+  assert.deepEqual(audit.map(({ id, ...rest }) => rest),
+    [{ action: 'forget', by: 'aggregator', site: SITE, hits: '2', t: consent[0].t }]);
   assert.ok(!JSON.stringify(audit).includes('receipt-123'));
+  assert.ok(!JSON.stringify(audit).includes(mine));
+});
+
+test('forget over every site marks only where the receipt had hits or was issued; --site marks there anyway', async () => {
+  await fresh();
+  await redis.client.cmd('XADD', 'fs:{shop.test}:consent', '*', 'id', 'receipt-9', 'a', 'grant', 'an', '1', 't', '1');
+  await addHits([hit(Date.now(), '/b', '3333333333333333')]);
+  let r = await agg('forget', '--receipt', 'receipt-9');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /erased 0 buffered hits; receipt marked withdrawn on 1 site$/m);
+  assert.equal(await redis.client.cmd('EXISTS', `fs:{${SITE}}:consent`), 0);
+  assert.deepEqual((await streamEntries(redis.client, 'fs:audit')).map((a) => a.site), ['shop.test']);
+  r = await agg('forget', '--receipt', 'receipt-9', '--site', SITE);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /erased 0 buffered hits; receipt marked withdrawn on 1 site$/m);
+  assert.equal((await streamEntries(redis.client, `fs:{${SITE}}:consent`))[0].a, 'forget');
+  assert.equal(await redis.client.cmd('XLEN', HITS), 1);
 });
 
 test('sites not in the config are found in Redis and counted', async () => {
