@@ -24,7 +24,6 @@
 
 /* The consumer group on every fs:{S}:hits; erase.h names it, since an erasure
  * from the collector acknowledges for it too. */
-#define AGG_GROUP ERASE_GROUP
 #define AGG_ERRLEN 256
 
 struct fold_batch;

@@ -104,7 +104,7 @@ static int purge_pending(struct agg *a, const char *stream, int64_t as_of_ms, lo
     if (cutoff <= 0) return 0;
     snprintf(end, sizeof end, "%lld", (long long)cutoff - 1);
     for (;;) {
-        redisReply *r = agg_command(a, "XPENDING %s %s %s %s 1000", stream, AGG_GROUP, start, end);
+        redisReply *r = agg_command(a, "XPENDING %s %s %s %s 1000", stream, KEYS_GROUP, start, end);
         if (!r) return -1;
         if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOGROUP", 7) == 0) {
             freeReplyObject(r);
@@ -130,7 +130,7 @@ static int purge_pending(struct agg *a, const char *stream, int64_t as_of_ms, lo
                 size_t c = 0;
                 argv[c++] = pass ? "XDEL" : "XACK";
                 argv[c++] = stream;
-                if (!pass) argv[c++] = AGG_GROUP;
+                if (!pass) argv[c++] = KEYS_GROUP;
                 for (size_t i = 0; i < k; i++) argv[c++] = r->element[i]->element[0]->str;
                 redisReply *x = agg_command_argv(a, (int)c, argv, NULL);
                 if (!x) {
@@ -206,7 +206,7 @@ static int select_salt(const char *key, size_t len, void *arg)
 static int drop_stale_consumers(struct agg *a, const char *stream, long long *n)
 {
     *n = 0;
-    redisReply *r = agg_command(a, "XINFO CONSUMERS %s %s", stream, AGG_GROUP);
+    redisReply *r = agg_command(a, "XINFO CONSUMERS %s %s", stream, KEYS_GROUP);
     if (!r) return -1;
     if (r->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(r);
@@ -225,7 +225,7 @@ static int drop_stale_consumers(struct agg *a, const char *stream, long long *n)
         }
         if (!name || pending != 0 || idle < STALE_CONSUMER_MS || strcmp(name, a->consumer) == 0)
             continue;
-        redisReply *x = agg_command(a, "XGROUP DELCONSUMER %s %s %s", stream, AGG_GROUP, name);
+        redisReply *x = agg_command(a, "XGROUP DELCONSUMER %s %s %s", stream, KEYS_GROUP, name);
         if (!x) {
             freeReplyObject(r);
             return -1;

@@ -16,6 +16,7 @@
 
 #include "agg.h"
 #include "fold.h"
+#include "keys.h"
 #include "log.h"
 #include "purge.h"
 
@@ -39,7 +40,7 @@ static int ensure_group(struct agg *a, struct agg_site *s)
 {
     if (s->group_ready) return 0;
     /* From id 0, so that hits stored before the first aggregator ran count. */
-    redisReply *r = agg_command(a, "XGROUP CREATE %s %s 0 MKSTREAM", s->stream, AGG_GROUP);
+    redisReply *r = agg_command(a, "XGROUP CREATE %s %s 0 MKSTREAM", s->stream, KEYS_GROUP);
     if (!r) return -1;
     int ok = r->type != REDIS_REPLY_ERROR || strncmp(r->str, "BUSYGROUP", 9) == 0;
     if (!ok) snprintf(a->err, sizeof a->err, "XGROUP CREATE %.120s: %.100s", s->stream, r->str);
@@ -82,7 +83,7 @@ static int apply(struct agg *a, struct agg_site *s, const redisReply *entries)
     const char **argv;
     const size_t *argvlen;
     size_t argc;
-    if (fold_batch_argv(s->batch, a->sha, AGG_GROUP, a->consumer, &argv, &argvlen, &argc) < 0)
+    if (fold_batch_argv(s->batch, a->sha, KEYS_GROUP, a->consumer, &argv, &argvlen, &argc) < 0)
         goto oom;
     redisReply *r = agg_command_argv(a, (int)argc, argv, argvlen);
     if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
@@ -139,7 +140,7 @@ static int read_new(struct agg *a, long block_ms, size_t *got)
     snprintf(block, sizeof block, "%ld", block_ms);
     argv[argc++] = "XREADGROUP";
     argv[argc++] = "GROUP";
-    argv[argc++] = AGG_GROUP;
+    argv[argc++] = KEYS_GROUP;
     argv[argc++] = a->consumer;
     argv[argc++] = "COUNT";
     argv[argc++] = count;
@@ -179,7 +180,7 @@ static int claim(struct agg *a, struct agg_site *s, long min_idle_ms, size_t *go
     char start[64] = "0-0";
     *got = 0;
     do {
-        redisReply *r = agg_command(a, "XAUTOCLAIM %s %s %s %ld %s COUNT %d", s->stream, AGG_GROUP,
+        redisReply *r = agg_command(a, "XAUTOCLAIM %s %s %s %ld %s COUNT %d", s->stream, KEYS_GROUP,
                                     a->consumer, min_idle_ms, start, a->cfg->aggregator.batch);
         if (!r) return -1;
         if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->element[0]->type != REDIS_REPLY_STRING) {
@@ -225,11 +226,11 @@ static void leave_groups(struct agg *a)
     for (size_t i = 0; i < a->nsites && a->rc; i++) {
         struct agg_site *s = &a->sites[i];
         if (!s->group_ready) continue;
-        redisReply *r = agg_command(a, "XPENDING %s %s - + 1 %s", s->stream, AGG_GROUP, a->consumer);
+        redisReply *r = agg_command(a, "XPENDING %s %s - + 1 %s", s->stream, KEYS_GROUP, a->consumer);
         int empty = r && r->type == REDIS_REPLY_ARRAY && r->elements == 0;
         if (r) freeReplyObject(r);
         if (!empty) continue;
-        r = agg_command(a, "XGROUP DELCONSUMER %s %s %s", s->stream, AGG_GROUP, a->consumer);
+        r = agg_command(a, "XGROUP DELCONSUMER %s %s %s", s->stream, KEYS_GROUP, a->consumer);
         if (r) freeReplyObject(r);
     }
 }

@@ -31,9 +31,6 @@
 #include "keys.h"
 #include "visitor.h"
 
-/* The aggregator's consumer group on every fs:{S}:hits (agg.h's AGG_GROUP). */
-#define ERASE_GROUP "fairstat"
-
 /* What the script does (ARGV[ERASE_ARG_MODE]). */
 enum erase_mode {
     ERASE_COUNT = 0,      /* count the hits, change nothing (GET /consent) */
@@ -73,7 +70,7 @@ enum erase_lua_slots {
     X(ERASE_KEY_AUDIT) X(ERASE_ARG_MODE) X(ERASE_ARG_RECEIPT) X(ERASE_ARG_TIME)             \
     X(ERASE_ARG_SITE) X(ERASE_ARG_ACTION) X(ERASE_ARG_BY) X(ERASE_ARG_HASHES) X(ERASE_PAGE)
 #define ERASE_LUA_STRINGS(X) \
-    X(ERASE_GROUP) X(HIT_VISITOR) X(RECEIPT_ID) X(RECEIPT_ACTION) X(RECEIPT_CHOICE) X(RECEIPT_TIME)
+    X(KEYS_GROUP) X(HIT_VISITOR) X(RECEIPT_ID) X(RECEIPT_ACTION) X(RECEIPT_CHOICE) X(RECEIPT_TIME)
 
 /* Salts that may be held: one hash each. */
 #define ERASE_MAX_SALTS (KEYS_SALT_LAST_HELD - KEYS_SALT_FIRST_HELD + 1)

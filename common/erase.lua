@@ -40,7 +40,7 @@ walk(hits, function(page)
     -- Acknowledged too: an entry the aggregator has read but not applied
     -- would otherwise stay pending, pointing at nothing. XACK answers 0
     -- when the group does not exist yet.
-    redis.call('XACK', hits, ERASE_GROUP, unpack(ids))
+    redis.call('XACK', hits, KEYS_GROUP, unpack(ids))
     redis.call('XDEL', hits, unpack(ids))
   end
   return false

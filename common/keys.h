@@ -12,6 +12,9 @@
 #include <stdint.h>
 
 #define KEYS_AUDIT "fs:audit"                 /* stream of purge/erase records */
+/* The aggregator's consumer group on every fs:{S}:hits: the fold reads through
+ * it, and an erasure acknowledges what it deletes in it. */
+#define KEYS_GROUP "fairstat"
 
 /* The salt of UTC day D (fs:salt:YYYYMMDD) is created shortly before D begins
  * (the collector loads tomorrow's) and expires 48 hours after D begins: at any

@@ -181,8 +181,8 @@ static void erase_deletes_and_acknowledges_exactly_those_hits(void **state)
     (void)state;
     add_mixed_hits();
     /* The aggregator has read every entry but applied none. */
-    freeReplyObject(cmd("XGROUP CREATE fs:{" SITE "}:hits %s 0", ERASE_GROUP));
-    freeReplyObject(cmd("XREADGROUP GROUP %s me COUNT 100 STREAMS fs:{" SITE "}:hits >", ERASE_GROUP));
+    freeReplyObject(cmd("XGROUP CREATE fs:{" SITE "}:hits %s 0", KEYS_GROUP));
+    freeReplyObject(cmd("XREADGROUP GROUP %s me COUNT 100 STREAMS fs:{" SITE "}:hits >", KEYS_GROUP));
     int recorded = -1;
     assert_int_equal(erase(ERASE_ALWAYS, RECEIPT, &recorded), 3);
     assert_int_equal(recorded, 1);
@@ -193,7 +193,7 @@ static void erase_deletes_and_acknowledges_exactly_those_hits(void **state)
     assert_string_equal(r->element[1]->element[1]->element[5]->str, "/unknown");
     freeReplyObject(r);
     /* Only the two entries left are still pending: none points at a deleted one. */
-    r = cmd("XPENDING fs:{" SITE "}:hits %s", ERASE_GROUP);
+    r = cmd("XPENDING fs:{" SITE "}:hits %s", KEYS_GROUP);
     assert_int_equal(r->element[0]->integer, 2);
     freeReplyObject(r);
     /* A second erase finds nothing. */
