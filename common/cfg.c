@@ -56,64 +56,64 @@ static int unit_is(const char *unit, const char *name)
     return 1;
 }
 
-int cfg_parse_duration(const char *s, long *seconds)
+struct unit {
+    const char *name;
+    double mul;
+};
+
+/* A number with one of units after it (case-insensitive, spaces allowed),
+ * scaled; -1 when the unit is unknown or the result is over max. */
+static int parse_scaled(const char *s, const struct unit *units, size_t nunits, double max,
+                        double *out)
 {
-    static const struct { const char *u; double mul; } units[] = {
-        {"", 1}, {"s", 1}, {"m", 60}, {"min", 60}, {"h", 3600}, {"d", CLOCK_DAY_S},
-        {"w", 7 * CLOCK_DAY_S}, {"mo", 30 * CLOCK_DAY_S}, {"y", 365 * CLOCK_DAY_S},
-    };
     double n;
     const char *unit;
     if (parse_number(s, &n, &unit) < 0) return -1;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (unit_is(unit, units[i].u)) {
+    for (size_t i = 0; i < nunits; i++) {
+        if (unit_is(unit, units[i].name)) {
             double v = n * units[i].mul;
-            if (v > 1e12) return -1;
-            *seconds = (long)v;
+            if (v > max) return -1;
+            *out = v;
             return 0;
         }
     }
     return -1;
+}
+
+int cfg_parse_duration(const char *s, long *seconds)
+{
+    static const struct unit units[] = {
+        {"", 1}, {"s", 1}, {"m", 60}, {"min", 60}, {"h", 3600}, {"d", CLOCK_DAY_S},
+        {"w", 7 * CLOCK_DAY_S}, {"mo", 30 * CLOCK_DAY_S}, {"y", 365 * CLOCK_DAY_S},
+    };
+    double v;
+    if (parse_scaled(s, units, sizeof units / sizeof units[0], 1e12, &v) < 0) return -1;
+    *seconds = (long)v;
+    return 0;
 }
 
 int cfg_parse_millis(const char *s, long *ms)
 {
-    static const struct { const char *u; double mul; } units[] = {
+    static const struct unit units[] = {
         {"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"min", 60000},
     };
-    double n;
-    const char *unit;
-    if (parse_number(s, &n, &unit) < 0) return -1;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (unit_is(unit, units[i].u)) {
-            double v = n * units[i].mul;
-            if (v > 1e12) return -1;
-            *ms = (long)v;
-            return 0;
-        }
-    }
-    return -1;
+    double v;
+    if (parse_scaled(s, units, sizeof units / sizeof units[0], 1e12, &v) < 0) return -1;
+    *ms = (long)v;
+    return 0;
 }
 
 int cfg_parse_size(const char *s, size_t *bytes)
 {
-    static const struct { const char *u; double mul; } units[] = {
+    static const struct unit units[] = {
         {"", 1}, {"b", 1}, {"k", 1024}, {"kb", 1024}, {"kib", 1024},
         {"m", 1048576}, {"mb", 1048576}, {"mib", 1048576},
         {"g", 1073741824.0}, {"gb", 1073741824.0}, {"gib", 1073741824.0},
     };
-    double n;
-    const char *unit;
-    if (parse_number(s, &n, &unit) < 0) return -1;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (unit_is(unit, units[i].u)) {
-            double v = n * units[i].mul;
-            if (v > 1e15) return -1;
-            *bytes = (size_t)v;
-            return 0;
-        }
-    }
-    return -1;
+    double v;
+    if (parse_scaled(s, units, sizeof units / sizeof units[0], 1e15, &v) < 0) return -1;
+    *bytes = (size_t)v;
+    return 0;
 }
 
 int cfg_parse_bool(const char *s, bool *b)

@@ -8,6 +8,9 @@
  *   if (redis_server_start(&rs) < 0) fail;   rs.rc is a connected context
  *   ...
  *   redis_server_stop(&rs);
+ *
+ * redis_server_cmd() runs one command and fails the test on an error reply;
+ * include cmocka.h before this header.
  */
 #ifndef FAIRSTAT_TEST_REDIS_SERVER_H
 #define FAIRSTAT_TEST_REDIS_SERVER_H
@@ -15,6 +18,7 @@
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +111,18 @@ static inline int redis_server_start(struct redis_server *s)
     fprintf(stderr, "redis_server: no answer on port %d\n", s->port);
     redis_server_stop(s);
     return -1;
+}
+
+/* The reply (caller frees) of a command that must not fail. */
+static inline redisReply *redis_server_cmd(struct redis_server *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(s->rc, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_ERROR) fail_msg("%s", r->str);
+    return r;
 }
 
 #endif

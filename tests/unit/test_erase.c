@@ -22,6 +22,7 @@
 #define NOW 1714600000000LL   /* 2024-05-01T21:46:40Z */
 
 static struct redis_server rs;
+#define CMD(...) redis_server_cmd(&rs, __VA_ARGS__)
 
 /* The salts "held" by the test: yesterday's and today's, not tomorrow's. */
 static int test_salt(void *arg, int64_t day, char *buf, size_t cap)
@@ -47,21 +48,11 @@ static void hash_for(int64_t day, const char *receipt, char out[VISITOR_HEX_LEN 
     assert_int_equal(visitor_hash(salt, (size_t)n, SITE, strlen(SITE), receipt, strlen(receipt), out), 0);
 }
 
-static redisReply *cmd(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(rs.rc, fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
-    return r;
-}
 
 /* XLEN of key (0 when it does not exist). */
 static long long xlen(const char *key)
 {
-    redisReply *r = cmd("XLEN %s", key);
+    redisReply *r = CMD("XLEN %s", key);
     assert_int_equal(r->type, REDIS_REPLY_INTEGER);
     long long n = r->integer;
     freeReplyObject(r);
@@ -70,7 +61,7 @@ static long long xlen(const char *key)
 
 static void add_hit(const char *visitor, const char *path)
 {
-    freeReplyObject(cmd("XADD fs:{" SITE "}:hits * t 1 n pageview p %s v %s", path, visitor));
+    freeReplyObject(CMD("XADD fs:{" SITE "}:hits * t 1 n pageview p %s v %s", path, visitor));
 }
 
 /* Runs the script as the programs do; returns hits, *recorded as answered. */
@@ -92,7 +83,7 @@ static long long erase(enum erase_mode mode, const char *receipt, int *recorded)
 /* The value of field in the only/last entry of stream, copied into out. */
 static int last_field(const char *stream, const char *field, char *out, size_t cap)
 {
-    redisReply *r = cmd("XREVRANGE %s + - COUNT 1", stream);
+    redisReply *r = CMD("XREVRANGE %s + - COUNT 1", stream);
     int found = 0;
     if (r->elements == 1) {
         redisReply *f = r->element[0]->element[1];
@@ -122,7 +113,7 @@ static int teardown(void **state)
 static int flush(void **state)
 {
     (void)state;
-    freeReplyObject(cmd("FLUSHALL"));
+    freeReplyObject(CMD("FLUSHALL"));
     return 0;
 }
 
@@ -181,19 +172,19 @@ static void erase_deletes_and_acknowledges_exactly_those_hits(void **state)
     (void)state;
     add_mixed_hits();
     /* The aggregator has read every entry but applied none. */
-    freeReplyObject(cmd("XGROUP CREATE fs:{" SITE "}:hits %s 0", KEYS_GROUP));
-    freeReplyObject(cmd("XREADGROUP GROUP %s me COUNT 100 STREAMS fs:{" SITE "}:hits >", KEYS_GROUP));
+    freeReplyObject(CMD("XGROUP CREATE fs:{" SITE "}:hits %s 0", KEYS_GROUP));
+    freeReplyObject(CMD("XREADGROUP GROUP %s me COUNT 100 STREAMS fs:{" SITE "}:hits >", KEYS_GROUP));
     int recorded = -1;
     assert_int_equal(erase(ERASE_ALWAYS, RECEIPT, &recorded), 3);
     assert_int_equal(recorded, 1);
 
-    redisReply *r = cmd("XRANGE fs:{" SITE "}:hits - +");
+    redisReply *r = CMD("XRANGE fs:{" SITE "}:hits - +");
     assert_int_equal(r->elements, 2);
     assert_string_equal(r->element[0]->element[1]->element[5]->str, "/other");
     assert_string_equal(r->element[1]->element[1]->element[5]->str, "/unknown");
     freeReplyObject(r);
     /* Only the two entries left are still pending: none points at a deleted one. */
-    r = cmd("XPENDING fs:{" SITE "}:hits %s", KEYS_GROUP);
+    r = CMD("XPENDING fs:{" SITE "}:hits %s", KEYS_GROUP);
     assert_int_equal(r->element[0]->integer, 2);
     freeReplyObject(r);
     /* A second erase finds nothing. */
@@ -221,7 +212,7 @@ static void erase_writes_the_receipt_and_an_audit_record_of_counts_only(void **s
         assert_string_equal(v, want[i][1]);
     }
     /* Nothing else: no receipt id, no visitor hash. */
-    redisReply *r = cmd("XRANGE %s - +", KEYS_AUDIT);
+    redisReply *r = CMD("XRANGE %s - +", KEYS_AUDIT);
     redisReply *f = r->element[0]->element[1];
     assert_int_equal(f->elements, 2 * (sizeof want / sizeof want[0]));
     char y[VISITOR_HEX_LEN + 1];
@@ -247,7 +238,7 @@ static void if_known_writes_nothing_for_an_unknown_receipt_without_hits(void **s
 {
     (void)state;
     add_mixed_hits();
-    freeReplyObject(cmd("XADD fs:{" SITE "}:consent * id %s a grant an 1 t 1", "someone-else"));
+    freeReplyObject(CMD("XADD fs:{" SITE "}:consent * id %s a grant an 1 t 1", "someone-else"));
     int recorded = -1;
     assert_int_equal(erase(ERASE_IF_KNOWN, "never-issued", &recorded), 0);
     assert_int_equal(recorded, 0);
@@ -260,9 +251,9 @@ static void if_known_records_a_receipt_issued_here_without_hits(void **state)
 {
     (void)state;
     /* Issued long ago: more than a page of other receipts after it. */
-    freeReplyObject(cmd("XADD fs:{" SITE "}:consent * id %s a grant an 1 t 1", RECEIPT));
+    freeReplyObject(CMD("XADD fs:{" SITE "}:consent * id %s a grant an 1 t 1", RECEIPT));
     for (int i = 0; i < ERASE_PAGE + 10; i++)
-        freeReplyObject(cmd("XADD fs:{" SITE "}:consent * id other-%d a grant an 1 t 1", i));
+        freeReplyObject(CMD("XADD fs:{" SITE "}:consent * id other-%d a grant an 1 t 1", i));
     int recorded = -1;
     assert_int_equal(erase(ERASE_IF_KNOWN, RECEIPT, &recorded), 0);
     assert_int_equal(recorded, 1);

@@ -29,6 +29,7 @@
 #define VISITOR "0123456789abcdef"
 
 static struct redis_server rs;
+#define CMD(...) redis_server_cmd(&rs, __VA_ARGS__)
 static struct clock_zone *utc;
 static char sha[41];
 
@@ -36,16 +37,6 @@ static char sha[41];
 /* Redis                                                                     */
 /* ------------------------------------------------------------------------ */
 
-static redisReply *cmd(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    redisReply *r = redisvCommand(rs.rc, fmt, ap);
-    va_end(ap);
-    assert_non_null(r);
-    if (r->type == REDIS_REPLY_ERROR) fail_msg("%s", r->str);
-    return r;
-}
 
 static long long integer(redisReply *r)
 {
@@ -73,29 +64,29 @@ static const char *stream_key(const char *site)
 /* The day's counter dim[member]; 0 when absent. */
 static long long count(const char *dim, const char *member)
 {
-    return integer(cmd("HGET %s %s", day_key(dim), member));
+    return integer(CMD("HGET %s %s", day_key(dim), member));
 }
 
 static long long members(const char *dim)
 {
-    return integer(cmd("HLEN %s", day_key(dim)));
+    return integer(CMD("HLEN %s", day_key(dim)));
 }
 
 static long long visitors(const char *page)
 {
     char key[256];
     assert_true(keys_uv(key, sizeof key, SITE, DAY, page) > 0);
-    return integer(cmd("PFCOUNT %s", key));
+    return integer(CMD("PFCOUNT %s", key));
 }
 
 static long long stream_length(const char *site)
 {
-    return integer(cmd("XLEN %s", stream_key(site)));
+    return integer(CMD("XLEN %s", stream_key(site)));
 }
 
 static long long pending(const char *site)
 {
-    redisReply *r = cmd("XPENDING %s %s", stream_key(site), GROUP);
+    redisReply *r = CMD("XPENDING %s %s", stream_key(site), GROUP);
     long long n = r->element[0]->integer;
     freeReplyObject(r);
     return n;
@@ -103,7 +94,7 @@ static long long pending(const char *site)
 
 static void create_group(const char *site)
 {
-    freeReplyObject(cmd("XGROUP CREATE %s %s 0 MKSTREAM", stream_key(site), GROUP));
+    freeReplyObject(CMD("XGROUP CREATE %s %s 0 MKSTREAM", stream_key(site), GROUP));
 }
 
 /* Queues a raw hit (kv: field, value, ..., NULL) on site's stream. */
@@ -137,7 +128,7 @@ static void pageview(int64_t t, const char *path, const char *visitor)
 static size_t read_batch(struct fold_batch *b, const char *site, int64_t now_ms)
 {
     fold_batch_reset(b);
-    redisReply *r = cmd("XREADGROUP GROUP %s %s COUNT 1000 STREAMS %s >", GROUP, CONSUMER,
+    redisReply *r = CMD("XREADGROUP GROUP %s %s COUNT 1000 STREAMS %s >", GROUP, CONSUMER,
                         stream_key(site));
     if (r->type == REDIS_REPLY_NIL) {
         freeReplyObject(r);
@@ -225,7 +216,7 @@ static void counts_a_batch_once_and_deletes_its_raw_entries(void **state)
     assert_int_equal(visitors("/a"), 2);
     char hour[256];
     assert_true(keys_hour(hour, sizeof hour, SITE, DAY "12") > 0);
-    assert_int_equal(integer(cmd("HGET %s pageviews", hour)), 3);
+    assert_int_equal(integer(CMD("HGET %s pageviews", hour)), 3);
     assert_int_equal(stream_length(SITE), 0);
     assert_int_equal(pending(SITE), 0);
 }
@@ -260,8 +251,8 @@ static void an_entry_deleted_after_it_was_read_is_not_counted(void **state)
     struct fold_batch *b = fold_batch_new(SITE, utc, CLOCK_DAY_MS + FOLD_IDLE_MS);
     assert_int_equal(read_batch(b, SITE, T0 + MIN), 2);
     /* Withdrawn (DELETE /consent, forget) or purged while the batch was in hand. */
-    redisReply *r = cmd("XREVRANGE %s + - COUNT 1", stream_key(SITE));
-    freeReplyObject(cmd("XDEL %s %s", stream_key(SITE), r->element[0]->element[0]->str));
+    redisReply *r = CMD("XREVRANGE %s + - COUNT 1", stream_key(SITE));
+    freeReplyObject(CMD("XDEL %s %s", stream_key(SITE), r->element[0]->element[0]->str));
     freeReplyObject(r);
 
     struct result res = apply(b);
@@ -299,11 +290,11 @@ static void second_pageview_takes_back_the_bounce_adds_duration_and_moves_the_ex
     assert_int_equal(count("entry", "/a"), 1);
     assert_int_equal(count("exit", "/b"), 1);
     /* The page the visit moved away from is dropped at zero, not kept at 0. */
-    assert_int_equal(integer(cmd("HEXISTS %s /a", day_key("exit"))), 0);
+    assert_int_equal(integer(CMD("HEXISTS %s /a", day_key("exit"))), 0);
     assert_int_equal(count("source", "news.example"), 1);
     char sess[256];
     assert_true(keys_sess(sess, sizeof sess, SITE, VISITOR) > 0);
-    long long ttl = integer(cmd("PTTL %s", sess));
+    long long ttl = integer(CMD("PTTL %s", sess));
     assert_true(ttl > 0 && ttl <= FOLD_IDLE_MS);
 }
 
@@ -346,7 +337,7 @@ static void a_straggler_older_than_the_visit_is_its_own_visit(void **state)
     assert_int_equal(count("totals", "duration_ms"), MIN);
     assert_int_equal(count("exit", "/next"), 1);
     assert_int_equal(count("exit", "/early"), 1);
-    assert_int_equal(integer(cmd("HEXISTS %s /now", day_key("exit"))), 0);
+    assert_int_equal(integer(CMD("HEXISTS %s /now", day_key("exit"))), 0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -375,7 +366,7 @@ static void custom_events_count_events_not_pageviews(void **state)
     assert_int_equal(visitors(NULL), 1);
     char sess[256];
     assert_true(keys_sess(sess, sizeof sess, SITE, VISITOR) > 0);
-    assert_int_equal(integer(cmd("EXISTS %s", sess)), 0);
+    assert_int_equal(integer(CMD("EXISTS %s", sess)), 0);
 }
 
 static void a_malformed_entry_is_acked_and_deleted_and_counted_as_skipped(void **state)
@@ -402,7 +393,7 @@ static void a_malformed_entry_is_acked_and_deleted_and_counted_as_skipped(void *
     assert_int_equal(stream_length(site), 0);
     assert_int_equal(pending(site), 0);
     /* Nothing but the stream itself was written. */
-    assert_int_equal(integer(cmd("DBSIZE")), 2);
+    assert_int_equal(integer(CMD("DBSIZE")), 2);
     fold_batch_free(b);
 }
 
@@ -466,7 +457,7 @@ static int stop(void **state)
 static int fresh(void **state)
 {
     (void)state;
-    freeReplyObject(cmd("FLUSHALL"));
+    freeReplyObject(CMD("FLUSHALL"));
     create_group(SITE);
     return 0;
 }
