@@ -26,7 +26,9 @@ static int add_site(struct agg *a, const char *name, const char *tz, char *err, 
     a->sites = s;
     s = &a->sites[a->nsites];
     memset(s, 0, sizeof *s);
-    if (keys_hits(s->stream, sizeof s->stream, name) < 0) {
+    if (keys_hits(s->stream, sizeof s->stream, name) < 0 ||
+        keys_cursor(s->cursor_key, sizeof s->cursor_key, name) < 0 ||
+        keys_lease(s->lease_key, sizeof s->lease_key, name) < 0) {
         snprintf(err, errlen, "site name too long: '%.60s...'", name);
         return -1;
     }
@@ -84,7 +86,7 @@ void agg_free(struct agg *a)
     for (size_t i = 0; i < a->nsites; i++) {
         free(a->sites[i].name);
         clock_zone_free(a->sites[i].zone);
-        fold_batch_free(a->sites[i].batch);
+        fold_free(a->sites[i].fold);
     }
     free(a->sites);
     clock_zone_free(a->default_zone);
@@ -107,7 +109,10 @@ void agg_disconnect(struct agg *a)
 {
     if (a->rc) redisFree(a->rc);
     a->rc = NULL;
-    for (size_t i = 0; i < a->nsites; i++) a->sites[i].group_ready = 0;
+    for (size_t i = 0; i < a->nsites; i++) {
+        a->sites[i].cursor_known = 0;
+        a->sites[i].lease_until = 0;
+    }
 }
 
 int agg_connect(struct agg *a)
@@ -151,6 +156,27 @@ redisReply *agg_command_argv(struct agg *a, int argc, const char **argv, const s
 {
     if (!a->rc && agg_connect(a) < 0) return NULL;
     return checked(a, redisCommandArgv(a->rc, argc, argv, argvlen));
+}
+
+int agg_append_argv(struct agg *a, int argc, const char **argv, const size_t *argvlen)
+{
+    if (!a->rc && agg_connect(a) < 0) return -1;
+    if (redisAppendCommandArgv(a->rc, argc, argv, argvlen) != REDIS_OK) {
+        snprintf(a->err, sizeof a->err, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+redisReply *agg_get_reply(struct agg *a)
+{
+    void *r = NULL;
+    if (!a->rc) {
+        snprintf(a->err, sizeof a->err, "redis: connection lost");
+        return NULL;
+    }
+    if (redisGetReply(a->rc, &r) != REDIS_OK) r = NULL;
+    return checked(a, r);
 }
 
 int agg_discover(struct agg *a)

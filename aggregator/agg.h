@@ -26,14 +26,19 @@
  * from the collector acknowledges for it too. */
 #define AGG_ERRLEN 256
 
-struct fold_batch;
+struct fold;
 
 struct agg_site {
     char *name;
     char stream[512];           /* fs:{S}:hits */
+    char cursor_key[512];       /* fs:{S}:cursor */
+    char lease_key[512];        /* fs:{S}:lease */
     struct clock_zone *zone;    /* owned */
-    struct fold_batch *batch;   /* owned, created on first use */
-    int group_ready;            /* XGROUP CREATE done on this connection */
+    struct fold *fold;          /* owned, created on first use */
+    char cursor[64];            /* the last id counted, as last read; "" = none */
+    int cursor_known;           /* cursor read on this connection */
+    int64_t lease_until;        /* ms: this process holds the lease until then */
+    int64_t busy_until;         /* ms: another aggregator holds it; look again then */
 };
 
 struct agg_stats {
@@ -69,6 +74,11 @@ void agg_disconnect(struct agg *a);
  * a->err says why. An error reply is returned like any other. */
 redisReply *agg_command(struct agg *a, const char *fmt, ...);
 redisReply *agg_command_argv(struct agg *a, int argc, const char **argv, const size_t *argvlen);
+
+/* Pipelining: queue commands with agg_append_argv(), then read each reply in
+ * order with agg_get_reply() (NULL on a connection error, as above). */
+int agg_append_argv(struct agg *a, int argc, const char **argv, const size_t *argvlen);
+redisReply *agg_get_reply(struct agg *a);
 
 /* Adds the configured sites and every fs:{S}:hits stream in Redis to
  * a->sites. 0 or -1 (connection error). */

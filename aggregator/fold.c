@@ -1,21 +1,22 @@
-/* fold.c -- the fold's C half: a batch of raw hits becomes one call of fold.lua.
+/* fold.c -- a range of raw hits summed in C into one atomic apply (fold.h).
  *
- * Everything is copied into one growing arena and addressed by offset, so a
- * batch of 500 hits costs a few reallocations, not thousands of mallocs, and
- * the argument vector is built once at the end. Each entry's items are
- * written at their fold.h offsets into slots reserved for them, so the
- * layout the script reads is the enum's, not the order of the calls here.
- * Keys are deduplicated through a small open-addressing table: a batch of one
- * day touches a few dozen distinct counters, and each is sent once in KEYS.
+ * Everything the batch makes (key names, members, numbers) is copied into one
+ * growing arena and addressed by offset, so a batch costs a few
+ * reallocations, not thousands of mallocs, and the argument vector is built
+ * once at the end. Three open-addressing tables, all seeded per process
+ * (members are paths an attacker chooses): the keys of the batch, the
+ * (key, member) sums, and the visit states.
  */
 #include "fold.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "hash.h"
 #include "keys.h"
+#include "rawhit.h"
 
 const char *const fold_dim_names[FOLD_NDIMS] = {
     "totals", "page", "entry", "exit", "source", "utm_source", "utm_medium", "utm_campaign",
@@ -26,59 +27,95 @@ struct str {
     size_t off, len;
 };
 
-struct fold_batch {
+/* One hit of the batch; its strings point into the caller's entries. */
+struct fhit {
+    int64_t t;
+    struct rawhit h;
+    uint32_t visit;             /* visit state index + 1, 0 = no visitor */
+};
+
+/* A (key, member) sum: a counter delta, or a HyperLogLog member. */
+enum { SUM_INCR, SUM_PF };
+struct sum {
+    uint32_t key;               /* key index */
+    uint8_t kind;
+    struct str member;
+    int64_t delta;
+};
+
+struct visit {
+    uint32_t vkey;              /* key index of fs:{S}:v:YYYYMMDD */
+    unsigned char visitor[RAWHIT_VISITOR_LEN];
+    int known;                  /* a state exists (loaded, or made by this batch) */
+    int dirty;
+    int64_t first, last;
+    long views;
+    char day[CLOCK_DAY_LEN + 1];   /* local day the visit began */
+    struct str exit;
+};
+
+/* Per visit key: the visits of the batch that live there (query order). */
+struct vgroup {
+    uint32_t vkey;
+    int64_t day;                /* UTC day */
+    uint32_t *visits;
+    size_t n, cap;
+    const unsigned char **fields;
+};
+
+struct table {
+    uint32_t *slot;             /* index + 1, 0 = empty */
+    size_t cap;
+};
+
+struct fold {
     char *site;
     struct clock_zone *zone;
-    int64_t max_ttl_ms;
+    uint64_t seed;
 
     char *arena;
     size_t alen, acap;
-    struct str *keys;           /* keys[i] is KEYS[i + 1] */
+
+    struct str *keys;
     size_t nkeys, capkeys;
-    struct str *args;           /* the entries' ARGV items, from FOLD_ARGV_FIRST_ENTRY */
+    struct table keyt;
+
+    struct fhit *hits;
+    size_t nhits, caphits, skipped;
+    int collected;              /* visit states gathered (collect_visits) */
+    int64_t now;
+    char last[64], expect_trim[64];
+
+    struct sum *sums;
+    size_t nsums, capsums;
+    struct table sumt;
+
+    struct visit *visits;
+    size_t nvisits, capvisits;
+    struct table visitt;
+    struct vgroup *groups;
+    size_t ngroups, capgroups;
+
+    /* The local day and hour of the last minute seen, and their keys. */
+    int64_t minute;
+    char day[CLOCK_DAY_LEN + 1], hour[CLOCK_HOUR_LEN + 1];
+    uint32_t daykey[FOLD_NDIMS], hourkey;
+
+    struct str *args;
     size_t nargs, capargs;
-    uint32_t *ht;               /* key index + 1, 0 = empty */
-    size_t htcap;
-    size_t entries;
-
-    /* Key indexes of the day and hour of the previous hit: most hits of a
-     * batch share them. */
-    char day[CLOCK_DAY_LEN + 1];
-    char hour[CLOCK_HOUR_LEN + 1];
-    uint32_t daykey[FOLD_NDIMS];
-    uint32_t hourkey;
-
     const char **argv;
     size_t *argvlen;
     size_t capargv;
 };
 
 /* ------------------------------------------------------------------------ */
-/* Arena, keys, args                                                         */
+/* Memory: arena, arrays, tables                                             */
 /* ------------------------------------------------------------------------ */
-
-static int arena_put(struct fold_batch *b, const char *s, size_t len, struct str *out)
-{
-    if (b->alen + len + 1 > b->acap) {
-        size_t cap = b->acap ? b->acap : 4096;
-        while (cap < b->alen + len + 1) cap *= 2;
-        char *a = realloc(b->arena, cap);
-        if (!a) return -1;
-        b->arena = a;
-        b->acap = cap;
-    }
-    memcpy(b->arena + b->alen, s, len);
-    b->arena[b->alen + len] = '\0';
-    out->off = b->alen;
-    out->len = len;
-    b->alen += len + 1;
-    return 0;
-}
 
 static int grow(void *pptr, size_t *cap, size_t need, size_t size)
 {
     if (need <= *cap) return 0;
-    size_t c = *cap ? *cap : 256;
+    size_t c = *cap ? *cap : 64;
     while (c < need) c *= 2;
     void *p = realloc(*(void **)pptr, c * size);
     if (!p) return -1;
@@ -87,377 +124,736 @@ static int grow(void *pptr, size_t *cap, size_t need, size_t size)
     return 0;
 }
 
-static int ht_rebuild(struct fold_batch *b, size_t cap)
+/* Copies s (which may point into the arena itself) to the arena's end. */
+static int arena_put(struct fold *f, const void *s, size_t len, struct str *out)
 {
-    uint32_t *ht = calloc(cap, sizeof *ht);
-    if (!ht) return -1;
-    for (size_t i = 0; i < b->nkeys; i++) {
-        size_t j = hash_fnv1a(HASH_FNV_OFFSET, b->arena + b->keys[i].off, b->keys[i].len) & (cap - 1);
-        while (ht[j]) j = (j + 1) & (cap - 1);
-        ht[j] = (uint32_t)i + 1;
-    }
-    free(b->ht);
-    b->ht = ht;
-    b->htcap = cap;
+    const char *p = s;
+    int inside = f->arena && p >= f->arena && p < f->arena + f->alen;
+    size_t from = inside ? (size_t)(p - f->arena) : 0;
+    if (grow(&f->arena, &f->acap, f->alen + len + 1, 1) < 0) return -1;
+    if (inside) p = f->arena + from;
+    if (len) memcpy(f->arena + f->alen, p, len);
+    f->arena[f->alen + len] = '\0';
+    out->off = f->alen;
+    out->len = len;
+    f->alen += len + 1;
     return 0;
 }
 
-/* Returns the 1-based KEYS index of key, adding it if new; 0 when out of memory. */
-static uint32_t key_index(struct fold_batch *b, const char *key, size_t len)
+#define AT(f, s) ((f)->arena + (s).off)
+
+/* Finds the slot of an entry for which eq(f, index, arg) holds, or the empty
+ * slot where it would go; doubles the table first when half full. */
+static uint32_t *table_find(struct fold *f, struct table *t, size_t used, uint64_t h,
+                            int (*eq)(struct fold *, uint32_t, const void *), const void *arg,
+                            uint64_t (*rehash)(struct fold *, uint32_t))
 {
-    if ((b->nkeys + 1) * 2 > b->htcap && ht_rebuild(b, b->htcap ? b->htcap * 2 : 256) < 0)
-        return 0;
-    size_t j = hash_fnv1a(HASH_FNV_OFFSET, key, len) & (b->htcap - 1);
-    while (b->ht[j]) {
-        struct str *k = &b->keys[b->ht[j] - 1];
-        if (k->len == len && memcmp(b->arena + k->off, key, len) == 0) return b->ht[j];
-        j = (j + 1) & (b->htcap - 1);
+    if ((used + 1) * 2 > t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 1024;
+        uint32_t *slot = calloc(cap, sizeof *slot);
+        if (!slot) return NULL;
+        for (size_t i = 0; i < t->cap; i++) {
+            if (!t->slot[i]) continue;
+            size_t j = rehash(f, t->slot[i] - 1) & (cap - 1);
+            while (slot[j]) j = (j + 1) & (cap - 1);
+            slot[j] = t->slot[i];
+        }
+        free(t->slot);
+        t->slot = slot;
+        t->cap = cap;
     }
-    if (grow(&b->keys, &b->capkeys, b->nkeys + 1, sizeof *b->keys) < 0) return 0;
-    if (arena_put(b, key, len, &b->keys[b->nkeys]) < 0) return 0;
-    b->ht[j] = (uint32_t)++b->nkeys;
-    return b->ht[j];
+    size_t j = h & (t->cap - 1);
+    while (t->slot[j] && !eq(f, t->slot[j] - 1, arg)) j = (j + 1) & (t->cap - 1);
+    return &t->slot[j];
 }
 
-/* Appends n empty items (a head or an op, sized by its fold.h enum); *at is
- * the index of the first. 0 or -1. */
-static int reserve(struct fold_batch *b, size_t n, size_t *at)
+static void table_clear(struct table *t)
 {
-    if (grow(&b->args, &b->capargs, b->nargs + n, sizeof *b->args) < 0) return -1;
-    *at = b->nargs;
-    for (size_t i = 0; i < n; i++) b->args[b->nargs++] = (struct str){0, 0};
+    if (t->slot) memset(t->slot, 0, t->cap * sizeof *t->slot);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Keys                                                                      */
+/* ------------------------------------------------------------------------ */
+
+struct keyarg {
+    const char *s;
+    size_t len;
+};
+
+static uint64_t key_hash(struct fold *f, const char *s, size_t len)
+{
+    return hash_fnv1a(f->seed, s, len);
+}
+
+static uint64_t key_rehash(struct fold *f, uint32_t i)
+{
+    return key_hash(f, AT(f, f->keys[i]), f->keys[i].len);
+}
+
+static int key_eq(struct fold *f, uint32_t i, const void *arg)
+{
+    const struct keyarg *k = arg;
+    return f->keys[i].len == k->len && memcmp(AT(f, f->keys[i]), k->s, k->len) == 0;
+}
+
+/* The index of key (added if new), or -1 when out of memory. */
+static int64_t key_index(struct fold *f, const char *s, int len)
+{
+    if (len < 0) return -1;
+    struct keyarg k = {s, (size_t)len};
+    uint32_t *slot = table_find(f, &f->keyt, f->nkeys, key_hash(f, s, (size_t)len), key_eq, &k, key_rehash);
+    if (!slot) return -1;
+    if (*slot) return *slot - 1;
+    if (grow(&f->keys, &f->capkeys, f->nkeys + 1, sizeof *f->keys) < 0 ||
+        arena_put(f, s, (size_t)len, &f->keys[f->nkeys]) < 0)
+        return -1;
+    *slot = (uint32_t)++f->nkeys;
+    return *slot - 1;
+}
+
+/* The keys of a local day, for dims (all when dims is NULL). */
+static int day_key(struct fold *f, const char *day, enum fold_dim d, uint32_t *out)
+{
+    char key[600];
+    int n = d == FOLD_UV ? keys_uv(key, sizeof key, f->site, day, NULL)
+                         : keys_day(key, sizeof key, f->site, day, fold_dim_names[d]);
+    int64_t i = key_index(f, key, n);
+    if (i < 0) return -1;
+    *out = (uint32_t)i;
     return 0;
 }
 
-/* Sets the reserved item at to a copy of s. 0 or -1. */
-static int set(struct fold_batch *b, size_t at, const char *s, size_t len)
+/* Points f->daykey/hourkey at the local day and hour of t. */
+static int bucket(struct fold *f, int64_t t)
 {
-    return arena_put(b, s, len, &b->args[at]);
-}
-
-static int set_s(struct fold_batch *b, size_t at, const char *s)
-{
-    return set(b, at, s, strlen(s));
-}
-
-static int set_i(struct fold_batch *b, size_t at, long long v)
-{
-    char buf[24];
-    int n = snprintf(buf, sizeof buf, "%lld", v);
-    return set(b, at, buf, (size_t)n);
+    int64_t minute = t >= 0 ? t / 60000 : -1 - (-t - 1) / 60000;
+    if (minute == f->minute) return 0;
+    char day[CLOCK_DAY_LEN + 1], hour[CLOCK_HOUR_LEN + 1], key[600];
+    clock_buckets(f->zone, t, day, hour);
+    if (strcmp(day, f->day) != 0) {
+        for (int d = 0; d < FOLD_NDIMS; d++)
+            if (day_key(f, day, (enum fold_dim)d, &f->daykey[d]) < 0) return -1;
+        memcpy(f->day, day, sizeof day);
+    }
+    if (strcmp(hour, f->hour) != 0) {
+        int64_t i = key_index(f, key, keys_hour(key, sizeof key, f->site, hour));
+        if (i < 0) return -1;
+        f->hourkey = (uint32_t)i;
+        memcpy(f->hour, hour, sizeof hour);
+    }
+    f->minute = minute;
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
-/* Batch                                                                     */
+/* Sums                                                                      */
 /* ------------------------------------------------------------------------ */
 
-struct fold_batch *fold_batch_new(const char *site, struct clock_zone *zone, int64_t max_ttl_ms)
+struct sumarg {
+    uint32_t key;
+    uint8_t kind;
+    const char *m;
+    size_t len;
+};
+
+static uint64_t sum_hash(struct fold *f, uint32_t key, uint8_t kind, const char *m, size_t len)
 {
-    struct fold_batch *b = calloc(1, sizeof *b);
-    if (!b) return NULL;
-    b->site = strdup(site);
-    if (!b->site) goto error;
-    b->zone = zone;
-    b->max_ttl_ms = max_ttl_ms;
-    fold_batch_reset(b);
-    if (b->nkeys == 0) goto error;
-    return b;
+    uint64_t h = hash_fnv1a(f->seed, &key, sizeof key);
+    h = hash_fnv1a(h, &kind, 1);
+    return hash_fnv1a(h, m, len);
+}
+
+static uint64_t sum_rehash(struct fold *f, uint32_t i)
+{
+    const struct sum *s = &f->sums[i];
+    return sum_hash(f, s->key, s->kind, AT(f, s->member), s->member.len);
+}
+
+static int sum_eq(struct fold *f, uint32_t i, const void *arg)
+{
+    const struct sumarg *a = arg;
+    const struct sum *s = &f->sums[i];
+    return s->key == a->key && s->kind == a->kind && s->member.len == a->len &&
+           memcmp(AT(f, s->member), a->m, a->len) == 0;
+}
+
+static int add_sum(struct fold *f, uint8_t kind, uint32_t key, const char *m, size_t len, int64_t d)
+{
+    struct sumarg a = {key, kind, m, len};
+    uint32_t *slot = table_find(f, &f->sumt, f->nsums, sum_hash(f, key, kind, m, len), sum_eq, &a, sum_rehash);
+    if (!slot) return -1;
+    if (!*slot) {
+        if (grow(&f->sums, &f->capsums, f->nsums + 1, sizeof *f->sums) < 0) return -1;
+        struct sum *s = &f->sums[f->nsums];
+        s->key = key;
+        s->kind = kind;
+        s->delta = 0;
+        if (arena_put(f, m, len, &s->member) < 0) return -1;
+        *slot = (uint32_t)++f->nsums;
+    }
+    f->sums[*slot - 1].delta += d;
+    return 0;
+}
+
+static int incr(struct fold *f, uint32_t key, const char *m, size_t len, int64_t d)
+{
+    return add_sum(f, SUM_INCR, key, m, len, d);
+}
+
+static int incr_s(struct fold *f, uint32_t key, const char *m, int64_t d)
+{
+    return incr(f, key, m, strlen(m), d);
+}
+
+/* Adds a visitor to a HyperLogLog, in hex: the form earlier versions added,
+ * so that one visitor stays one member across an upgrade. */
+static int pfadd(struct fold *f, uint32_t key, const unsigned char v[RAWHIT_VISITOR_LEN])
+{
+    char hex[2 * RAWHIT_VISITOR_LEN + 1];
+    rawhit_visitor_to_hex(v, hex);
+    return add_sum(f, SUM_PF, key, hex, 2 * RAWHIT_VISITOR_LEN, 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Batch and entries                                                         */
+/* ------------------------------------------------------------------------ */
+
+struct fold *fold_new(const char *site, struct clock_zone *zone)
+{
+    struct fold *f = calloc(1, sizeof *f);
+    if (!f) return NULL;
+    f->site = strdup(site);
+    if (!f->site) goto error;
+    f->zone = zone;
+    if (getrandom(&f->seed, sizeof f->seed, 0) != sizeof f->seed) f->seed = (uint64_t)(uintptr_t)f;
+    f->seed ^= HASH_FNV_OFFSET;
+    fold_reset(f);
+    if (f->nkeys != FOLD_KEY_FIRST_OTHER - 1) goto error;
+    return f;
 
 error:
-    fold_batch_free(b);
+    fold_free(f);
     return NULL;
 }
 
-void fold_batch_free(struct fold_batch *b)
+void fold_free(struct fold *f)
 {
-    if (!b) return;
-    free(b->site);
-    free(b->arena);
-    free(b->keys);
-    free(b->args);
-    free(b->ht);
-    free(b->argv);
-    free(b->argvlen);
-    free(b);
-}
-
-void fold_batch_reset(struct fold_batch *b)
-{
-    b->alen = 0;
-    b->nkeys = 0;
-    b->nargs = 0;
-    b->entries = 0;
-    b->day[0] = '\0';
-    b->hour[0] = '\0';
-    if (b->ht) memset(b->ht, 0, b->htcap * sizeof *b->ht);
-    /* The first key added is KEYS[1]: the stream. */
-    _Static_assert(FOLD_KEY_STREAM == 1, "the stream must be the first key");
-    char key[512];
-    int n = keys_hits(key, sizeof key, b->site);
-    if (n > 0) key_index(b, key, (size_t)n);
-}
-
-size_t fold_batch_entries(const struct fold_batch *b)
-{
-    return b->entries;
-}
-
-/* The value of field name in fv, or NULL. */
-static const char *field(const char *const *fv, const size_t *fvlen, size_t nfv,
-                         const char *name, size_t *len)
-{
-    size_t nl = strlen(name);
-    for (size_t i = 0; i + 1 < nfv; i += 2) {
-        if (fvlen[i] == nl && memcmp(fv[i], name, nl) == 0) {
-            *len = fvlen[i + 1];
-            return fv[i + 1];
-        }
+    if (!f) return;
+    for (size_t i = 0; i < f->capgroups; i++) {
+        free(f->groups[i].visits);
+        free(f->groups[i].fields);
     }
-    *len = 0;
-    return NULL;
+    free(f->groups);
+    free(f->site);
+    free(f->arena);
+    free(f->keys);
+    free(f->keyt.slot);
+    free(f->hits);
+    free(f->sums);
+    free(f->sumt.slot);
+    free(f->visits);
+    free(f->visitt.slot);
+    free(f->args);
+    free(f->argv);
+    free(f->argvlen);
+    free(f);
 }
 
-static int parse_ms(const char *s, size_t len, int64_t *out)
+void fold_reset(struct fold *f)
+{
+    f->alen = 0;
+    f->nkeys = 0;
+    f->nhits = f->skipped = 0;
+    f->nsums = 0;
+    f->nvisits = 0;
+    f->collected = 0;
+    for (size_t i = 0; i < f->ngroups; i++) f->groups[i].n = 0;
+    f->ngroups = 0;
+    f->nargs = 0;
+    f->last[0] = '\0';
+    f->minute = INT64_MIN;
+    f->day[0] = f->hour[0] = '\0';
+    table_clear(&f->keyt);
+    table_clear(&f->sumt);
+    table_clear(&f->visitt);
+    /* KEYS[FOLD_KEY_STREAM] and KEYS[FOLD_KEY_CURSOR] come first. */
+    char key[600];
+    key_index(f, key, keys_hits(key, sizeof key, f->site));
+    key_index(f, key, keys_cursor(key, sizeof key, f->site));
+}
+
+size_t fold_entries(const struct fold *f)
+{
+    return f->nhits + f->skipped;
+}
+
+size_t fold_skipped(const struct fold *f)
+{
+    return f->skipped;
+}
+
+const char *fold_last_id(const struct fold *f)
+{
+    return f->last;
+}
+
+/* The ms part of a stream id "ms-seq", or -1. */
+static int64_t id_ms(const char *id, size_t len)
 {
     int64_t v = 0;
-    if (!s || len == 0 || len > 15) return -1;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9') return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
+    size_t i = 0;
+    for (; i < len && id[i] >= '0' && id[i] <= '9' && i < 15; i++) v = v * 10 + (id[i] - '0');
+    return i > 0 && i < len && id[i] == '-' ? v : -1;
 }
 
-static int valid_visitor(const char *v, size_t len)
+/* The raw hit of an entry written field by field (before rawhit.h). */
+static int legacy_decode(const char *const *fv, const size_t *fvlen, size_t nfv, struct rawhit *h,
+                         int64_t *t)
 {
-    if (!v || len == 0 || len > 64) return 0;
-    for (size_t i = 0; i < len; i++)
-        if (!((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'f'))) return 0;
-    return 1;
-}
-
-/* Points b->daykey/hourkey at the keys of the hit's day and hour. 0; -1 when
- * a key name does not fit; -2 when out of memory. */
-static int day_keys(struct fold_batch *b, int64_t t_ms)
-{
-    char day[CLOCK_DAY_LEN + 1], hour[CLOCK_HOUR_LEN + 1], key[512];
-    clock_buckets(b->zone, t_ms, day, hour);
-    if (strcmp(day, b->day) != 0) {
-        b->day[0] = '\0';
-        for (int d = 0; d < FOLD_NDIMS; d++) {
-            int n = d == FOLD_UV ? keys_uv(key, sizeof key, b->site, day, NULL)
-                                 : keys_day(key, sizeof key, b->site, day, fold_dim_names[d]);
-            if (n < 0) return -1;
-            if (!(b->daykey[d] = key_index(b, key, (size_t)n))) return -2;
+    static const struct { const char *name; int str; } fields[] = {
+        {HIT_PATH, RAWHIT_PATH}, {HIT_BROWSER, RAWHIT_BROWSER}, {HIT_OS, RAWHIT_OS},
+        {HIT_NAME, RAWHIT_NAME}, {HIT_REFERRER, RAWHIT_REFERRER},
+        {HIT_UTM_SOURCE, RAWHIT_UTM_SOURCE}, {HIT_UTM_MEDIUM, RAWHIT_UTM_MEDIUM},
+        {HIT_UTM_CAMPAIGN, RAWHIT_UTM_CAMPAIGN}, {HIT_UTM_TERM, RAWHIT_UTM_TERM},
+        {HIT_UTM_CONTENT, RAWHIT_UTM_CONTENT}, {HIT_COUNTRY, RAWHIT_COUNTRY},
+        {HIT_REGION, RAWHIT_REGION}, {HIT_PROPS, RAWHIT_PROPS},
+    };
+    memset(h, 0, sizeof *h);
+    for (int i = 0; i < RAWHIT_NSTR; i++) h->s[i] = "";
+    int any = 0;
+    for (size_t i = 0; i + 1 < nfv; i += 2) {
+        const char *name = fv[i], *v = fv[i + 1];
+        size_t nl = fvlen[i], vl = fvlen[i + 1];
+        for (size_t k = 0; k < sizeof fields / sizeof fields[0]; k++)
+            if (nl == strlen(fields[k].name) && memcmp(name, fields[k].name, nl) == 0) {
+                h->s[fields[k].str] = v;
+                h->n[fields[k].str] = vl;
+                any = 1;
+            }
+        if (nl == 1 && name[0] == HIT_VISITOR[0] &&
+            rawhit_visitor_from_hex(v, vl, h->visitor) == 0)
+            h->flags |= RAWHIT_F_VISITOR;
+        if (nl == 2 && memcmp(name, HIT_DEVICE, 2) == 0) {
+            char d[16];
+            snprintf(d, sizeof d, "%.*s", (int)(vl < 15 ? vl : 15), v);
+            h->device = rawhit_device_of(d);
         }
-        memcpy(b->day, day, sizeof day);
+        if (nl == 1 && name[0] == HIT_TIME[0]) {
+            int64_t x = 0;
+            size_t k = 0;
+            for (; k < vl && k < 15 && v[k] >= '0' && v[k] <= '9'; k++) x = x * 10 + (v[k] - '0');
+            if (k == vl && k > 0) *t = x;
+        }
     }
-    if (strcmp(hour, b->hour) != 0) {
-        b->hour[0] = '\0';
-        int n = keys_hour(key, sizeof key, b->site, hour);
-        if (n < 0) return -1;
-        if (!(b->hourkey = key_index(b, key, (size_t)n))) return -2;
-        memcpy(b->hour, hour, sizeof hour);
-    }
-    return 0;
+    return any ? 0 : -1;
 }
 
-/* An op, counted for every counted hit; ++*count. 0 or -1. */
-static int op(struct fold_batch *b, size_t *count, const char *code, uint32_t key,
-              const char *m, size_t mlen)
+int fold_add(struct fold *f, const char *id, size_t idlen, const char *const *fv,
+             const size_t *fvlen, size_t nfv)
 {
-    size_t at;
-    if (reserve(b, FOLD_OP_WIDTH, &at) < 0 || set_s(b, at + FOLD_OP_CODE, code) < 0 ||
-        set_i(b, at + FOLD_OP_KEY, key) < 0 || set(b, at + FOLD_OP_MEMBER, m, mlen) < 0)
-        return -1;
-    ++*count;
-    return 0;
-}
-
-/* A visit op, counted when the hit starts a visit; ++*count. Empty values are
- * either skipped or filed under fallback. 0 or -1. */
-static int visit_op(struct fold_batch *b, size_t *count, uint32_t key, const char *v, size_t len,
-                    const char *fallback)
-{
-    if (!v || len == 0) {
-        if (!fallback) return 0;
-        v = fallback;
-        len = strlen(fallback);
+    int64_t t = id_ms(id, idlen);
+    if (t < 0 || idlen >= sizeof f->last) return -1;
+    memcpy(f->last, id, idlen);
+    f->last[idlen] = '\0';
+    if (grow(&f->hits, &f->caphits, f->nhits + 1, sizeof *f->hits) < 0) return -1;
+    struct fhit *x = &f->hits[f->nhits];
+    int ok;
+    if (nfv == 2 && fvlen[0] == 1 && fv[0][0] == RAWHIT_FIELD[0]) {
+        ok = rawhit_decode(fv[1], fvlen[1], &x->h) == 0;
+        if (ok && (x->h.flags & RAWHIT_F_TIME)) t = x->h.t_ms;
+    } else {
+        ok = legacy_decode(fv, fvlen, nfv, &x->h, &t) == 0;
     }
-    size_t at;
-    if (reserve(b, FOLD_VISIT_WIDTH, &at) < 0 || set_i(b, at + FOLD_VISIT_KEY, key) < 0 ||
-        set(b, at + FOLD_VISIT_MEMBER, v, len) < 0)
-        return -1;
-    ++*count;
-    return 0;
-}
-
-int fold_batch_add(struct fold_batch *b, const char *id, size_t idlen,
-                   const char *const *fv, const size_t *fvlen, size_t nfv, int64_t now_ms)
-{
-    size_t tl, nl, pl, vl, len;
-    const char *ts = field(fv, fvlen, nfv, HIT_TIME, &tl);
-    const char *name = field(fv, fvlen, nfv, HIT_NAME, &nl);
-    const char *path = field(fv, fvlen, nfv, HIT_PATH, &pl);
-    const char *vis = field(fv, fvlen, nfv, HIT_VISITOR, &vl);
-    int64_t t;
-    /* A hit without a usable time is filed at its stream id, which is the
-     * time the collector stored it. */
-    if (parse_ms(ts, tl, &t) < 0) {
-        size_t k = 0;
-        while (k < idlen && id[k] != '-') k++;
-        if (parse_ms(id, k, &t) < 0) t = now_ms;
-    }
-    int pageview = !name || nl == 0 || (nl == 8 && memcmp(name, "pageview", 8) == 0);
-    if (!path || pl == 0) {
-        path = "/";
-        pl = 1;
-    }
-    if (pl > FOLD_MAX_PATH) pl = FOLD_MAX_PATH;
-    if (!valid_visitor(vis, vl)) vis = NULL;
-
-    size_t mark_args = b->nargs, e;
-    if (reserve(b, FOLD_E_HEAD, &e) < 0 || set(b, e + FOLD_E_ID, id, idlen) < 0 ||
-        set_i(b, e + FOLD_E_TIME, t) < 0)
-        goto error;
-    int dk = day_keys(b, t);
-    if (dk == -2) goto error;
-    if (dk < 0) {
-        /* Only a key that cannot be built gets here: acknowledge and delete
-         * the hit, count nothing. */
-        if (set_s(b, e + FOLD_E_KIND, FOLD_KIND_SKIP) < 0 ||
-            set_i(b, e + FOLD_E_SESS, FOLD_KEY_NONE) < 0 ||
-            set_i(b, e + FOLD_E_TOTALS, FOLD_KEY_NONE) < 0 ||
-            set_i(b, e + FOLD_E_EXIT, FOLD_KEY_NONE) < 0 || set_s(b, e + FOLD_E_PAGE, "") < 0 ||
-            set_i(b, e + FOLD_E_TTL, 0) < 0 || set_i(b, e + FOLD_E_NOPS, 0) < 0 ||
-            set_i(b, e + FOLD_E_NVISIT, 0) < 0)
-            goto error;
-        b->entries++;
+    if (!ok) {
+        f->skipped++;
         return 0;
     }
-
-    uint32_t sess = FOLD_KEY_NONE;
-    char key[2048];
-    if (pageview && vis) {
-        char v[65];
-        memcpy(v, vis, vl);
-        v[vl] = '\0';
-        int n = keys_sess(key, sizeof key, b->site, v);
-        if (n < 0 || !(sess = key_index(b, key, (size_t)n))) goto error;
-    }
-    if (set_s(b, e + FOLD_E_KIND, pageview ? FOLD_KIND_PAGEVIEW : FOLD_KIND_EVENT) < 0 ||
-        set_i(b, e + FOLD_E_SESS, sess) < 0 ||
-        set_i(b, e + FOLD_E_TOTALS, b->daykey[FOLD_TOTALS]) < 0 ||
-        set_i(b, e + FOLD_E_EXIT, b->daykey[FOLD_EXIT]) < 0 || set(b, e + FOLD_E_PAGE, path, pl) < 0 ||
-        set_i(b, e + FOLD_E_TTL, fold_session_ttl_ms(FOLD_IDLE_MS, t, now_ms, b->max_ttl_ms)) < 0)
-        goto error;
-
-    /* The ops, then the visit ops: the script finds the visit ops after
-     * FOLD_E_NOPS ops and skips them in one step. */
-    size_t nops = 0, nvisit = 0;
-    if (pageview) {
-        if (op(b, &nops, FOLD_OP_HINCR, b->daykey[FOLD_TOTALS], "pageviews", 9) < 0 ||
-            op(b, &nops, FOLD_OP_HINCR, b->hourkey, "pageviews", 9) < 0 ||
-            op(b, &nops, FOLD_OP_HINCR, b->daykey[FOLD_PAGE], path, pl) < 0)
-            goto error;
-        if (vis) {
-            char p[FOLD_MAX_PATH + 1];
-            memcpy(p, path, pl);
-            p[pl] = '\0';
-            int n = keys_uv(key, sizeof key, b->site, b->day, p);
-            uint32_t uvp = n < 0 ? 0 : key_index(b, key, (size_t)n);
-            if (!uvp || op(b, &nops, FOLD_OP_PFADD, b->daykey[FOLD_UV], vis, vl) < 0 ||
-                op(b, &nops, FOLD_OP_PFADD, uvp, vis, vl) < 0)
-                goto error;
-        }
-        static const struct { enum fold_dim dim; const char *field, *fallback; } visit[] = {
-            {FOLD_SOURCE, HIT_REFERRER, FOLD_DIRECT},
-            {FOLD_UTM_SOURCE, HIT_UTM_SOURCE, NULL},
-            {FOLD_UTM_MEDIUM, HIT_UTM_MEDIUM, NULL},
-            {FOLD_UTM_CAMPAIGN, HIT_UTM_CAMPAIGN, NULL},
-            {FOLD_UTM_TERM, HIT_UTM_TERM, NULL},
-            {FOLD_UTM_CONTENT, HIT_UTM_CONTENT, NULL},
-            {FOLD_COUNTRY, HIT_COUNTRY, FOLD_UNKNOWN},
-            {FOLD_REGION, HIT_REGION, NULL},
-            {FOLD_BROWSER, HIT_BROWSER, FOLD_UNKNOWN},
-            {FOLD_OS, HIT_OS, FOLD_UNKNOWN},
-            {FOLD_DEVICE, HIT_DEVICE, FOLD_UNKNOWN},
-        };
-        if (visit_op(b, &nvisit, b->daykey[FOLD_TOTALS], "visits", 6, NULL) < 0 ||
-            visit_op(b, &nvisit, b->daykey[FOLD_TOTALS], "bounces", 7, NULL) < 0 ||
-            visit_op(b, &nvisit, b->hourkey, "visits", 6, NULL) < 0 ||
-            visit_op(b, &nvisit, b->daykey[FOLD_ENTRY], path, pl, NULL) < 0 ||
-            visit_op(b, &nvisit, b->daykey[FOLD_EXIT], path, pl, NULL) < 0)
-            goto error;
-        for (size_t i = 0; i < sizeof visit / sizeof visit[0]; i++) {
-            const char *v = field(fv, fvlen, nfv, visit[i].field, &len);
-            if (visit_op(b, &nvisit, b->daykey[visit[i].dim], v, len, visit[i].fallback) < 0)
-                goto error;
-        }
-    } else {
-        if (op(b, &nops, FOLD_OP_HINCR, b->daykey[FOLD_TOTALS], "events", 6) < 0 ||
-            op(b, &nops, FOLD_OP_HINCR, b->hourkey, "events", 6) < 0 ||
-            op(b, &nops, FOLD_OP_HINCR, b->daykey[FOLD_EVENT], name, nl) < 0)
-            goto error;
-        if (vis && op(b, &nops, FOLD_OP_PFADD, b->daykey[FOLD_UV], vis, vl) < 0) goto error;
-    }
-    if (set_i(b, e + FOLD_E_NOPS, (long long)nops) < 0 ||
-        set_i(b, e + FOLD_E_NVISIT, (long long)nvisit) < 0)
-        goto error;
-    b->entries++;
+    x->t = t;
+    x->visit = 0;
+    f->nhits++;
     return 0;
-
-error:
-    b->nargs = mark_args;
-    return -1;
 }
 
-int fold_batch_argv(struct fold_batch *b, const char *sha, const char *group,
-                    const char *consumer, const char ***argv, const size_t **argvlen,
-                    size_t *argc)
-{
-    size_t n = 3 + b->nkeys + (FOLD_ARGV_FIRST_ENTRY - 1) + b->nargs;
-    if (grow(&b->argv, &b->capargv, n, sizeof *b->argv) < 0) return -1;
-    size_t cap = b->capargv;
-    if (grow(&b->argvlen, &(size_t){0}, cap, sizeof *b->argvlen) < 0) return -1;
-    /* The numbers go into the arena, like everything else; pointers into it
-     * are taken only once it has stopped growing. */
-    char num[24];
-    struct str numkeys, idle, count;
-    snprintf(num, sizeof num, "%zu", b->nkeys);
-    if (arena_put(b, num, strlen(num), &numkeys) < 0) return -1;
-    snprintf(num, sizeof num, "%lld", (long long)FOLD_IDLE_MS);
-    if (arena_put(b, num, strlen(num), &idle) < 0) return -1;
-    snprintf(num, sizeof num, "%zu", b->entries);
-    if (arena_put(b, num, strlen(num), &count) < 0) return -1;
+/* ------------------------------------------------------------------------ */
+/* Visit states                                                              */
+/* ------------------------------------------------------------------------ */
 
-    struct { const char *p; size_t len; } head[FOLD_ARGV_FIRST_ENTRY] = {
-        [FOLD_ARGV_GROUP] = {group, strlen(group)},
-        [FOLD_ARGV_CONSUMER] = {consumer, strlen(consumer)},
-        [FOLD_ARGV_IDLE_MS] = {b->arena + idle.off, idle.len},
-        [FOLD_ARGV_ENTRIES] = {b->arena + count.off, count.len},
-    };
+struct visitarg {
+    uint32_t vkey;
+    const unsigned char *v;
+};
+
+static uint64_t visit_hash(struct fold *f, uint32_t vkey, const unsigned char *v)
+{
+    return hash_fnv1a(hash_fnv1a(f->seed, &vkey, sizeof vkey), v, RAWHIT_VISITOR_LEN);
+}
+
+static uint64_t visit_rehash(struct fold *f, uint32_t i)
+{
+    return visit_hash(f, f->visits[i].vkey, f->visits[i].visitor);
+}
+
+static int visit_eq(struct fold *f, uint32_t i, const void *arg)
+{
+    const struct visitarg *a = arg;
+    return f->visits[i].vkey == a->vkey && memcmp(f->visits[i].visitor, a->v, RAWHIT_VISITOR_LEN) == 0;
+}
+
+static struct vgroup *group_of(struct fold *f, uint32_t vkey, int64_t day)
+{
+    for (size_t i = 0; i < f->ngroups; i++)
+        if (f->groups[i].vkey == vkey) return &f->groups[i];
+    size_t old = f->capgroups;
+    if (grow(&f->groups, &f->capgroups, f->ngroups + 1, sizeof *f->groups) < 0) return NULL;
+    if (f->capgroups > old) memset(f->groups + old, 0, (f->capgroups - old) * sizeof *f->groups);
+    struct vgroup *g = &f->groups[f->ngroups++];
+    g->vkey = vkey;
+    g->day = day;
+    g->n = 0;
+    return g;
+}
+
+/* Finds or adds the visit state of every hit with a visitor, grouped by
+ * the UTC day's hash. */
+static int collect_visits(struct fold *f)
+{
+    if (f->collected) return 0;
+    f->collected = 1;
+    char key[600], day[CLOCK_DAY_LEN + 1];
+    int64_t cached_day = INT64_MIN;
+    uint32_t vkey = 0;
+    struct vgroup *g = NULL;
+    for (size_t i = 0; i < f->nhits; i++) {
+        struct fhit *x = &f->hits[i];
+        if (!(x->h.flags & RAWHIT_F_VISITOR)) continue;
+        int64_t d = clock_utc_day(x->t);
+        if (d != cached_day) {
+            clock_format_day(d, day);
+            int64_t k = key_index(f, key, keys_visits(key, sizeof key, f->site, day));
+            if (k < 0 || !(g = group_of(f, (uint32_t)k, d))) return -1;
+            vkey = (uint32_t)k;
+            cached_day = d;
+        }
+        struct visitarg a = {vkey, x->h.visitor};
+        uint32_t *slot = table_find(f, &f->visitt, f->nvisits, visit_hash(f, vkey, x->h.visitor),
+                                    visit_eq, &a, visit_rehash);
+        if (!slot) return -1;
+        if (!*slot) {
+            if (grow(&f->visits, &f->capvisits, f->nvisits + 1, sizeof *f->visits) < 0 ||
+                grow(&g->visits, &g->cap, g->n + 1, sizeof *g->visits) < 0)
+                return -1;
+            struct visit *v = &f->visits[f->nvisits];
+            memset(v, 0, sizeof *v);
+            v->vkey = vkey;
+            memcpy(v->visitor, x->h.visitor, RAWHIT_VISITOR_LEN);
+            g->visits[g->n++] = (uint32_t)f->nvisits;
+            *slot = (uint32_t)++f->nvisits;
+        }
+        x->visit = *slot;
+    }
+    return 0;
+}
+
+int fold_visit_queries(struct fold *f, size_t *n)
+{
+    *n = 0;
+    if (collect_visits(f) < 0) return -1;
+    for (size_t i = 0; i < f->ngroups; i++) {
+        struct vgroup *g = &f->groups[i];
+        free(g->fields);
+        g->fields = malloc((g->n ? g->n : 1) * sizeof *g->fields);
+        if (!g->fields) return -1;
+        for (size_t j = 0; j < g->n; j++) g->fields[j] = f->visits[g->visits[j]].visitor;
+    }
+    *n = f->ngroups;
+    return 0;
+}
+
+void fold_visit_query(const struct fold *f, size_t i, const char **key, size_t *keylen,
+                      const unsigned char *const **fields, size_t *nfields)
+{
+    const struct vgroup *g = &f->groups[i];
+    *key = AT(f, f->keys[g->vkey]);
+    *keylen = f->keys[g->vkey].len;
+    *fields = g->fields;
+    *nfields = g->n;
+}
+
+/* A state is "first last views day exit", the exit page last so that it may
+ * hold anything. */
+int fold_visit_loaded(struct fold *f, size_t i, size_t j, const char *value, size_t len)
+{
+    struct visit *v = &f->visits[f->groups[i].visits[j]];
+    if (!value) return 0;
+    char head[96];
+    size_t hl = len < sizeof head - 1 ? len : sizeof head - 1;
+    memcpy(head, value, hl);
+    head[hl] = '\0';
+    long long first, last;
+    long views;
+    int used = 0;
+    char day[CLOCK_DAY_LEN + 2];
+    if (sscanf(head, "%lld %lld %ld %9s %n", &first, &last, &views, day, &used) != 4 ||
+        strlen(day) != CLOCK_DAY_LEN || used <= 0 || (size_t)used > len)
+        return 0;               /* unreadable: the visit starts afresh */
+    v->known = 1;
+    v->first = first;
+    v->last = last;
+    v->views = views;
+    memcpy(v->day, day, sizeof v->day);
+    return arena_put(f, value + used, len - (size_t)used, &v->exit);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Counting                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* A visit-level breakdown, counted when the hit starts a visit; an empty
+ * value is skipped, or filed under fallback. */
+static int visit_dim(struct fold *f, enum fold_dim d, const struct rawhit *h, enum rawhit_str s,
+                     const char *fallback)
+{
+    if (h->n[s]) return incr(f, f->daykey[d], h->s[s], h->n[s], 1);
+    return fallback ? incr_s(f, f->daykey[d], fallback, 1) : 0;
+}
+
+static int start_visit(struct fold *f, const struct fhit *x, const char *path, size_t pl)
+{
+    const struct rawhit *h = &x->h;
+    const char *device = rawhit_device_name(h->device);
+    if (incr_s(f, f->daykey[FOLD_TOTALS], "visits", 1) < 0 ||
+        incr_s(f, f->daykey[FOLD_TOTALS], "bounces", 1) < 0 ||
+        incr_s(f, f->hourkey, "visits", 1) < 0 ||
+        incr(f, f->daykey[FOLD_ENTRY], path, pl, 1) < 0 ||
+        incr(f, f->daykey[FOLD_EXIT], path, pl, 1) < 0 ||
+        visit_dim(f, FOLD_SOURCE, h, RAWHIT_REFERRER, FOLD_DIRECT) < 0 ||
+        visit_dim(f, FOLD_UTM_SOURCE, h, RAWHIT_UTM_SOURCE, NULL) < 0 ||
+        visit_dim(f, FOLD_UTM_MEDIUM, h, RAWHIT_UTM_MEDIUM, NULL) < 0 ||
+        visit_dim(f, FOLD_UTM_CAMPAIGN, h, RAWHIT_UTM_CAMPAIGN, NULL) < 0 ||
+        visit_dim(f, FOLD_UTM_TERM, h, RAWHIT_UTM_TERM, NULL) < 0 ||
+        visit_dim(f, FOLD_UTM_CONTENT, h, RAWHIT_UTM_CONTENT, NULL) < 0 ||
+        visit_dim(f, FOLD_COUNTRY, h, RAWHIT_COUNTRY, FOLD_UNKNOWN) < 0 ||
+        visit_dim(f, FOLD_REGION, h, RAWHIT_REGION, NULL) < 0 ||
+        visit_dim(f, FOLD_BROWSER, h, RAWHIT_BROWSER, FOLD_UNKNOWN) < 0 ||
+        visit_dim(f, FOLD_OS, h, RAWHIT_OS, FOLD_UNKNOWN) < 0 ||
+        incr_s(f, f->daykey[FOLD_DEVICE], device[0] ? device : FOLD_UNKNOWN, 1) < 0)
+        return -1;
+    return 0;
+}
+
+/* A pageview of a visit already under way: the bounce taken back, the
+ * duration and the exit page moved, on the day the visit began. */
+static int extend_visit(struct fold *f, struct visit *v, int64_t t, const char *path, size_t pl)
+{
+    uint32_t totals, exit;
+    if (day_key(f, v->day, FOLD_TOTALS, &totals) < 0 || day_key(f, v->day, FOLD_EXIT, &exit) < 0)
+        return -1;
+    if (++v->views == 2 && incr_s(f, totals, "bounces", -1) < 0) return -1;
+    int64_t nf = t < v->first ? t : v->first, nl = t > v->last ? t : v->last;
+    int64_t more = (nl - nf) - (v->last - v->first);
+    if (more > 0 && incr_s(f, totals, "duration_ms", more) < 0) return -1;
+    if (t >= v->last && (v->exit.len != pl || memcmp(AT(f, v->exit), path, pl) != 0)) {
+        if (incr(f, exit, AT(f, v->exit), v->exit.len, -1) < 0 || incr(f, exit, path, pl, 1) < 0 ||
+            arena_put(f, path, pl, &v->exit) < 0)
+            return -1;
+    }
+    v->first = nf;
+    v->last = nl;
+    v->dirty = 1;
+    return 0;
+}
+
+static int count_pageview(struct fold *f, struct fhit *x)
+{
+    const char *path = x->h.n[RAWHIT_PATH] ? x->h.s[RAWHIT_PATH] : "/";
+    size_t pl = x->h.n[RAWHIT_PATH] ? x->h.n[RAWHIT_PATH] : 1;
+    if (pl > FOLD_MAX_PATH) pl = FOLD_MAX_PATH;
+    if (incr_s(f, f->daykey[FOLD_TOTALS], "pageviews", 1) < 0 ||
+        incr_s(f, f->hourkey, "pageviews", 1) < 0 || incr(f, f->daykey[FOLD_PAGE], path, pl, 1) < 0)
+        return -1;
+    if (x->visit) {
+        char key[FOLD_MAX_PATH + 700], p[FOLD_MAX_PATH + 1];
+        memcpy(p, path, pl);
+        p[pl] = '\0';
+        int64_t uvp = key_index(f, key, keys_uv(key, sizeof key, f->site, f->day, p));
+        if (uvp < 0 || pfadd(f, f->daykey[FOLD_UV], x->h.visitor) < 0 ||
+            pfadd(f, (uint32_t)uvp, x->h.visitor) < 0)
+            return -1;
+        struct visit *v = &f->visits[x->visit - 1];
+        if (v->known && x->t <= v->last + FOLD_IDLE_MS && x->t >= v->first - FOLD_IDLE_MS)
+            return extend_visit(f, v, x->t, path, pl);
+        if (!v->known || x->t > v->last + FOLD_IDLE_MS) {
+            /* A new visit replaces the state; a straggler from long before
+             * the current visit is a visit of its own and leaves it alone. */
+            v->known = v->dirty = 1;
+            v->first = v->last = x->t;
+            v->views = 1;
+            memcpy(v->day, f->day, sizeof v->day);
+            if (arena_put(f, path, pl, &v->exit) < 0) return -1;
+        }
+    }
+    return start_visit(f, x, path, pl);
+}
+
+static int count_event(struct fold *f, const struct fhit *x)
+{
+    if (incr_s(f, f->daykey[FOLD_TOTALS], "events", 1) < 0 || incr_s(f, f->hourkey, "events", 1) < 0 ||
+        incr(f, f->daykey[FOLD_EVENT], x->h.s[RAWHIT_NAME], x->h.n[RAWHIT_NAME], 1) < 0)
+        return -1;
+    if (x->visit && pfadd(f, f->daykey[FOLD_UV], x->h.visitor) < 0) return -1;
+    return 0;
+}
+
+int fold_compute(struct fold *f, int64_t now_ms)
+{
+    f->now = now_ms;
+    if (collect_visits(f) < 0) return -1;
+    for (size_t i = 0; i < f->nhits; i++) {
+        struct fhit *x = &f->hits[i];
+        if (bucket(f, x->t) < 0) return -1;
+        const struct rawhit *h = &x->h;
+        int pageview = h->n[RAWHIT_NAME] == 0 ||
+                       (h->n[RAWHIT_NAME] == 8 && memcmp(h->s[RAWHIT_NAME], "pageview", 8) == 0);
+        if ((pageview ? count_pageview(f, x) : count_event(f, x)) < 0) return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The command                                                               */
+/* ------------------------------------------------------------------------ */
+
+static int arg(struct fold *f, const char *s, size_t len)
+{
+    if (grow(&f->args, &f->capargs, f->nargs + 1, sizeof *f->args) < 0) return -1;
+    return arena_put(f, s, len, &f->args[f->nargs++]);
+}
+
+static int arg_s(struct fold *f, const char *s)
+{
+    return arg(f, s, strlen(s));
+}
+
+static int arg_i(struct fold *f, long long v)
+{
+    char buf[24];
+    return arg(f, buf, (size_t)snprintf(buf, sizeof buf, "%lld", v));
+}
+
+/* KEYS index (1-based) of key i: the keys go to KEYS in their order. */
+static long long keys_at(uint32_t i)
+{
+    return (long long)i + 1;
+}
+
+/* The id right after "ms-seq": XTRIM MINID keeps it and what follows. */
+static int next_id(const char *id, char *out, size_t cap)
+{
+    unsigned long long ms, seq;
+    if (sscanf(id, "%llu-%llu", &ms, &seq) != 2) return -1;
+    int n = seq == UINT64_MAX ? snprintf(out, cap, "%llu-0", ms + 1) : snprintf(out, cap, "%llu-%llu", ms, seq + 1);
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+static int visit_args(struct fold *f, int64_t now_ms, size_t *ngroups)
+{
+    *ngroups = 0;
+    for (size_t i = 0; i < f->ngroups; i++) {
+        const struct vgroup *g = &f->groups[i];
+        size_t dirty = 0;
+        for (size_t j = 0; j < g->n; j++) dirty += f->visits[g->visits[j]].dirty;
+        if (!dirty) continue;
+        int64_t at = (g->day + 1) * CLOCK_DAY_MS + FOLD_IDLE_MS;
+        if (at < now_ms + FOLD_IDLE_MS) at = now_ms + FOLD_IDLE_MS;
+        if (arg_i(f, keys_at(g->vkey)) < 0 || arg_i(f, at) < 0 ||
+            arg_i(f, (long long)dirty) < 0)
+            return -1;
+        for (size_t j = 0; j < g->n; j++) {
+            const struct visit *v = &f->visits[g->visits[j]];
+            if (!v->dirty) continue;
+            char state[96 + FOLD_MAX_PATH];
+            int n = snprintf(state, 96, "%lld %lld %ld %s ", (long long)v->first,
+                             (long long)v->last, v->views, v->day);
+            memcpy(state + n, AT(f, v->exit), v->exit.len);
+            if (arg(f, (const char *)v->visitor, RAWHIT_VISITOR_LEN) < 0 ||
+                arg(f, state, (size_t)n + v->exit.len) < 0)
+                return -1;
+        }
+        (*ngroups)++;
+    }
+    return 0;
+}
+
+int fold_argv(struct fold *f, const char *sha, const char *expect, long long added,
+              long long length, const char ***argv, const size_t **argvlen, size_t *argc)
+{
+    char trim[64];
+    if (!f->last[0] || next_id(f->last, trim, sizeof trim) < 0) return -1;
+    f->nargs = 0;
+    if (arg_s(f, expect) < 0 || arg_s(f, f->last) < 0 || arg_s(f, trim) < 0 ||
+        arg_i(f, added) < 0 || arg_i(f, length) < 0)
+        return -1;
+    size_t counts = f->nargs;
+    if (arg_s(f, "0") < 0 || arg_s(f, "0") < 0 || arg_s(f, "0") < 0) return -1;
+    size_t nincr = 0, npf = 0, nvisit;
+    for (size_t i = 0; i < f->nsums; i++) {
+        const struct sum *s = &f->sums[i];
+        if (s->kind != SUM_INCR || s->delta == 0) continue;
+        if (arg_i(f, keys_at(s->key)) < 0 ||
+            arg(f, AT(f, s->member), s->member.len) < 0 || arg_i(f, s->delta) < 0)
+            return -1;
+        nincr++;
+    }
+    /* HyperLogLog members, grouped by key: one PFADD each. */
+    for (uint32_t k = 0; k < f->nkeys; k++) {
+        size_t at = 0, n = 0;
+        for (size_t i = 0; i < f->nsums; i++) {
+            const struct sum *s = &f->sums[i];
+            if (s->kind != SUM_PF || s->key != k) continue;
+            if (!n) {
+                if (arg_i(f, keys_at(k)) < 0) return -1;
+                at = f->nargs;
+                if (arg_s(f, "0") < 0) return -1;
+            }
+            if (arg(f, AT(f, s->member), s->member.len) < 0) return -1;
+            n++;
+        }
+        if (n) {
+            char num[24];
+            struct str s;
+            if (arena_put(f, num, (size_t)snprintf(num, sizeof num, "%zu", n), &s) < 0) return -1;
+            f->args[at] = s;
+            npf++;
+        }
+    }
+    if (visit_args(f, f->now, &nvisit) < 0) return -1;
+    const size_t nums[3] = {nincr, npf, nvisit};
+    for (int k = 0; k < 3; k++) {
+        char num[24];
+        struct str s;
+        if (arena_put(f, num, (size_t)snprintf(num, sizeof num, "%zu", nums[k]), &s) < 0) return -1;
+        f->args[counts + (size_t)k] = s;
+    }
+
+    char numkeys[24];
+    struct str sn;
+    if (arena_put(f, numkeys, (size_t)snprintf(numkeys, sizeof numkeys, "%zu", f->nkeys), &sn) < 0)
+        return -1;
+    size_t n = 3 + f->nkeys + f->nargs;
+    if (grow(&f->argv, &f->capargv, n, sizeof *f->argv) < 0) return -1;
+    size_t cap = f->capargv;
+    if (grow(&f->argvlen, &(size_t){0}, cap, sizeof *f->argvlen) < 0) return -1;
     size_t k = 0;
-#define PUT(p, l) (b->argv[k] = (p), b->argvlen[k] = (l), k++)
+#define PUT(p, l) (f->argv[k] = (p), f->argvlen[k] = (l), k++)
     PUT("EVALSHA", 7);
     PUT(sha, strlen(sha));
-    PUT(b->arena + numkeys.off, numkeys.len);
-    for (size_t i = 0; i < b->nkeys; i++) PUT(b->arena + b->keys[i].off, b->keys[i].len);
-    for (int a = FOLD_ARGV_GROUP; a < FOLD_ARGV_FIRST_ENTRY; a++) PUT(head[a].p, head[a].len);
-    for (size_t i = 0; i < b->nargs; i++) PUT(b->arena + b->args[i].off, b->args[i].len);
+    PUT(AT(f, sn), sn.len);
+    for (size_t i = 0; i < f->nkeys; i++) PUT(AT(f, f->keys[i]), f->keys[i].len);
+    for (size_t i = 0; i < f->nargs; i++) PUT(AT(f, f->args[i]), f->args[i].len);
 #undef PUT
-    *argv = b->argv;
-    *argvlen = b->argvlen;
+    *argv = f->argv;
+    *argvlen = f->argvlen;
     *argc = k;
     return 0;
-}
-
-int64_t fold_session_ttl_ms(int64_t idle_ms, int64_t t_ms, int64_t now_ms, int64_t max_ms)
-{
-    int64_t lag = now_ms > t_ms ? now_ms - t_ms : 0;
-    int64_t ttl = idle_ms + lag;
-    if (ttl > max_ms) ttl = max_ms;
-    if (ttl < 1000) ttl = 1000;
-    return ttl;
 }

@@ -1,26 +1,41 @@
-/* fold.h -- a batch of raw hits counted exactly once: the C half and the script.
+/* fold.h -- raw hits counted exactly once: the C half and the script.
  *
- * The fold owns the counting of raw hits into aggregates and visits. It has
- * two halves that share one argument layout, declared below, once:
+ * The fold owns the counting of a site's raw hits into aggregates and visits.
+ * It reads the site's stream in large ranges past a cursor, and counts each
+ * range in C: every hit's day and hour in the site's timezone, the keys it
+ * touches (keys.h), the visits it starts or extends. What reaches Redis is the
+ * sum: one counter delta per (key, member), one PFADD per HyperLogLog with all
+ * its new members, one HSET per day of visit state. Then fold.lua (fold_script)
+ * applies that in one atomic step whose cost grows with the distinct keys and
+ * members of the batch, not with its hits:
  *
- *   fold.c    decides, in C, everything that does not depend on state held in
- *             Redis: the day and hour of each hit in the site's timezone, the
- *             names of the keys it touches (via keys.h, the one place that
- *             knows the schema) and the counter updates;
- *   fold.lua  (fold_script) runs once per batch, atomically, and decides what
- *             does depend on state: whether an entry is still pending for the
- *             group and still in the stream -- neither counted before nor
- *             withdrawn or purged since -- and whether a pageview starts a
- *             visit. It counts, acknowledges and deletes in the same step, so
- *             a replayed batch changes nothing.
+ *   - it checks that the cursor is still where the batch began (no other
+ *     aggregator, nor a replay of this one, counted the range meanwhile) and
+ *     that no entry was deleted from the stream since it was read (a withdrawal
+ *     or a purge: the batch is then read again, without the deleted hits);
+ *   - it adds the deltas, writes the visit states, moves the cursor to the
+ *     batch's last id and trims the stream up to it (XTRIM MINID).
  *
- * A visit is a visitor's run of pageviews with no gap over FOLD_IDLE_MS. Its
- * state lives in Redis (fs:{S}:sess:<visitor>, with a TTL), read and written
- * only by the script, so that it is the same whichever batch, process or
- * restart sees the next hit. Visit metrics are filed under the day the visit
+ * Counting, moving the cursor and deleting the raw entries are one script, so
+ * after any crash either all of a batch happened or none of it. Several
+ * aggregators share the sites: each folds a site only while it holds the
+ * site's lease (fs:{S}:lease, renewed per batch); the cursor check keeps a hit
+ * counted once even when a lease is lost mid-batch.
+ *
+ * A visit is a visitor's run of pageviews with no gap over FOLD_IDLE_MS.
+ * Visitor ids change every UTC day (visitor.h), so visit state lives in one
+ * hash per site and UTC day, fs:{S}:v:YYYYMMDD, field = the visitor's 8
+ * bytes, expiring once the day is over and idle (or, when folding late, idle
+ * after the fold). Visit metrics are filed under the local day the visit
  * began: a first pageview adds a visit and a bounce; the second takes the
- * bounce back; each later pageview moves the exit page and adds the time
- * since the previous one to the duration.
+ * bounce back; each later pageview moves the exit page and adds the time since
+ * the previous one to the duration.
+ *
+ * Use: fold_reset(), fold_add() for each entry of the range, then for each
+ * fold_visit_query() an HMGET whose answers go to fold_visit_loaded(), then
+ * fold_compute() and fold_argv(), whose command is sent; its reply is read with
+ * fold_reply(). The entries' strings are not copied: what fold_add() was given
+ * must live until fold_argv()'s command has been sent.
  */
 #ifndef FAIRSTAT_FOLD_H
 #define FAIRSTAT_FOLD_H
@@ -31,95 +46,67 @@
 #include "clock.h"
 
 #define FOLD_IDLE_MS (30 * 60 * 1000LL)   /* a longer gap ends a visit */
+#define FOLD_LEASE_MS 10000               /* a site's lease, renewed per batch */
 
 /* ------------------------------------------------------------------------ */
 /* The script's arguments: fold.c writes them, fold.lua reads them           */
 /* ------------------------------------------------------------------------ */
 
-/* EVALSHA sha numkeys KEYS... ARGV... (fold_batch_argv). KEYS[FOLD_KEY_STREAM]
- * is the site's stream; every other key of the batch follows, each once, and
- * an entry names a key by its KEYS index (FOLD_KEY_NONE: no key). */
+/* EVALSHA sha numkeys KEYS... ARGV... (fold_argv). Every other key of the
+ * batch follows the two fixed ones, each once; ARGV names a key by its KEYS
+ * index. */
 enum fold_key {
-    FOLD_KEY_NONE = 0,
-    FOLD_KEY_STREAM = 1,
+    FOLD_KEY_STREAM = 1,        /* fs:{S}:hits */
+    FOLD_KEY_CURSOR,            /* fs:{S}:cursor: the last id counted */
+    FOLD_KEY_FIRST_OTHER
 };
 
-/* ARGV, 1-based as Lua indexes it. */
+/* ARGV, 1-based as Lua indexes it. Then FOLD_ARGV_NINCR counter deltas of
+ * FOLD_INCR_WIDTH items, FOLD_ARGV_NPF HyperLogLog groups (key, count,
+ * members...), FOLD_ARGV_NVISIT visit groups (key, expire-at ms, count,
+ * field, value, ...). */
 enum fold_argv {
-    FOLD_ARGV_GROUP = 1,        /* consumer group */
-    FOLD_ARGV_CONSUMER,         /* consumer name, for XCLAIM */
-    FOLD_ARGV_IDLE_MS,          /* FOLD_IDLE_MS */
-    FOLD_ARGV_ENTRIES,          /* number of entries that follow */
-    FOLD_ARGV_FIRST_ENTRY       /* the first entry's FOLD_E_ID */
+    FOLD_ARGV_EXPECT = 1,       /* the cursor the batch began at; "" for none */
+    FOLD_ARGV_LAST,             /* the batch's last id: the new cursor */
+    FOLD_ARGV_TRIM,             /* the id after it: XTRIM MINID */
+    FOLD_ARGV_ADDED,            /* the stream's entries-added when read */
+    FOLD_ARGV_LENGTH,           /* its length when read */
+    FOLD_ARGV_NINCR,
+    FOLD_ARGV_NPF,
+    FOLD_ARGV_NVISIT,
+    FOLD_ARGV_FIRST_OP
 };
 
-/* One entry: FOLD_E_HEAD items at these offsets from its first, then
- * FOLD_E_NOPS ops of FOLD_OP_WIDTH items, then FOLD_E_NVISIT visit ops of
- * FOLD_VISIT_WIDTH items; the next entry follows. */
-enum fold_entry {
-    FOLD_E_ID,                  /* stream entry id */
-    FOLD_E_TIME,                /* hit time, ms since the epoch */
-    FOLD_E_KIND,                /* FOLD_KIND_PAGEVIEW, _EVENT or _SKIP */
-    FOLD_E_SESS,                /* key of the visitor's visit state, or none */
-    FOLD_E_TOTALS,              /* key of the day's totals hash */
-    FOLD_E_EXIT,                /* key of the day's exit-page hash */
-    FOLD_E_PAGE,                /* the path */
-    FOLD_E_TTL,                 /* ms the visit state must live (fold_session_ttl_ms) */
-    FOLD_E_NOPS,
-    FOLD_E_NVISIT,
-    FOLD_E_HEAD
+enum fold_incr {
+    FOLD_INCR_KEY,
+    FOLD_INCR_MEMBER,
+    FOLD_INCR_DELTA,            /* may be negative: a bounce taken back, an exit page moved */
+    FOLD_INCR_WIDTH
 };
 
-/* An op applies to every counted hit: FOLD_OP_HINCR (HINCRBY key member 1)
- * or FOLD_OP_PFADD (PFADD key member). */
-enum fold_op {
-    FOLD_OP_CODE,
-    FOLD_OP_KEY,
-    FOLD_OP_MEMBER,
-    FOLD_OP_WIDTH
+/* The script's reply, 0-based as hiredis indexes it: {status}. */
+enum fold_status {
+    FOLD_APPLIED = 0,
+    FOLD_MOVED,                 /* the cursor is not where the batch began */
+    FOLD_DELETED,               /* entries were deleted since the range was read */
 };
-
-/* A visit op (HINCRBY key member 1) applies only when the hit starts a
- * visit; they come last so that the script skips them in one step. */
-enum fold_visit_op {
-    FOLD_VISIT_KEY,
-    FOLD_VISIT_MEMBER,
-    FOLD_VISIT_WIDTH
-};
-
-/* The script's reply: an array of two integers, 0-based as hiredis indexes it. */
-enum fold_reply {
-    FOLD_REPLY_COUNTED,         /* entries counted */
-    FOLD_REPLY_SKIPPED,         /* already counted, withdrawn, purged or unusable */
-    FOLD_REPLY_LEN
-};
-
-#define FOLD_KIND_PAGEVIEW "P"
-#define FOLD_KIND_EVENT "E"
-#define FOLD_KIND_SKIP "X"      /* unusable: acknowledge and delete, count nothing */
-#define FOLD_OP_HINCR "h"
-#define FOLD_OP_PFADD "p"
 
 /* What luagen (common/build.mk) writes into fold.lua as `local NAME = value`. */
 #define FOLD_LUA_INTS(X)                                                                   \
-    X(FOLD_KEY_NONE) X(FOLD_KEY_STREAM)                                                    \
-    X(FOLD_ARGV_GROUP) X(FOLD_ARGV_CONSUMER) X(FOLD_ARGV_IDLE_MS) X(FOLD_ARGV_ENTRIES)     \
-    X(FOLD_ARGV_FIRST_ENTRY)                                                               \
-    X(FOLD_E_ID) X(FOLD_E_TIME) X(FOLD_E_KIND) X(FOLD_E_SESS) X(FOLD_E_TOTALS)             \
-    X(FOLD_E_EXIT) X(FOLD_E_PAGE) X(FOLD_E_TTL) X(FOLD_E_NOPS) X(FOLD_E_NVISIT)            \
-    X(FOLD_E_HEAD)                                                                         \
-    X(FOLD_OP_CODE) X(FOLD_OP_KEY) X(FOLD_OP_MEMBER) X(FOLD_OP_WIDTH)                      \
-    X(FOLD_VISIT_KEY) X(FOLD_VISIT_MEMBER) X(FOLD_VISIT_WIDTH)                             \
-    X(FOLD_REPLY_COUNTED) X(FOLD_REPLY_SKIPPED) X(FOLD_REPLY_LEN)
-#define FOLD_LUA_STRINGS(X)                                                                \
-    X(FOLD_KIND_PAGEVIEW) X(FOLD_KIND_EVENT) X(FOLD_KIND_SKIP) X(FOLD_OP_HINCR) X(FOLD_OP_PFADD)
+    X(FOLD_KEY_STREAM) X(FOLD_KEY_CURSOR)                                                  \
+    X(FOLD_ARGV_EXPECT) X(FOLD_ARGV_LAST) X(FOLD_ARGV_TRIM) X(FOLD_ARGV_ADDED)             \
+    X(FOLD_ARGV_LENGTH) X(FOLD_ARGV_NINCR) X(FOLD_ARGV_NPF) X(FOLD_ARGV_NVISIT)            \
+    X(FOLD_ARGV_FIRST_OP)                                                                  \
+    X(FOLD_INCR_KEY) X(FOLD_INCR_MEMBER) X(FOLD_INCR_DELTA) X(FOLD_INCR_WIDTH)             \
+    X(FOLD_APPLIED) X(FOLD_MOVED) X(FOLD_DELETED)
+#define FOLD_LUA_STRINGS(X)
 
 /* fold.lua, with the constants above prepended; SCRIPT LOAD it and call it
  * by its SHA1. */
 extern const char fold_script[];
 
 /* ------------------------------------------------------------------------ */
-/* Batches                                                                   */
+/* Aggregates                                                                */
 /* ------------------------------------------------------------------------ */
 
 /* The per-day hashes fs:{S}:d:YYYYMMDD:<dim>; FOLD_UV is the HyperLogLog. */
@@ -151,38 +138,54 @@ extern const char *const fold_dim_names[FOLD_NDIMS];
 #define FOLD_UNKNOWN "(unknown)"
 #define FOLD_MAX_PATH 1024      /* longer paths are cut, so one hit never fails a batch */
 
-struct fold_batch;
+/* ------------------------------------------------------------------------ */
+/* Batches                                                                   */
+/* ------------------------------------------------------------------------ */
 
-/* A batch for site's stream, bucketing in zone (borrowed: must outlive the
- * batch). Visit states live at most max_ttl_ms (retention.raw_max_age plus
- * FOLD_IDLE_MS: no raw hit, hence no visit, is older). NULL when out of
- * memory. */
-struct fold_batch *fold_batch_new(const char *site, struct clock_zone *zone, int64_t max_ttl_ms);
-void fold_batch_free(struct fold_batch *b);
+struct fold;
+
+/* The fold of site, bucketing in zone (borrowed: must outlive it). NULL when
+ * out of memory or the site's key names do not fit. */
+struct fold *fold_new(const char *site, struct clock_zone *zone);
+void fold_free(struct fold *f);
+
 /* Empties the batch, keeping its memory. */
-void fold_batch_reset(struct fold_batch *b);
+void fold_reset(struct fold *f);
 
 /* Adds the stream entry id with fields fv[0..nfv) (name, value, name, ...;
- * lengths in fvlen). now_ms is the time of the fold, used for the visit
- * state's TTL. The strings are copied. 0, or -1 when out of memory. An entry
- * whose keys cannot be built is added as FOLD_KIND_SKIP so that it is still
- * acknowledged and deleted. */
-int fold_batch_add(struct fold_batch *b, const char *id, size_t idlen,
-                   const char *const *fv, const size_t *fvlen, size_t nfv, int64_t now_ms);
+ * lengths in fvlen): a packed raw hit (rawhit.h), or the field-per-value
+ * entry of earlier versions. Not copied (see above). An entry that is neither
+ * is counted as skipped and trimmed with the rest. 0, or -1 when out of
+ * memory or id is not a stream id. */
+int fold_add(struct fold *f, const char *id, size_t idlen, const char *const *fv,
+             const size_t *fvlen, size_t nfv);
 
-size_t fold_batch_entries(const struct fold_batch *b);
+size_t fold_entries(const struct fold *f);
+/* Entries that were not raw hits. */
+size_t fold_skipped(const struct fold *f);
 
-/* The EVALSHA of fold_script (by its sha) for this batch, laid out as above.
- * *argv and *argvlen point into b and live until the next call on b. 0, or
- * -1 when out of memory. */
-int fold_batch_argv(struct fold_batch *b, const char *sha, const char *group,
-                    const char *consumer, const char ***argv, const size_t **argvlen,
-                    size_t *argc);
+/* The visit states the batch needs: *n queries; query i is HMGET key field...
+ * with *nfields fields of RAWHIT_VISITOR_LEN bytes each. 0, or -1 when out
+ * of memory. */
+int fold_visit_queries(struct fold *f, size_t *n);
+void fold_visit_query(const struct fold *f, size_t i, const char **key, size_t *keylen,
+                      const unsigned char *const **fields, size_t *nfields);
+/* The answer to field j of query i: the stored state (value, len), or NULL
+ * when there is none. Copied. 0, or -1 when out of memory. */
+int fold_visit_loaded(struct fold *f, size_t i, size_t j, const char *value, size_t len);
 
-/* How long the visit state of a hit at t_ms, folded at now_ms, must live:
- * the idle time counted from when the visit's next hit will be folded, i.e.
- * idle plus the current backlog (an aggregator that was down for an hour
- * still joins the visits it catches up on), capped at max_ms; at least 1 s. */
-int64_t fold_session_ttl_ms(int64_t idle_ms, int64_t t_ms, int64_t now_ms, int64_t max_ms);
+/* Counts the batch (visits included) as of now_ms (the visit state's expiry
+ * depends on it). 0, or -1 when out of memory. */
+int fold_compute(struct fold *f, int64_t now_ms);
+
+/* The EVALSHA of fold_script (by its sha) applying the batch, which began
+ * after cursor expect ("" for none) and was read when the stream had added
+ * entries in all and held length: laid out as above. *argv and *argvlen point
+ * into f and live until the next call on f. 0, or -1 when out of memory. */
+int fold_argv(struct fold *f, const char *sha, const char *expect, long long added,
+              long long length, const char ***argv, const size_t **argvlen, size_t *argc);
+
+/* The batch's last stream id (the cursor once applied), or "" when empty. */
+const char *fold_last_id(const struct fold *f);
 
 #endif

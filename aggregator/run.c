@@ -1,12 +1,14 @@
-/* run.c -- the daemon loop: read, fold, apply; reclaim, discover, purge.
+/* run.c -- the daemon loop: take leases, fold sites, wait for hits, purge.
  *
- * One synchronous loop per process. Each turn it blocks in one XREADGROUP over
- * every site's stream (COUNT aggregator.batch, BLOCK aggregator.block_ms) and
- * applies what came back, one script call per site. Every few seconds it
- * reclaims entries another consumer left pending (XAUTOCLAIM), rescans for new
- * sites and, every aggregator.purge_interval, runs the retention purge. Any
- * connection error drops the connection and retries with backoff; nothing is
- * lost, because an entry read but not applied stays pending and is reclaimed.
+ * One synchronous loop per process. Each turn it folds one batch of every
+ * site whose lease it holds or can take (fold.h: read past the cursor, sum in
+ * C, apply atomically) and, when nothing was waiting, blocks in one XREAD over
+ * those sites' streams past their cursors (COUNT 1: a wake-up, not a read)
+ * for at most aggregator.block_ms. Sites another aggregator holds are looked
+ * at again when their lease would have run out. Every few seconds it rescans
+ * for new sites and, every aggregator.purge_interval, runs the retention
+ * purge. Any connection error drops the connection and retries with backoff;
+ * nothing is lost, because the cursor moves only with the counting.
  * SIGTERM/SIGINT are noticed between batches: the batch in hand is applied,
  * then the loop ends (a blocked read returns within block_ms).
  */
@@ -19,11 +21,11 @@
 #include "keys.h"
 #include "log.h"
 #include "purge.h"
+#include "rawhit.h"
 
-#define CLAIM_IDLE_MS 30000     /* pending this long: its consumer is presumed dead */
-#define CLAIM_EVERY_MS 10000
 #define DISCOVER_EVERY_MS 30000
 #define BACKOFF_MAX_MS 5000
+#define MAX_FIELDS 64
 
 static int load_script(struct agg *a)
 {
@@ -36,210 +38,318 @@ static int load_script(struct agg *a)
     return ok ? 0 : -1;
 }
 
-static int ensure_group(struct agg *a, struct agg_site *s)
+/* ------------------------------------------------------------------------ */
+/* Leases                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* 1 when this process may fold s now, 0 when another aggregator holds it,
+ * -1 on a connection error. The lease is taken with SET NX and renewed when
+ * half of it has passed. */
+static int lease(struct agg *a, struct agg_site *s, int64_t now)
 {
-    if (s->group_ready) return 0;
-    /* From id 0, so that hits stored before the first aggregator ran count. */
-    redisReply *r = agg_command(a, "XGROUP CREATE %s %s 0 MKSTREAM", s->stream, KEYS_GROUP);
+    if (s->lease_until - FOLD_LEASE_MS / 2 > now) return 1;
+    if (s->busy_until > now) return 0;
+    redisReply *r = agg_command(a, "SET %s %s NX PX %d", s->lease_key, a->consumer, (int)FOLD_LEASE_MS);
     if (!r) return -1;
-    int ok = r->type != REDIS_REPLY_ERROR || strncmp(r->str, "BUSYGROUP", 9) == 0;
-    if (!ok) snprintf(a->err, sizeof a->err, "XGROUP CREATE %.120s: %.100s", s->stream, r->str);
+    int held = r->type == REDIS_REPLY_STATUS;
     freeReplyObject(r);
-    s->group_ready = ok;
-    return ok ? 0 : -1;
+    if (!held) {
+        r = agg_command(a, "GET %s", s->lease_key);
+        if (!r) return -1;
+        held = r->type == REDIS_REPLY_STRING && strcmp(r->str, a->consumer) == 0;
+        freeReplyObject(r);
+        if (held) {
+            r = agg_command(a, "PEXPIRE %s %d", s->lease_key, (int)FOLD_LEASE_MS);
+            if (!r) return -1;
+            freeReplyObject(r);
+        }
+    }
+    if (held) {
+        s->lease_until = now + FOLD_LEASE_MS;
+        s->busy_until = 0;
+    } else {
+        s->lease_until = 0;
+        s->busy_until = now + FOLD_LEASE_MS / 3;
+    }
+    return held;
 }
 
-/* Folds the entries of one XREADGROUP/XAUTOCLAIM reply of site s and applies
- * them in one script call. 0 or -1. */
-static int apply(struct agg *a, struct agg_site *s, const redisReply *entries)
+static void release_leases(struct agg *a)
 {
-    if (entries->type != REDIS_REPLY_ARRAY || entries->elements == 0) return 0;
-    if (!s->batch) {
-        int64_t max_ttl = (int64_t)a->cfg->retention.raw_max_age_s * 1000 + FOLD_IDLE_MS;
-        s->batch = fold_batch_new(s->name, s->zone, max_ttl);
-        if (!s->batch) goto oom;
+    for (size_t i = 0; i < a->nsites && a->rc; i++) {
+        struct agg_site *s = &a->sites[i];
+        if (!s->lease_until) continue;
+        redisReply *r = agg_command(a, "GET %s", s->lease_key);
+        int mine = r && r->type == REDIS_REPLY_STRING && strcmp(r->str, a->consumer) == 0;
+        if (r) freeReplyObject(r);
+        if (mine && (r = agg_command(a, "DEL %s", s->lease_key))) freeReplyObject(r);
+        s->lease_until = 0;
     }
-    fold_batch_reset(s->batch);
-    int64_t now = clock_now_ms();
-    enum { MAXF = 64 };
-    const char *fv[MAXF];
-    size_t fvlen[MAXF];
-    for (size_t i = 0; i < entries->elements; i++) {
-        const redisReply *e = entries->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING)
-            continue;
-        const redisReply *f = e->element[1];
-        size_t n = 0;
-        /* A nil field list is an entry deleted while pending: it still has
-         * to be acknowledged, and the script will count nothing for it. */
-        if (f->type == REDIS_REPLY_ARRAY)
-            for (; n < f->elements && n < MAXF; n++) {
-                fv[n] = f->element[n]->str ? f->element[n]->str : "";
-                fvlen[n] = f->element[n]->str ? f->element[n]->len : 0;
-            }
-        if (fold_batch_add(s->batch, e->element[0]->str, e->element[0]->len, fv, fvlen, n & ~(size_t)1, now) < 0)
-            goto oom;
-    }
-    const char **argv;
-    const size_t *argvlen;
-    size_t argc;
-    if (fold_batch_argv(s->batch, a->sha, KEYS_GROUP, a->consumer, &argv, &argvlen, &argc) < 0)
-        goto oom;
-    redisReply *r = agg_command_argv(a, (int)argc, argv, argvlen);
-    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
-        /* Redis restarted or SCRIPT FLUSH: load it again and retry once. */
-        freeReplyObject(r);
-        if (load_script(a) < 0) return -1;
-        argv[1] = a->sha;
-        r = agg_command_argv(a, (int)argc, argv, argvlen);
-    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* One batch of one site                                                     */
+/* ------------------------------------------------------------------------ */
+
+static int bad(struct agg *a, struct agg_site *s, const char *what, redisReply *r)
+{
+    snprintf(a->err, sizeof a->err, "%s %.120s: %.100s", what, s->name,
+             r && r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    if (r) freeReplyObject(r);
+    return -1;
+}
+
+static int read_cursor(struct agg *a, struct agg_site *s)
+{
+    if (s->cursor_known) return 0;
+    redisReply *r = agg_command(a, "GET %s", s->cursor_key);
     if (!r) return -1;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != FOLD_REPLY_LEN) {
-        snprintf(a->err, sizeof a->err, "apply script on %.120s: %.100s", s->stream,
-                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        freeReplyObject(r);
-        return -1;
-    }
-    a->stats.read += entries->elements;
-    a->stats.counted += (uint64_t)r->element[FOLD_REPLY_COUNTED]->integer;
-    a->stats.skipped += (uint64_t)r->element[FOLD_REPLY_SKIPPED]->integer;
-    a->stats.batches++;
-    log_debug("%s: applied %zu entries (%lld counted)", s->name, entries->elements,
-              r->element[FOLD_REPLY_COUNTED]->integer);
+    if (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL) return bad(a, s, "GET cursor", r);
+    snprintf(s->cursor, sizeof s->cursor, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+    s->cursor_known = 1;
     freeReplyObject(r);
     return 0;
+}
 
+/* length and entries-added of an XINFO STREAM reply; 0, or -1. */
+static int stream_counts(const redisReply *r, long long *length, long long *added)
+{
+    int found = 0;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+        const redisReply *k = r->element[i], *v = r->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_INTEGER) continue;
+        if (strcmp(k->str, "length") == 0) *length = v->integer, found |= 1;
+        else if (strcmp(k->str, "entries-added") == 0) *added = v->integer, found |= 2;
+    }
+    return found == 3 ? 0 : -1;
+}
+
+/* Reads the visit states the batch needs, one pipelined HMGET per day. */
+static int load_visits(struct agg *a, struct agg_site *s)
+{
+    size_t n;
+    if (fold_visit_queries(s->fold, &n) < 0) goto oom;
+    for (size_t i = 0; i < n; i++) {
+        const char *key;
+        size_t keylen, nf;
+        const unsigned char *const *fields;
+        fold_visit_query(s->fold, i, &key, &keylen, &fields, &nf);
+        const char **argv = malloc((nf + 2) * sizeof *argv);
+        size_t *lens = malloc((nf + 2) * sizeof *lens);
+        if (!argv || !lens) {
+            free(argv);
+            free(lens);
+            goto oom;
+        }
+        argv[0] = "HMGET";
+        lens[0] = 5;
+        argv[1] = key;
+        lens[1] = keylen;
+        for (size_t j = 0; j < nf; j++) {
+            argv[j + 2] = (const char *)fields[j];
+            lens[j + 2] = RAWHIT_VISITOR_LEN;
+        }
+        int rc = agg_append_argv(a, (int)(nf + 2), argv, lens);
+        free(argv);
+        free(lens);
+        if (rc < 0) return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r = agg_get_reply(a);
+        if (!r) return -1;
+        if (rc == 0 && r->type != REDIS_REPLY_ARRAY) {
+            rc = bad(a, s, "HMGET visits", r);
+            continue;
+        }
+        for (size_t j = 0; rc == 0 && j < r->elements; j++) {
+            const redisReply *v = r->element[j];
+            if (fold_visit_loaded(s->fold, i, j, v->type == REDIS_REPLY_STRING ? v->str : NULL,
+                                  v->type == REDIS_REPLY_STRING ? v->len : 0) < 0) {
+                snprintf(a->err, sizeof a->err, "out of memory");
+                rc = -1;
+            }
+        }
+        if (r->type == REDIS_REPLY_ARRAY) freeReplyObject(r);
+    }
+    return rc;
 oom:
     snprintf(a->err, sizeof a->err, "out of memory folding %.120s", s->name);
     return -1;
 }
 
-static struct agg_site *site_by_stream(struct agg *a, const char *key)
+static redisReply *apply(struct agg *a, struct agg_site *s, long long length, long long added)
 {
-    for (size_t i = 0; i < a->nsites; i++)
-        if (strcmp(a->sites[i].stream, key) == 0) return &a->sites[i];
-    return NULL;
+    const char **argv;
+    const size_t *argvlen;
+    size_t argc;
+    if (fold_compute(s->fold, clock_now_ms()) < 0 ||
+        fold_argv(s->fold, a->sha, s->cursor, added, length, &argv, &argvlen, &argc) < 0) {
+        snprintf(a->err, sizeof a->err, "out of memory folding %.120s", s->name);
+        return NULL;
+    }
+    redisReply *r = agg_command_argv(a, (int)argc, argv, argvlen);
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        /* Redis restarted or SCRIPT FLUSH: load it again and retry once. */
+        freeReplyObject(r);
+        if (load_script(a) < 0) return NULL;
+        argv[1] = a->sha;
+        r = agg_command_argv(a, (int)argc, argv, argvlen);
+    }
+    return r;
 }
 
-/* One XREADGROUP over every site; *got = entries read. 0 or -1. */
-static int read_new(struct agg *a, long block_ms, size_t *got)
+/* Folds one batch of s: *got = entries read (0 when nothing waits). 0, or -1. */
+static int fold_site(struct agg *a, struct agg_site *s, size_t *got)
 {
     *got = 0;
-    if (a->nsites == 0) {
-        if (block_ms > 0) agg_sleep(a, block_ms);
-        return 0;
+    if (read_cursor(a, s) < 0) return -1;
+    if (!s->fold && !(s->fold = fold_new(s->name, s->zone))) {
+        snprintf(a->err, sizeof a->err, "out of memory folding %.120s", s->name);
+        return -1;
     }
-    size_t argc = 0, cap = 10 + 2 * a->nsites;
+    char from[72], count[16];
+    snprintf(from, sizeof from, s->cursor[0] ? "(%s" : "-", s->cursor);
+    snprintf(count, sizeof count, "%d", a->cfg->aggregator.batch);
+    const char *info[] = {"XINFO", "STREAM", s->stream};
+    const char *range[] = {"XRANGE", s->stream, from, "+", "COUNT", count};
+    if (agg_append_argv(a, 3, info, NULL) < 0 || agg_append_argv(a, 6, range, NULL) < 0) return -1;
+    redisReply *ri = agg_get_reply(a), *rr = ri ? agg_get_reply(a) : NULL;
+    if (!rr) {
+        if (ri) freeReplyObject(ri);
+        return -1;
+    }
+    long long length = 0, added = 0;
+    int rc = 0;
+    if (ri->type == REDIS_REPLY_ERROR) {
+        /* No stream yet: nothing to fold. */
+    } else if (stream_counts(ri, &length, &added) < 0 || rr->type != REDIS_REPLY_ARRAY) {
+        rc = bad(a, s, "XINFO/XRANGE", NULL);
+    } else if (rr->elements > 0) {
+        fold_reset(s->fold);
+        const char *fv[MAX_FIELDS];
+        size_t fvlen[MAX_FIELDS];
+        for (size_t i = 0; i < rr->elements && rc == 0; i++) {
+            const redisReply *e = rr->element[i];
+            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING)
+                continue;
+            const redisReply *f = e->element[1];
+            size_t n = 0;
+            for (; f->type == REDIS_REPLY_ARRAY && n < f->elements && n < MAX_FIELDS; n++) {
+                fv[n] = f->element[n]->str ? f->element[n]->str : "";
+                fvlen[n] = f->element[n]->str ? f->element[n]->len : 0;
+            }
+            if (fold_add(s->fold, e->element[0]->str, e->element[0]->len, fv, fvlen, n & ~(size_t)1) < 0)
+                rc = bad(a, s, "fold", NULL);
+        }
+        *got = rr->elements;
+        if (rc == 0) rc = load_visits(a, s);
+        redisReply *r = rc == 0 ? apply(a, s, length, added) : NULL;
+        if (rc == 0 && !r) rc = -1;
+        if (r) {
+            long long status = r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+                                       r->element[0]->type == REDIS_REPLY_INTEGER
+                                   ? r->element[0]->integer : -1;
+            if (status == FOLD_APPLIED) {
+                snprintf(s->cursor, sizeof s->cursor, "%s", fold_last_id(s->fold));
+                a->stats.read += fold_entries(s->fold);
+                a->stats.counted += fold_entries(s->fold) - fold_skipped(s->fold);
+                a->stats.skipped += fold_skipped(s->fold);
+                a->stats.batches++;
+                log_debug("%s: applied %zu entries up to %s", s->name, fold_entries(s->fold), s->cursor);
+            } else if (status == FOLD_MOVED) {
+                /* Another aggregator counted the range: start from its cursor. */
+                s->cursor_known = 0;
+                log_info("%s: cursor moved by another aggregator; reading again", s->name);
+            } else if (status == FOLD_DELETED) {
+                log_debug("%s: entries deleted while folding; reading again", s->name);
+            } else {
+                rc = bad(a, s, "apply script on", r);
+                r = NULL;
+            }
+            if (r) freeReplyObject(r);
+        }
+    }
+    freeReplyObject(ri);
+    freeReplyObject(rr);
+    return rc;
+}
+
+/* One batch of every site this process may fold; *got = entries read,
+ * *waiting = sites another aggregator holds whose stream is not empty. */
+static int fold_all(struct agg *a, size_t *got, size_t *waiting)
+{
+    *got = *waiting = 0;
+    for (size_t i = 0; i < a->nsites && !agg_stopping(a); i++) {
+        struct agg_site *s = &a->sites[i];
+        int held = lease(a, s, clock_now_ms());
+        if (held < 0) return -1;
+        if (!held) {
+            /* Folded raw hits are trimmed: what is left is still to count. */
+            redisReply *r = agg_command(a, "XLEN %s", s->stream);
+            if (!r) return -1;
+            *waiting += r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+            freeReplyObject(r);
+            continue;
+        }
+        size_t n;
+        if (fold_site(a, s, &n) < 0) return -1;
+        *got += n;
+    }
+    return 0;
+}
+
+/* Waits up to block_ms for a hit past the cursor of a site this process
+ * holds (or for the next look at one it does not). 0, or -1. */
+static int wait_for_hits(struct agg *a, long block_ms)
+{
+    size_t n = 0, cap = 6 + 2 * a->nsites;
     const char **argv = malloc(cap * sizeof *argv);
     if (!argv) {
         snprintf(a->err, sizeof a->err, "out of memory");
         return -1;
     }
-    char count[16], block[24];
-    snprintf(count, sizeof count, "%d", a->cfg->aggregator.batch);
-    snprintf(block, sizeof block, "%ld", block_ms);
-    argv[argc++] = "XREADGROUP";
-    argv[argc++] = "GROUP";
-    argv[argc++] = KEYS_GROUP;
-    argv[argc++] = a->consumer;
-    argv[argc++] = "COUNT";
-    argv[argc++] = count;
-    if (block_ms > 0) {
-        argv[argc++] = "BLOCK";
-        argv[argc++] = block;
+    int64_t now = clock_now_ms();
+    for (size_t i = 0; i < a->nsites; i++) {
+        const struct agg_site *s = &a->sites[i];
+        if (s->busy_until > now && s->busy_until - now < block_ms) block_ms = (long)(s->busy_until - now);
     }
-    argv[argc++] = "STREAMS";
-    for (size_t i = 0; i < a->nsites; i++) argv[argc++] = a->sites[i].stream;
-    for (size_t i = 0; i < a->nsites; i++) argv[argc++] = ">";
-    redisReply *r = agg_command_argv(a, (int)argc, argv, NULL);
-    free(argv);
-    if (!r) return -1;
+    char count_block[24];
+    snprintf(count_block, sizeof count_block, "%ld", block_ms > 1 ? block_ms : 1);
+    argv[n++] = "XREAD";
+    argv[n++] = "COUNT";
+    argv[n++] = "1";
+    argv[n++] = "BLOCK";
+    argv[n++] = count_block;
+    argv[n++] = "STREAMS";
+    size_t first = n;
+    for (size_t i = 0; i < a->nsites; i++)
+        if (a->sites[i].lease_until > now && a->sites[i].cursor_known) argv[n++] = a->sites[i].stream;
+    size_t nstreams = n - first;
+    for (size_t i = 0; i < a->nsites; i++)
+        if (a->sites[i].lease_until > now && a->sites[i].cursor_known)
+            argv[n++] = a->sites[i].cursor[0] ? a->sites[i].cursor : "0-0";
     int rc = 0;
-    if (r->type == REDIS_REPLY_ERROR) {
-        /* NOGROUP: a stream was deleted under us; recreate groups next turn. */
-        snprintf(a->err, sizeof a->err, "XREADGROUP: %s", r->str);
-        for (size_t i = 0; i < a->nsites; i++) a->sites[i].group_ready = 0;
-        rc = -1;
-    } else if (r->type == REDIS_REPLY_ARRAY) {
-        for (size_t i = 0; i < r->elements && rc == 0; i++) {
-            const redisReply *sr = r->element[i];
-            if (sr->type != REDIS_REPLY_ARRAY || sr->elements != 2) continue;
-            struct agg_site *s = site_by_stream(a, sr->element[0]->str);
-            if (!s) continue;
-            *got += sr->element[1]->elements;
-            rc = apply(a, s, sr->element[1]);
+    if (nstreams == 0) {
+        agg_sleep(a, block_ms);
+    } else {
+        redisReply *r = agg_command_argv(a, (int)n, argv, NULL);
+        if (!r) rc = -1;
+        else if (r->type == REDIS_REPLY_ERROR) {
+            snprintf(a->err, sizeof a->err, "XREAD: %.200s", r->str);
+            rc = -1;
         }
+        if (r) freeReplyObject(r);
     }
-    freeReplyObject(r);
+    free(argv);
     return rc;
-}
-
-/* Claims and applies every entry of s pending longer than min_idle_ms. */
-static int claim(struct agg *a, struct agg_site *s, long min_idle_ms, size_t *got)
-{
-    char start[64] = "0-0";
-    *got = 0;
-    do {
-        redisReply *r = agg_command(a, "XAUTOCLAIM %s %s %s %ld %s COUNT %d", s->stream, KEYS_GROUP,
-                                    a->consumer, min_idle_ms, start, a->cfg->aggregator.batch);
-        if (!r) return -1;
-        if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->element[0]->type != REDIS_REPLY_STRING) {
-            snprintf(a->err, sizeof a->err, "XAUTOCLAIM %.120s: %.100s", s->stream,
-                     r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-            if (r->type == REDIS_REPLY_ERROR) s->group_ready = 0;
-            freeReplyObject(r);
-            return -1;
-        }
-        snprintf(start, sizeof start, "%s", r->element[0]->str);
-        *got += r->element[1]->elements;
-        int rc = apply(a, s, r->element[1]);
-        freeReplyObject(r);
-        if (rc < 0) return -1;
-    } while (strcmp(start, "0-0") != 0 && !agg_stopping(a));
-    return 0;
-}
-
-static int claim_all(struct agg *a, long min_idle_ms)
-{
-    size_t got;
-    for (size_t i = 0; i < a->nsites && !agg_stopping(a); i++)
-        if (ensure_group(a, &a->sites[i]) < 0 || claim(a, &a->sites[i], min_idle_ms, &got) < 0)
-            return -1;
-    return 0;
-}
-
-/* --once: everything pending (whoever read it) and everything new. */
-static int drain(struct agg *a)
-{
-    if (claim_all(a, 0) < 0) return -1;
-    size_t got;
-    do {
-        if (read_new(a, 0, &got) < 0) return -1;
-    } while (got > 0 && !agg_stopping(a));
-    return 0;
-}
-
-/* Removes this process's consumer from each group, unless it still owns
- * pending entries (then another aggregator must be able to claim them). */
-static void leave_groups(struct agg *a)
-{
-    for (size_t i = 0; i < a->nsites && a->rc; i++) {
-        struct agg_site *s = &a->sites[i];
-        if (!s->group_ready) continue;
-        redisReply *r = agg_command(a, "XPENDING %s %s - + 1 %s", s->stream, KEYS_GROUP, a->consumer);
-        int empty = r && r->type == REDIS_REPLY_ARRAY && r->elements == 0;
-        if (r) freeReplyObject(r);
-        if (!empty) continue;
-        r = agg_command(a, "XGROUP DELCONSUMER %s %s %s", s->stream, KEYS_GROUP, a->consumer);
-        if (r) freeReplyObject(r);
-    }
 }
 
 int agg_run(struct agg *a, int once)
 {
     long backoff = 100;
     int failures = 0;
-    int64_t next_discover = 0, next_claim = 0, next_purge = 0;
+    int64_t next_discover = 0, next_purge = 0;
     long interval_ms = a->cfg->aggregator.purge_interval_s * 1000;
     log_info("consumer %s, %s", a->consumer, once ? "draining once" : "running");
     while (!agg_stopping(a)) {
@@ -252,22 +362,18 @@ int agg_run(struct agg *a, int once)
             if (agg_discover(a) < 0) goto fail;
             next_discover = now + DISCOVER_EVERY_MS;
         }
-        for (size_t i = 0; i < a->nsites; i++)
-            if (ensure_group(a, &a->sites[i]) < 0) goto fail;
-        if (once) {
-            if (drain(a) < 0) goto fail;
-            break;
-        }
-        if (now >= next_claim) {
-            if (claim_all(a, CLAIM_IDLE_MS) < 0) goto fail;
-            next_claim = now + CLAIM_EVERY_MS;
-        }
-        if (interval_ms > 0 && now >= next_purge) {
+        if (!once && interval_ms > 0 && now >= next_purge) {
             if (purge_run(a, now, 0, NULL) < 0) goto fail;
             next_purge = now + interval_ms;
         }
-        size_t got;
-        if (read_new(a, a->cfg->aggregator.block_ms, &got) < 0) goto fail;
+        size_t got, waiting;
+        if (fold_all(a, &got, &waiting) < 0) goto fail;
+        /* --once ends when every queued hit is counted: hits of a site
+         * another aggregator holds (or held, until its lease runs out, if
+         * it died) are waited for. */
+        if (once && got == 0 && waiting == 0) break;
+        if (once && got == 0) agg_sleep(a, 100);
+        if (!once && got == 0 && wait_for_hits(a, a->cfg->aggregator.block_ms) < 0) goto fail;
         backoff = 100;
         failures = 0;
         continue;
@@ -282,7 +388,7 @@ int agg_run(struct agg *a, int once)
         agg_sleep(a, backoff);
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
     }
-    leave_groups(a);
+    release_leases(a);
     log_info("done: %llu entries read, %llu counted, %llu already counted or withdrawn",
              (unsigned long long)a->stats.read, (unsigned long long)a->stats.counted,
              (unsigned long long)a->stats.skipped);

@@ -12,6 +12,7 @@
 #include "geo.h"
 #include "hash.h"
 #include "keys.h"
+#include "rawhit.h"
 #include "revoke.h"
 #include "salt.h"
 #include "store.h"
@@ -45,6 +46,7 @@ struct hit_cache {
     struct seen *seen;
     int64_t salt_day;           /* the day vkey was made for */
     struct visitor_key *vkey;
+    uint64_t next_id;           /* splitmix64 state behind the hit ids */
     char resp[8192];            /* the XADD being formatted; bounded by struct beacon */
 };
 
@@ -69,6 +71,7 @@ struct hit_cache *hit_cache_new(void)
         return NULL;
     }
     RAND_bytes((unsigned char *)&h->seed, sizeof h->seed);
+    RAND_bytes((unsigned char *)&h->next_id, sizeof h->next_id);
     h->salt_day = -1;
     return h;
 }
@@ -253,6 +256,17 @@ static void answer(redisReply *r, void *arg)
     api_pending_put(p);
 }
 
+/* A hit id: 64 bits from a per-worker splitmix64 stream seeded from the
+ * system's randomness; unique enough that two hits sharing one within the
+ * dedupe window of a replay is not a practical event. */
+static uint64_t hit_id(struct hit_cache *hc)
+{
+    uint64_t z = (hc->next_id += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
 static void store_hit(struct api *a, struct http_conn *c, const struct hit *h)
 {
     struct api_pending *p = api_pending_get(a, c, h->pixel ? API_PIXEL : API_HIT);
@@ -263,30 +277,29 @@ static void store_hit(struct api *a, struct http_conn *c, const struct hit *h)
     memcpy(p->headers, h->cors, strlen(h->cors) + 1);
 
     const struct beacon *b = &h->b;
-    char key[300], t[24];
-    keys_hits(key, sizeof key, b->domain);
-    snprintf(t, sizeof t, "%lld", (long long)h->now_ms);
-    /* Empty optional fields are left out: most hits carry no utm_* and no
-     * props, and every argument costs Redis a parse and an allocation. A
-     * reader treats an absent field as empty (keys.h). */
-    const char *argv[3 + 2 * 16] = {
-        "XADD", key, "*",
-        HIT_TIME, t, HIT_NAME, b->name, HIT_PATH, b->path, HIT_VISITOR, h->visitor,
-        HIT_BROWSER, h->ua->browser, HIT_OS, h->ua->os, HIT_DEVICE, h->ua->device,
-    };
-    int argc = 17;
-    const char *optional[][2] = {
-        {HIT_REFERRER, b->referrer}, {HIT_UTM_SOURCE, b->utm[UTM_SOURCE]},
-        {HIT_UTM_MEDIUM, b->utm[UTM_MEDIUM]}, {HIT_UTM_CAMPAIGN, b->utm[UTM_CAMPAIGN]},
-        {HIT_UTM_TERM, b->utm[UTM_TERM]}, {HIT_UTM_CONTENT, b->utm[UTM_CONTENT]},
-        {HIT_COUNTRY, h->country}, {HIT_REGION, h->region}, {HIT_PROPS, b->props},
-    };
-    for (size_t i = 0; i < sizeof optional / sizeof optional[0]; i++) {
-        if (!optional[i][1][0]) continue;
-        argv[argc++] = optional[i][0];
-        argv[argc++] = optional[i][1];
-    }
-    size_t len = store_format(a->hits->resp, sizeof a->hits->resp, argc, argv);
+    struct rawhit r = {.id = hit_id(a->hits), .flags = RAWHIT_F_VISITOR,
+                       .device = rawhit_device_of(h->ua->device)};
+    rawhit_visitor_from_hex(h->visitor, VISITOR_HEX_LEN, r.visitor);
+    rawhit_set(&r, RAWHIT_PATH, b->path);
+    rawhit_set(&r, RAWHIT_BROWSER, h->ua->browser);
+    rawhit_set(&r, RAWHIT_OS, h->ua->os);
+    rawhit_set(&r, RAWHIT_NAME, strcmp(b->name, "pageview") == 0 ? "" : b->name);
+    rawhit_set(&r, RAWHIT_REFERRER, b->referrer);
+    rawhit_set(&r, RAWHIT_UTM_SOURCE, b->utm[UTM_SOURCE]);
+    rawhit_set(&r, RAWHIT_UTM_MEDIUM, b->utm[UTM_MEDIUM]);
+    rawhit_set(&r, RAWHIT_UTM_CAMPAIGN, b->utm[UTM_CAMPAIGN]);
+    rawhit_set(&r, RAWHIT_UTM_TERM, b->utm[UTM_TERM]);
+    rawhit_set(&r, RAWHIT_UTM_CONTENT, b->utm[UTM_CONTENT]);
+    rawhit_set(&r, RAWHIT_COUNTRY, h->country);
+    rawhit_set(&r, RAWHIT_REGION, h->region);
+    rawhit_set(&r, RAWHIT_PROPS, b->props);
+    char key[300], packed[RAWHIT_MAX];
+    int kl = keys_hits(key, sizeof key, b->domain);
+    size_t pl = rawhit_encode(&r, packed, sizeof packed);
+    /* The time is the stream id's: XADD * stamps it when Redis takes it. */
+    const char *argv[] = {"XADD", key, "*", RAWHIT_FIELD, packed};
+    const size_t lens[] = {4, kl > 0 ? (size_t)kl : 0, 1, sizeof RAWHIT_FIELD - 1, pl};
+    size_t len = kl > 0 && pl ? store_format(a->hits->resp, sizeof a->hits->resp, 5, argv, lens) : 0;
     if (!len || store_formatted(a->store, answer, p, a->hits->resp, len) < 0) {
         api_pending_put(p);
         api_reply_error(a, c, 503, h->cors, "storage unavailable");

@@ -323,13 +323,13 @@ static char *put_count(char *o, char tag, size_t n)
     return o;
 }
 
-size_t store_format(char *buf, size_t len, int argc, const char **argv)
+size_t store_format(char *buf, size_t len, int argc, const char **argv, const size_t *lens)
 {
     char *o = buf, *end = buf + len;
     if (len < COUNT_MAX) return 0;
     o = put_count(o, '*', (size_t)argc);
     for (int i = 0; i < argc; i++) {
-        size_t n = strlen(argv[i]);
+        size_t n = lens ? lens[i] : strlen(argv[i]);
         if ((size_t)(end - o) < COUNT_MAX + n + 2) return 0;
         o = put_count(o, '$', n);
         memcpy(o, argv[i], n);

@@ -50,10 +50,11 @@ int store_command(struct store *s, store_cb cb, void *arg,
 /* The same for a command already in RESP form (len bytes at cmd). */
 int store_formatted(struct store *s, store_cb cb, void *arg, const char *cmd, size_t len);
 
-/* Writes argv (NUL-terminated strings) into buf as one RESP command for
- * store_formatted(): on the hot path this is cheaper than hiredis' generic
- * formatter. Returns the length, or 0 when it does not fit in len bytes. */
-size_t store_format(char *buf, size_t len, int argc, const char **argv);
+/* Writes argv (lengths in lens, or NUL-terminated when lens is NULL) into
+ * buf as one RESP command for store_formatted(): on the hot path this is
+ * cheaper than hiredis' generic formatter. Returns the length, or 0 when it
+ * does not fit in len bytes. */
+size_t store_format(char *buf, size_t len, int argc, const char **argv, const size_t *lens);
 
 void store_stats(const struct store *s, struct store_stats *out);
 

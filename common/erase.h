@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "keys.h"
+#include "rawhit.h"
 #include "visitor.h"
 
 /* What the script does (ARGV[ERASE_ARG_MODE]). */
@@ -68,9 +69,11 @@ enum erase_lua_slots {
 #define ERASE_LUA_INTS(X)                                                                   \
     X(ERASE_COUNT) X(ERASE_ALWAYS) X(ERASE_IF_KNOWN) X(ERASE_KEY_HITS) X(ERASE_KEY_CONSENT) \
     X(ERASE_KEY_AUDIT) X(ERASE_ARG_MODE) X(ERASE_ARG_RECEIPT) X(ERASE_ARG_TIME)             \
-    X(ERASE_ARG_SITE) X(ERASE_ARG_ACTION) X(ERASE_ARG_BY) X(ERASE_ARG_HASHES) X(ERASE_PAGE)
-#define ERASE_LUA_STRINGS(X) \
-    X(KEYS_GROUP) X(HIT_VISITOR) X(RECEIPT_ID) X(RECEIPT_ACTION) X(RECEIPT_CHOICE) X(RECEIPT_TIME)
+    X(ERASE_ARG_SITE) X(ERASE_ARG_ACTION) X(ERASE_ARG_BY) X(ERASE_ARG_HASHES) X(ERASE_PAGE)   \
+    X(RAWHIT_VISITOR_AT) X(RAWHIT_VISITOR_LEN) X(RAWHIT_VERSION)
+#define ERASE_LUA_STRINGS(X)                                                                \
+    X(KEYS_GROUP) X(HIT_VISITOR) X(RAWHIT_FIELD) X(RECEIPT_ID) X(RECEIPT_ACTION)            \
+    X(RECEIPT_CHOICE) X(RECEIPT_TIME)
 
 /* Salts that may be held: one hash each. */
 #define ERASE_MAX_SALTS (KEYS_SALT_LAST_HELD - KEYS_SALT_FIRST_HELD + 1)

@@ -7,8 +7,13 @@ local hits, consent, audit = KEYS[ERASE_KEY_HITS], KEYS[ERASE_KEY_CONSENT], KEYS
 local receipt = ARGV[ERASE_ARG_RECEIPT]
 local erase = mode ~= ERASE_COUNT
 
-local mine = {}
-for i = ERASE_ARG_HASHES, #ARGV do mine[ARGV[i]] = true end
+-- The receipt's visitor hashes: hex as the field-per-value entries of
+-- earlier versions hold them, binary as the packed entries do (rawhit.h).
+local mine, mine_packed = {}, {}
+for i = ERASE_ARG_HASHES, #ARGV do
+  mine[ARGV[i]] = true
+  mine_packed[(ARGV[i]:gsub('..', function(h) return string.char(tonumber(h, 16)) end))] = true
+end
 
 -- The value of field name in a stream entry's flat field list, or nil.
 local function field(f, name)
@@ -16,6 +21,16 @@ local function field(f, name)
     if f[i] == name then return f[i + 1] end
   end
   return nil
+end
+
+-- Whether an entry is one of the receipt's hits.
+local function is_mine(f)
+  if #f == 2 and f[1] == RAWHIT_FIELD then
+    local v = f[2]
+    return v:byte(1) == RAWHIT_VERSION and
+      mine_packed[v:sub(RAWHIT_VISITOR_AT + 1, RAWHIT_VISITOR_AT + RAWHIT_VISITOR_LEN)] ~= nil
+  end
+  return mine[field(f, HIT_VISITOR)] ~= nil
 end
 
 -- Walks stream in pages; each(page) gets the entries of one page and returns
@@ -33,7 +48,7 @@ local n = 0
 walk(hits, function(page)
   local ids = {}
   for _, e in ipairs(page) do
-    if mine[field(e[2], HIT_VISITOR)] then ids[#ids + 1] = e[1] end
+    if is_mine(e[2]) then ids[#ids + 1] = e[1] end
   end
   n = n + #ids
   if erase and #ids > 0 then

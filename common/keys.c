@@ -37,9 +37,19 @@ int keys_hour(char *buf, size_t len, const char *site, const char *yyyymmddhh)
     return fit(snprintf(buf, len, "fs:{%s}:h:%s", site, yyyymmddhh), len);
 }
 
-int keys_sess(char *buf, size_t len, const char *site, const char *visitor)
+int keys_cursor(char *buf, size_t len, const char *site)
 {
-    return fit(snprintf(buf, len, "fs:{%s}:sess:%s", site, visitor), len);
+    return fit(snprintf(buf, len, "fs:{%s}:cursor", site), len);
+}
+
+int keys_lease(char *buf, size_t len, const char *site)
+{
+    return fit(snprintf(buf, len, "fs:{%s}:lease", site), len);
+}
+
+int keys_visits(char *buf, size_t len, const char *site, const char *yyyymmdd)
+{
+    return fit(snprintf(buf, len, "fs:{%s}:v:%s", site, yyyymmdd), len);
 }
 
 int keys_salt(char *buf, size_t len, const char *yyyymmdd)

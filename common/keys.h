@@ -61,8 +61,12 @@ int keys_day(char *buf, size_t len, const char *site, const char *yyyymmdd, cons
 int keys_uv(char *buf, size_t len, const char *site, const char *yyyymmdd, const char *page);
 /* fs:{S}:h:YYYYMMDDHH */
 int keys_hour(char *buf, size_t len, const char *site, const char *yyyymmddhh);
-/* fs:{S}:sess:<visitor> */
-int keys_sess(char *buf, size_t len, const char *site, const char *visitor);
+/* fs:{S}:cursor: the id of the last raw hit the fold counted */
+int keys_cursor(char *buf, size_t len, const char *site);
+/* fs:{S}:lease: which aggregator folds the site now */
+int keys_lease(char *buf, size_t len, const char *site);
+/* fs:{S}:v:YYYYMMDD: visit states of a UTC day, field = visitor (8 bytes) */
+int keys_visits(char *buf, size_t len, const char *site, const char *yyyymmdd);
 /* fs:salt:YYYYMMDD */
 int keys_salt(char *buf, size_t len, const char *yyyymmdd);
 

@@ -44,12 +44,20 @@ async function waitFor(what, fn, ms = 10000) {
 // ---------------------------------------------------------------- RESP client
 
 function encode(args) {
-  let out = `*${args.length}\r\n`;
+  const parts = [Buffer.from(`*${args.length}\r\n`)];
   for (const a of args) {
-    const b = Buffer.from(String(a));
-    out += `$${b.length}\r\n${b.toString('latin1')}\r\n`;
+    const b = Buffer.isBuffer(a) ? a : Buffer.from(String(a));
+    parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'));
   }
-  return Buffer.from(out, 'latin1');
+  return Buffer.concat(parts);
+}
+
+// A bulk string as a string when it is UTF-8, else as the Buffer it is
+// (packed raw hits are binary).
+function bulk(buf, from, to) {
+  const s = buf.toString('utf8', from, to);
+  const raw = buf.subarray(from, to);
+  return Buffer.byteLength(s) === raw.length && Buffer.from(s).equals(raw) ? s : Buffer.from(raw);
 }
 
 // Parses one reply at buf[pos]; returns [value, newPos] or null if incomplete.
@@ -68,7 +76,7 @@ function parse(buf, pos) {
       const n = Number(line);
       if (n < 0) return [null, next];
       if (buf.length < next + n + 2) return null;
-      return [buf.toString('utf8', next, next + n), next + n + 2];
+      return [bulk(buf, next, next + n), next + n + 2];
     }
     case '*': {
       const n = Number(line);
@@ -238,10 +246,81 @@ export function beacon(base, body, headers = {}) {
   });
 }
 
-// Entries of a stream as [{id, ...fields}].
+// ------------------------------------------------------- raw hits (rawhit.h)
+
+// The strings of a packed hit in their order, by the short names the
+// field-per-value entries of earlier versions used.
+const RAW_STRINGS = ['p', 'b', 'o', 'n', 'r', 'us', 'um', 'uc', 'ut', 'uo', 'c', 'rg', 'pr'];
+const RAW_OPTIONAL_FROM = 3;
+const DEVICES = ['', 'desktop', 'mobile', 'tablet', 'other'];
+
+function varint(n) {
+  const out = [];
+  let v = BigInt(n);
+  while (v >= 0x80n) { out.push(Number(v & 0x7fn) | 0x80); v >>= 7n; }
+  out.push(Number(v));
+  return Buffer.from(out);
+}
+
+// Packs a hit given as {p, b, o, n, r, ..., dv, v (16 hex), t (ms, optional),
+// id (BigInt, optional)} the way the collector stores it.
+export function packHit(h) {
+  const head = Buffer.alloc(20);
+  head[0] = 1;
+  let flags = 0;
+  if (h.v) { flags |= 1; Buffer.from(h.v, 'hex').copy(head, 10); }
+  if (h.t !== undefined) flags |= 2;
+  head[1] = flags | (Math.max(0, DEVICES.indexOf(h.dv || '')) << 4);
+  head.writeBigUInt64LE(BigInt.asUintN(64, h.id ?? BigInt(Math.floor(Math.random() * 2 ** 52))), 2);
+  const n = h.n === 'pageview' ? '' : h.n;
+  const vals = RAW_STRINGS.map((k) => (k === 'n' ? n : h[k]) || '');
+  let present = 0;
+  vals.forEach((v, i) => { if (i >= RAW_OPTIONAL_FROM && v) present |= 1 << (i - RAW_OPTIONAL_FROM); });
+  head.writeUInt16LE(present, 18);
+  const parts = [head];
+  if (h.t !== undefined) parts.push(varint(h.t));
+  vals.forEach((v, i) => {
+    if (i >= RAW_OPTIONAL_FROM && !v) return;
+    const b = Buffer.from(v);
+    parts.push(varint(b.length), b);
+  });
+  return Buffer.concat(parts);
+}
+
+// The fields of a packed hit, named as above; absent optional strings are
+// left out, n is "pageview" when empty, t is the hit's time.
+export function unpackHit(buf, id) {
+  const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf);
+  if (b[0] !== 1) throw new Error('not a packed raw hit');
+  const flags = b[1] & 15, o = {};
+  o.dv = DEVICES[b[1] >> 4] || undefined;
+  o.hid = b.readBigUInt64LE(2).toString(16).padStart(16, '0');
+  if (flags & 1) o.v = b.subarray(10, 18).toString('hex');
+  const present = b.readUInt16LE(18);
+  let pos = 20;
+  const rd = () => {
+    let v = 0n, shift = 0n;
+    for (;;) { const x = b[pos++]; v |= BigInt(x & 0x7f) << shift; if (!(x & 0x80)) return v; shift += 7n; }
+  };
+  o.t = String(flags & 2 ? rd() : BigInt(id.split('-')[0]));
+  RAW_STRINGS.forEach((k, i) => {
+    if (i >= RAW_OPTIONAL_FROM && !(present & (1 << (i - RAW_OPTIONAL_FROM)))) return;
+    const len = Number(rd());
+    const v = b.toString('utf8', pos, pos + len);
+    pos += len;
+    if (i < RAW_OPTIONAL_FROM || v) o[k] = v;
+  });
+  if (pos !== b.length) throw new Error('trailing bytes in a packed raw hit');
+  o.n = o.n || 'pageview';
+  for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
+  return o;
+}
+
+// Entries of a stream as [{id, ...fields}]; packed raw hits come unpacked.
 export async function streamEntries(client, key) {
   const rows = await client.cmd('XRANGE', key, '-', '+');
   return rows.map(([id, kv]) => {
+    if (kv.length === 2 && kv[0] === 'h') return { id, ...unpackHit(kv[1], id) };
     const o = { id };
     for (let i = 0; i < kv.length; i += 2) o[kv[i]] = kv[i + 1];
     return o;

@@ -1,0 +1,87 @@
+/* rawhit.h -- a raw hit as the collector stores it in fs:{S}:hits.
+ *
+ * One stream entry holds one field, RAWHIT_FIELD, whose value packs the whole
+ * hit. Every entry then has the same field list, which Redis keeps once per
+ * stream node, and the value carries no field names: a hit costs its data plus
+ * a few bytes. Layout (integers little-endian):
+ *
+ *   0      version (RAWHIT_VERSION)
+ *   1      flags: RAWHIT_F_VISITOR, RAWHIT_F_TIME, RAWHIT_F_REPLAYED; device
+ *          in bits 4-6 (enum rawhit_device)
+ *   2..9   hit id (8 bytes): unique per accepted hit, so that a hit written
+ *          twice (a timed-out write that did land, then its replay) is
+ *          counted once
+ *   10..17 visitor (8 bytes: the visitor hash of visitor.h, binary), zero when
+ *          there is none; at a fixed offset so the erase script finds it
+ *   18..19 which optional strings follow (bit i: string RAWHIT_NAME + i)
+ *   [time] varint, ms since the epoch, when RAWHIT_F_TIME (else the time is
+ *          the stream id's: the collector stores a hit when it takes it)
+ *   then path, browser, os and each optional string present, in enum order,
+ *   each as a varint length and its bytes.
+ *
+ * No field ever holds an IP address, a full User-Agent or a receipt id.
+ * Decoding takes (buf, len), never reads past len, and points into buf.
+ */
+#ifndef FAIRSTAT_RAWHIT_H
+#define FAIRSTAT_RAWHIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RAWHIT_FIELD "h"
+#define RAWHIT_VERSION 1
+#define RAWHIT_ID_LEN 8
+#define RAWHIT_VISITOR_LEN 8
+#define RAWHIT_VISITOR_AT 10        /* offset of the visitor bytes */
+#define RAWHIT_HEAD_LEN 20
+#define RAWHIT_MAX 4096             /* no encoded hit is longer */
+
+enum {
+    RAWHIT_F_VISITOR = 1,
+    RAWHIT_F_TIME = 2,
+    RAWHIT_F_REPLAYED = 4,      /* written again from the spool (issue: reliability) */
+};
+
+enum rawhit_device { RAWHIT_DEVICE_UNKNOWN, RAWHIT_DEVICE_DESKTOP, RAWHIT_DEVICE_MOBILE,
+                     RAWHIT_DEVICE_TABLET, RAWHIT_DEVICE_OTHER, RAWHIT_NDEVICES };
+
+/* The strings of a hit. The first three are always present (maybe empty). */
+enum rawhit_str {
+    RAWHIT_PATH, RAWHIT_BROWSER, RAWHIT_OS,
+    RAWHIT_NAME,                /* empty: "pageview" */
+    RAWHIT_REFERRER, RAWHIT_UTM_SOURCE, RAWHIT_UTM_MEDIUM, RAWHIT_UTM_CAMPAIGN,
+    RAWHIT_UTM_TERM, RAWHIT_UTM_CONTENT, RAWHIT_COUNTRY, RAWHIT_REGION, RAWHIT_PROPS,
+    RAWHIT_NSTR
+};
+
+struct rawhit {
+    uint64_t id;
+    unsigned flags;             /* RAWHIT_F_* */
+    enum rawhit_device device;
+    unsigned char visitor[RAWHIT_VISITOR_LEN];
+    int64_t t_ms;               /* with RAWHIT_F_TIME */
+    const char *s[RAWHIT_NSTR]; /* NULL or "" = empty; not NUL-terminated when decoded */
+    size_t n[RAWHIT_NSTR];
+};
+
+/* Sets s[i] and n[i] from a NUL-terminated string (NULL = empty). */
+void rawhit_set(struct rawhit *h, enum rawhit_str i, const char *s);
+
+/* Packs h into buf. The length, or 0 when it does not fit in cap. */
+size_t rawhit_encode(const struct rawhit *h, char *buf, size_t cap);
+
+/* Unpacks buf; h's strings point into buf. 0, or -1 when buf is not a raw
+ * hit of this version (truncated, trailing bytes, unknown flags). */
+int rawhit_decode(const char *buf, size_t len, struct rawhit *h);
+
+/* "desktop", "mobile", "tablet", "other" <-> the enum; unknown strings and
+ * values map to RAWHIT_DEVICE_UNKNOWN / "". */
+enum rawhit_device rawhit_device_of(const char *name);
+const char *rawhit_device_name(enum rawhit_device d);
+
+/* The visitor hash of visitor.h (16 hex) <-> its 8 bytes. 0, or -1 when hex
+ * is not 16 lower-case hex digits. */
+int rawhit_visitor_from_hex(const char *hex, size_t len, unsigned char out[RAWHIT_VISITOR_LEN]);
+void rawhit_visitor_to_hex(const unsigned char v[RAWHIT_VISITOR_LEN], char out[2 * RAWHIT_VISITOR_LEN + 1]);
+
+#endif
