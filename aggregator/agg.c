@@ -38,6 +38,7 @@ static int add_site(struct agg *a, const char *name, const char *tz, char *err, 
         snprintf(err, errlen, "%s: [site %.100s] timezone: %s", a->cfg->path, name, zerr);
         return -1;
     }
+    s->ready = 1;
     s->name = strdup(name);
     if (!s->name) {
         clock_zone_free(s->zone);
@@ -112,6 +113,7 @@ void agg_disconnect(struct agg *a)
     for (size_t i = 0; i < a->nsites; i++) {
         a->sites[i].cursor_known = 0;
         a->sites[i].lease_until = 0;
+        a->sites[i].ready = 1;
     }
 }
 

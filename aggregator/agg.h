@@ -39,6 +39,7 @@ struct agg_site {
     int cursor_known;           /* cursor read on this connection */
     int64_t lease_until;        /* ms: this process holds the lease until then */
     int64_t busy_until;         /* ms: another aggregator holds it; look again then */
+    int ready;                  /* hits may be waiting past the cursor: fold it next turn */
 };
 
 struct agg_stats {

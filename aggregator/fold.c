@@ -805,28 +805,33 @@ int fold_argv(struct fold *f, const char *sha, const char *expect, long long add
             return -1;
         nincr++;
     }
-    /* HyperLogLog members, grouped by key: one PFADD each. */
-    for (uint32_t k = 0; k < f->nkeys; k++) {
-        size_t at = 0, n = 0;
-        for (size_t i = 0; i < f->nsums; i++) {
-            const struct sum *s = &f->sums[i];
-            if (s->kind != SUM_PF || s->key != k) continue;
-            if (!n) {
-                if (arg_i(f, keys_at(k)) < 0) return -1;
-                at = f->nargs;
-                if (arg_s(f, "0") < 0) return -1;
-            }
-            if (arg(f, AT(f, s->member), s->member.len) < 0) return -1;
-            n++;
-        }
-        if (n) {
-            char num[24];
-            struct str s;
-            if (arena_put(f, num, (size_t)snprintf(num, sizeof num, "%zu", n), &s) < 0) return -1;
-            f->args[at] = s;
-            npf++;
-        }
+    /* HyperLogLog members, grouped by key (a counting sort over the key
+     * indexes): one PFADD each. */
+    size_t *start = calloc(f->nkeys + 1, sizeof *start), *order = malloc((f->nsums + 1) * sizeof *order);
+    if (!start || !order) {
+        free(start);
+        free(order);
+        return -1;
     }
+    for (size_t i = 0; i < f->nsums; i++)
+        if (f->sums[i].kind == SUM_PF) start[f->sums[i].key + 1]++;
+    for (size_t k = 0; k < f->nkeys; k++) start[k + 1] += start[k];
+    for (size_t i = 0; i < f->nsums; i++)
+        if (f->sums[i].kind == SUM_PF) order[start[f->sums[i].key]++] = i;
+    int rc = 0;
+    for (size_t k = 0, at = 0; k < f->nkeys && rc == 0; k++) {
+        size_t end = start[k];          /* after the fill, start[k] is key k's end */
+        if (end == at) continue;
+        if (arg_i(f, keys_at((uint32_t)k)) < 0 || arg_i(f, (long long)(end - at)) < 0) rc = -1;
+        for (; rc == 0 && at < end; at++) {
+            const struct sum *s = &f->sums[order[at]];
+            if (arg(f, AT(f, s->member), s->member.len) < 0) rc = -1;
+        }
+        npf++;
+    }
+    free(start);
+    free(order);
+    if (rc < 0) return -1;
     if (visit_args(f, f->now, &nvisit) < 0) return -1;
     const size_t nums[3] = {nincr, npf, nvisit};
     for (int k = 0; k < 3; k++) {

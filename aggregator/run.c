@@ -275,14 +275,18 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got)
     return rc;
 }
 
-/* One batch of every site this process may fold; *got = entries read,
- * *waiting = sites another aggregator holds whose stream is not empty. */
+/* One batch of every site that may have hits waiting and that this process
+ * may fold; *got = entries read, *waiting = sites another aggregator holds
+ * whose stream is not empty. A site stays ready while its batches come back
+ * full; the others wait for wait_for_hits() to mark them. */
 static int fold_all(struct agg *a, size_t *got, size_t *waiting)
 {
     *got = *waiting = 0;
     for (size_t i = 0; i < a->nsites && !agg_stopping(a); i++) {
         struct agg_site *s = &a->sites[i];
-        int held = lease(a, s, clock_now_ms());
+        int64_t now = clock_now_ms();
+        if (!s->ready && !(s->busy_until && s->busy_until <= now)) continue;
+        int held = lease(a, s, now);
         if (held < 0) return -1;
         if (!held) {
             /* Folded raw hits are trimmed: what is left is still to count. */
@@ -294,6 +298,10 @@ static int fold_all(struct agg *a, size_t *got, size_t *waiting)
         }
         size_t n;
         if (fold_site(a, s, &n) < 0) return -1;
+        /* A batch refused (cursor moved, entries deleted) reads 0 < n < batch
+         * entries too: it is read again, since the cursor did not move. */
+        s->ready = n >= (size_t)a->cfg->aggregator.batch || strcmp(s->cursor, fold_last_id(s->fold)) != 0;
+        if (n == 0) s->ready = 0;
         *got += n;
     }
     return 0;
@@ -338,6 +346,22 @@ static int wait_for_hits(struct agg *a, long block_ms)
         else if (r->type == REDIS_REPLY_ERROR) {
             snprintf(a->err, sizeof a->err, "XREAD: %.200s", r->str);
             rc = -1;
+        } else if (r->type == REDIS_REPLY_ARRAY) {
+            /* The streams that have a hit past their cursor, in the order
+             * they were asked for: one walk over the sites finds them all. */
+            size_t k = 0;
+            for (size_t i = 0; i < r->elements; i++) {
+                const redisReply *sr = r->element[i];
+                if (sr->type != REDIS_REPLY_ARRAY || sr->elements < 1 || sr->element[0]->type != REDIS_REPLY_STRING)
+                    continue;
+                size_t from = k;
+                while (k < a->nsites && strcmp(a->sites[k].stream, sr->element[0]->str) != 0) k++;
+                if (k == a->nsites) {           /* not in order after all: look from the start */
+                    for (k = 0; k < from && strcmp(a->sites[k].stream, sr->element[0]->str) != 0; k++) {}
+                    if (k == from) continue;
+                }
+                a->sites[k].ready = 1;
+            }
         }
         if (r) freeReplyObject(r);
     }
