@@ -68,16 +68,25 @@ struct table {
     size_t cap;
 };
 
+/* What bounds a key's growth (fold.h: the CAP of a group). */
+enum { CAP_NONE, CAP_MEMBERS, CAP_PAGE_VISITORS };
+struct keyinfo {
+    uint8_t cap;
+    uint32_t counter;           /* CAP_PAGE_VISITORS: the day's totals key */
+};
+
 struct fold {
     char *site;
     struct clock_zone *zone;
     uint64_t seed;
+    int max_members, max_page_visitors;
 
     char *arena;
     size_t alen, acap;
 
     struct str *keys;
-    size_t nkeys, capkeys;
+    struct keyinfo *kinfo;      /* parallel to keys */
+    size_t nkeys, capkeys, capkinfo;
     struct table keyt;
 
     struct fhit *hits;
@@ -206,13 +215,30 @@ static int64_t key_index(struct fold *f, const char *s, int len)
     if (!slot) return -1;
     if (*slot) return *slot - 1;
     if (grow(&f->keys, &f->capkeys, f->nkeys + 1, sizeof *f->keys) < 0 ||
+        grow(&f->kinfo, &f->capkinfo, f->nkeys + 1, sizeof *f->kinfo) < 0 ||
         arena_put(f, s, (size_t)len, &f->keys[f->nkeys]) < 0)
         return -1;
+    f->kinfo[f->nkeys] = (struct keyinfo){CAP_NONE, 0};
     *slot = (uint32_t)++f->nkeys;
     return *slot - 1;
 }
 
-/* The keys of a local day, for dims (all when dims is NULL). */
+/* Breakdowns whose members come from the visitors' input (paths, hosts,
+ * campaign names): each keeps at most max_members a day. Countries,
+ * browsers, OSes and devices are few by nature. */
+static int capped(enum fold_dim d)
+{
+    switch (d) {
+    case FOLD_PAGE: case FOLD_ENTRY: case FOLD_EXIT: case FOLD_SOURCE: case FOLD_UTM_SOURCE:
+    case FOLD_UTM_MEDIUM: case FOLD_UTM_CAMPAIGN: case FOLD_UTM_TERM: case FOLD_UTM_CONTENT:
+    case FOLD_REGION: case FOLD_EVENT:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* The key of dim d of a local day. */
 static int day_key(struct fold *f, const char *day, enum fold_dim d, uint32_t *out)
 {
     char key[600];
@@ -220,6 +246,7 @@ static int day_key(struct fold *f, const char *day, enum fold_dim d, uint32_t *o
                          : keys_day(key, sizeof key, f->site, day, fold_dim_names[d]);
     int64_t i = key_index(f, key, n);
     if (i < 0) return -1;
+    if (capped(d)) f->kinfo[i].cap = CAP_MEMBERS;
     *out = (uint32_t)i;
     return 0;
 }
@@ -319,10 +346,13 @@ static int pfadd(struct fold *f, uint32_t key, const unsigned char v[RAWHIT_VISI
 /* Batch and entries                                                         */
 /* ------------------------------------------------------------------------ */
 
-struct fold *fold_new(const char *site, struct clock_zone *zone)
+struct fold *fold_new(const char *site, struct clock_zone *zone, int max_members,
+                      int max_page_visitors)
 {
     struct fold *f = calloc(1, sizeof *f);
     if (!f) return NULL;
+    f->max_members = max_members;
+    f->max_page_visitors = max_page_visitors;
     f->site = strdup(site);
     if (!f->site) goto error;
     f->zone = zone;
@@ -348,6 +378,7 @@ void fold_free(struct fold *f)
     free(f->site);
     free(f->arena);
     free(f->keys);
+    free(f->kinfo);
     free(f->keyt.slot);
     free(f->hits);
     free(f->sums);
@@ -673,13 +704,16 @@ static int count_pageview(struct fold *f, struct fhit *x)
         incr_s(f, f->hourkey, "pageviews", 1) < 0 || incr(f, f->daykey[FOLD_PAGE], path, pl, 1) < 0)
         return -1;
     if (x->visit) {
-        char key[FOLD_MAX_PATH + 700], p[FOLD_MAX_PATH + 1];
-        memcpy(p, path, pl);
-        p[pl] = '\0';
-        int64_t uvp = key_index(f, key, keys_uv(key, sizeof key, f->site, f->day, p));
-        if (uvp < 0 || pfadd(f, f->daykey[FOLD_UV], x->h.visitor) < 0 ||
-            pfadd(f, (uint32_t)uvp, x->h.visitor) < 0)
-            return -1;
+        if (pfadd(f, f->daykey[FOLD_UV], x->h.visitor) < 0) return -1;
+        if (f->max_page_visitors > 0) {
+            char key[FOLD_MAX_PATH + 700], p[FOLD_MAX_PATH + 1];
+            memcpy(p, path, pl);
+            p[pl] = '\0';
+            int64_t uvp = key_index(f, key, keys_uv(key, sizeof key, f->site, f->day, p));
+            if (uvp < 0) return -1;
+            f->kinfo[uvp] = (struct keyinfo){CAP_PAGE_VISITORS, f->daykey[FOLD_TOTALS]};
+            if (pfadd(f, (uint32_t)uvp, x->h.visitor) < 0) return -1;
+        }
         struct visit *v = &f->visits[x->visit - 1];
         if (v->known && x->t <= v->last + FOLD_IDLE_MS && x->t >= v->first - FOLD_IDLE_MS)
             return extend_visit(f, v, x->t, path, pl);
@@ -797,37 +831,44 @@ int fold_argv(struct fold *f, const char *sha, const char *expect, long long add
     size_t counts = f->nargs;
     if (arg_s(f, "0") < 0 || arg_s(f, "0") < 0 || arg_s(f, "0") < 0) return -1;
     size_t nincr = 0, npf = 0, nvisit;
-    for (size_t i = 0; i < f->nsums; i++) {
-        const struct sum *s = &f->sums[i];
-        if (s->kind != SUM_INCR || s->delta == 0) continue;
-        if (arg_i(f, keys_at(s->key)) < 0 ||
-            arg(f, AT(f, s->member), s->member.len) < 0 || arg_i(f, s->delta) < 0)
-            return -1;
-        nincr++;
-    }
-    /* HyperLogLog members, grouped by key (a counting sort over the key
-     * indexes): one PFADD each. */
+    /* The sums, grouped by key (a counting sort over the key indexes). */
     size_t *start = calloc(f->nkeys + 1, sizeof *start), *order = malloc((f->nsums + 1) * sizeof *order);
     if (!start || !order) {
         free(start);
         free(order);
         return -1;
     }
-    for (size_t i = 0; i < f->nsums; i++)
-        if (f->sums[i].kind == SUM_PF) start[f->sums[i].key + 1]++;
-    for (size_t k = 0; k < f->nkeys; k++) start[k + 1] += start[k];
-    for (size_t i = 0; i < f->nsums; i++)
-        if (f->sums[i].kind == SUM_PF) order[start[f->sums[i].key]++] = i;
     int rc = 0;
-    for (size_t k = 0, at = 0; k < f->nkeys && rc == 0; k++) {
-        size_t end = start[k];          /* after the fill, start[k] is key k's end */
-        if (end == at) continue;
-        if (arg_i(f, keys_at((uint32_t)k)) < 0 || arg_i(f, (long long)(end - at)) < 0) rc = -1;
-        for (; rc == 0 && at < end; at++) {
-            const struct sum *s = &f->sums[order[at]];
-            if (arg(f, AT(f, s->member), s->member.len) < 0) rc = -1;
+    for (int kind = SUM_INCR; kind <= SUM_PF && rc == 0; kind++) {
+        memset(start, 0, (f->nkeys + 1) * sizeof *start);
+        for (size_t i = 0; i < f->nsums; i++)
+            if (f->sums[i].kind == kind && (kind == SUM_PF || f->sums[i].delta)) start[f->sums[i].key + 1]++;
+        for (size_t k = 0; k < f->nkeys; k++) start[k + 1] += start[k];
+        for (size_t i = 0; i < f->nsums; i++)
+            if (f->sums[i].kind == kind && (kind == SUM_PF || f->sums[i].delta)) order[start[f->sums[i].key]++] = i;
+        for (size_t k = 0, at = 0; k < f->nkeys && rc == 0; k++) {
+            size_t end = start[k];          /* after the fill, start[k] is key k's end */
+            if (end == at) continue;
+            const struct keyinfo *ki = &f->kinfo[k];
+            if (kind == SUM_INCR) {
+                rc = arg_i(f, keys_at((uint32_t)k)) < 0 ||
+                     arg_i(f, ki->cap == CAP_MEMBERS ? f->max_members : 0) < 0 ||
+                     arg_i(f, (long long)(end - at)) < 0 ? -1 : 0;
+                nincr++;
+            } else {
+                int page = ki->cap == CAP_PAGE_VISITORS;
+                rc = arg_i(f, keys_at((uint32_t)k)) < 0 || arg_i(f, page ? f->max_page_visitors : 0) < 0 ||
+                     arg_i(f, page ? keys_at(ki->counter) : 0) < 0 || arg_i(f, (long long)(end - at)) < 0
+                         ? -1 : 0;
+                npf++;
+            }
+            for (; rc == 0 && at < end; at++) {
+                const struct sum *s = &f->sums[order[at]];
+                if (arg(f, AT(f, s->member), s->member.len) < 0 ||
+                    (kind == SUM_INCR && arg_i(f, s->delta) < 0))
+                    rc = -1;
+            }
         }
-        npf++;
     }
     free(start);
     free(order);

@@ -61,10 +61,9 @@ enum fold_key {
     FOLD_KEY_FIRST_OTHER
 };
 
-/* ARGV, 1-based as Lua indexes it. Then FOLD_ARGV_NINCR counter deltas of
- * FOLD_INCR_WIDTH items, FOLD_ARGV_NPF HyperLogLog groups (key, count,
- * members...), FOLD_ARGV_NVISIT visit groups (key, expire-at ms, count,
- * field, value, ...). */
+/* ARGV, 1-based as Lua indexes it. Then FOLD_ARGV_NINCR counter groups,
+ * FOLD_ARGV_NPF HyperLogLog groups and FOLD_ARGV_NVISIT visit-state groups,
+ * each a head laid out as below followed by its items. */
 enum fold_argv {
     FOLD_ARGV_EXPECT = 1,       /* the cursor the batch began at; "" for none */
     FOLD_ARGV_LAST,             /* the batch's last id: the new cursor */
@@ -74,15 +73,25 @@ enum fold_argv {
     FOLD_ARGV_NINCR,
     FOLD_ARGV_NPF,
     FOLD_ARGV_NVISIT,
-    FOLD_ARGV_FIRST_OP
+    FOLD_ARGV_FIRST_GROUP
 };
 
-enum fold_incr {
-    FOLD_INCR_KEY,
-    FOLD_INCR_MEMBER,
-    FOLD_INCR_DELTA,            /* may be negative: a bounce taken back, an exit page moved */
-    FOLD_INCR_WIDTH
-};
+/* Counters of one hash: then COUNT (member, delta) pairs; a delta may be
+ * negative (a bounce taken back, an exit page moved). With CAP > 0 the hash
+ * keeps at most CAP members: a new member beyond them counts as FOLD_OTHER. */
+enum fold_incr_group { FOLD_IG_KEY, FOLD_IG_CAP, FOLD_IG_COUNT, FOLD_IG_HEAD };
+
+/* New members of one HyperLogLog: then COUNT members. With CAP > 0 the key
+ * is created only while the hash COUNTER's field FOLD_PAGE_VISITORS is below
+ * CAP (a page's visitors: at most CAP such keys per day). */
+enum fold_pf_group { FOLD_PG_KEY, FOLD_PG_CAP, FOLD_PG_COUNTER, FOLD_PG_COUNT, FOLD_PG_HEAD };
+
+/* Visit states of one day: then COUNT (visitor, state) pairs; the hash
+ * expires at AT (ms). */
+enum fold_visit_group { FOLD_VG_KEY, FOLD_VG_AT, FOLD_VG_COUNT, FOLD_VG_HEAD };
+
+#define FOLD_OTHER "(other)"
+#define FOLD_PAGE_VISITORS "page_visitors"   /* in totals: pages counted in uv:<page> */
 
 /* The script's reply, 0-based as hiredis indexes it: {status}. */
 enum fold_status {
@@ -96,10 +105,12 @@ enum fold_status {
     X(FOLD_KEY_STREAM) X(FOLD_KEY_CURSOR)                                                  \
     X(FOLD_ARGV_EXPECT) X(FOLD_ARGV_LAST) X(FOLD_ARGV_TRIM) X(FOLD_ARGV_ADDED)             \
     X(FOLD_ARGV_LENGTH) X(FOLD_ARGV_NINCR) X(FOLD_ARGV_NPF) X(FOLD_ARGV_NVISIT)            \
-    X(FOLD_ARGV_FIRST_OP)                                                                  \
-    X(FOLD_INCR_KEY) X(FOLD_INCR_MEMBER) X(FOLD_INCR_DELTA) X(FOLD_INCR_WIDTH)             \
+    X(FOLD_ARGV_FIRST_GROUP)                                                               \
+    X(FOLD_IG_KEY) X(FOLD_IG_CAP) X(FOLD_IG_COUNT) X(FOLD_IG_HEAD)                         \
+    X(FOLD_PG_KEY) X(FOLD_PG_CAP) X(FOLD_PG_COUNTER) X(FOLD_PG_COUNT) X(FOLD_PG_HEAD)      \
+    X(FOLD_VG_KEY) X(FOLD_VG_AT) X(FOLD_VG_COUNT) X(FOLD_VG_HEAD)                          \
     X(FOLD_APPLIED) X(FOLD_MOVED) X(FOLD_DELETED)
-#define FOLD_LUA_STRINGS(X)
+#define FOLD_LUA_STRINGS(X) X(FOLD_OTHER) X(FOLD_PAGE_VISITORS)
 
 /* fold.lua, with the constants above prepended; SCRIPT LOAD it and call it
  * by its SHA1. */
@@ -144,9 +155,13 @@ extern const char *const fold_dim_names[FOLD_NDIMS];
 
 struct fold;
 
-/* The fold of site, bucketing in zone (borrowed: must outlive it). NULL when
- * out of memory or the site's key names do not fit. */
-struct fold *fold_new(const char *site, struct clock_zone *zone);
+/* The fold of site, bucketing in zone (borrowed: must outlive it), keeping
+ * at most max_members members per breakdown and day and max_page_visitors
+ * per-page visitor counts per day (aggregator.max_members,
+ * aggregator.max_page_visitors). NULL when out of memory or the site's key
+ * names do not fit. */
+struct fold *fold_new(const char *site, struct clock_zone *zone, int max_members,
+                      int max_page_visitors);
 void fold_free(struct fold *f);
 
 /* Empties the batch, keeping its memory. */

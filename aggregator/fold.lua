@@ -11,8 +11,9 @@
 --     withdrawal or a purge): entries-added minus length moves only when an
 --     entry is deleted, so comparing both with their values at read time
 --     tells, in O(1), without walking the range;
---   * then it adds, writes the visit states, moves the cursor to the batch's
---     last id and trims the stream up to it.
+--   * then it adds (keeping each capped hash within its cap), writes the
+--     visit states, moves the cursor to the batch's last id and trims the
+--     stream up to it.
 --
 -- Redis runs a script to its end before serving anyone else and logs its
 -- effects as one block, so a batch is counted and its raw entries deleted
@@ -34,31 +35,68 @@ if added - tonumber(ARGV[FOLD_ARGV_ADDED]) ~= length - tonumber(ARGV[FOLD_ARGV_L
   return {FOLD_DELETED}
 end
 
-local i = FOLD_ARGV_FIRST_OP
-for _ = 1, tonumber(ARGV[FOLD_ARGV_NINCR]) do
-  local key, member = KEYS[tonumber(ARGV[i + FOLD_INCR_KEY])], ARGV[i + FOLD_INCR_MEMBER]
-  local delta = ARGV[i + FOLD_INCR_DELTA]
-  -- A member taken below zero (an exit page the visit moved away from) goes.
-  if redis.call('HINCRBY', key, member, delta) <= 0 and tonumber(delta) < 0 then
-    redis.call('HDEL', key, member)
-  end
-  i = i + FOLD_INCR_WIDTH
-end
-
 -- Long argument lists go in slices: Lua's unpack has a stack limit.
 local SLICE = 1000
+local i = FOLD_ARGV_FIRST_GROUP
+
+-- Counters, one group per hash. A hash with a cap keeps that many members a
+-- day; a member that would pass it counts as FOLD_OTHER instead, so that
+-- memory per site and day is bounded whatever paths or campaigns visitors
+-- send. A member is new when HINCRBY answers the delta itself (members that
+-- fall to zero are removed, so none sits at 0).
+for _ = 1, tonumber(ARGV[FOLD_ARGV_NINCR]) do
+  local key, cap = KEYS[tonumber(ARGV[i + FOLD_IG_KEY])], tonumber(ARGV[i + FOLD_IG_CAP])
+  local n = tonumber(ARGV[i + FOLD_IG_COUNT])
+  local size
+  for j = i + FOLD_IG_HEAD, i + FOLD_IG_HEAD + 2 * n - 1, 2 do
+    local member, delta = ARGV[j], ARGV[j + 1]
+    local d = tonumber(delta)
+    local v = redis.call('HINCRBY', key, member, delta)
+    if v == d and cap > 0 and member ~= FOLD_OTHER then
+      size = (size or redis.call('HLEN', key) - 1) + 1
+      if size > cap or d < 0 then
+        -- Over the cap, or taken away from a member that went to FOLD_OTHER.
+        redis.call('HDEL', key, member)
+        size = size - 1
+        member = FOLD_OTHER
+        v = redis.call('HINCRBY', key, member, delta)
+        if v == d then size = size + 1 end
+      end
+    end
+    -- A member taken to zero (an exit page the visit moved away from) goes.
+    if v <= 0 and d < 0 then
+      redis.call('HDEL', key, member)
+      if size then size = size - 1 end
+    end
+  end
+  i = i + FOLD_IG_HEAD + 2 * n
+end
+
+-- HyperLogLogs, one PFADD each. A page's visitor count (a cap) is kept for
+-- the first pages of the day, counted in the day's totals.
 for _ = 1, tonumber(ARGV[FOLD_ARGV_NPF]) do
-  local key, n = KEYS[tonumber(ARGV[i])], tonumber(ARGV[i + 1])
-  local from = i + 2
-  for j = from, from + n - 1, SLICE do
-    redis.call('PFADD', key, unpack(ARGV, j, math.min(j + SLICE - 1, from + n - 1)))
+  local key, cap = KEYS[tonumber(ARGV[i + FOLD_PG_KEY])], tonumber(ARGV[i + FOLD_PG_CAP])
+  local n = tonumber(ARGV[i + FOLD_PG_COUNT])
+  local from = i + FOLD_PG_HEAD
+  local keep = true
+  if cap > 0 and redis.call('EXISTS', key) == 0 then
+    local counter = KEYS[tonumber(ARGV[i + FOLD_PG_COUNTER])]
+    keep = redis.call('HINCRBY', counter, FOLD_PAGE_VISITORS, 1) <= cap
+    if not keep then redis.call('HINCRBY', counter, FOLD_PAGE_VISITORS, -1) end
+  end
+  if keep then
+    for j = from, from + n - 1, SLICE do
+      redis.call('PFADD', key, unpack(ARGV, j, math.min(j + SLICE - 1, from + n - 1)))
+    end
   end
   i = from + n
 end
 
+-- Visit states, one HSET per day's hash.
 for _ = 1, tonumber(ARGV[FOLD_ARGV_NVISIT]) do
-  local key, at, n = KEYS[tonumber(ARGV[i])], ARGV[i + 1], tonumber(ARGV[i + 2])
-  local from = i + 3
+  local key, at = KEYS[tonumber(ARGV[i + FOLD_VG_KEY])], ARGV[i + FOLD_VG_AT]
+  local n = tonumber(ARGV[i + FOLD_VG_COUNT])
+  local from = i + FOLD_VG_HEAD
   for j = from, from + 2 * n - 1, 2 * SLICE do
     redis.call('HSET', key, unpack(ARGV, j, math.min(j + 2 * SLICE - 1, from + 2 * n - 1)))
   end

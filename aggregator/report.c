@@ -197,7 +197,9 @@ static json_t *breakdown(struct agg *a, const char *site, const struct report_op
         json_t *r = json_object();
         json_object_set_new(r, breakdowns[b].label, json_string(rows[i].name));
         json_object_set_new(r, breakdowns[b].metric, json_integer(rows[i].n));
-        if (pages) json_object_set_new(r, "visitors", json_integer(vis[i]));
+        /* A page past aggregator.max_page_visitors on every day of the range
+         * has no visitor count: null, not a zero that would look measured. */
+        if (pages) json_object_set_new(r, "visitors", vis[i] > 0 ? json_integer(vis[i]) : json_null());
         json_array_append_new(arr, r);
         added++;
     }

@@ -204,7 +204,8 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got)
 {
     *got = 0;
     if (read_cursor(a, s) < 0) return -1;
-    if (!s->fold && !(s->fold = fold_new(s->name, s->zone))) {
+    if (!s->fold && !(s->fold = fold_new(s->name, s->zone, a->cfg->aggregator.max_members,
+                                             a->cfg->aggregator.max_page_visitors))) {
         snprintf(a->err, sizeof a->err, "out of memory folding %.120s", s->name);
         return -1;
     }

@@ -110,6 +110,8 @@ struct cfg {
         long purge_interval_s;
         char *timezone;
         int min_visitors;
+        int max_members;
+        int max_page_visitors;
     } aggregator;
 
     struct {                    /* not yet */

@@ -30,6 +30,7 @@
 
 static struct redis_server rs;
 #define CMD(...) redis_server_cmd(&rs, __VA_ARGS__)
+static int max_members = 1000, max_page_visitors = 1000;   /* a test may lower them */
 static struct clock_zone *utc;
 static char sha[41];
 
@@ -136,7 +137,7 @@ static struct batch *read_batch(const char *site, int count)
 {
     struct batch *b = calloc(1, sizeof *b);
     assert_non_null(b);
-    assert_non_null(b->fold = fold_new(site, utc));
+    assert_non_null(b->fold = fold_new(site, utc, max_members, max_page_visitors));
     char ck[600];
     assert_true(keys_cursor(ck, sizeof ck, site) > 0);
     redisReply *c = CMD("GET %s", ck);
@@ -496,6 +497,73 @@ static void a_straggler_older_than_the_visit_is_its_own_visit(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Bounded memory                                                            */
+/* ------------------------------------------------------------------------ */
+
+static void a_breakdown_keeps_its_cap_of_members_and_counts_the_rest_as_other(void **state)
+{
+    (void)state;
+    max_members = 3;
+    for (int i = 0; i < 5; i++) {
+        char path[16], v[17];
+        snprintf(path, sizeof path, "/p%d", i);
+        snprintf(v, sizeof v, "%016x", i + 1);
+        pageview(T0 + i, path, v);
+    }
+    fold_everything(T0, 2);      /* across batches: the cap holds for the day */
+    pageview(T0 + 10, "/p0", "00000000000000ff");
+    pageview(T0 + 11, "/p9", "00000000000000fe");
+    fold_all(T0);
+    max_members = 1000;
+
+    assert_int_equal(members("page"), 4);               /* 3 pages and (other) */
+    assert_int_equal(count("page", "/p0"), 2);          /* a kept page keeps counting */
+    assert_int_equal(count("page", "/p1"), 1);
+    assert_int_equal(count("page", "/p2"), 1);
+    assert_int_equal(count("page", FOLD_OTHER), 3);     /* /p3, /p4, /p9 */
+    assert_int_equal(count("totals", "pageviews"), 7);
+    assert_int_equal(count("entry", FOLD_OTHER), 3);
+}
+
+static void an_exit_page_beyond_the_cap_moves_out_of_other(void **state)
+{
+    (void)state;
+    max_members = 1;
+    pageview(T0, "/a", "00000000000000a1");          /* /a takes the one place */
+    pageview(T0 + 1, "/b", VISITOR);                 /* exit /b -> (other) */
+    fold_all(T0);
+    pageview(T0 + MIN, "/a", VISITOR);               /* the visit's exit moves to /a */
+    fold_all(T0 + MIN);
+    max_members = 1000;
+
+    assert_int_equal(count("exit", "/a"), 2);
+    assert_int_equal(integer(CMD("HEXISTS %s %s", day_key("exit"), FOLD_OTHER)), 0);
+    assert_int_equal(integer(CMD("HEXISTS %s /b", day_key("exit"))), 0);
+}
+
+static void only_the_first_pages_of_a_day_get_a_visitor_count(void **state)
+{
+    (void)state;
+    max_page_visitors = 2;
+    pageview(T0, "/a", "00000000000000a1");
+    pageview(T0 + 1, "/b", "00000000000000a2");
+    fold_all(T0);
+    pageview(T0 + 2, "/c", "00000000000000a3");
+    pageview(T0 + 3, "/a", "00000000000000a4");
+    fold_all(T0);
+    max_page_visitors = 1000;
+
+    assert_int_equal(visitors("/a"), 2);
+    assert_int_equal(visitors("/b"), 1);
+    char key[256];
+    keys_uv(key, sizeof key, SITE, DAY, "/c");
+    assert_int_equal(integer(CMD("EXISTS %s", key)), 0);
+    assert_int_equal(count("totals", FOLD_PAGE_VISITORS), 2);
+    assert_int_equal(visitors(NULL), 4);               /* the site's count misses no one */
+    assert_int_equal(count("page", "/c"), 1);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Events, earlier entries and unusable ones                                 */
 /* ------------------------------------------------------------------------ */
 
@@ -600,6 +668,9 @@ int main(void)
         cmocka_unit_test_setup(a_pageview_after_the_idle_time_starts_a_new_visit, fresh),
         cmocka_unit_test_setup(visits_within_one_batch_join_as_across_batches, fresh),
         cmocka_unit_test_setup(a_straggler_older_than_the_visit_is_its_own_visit, fresh),
+        cmocka_unit_test_setup(a_breakdown_keeps_its_cap_of_members_and_counts_the_rest_as_other, fresh),
+        cmocka_unit_test_setup(an_exit_page_beyond_the_cap_moves_out_of_other, fresh),
+        cmocka_unit_test_setup(only_the_first_pages_of_a_day_get_a_visitor_count, fresh),
         cmocka_unit_test_setup(custom_events_count_events_not_pageviews, fresh),
         cmocka_unit_test_setup(entries_written_field_by_field_by_earlier_versions_still_count, fresh),
         cmocka_unit_test_setup(an_unreadable_entry_is_trimmed_and_counts_nothing, fresh),
