@@ -34,8 +34,8 @@ struct fhit {
     uint32_t visit;             /* visit state index + 1, 0 = no visitor */
 };
 
-/* A (key, member) sum: a counter delta, or a HyperLogLog member. */
-enum { SUM_INCR, SUM_PF };
+/* A (key, member) sum: a counter delta, a HyperLogLog member, a set member. */
+enum { SUM_INCR, SUM_PF, SUM_SADD, SUM_NKINDS };
 struct sum {
     uint32_t key;               /* key index */
     uint8_t kind;
@@ -68,11 +68,35 @@ struct table {
     size_t cap;
 };
 
-/* What bounds a key's growth (fold.h: the CAP of a group). */
-enum { CAP_NONE, CAP_MEMBERS, CAP_PAGE_VISITORS };
+/* What bounds a key's growth. CAP_MEMBERS: a breakdown hash keeps
+ * max_members members; CAP_PAGE_SET: the day's set of the pages that have a
+ * visitor HyperLogLog, at most max_page_visitors. */
+enum { CAP_NONE, CAP_MEMBERS, CAP_PAGE_SET };
 struct keyinfo {
     uint8_t cap;
-    uint32_t counter;           /* CAP_PAGE_VISITORS: the day's totals key */
+    uint32_t capset;            /* index + 1 in f->caps */
+};
+
+/* What this process knows of a capped key's members, kept across batches
+ * while it folds the site: the fold decides in C which member a count goes
+ * to, and the script only adds. Loaded with HKEYS / SMEMBERS when a batch
+ * first touches the key; forgotten when a batch is not applied. A member
+ * that falls to zero in Redis (an exit page moved away) stays known, so the
+ * cap is approximate by that much. */
+struct member {
+    char *s;
+    size_t len;
+};
+
+struct capset {
+    char *key;
+    size_t keylen;
+    int page_set;               /* SMEMBERS, not HKEYS */
+    int loaded;
+    unsigned long used;         /* f->batches when last touched */
+    size_t size;                /* members in Redis */
+    struct member *slot;        /* open addressing, s == NULL: empty */
+    size_t cap, n;              /* slots, members known */
 };
 
 struct fold {
@@ -98,6 +122,13 @@ struct fold {
     struct sum *sums;
     size_t nsums, capsums;
     struct table sumt;
+
+    struct capset *caps;
+    size_t ncaps, capcaps;
+    unsigned long batches;
+    uint32_t *capq;             /* capsets to load this batch (index) */
+    size_t ncapq, capcapq;
+    uint32_t pagesetkey;        /* the current day's page-visitor set */
 
     struct visit *visits;
     size_t nvisits, capvisits;
@@ -223,6 +254,121 @@ static int64_t key_index(struct fold *f, const char *s, int len)
     return *slot - 1;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Caps                                                                      */
+/* ------------------------------------------------------------------------ */
+
+static uint64_t member_hash(const struct fold *f, const char *m, size_t len)
+{
+    return hash_fnv1a(f->seed, m, len);
+}
+
+static struct member *set_slot(const struct fold *f, struct capset *cs, const char *m, size_t len)
+{
+    size_t j = member_hash(f, m, len) & (cs->cap - 1);
+    while (cs->slot[j].s && !(cs->slot[j].len == len && memcmp(cs->slot[j].s, m, len) == 0))
+        j = (j + 1) & (cs->cap - 1);
+    return &cs->slot[j];
+}
+
+static int set_has(const struct fold *f, struct capset *cs, const char *m, size_t len)
+{
+    return cs->cap && set_slot(f, cs, m, len)->s != NULL;
+}
+
+static void set_clear(struct capset *cs)
+{
+    for (size_t i = 0; i < cs->cap; i++) free(cs->slot[i].s);
+    free(cs->slot);
+    cs->slot = NULL;
+    cs->cap = cs->n = 0;
+    cs->size = 0;
+    cs->loaded = 0;
+}
+
+/* Adds m (copied) to the known members; 0, or -1 when out of memory. */
+static int set_add(const struct fold *f, struct capset *cs, const char *m, size_t len)
+{
+    if ((cs->n + 1) * 2 > cs->cap) {
+        size_t cap = cs->cap ? cs->cap * 2 : 64;
+        struct member *old = cs->slot, *slot = calloc(cap, sizeof *slot);
+        if (!slot) return -1;
+        size_t oldcap = cs->cap;
+        cs->slot = slot;
+        cs->cap = cap;
+        for (size_t i = 0; i < oldcap; i++)
+            if (old[i].s) *set_slot(f, cs, old[i].s, old[i].len) = old[i];
+        free(old);
+    }
+    struct member *e = set_slot(f, cs, m, len);
+    if (e->s) return 0;
+    if (!(e->s = malloc(len ? len : 1))) return -1;
+    memcpy(e->s, m, len);
+    e->len = len;
+    cs->n++;
+    return 0;
+}
+
+/* The capset of key (created if new), index + 1; 0 when out of memory. */
+static uint32_t capset_of(struct fold *f, const char *key, size_t len, int page_set)
+{
+    for (size_t i = 0; i < f->ncaps; i++)
+        if (f->caps[i].keylen == len && memcmp(f->caps[i].key, key, len) == 0) {
+            f->caps[i].used = f->batches;
+            return (uint32_t)i + 1;
+        }
+    if (grow(&f->caps, &f->capcaps, f->ncaps + 1, sizeof *f->caps) < 0) return 0;
+    struct capset *cs = &f->caps[f->ncaps];
+    memset(cs, 0, sizeof *cs);
+    if (!(cs->key = malloc(len + 1))) return 0;
+    memcpy(cs->key, key, len);
+    cs->key[len] = '\0';
+    cs->keylen = len;
+    cs->page_set = page_set;
+    cs->used = f->batches;
+    return (uint32_t)++f->ncaps;
+}
+
+/* Drops the capsets no batch touched lately (days gone by). */
+static void capsets_trim(struct fold *f)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < f->ncaps; i++) {
+        if (f->batches - f->caps[i].used > 16) {
+            set_clear(&f->caps[i]);
+            free(f->caps[i].key);
+        } else {
+            f->caps[k++] = f->caps[i];
+        }
+    }
+    f->ncaps = k;
+}
+
+void fold_forget(struct fold *f)
+{
+    for (size_t i = 0; i < f->ncaps; i++) set_clear(&f->caps[i]);
+}
+
+/* The member a count of m goes to in a capped hash: m itself when known or
+ * while there is room, else FOLD_OTHER. A negative count (an exit page moved
+ * away) of a member that is not known was counted in FOLD_OTHER. */
+static int capped_member(struct fold *f, uint32_t key, const char **m, size_t *len, int64_t d)
+{
+    struct capset *cs = &f->caps[f->kinfo[key].capset - 1];
+    if (!cs->loaded || set_has(f, cs, *m, *len)) return 0;
+    if (d > 0 && cs->size < (size_t)f->max_members) {
+        cs->size++;
+        return set_add(f, cs, *m, *len);
+    }
+    *m = FOLD_OTHER;
+    *len = sizeof FOLD_OTHER - 1;
+    if (d > 0 && !set_has(f, cs, *m, *len)) {
+        cs->size++;
+        return set_add(f, cs, *m, *len);
+    }
+    return 0;
+}
+
 /* Breakdowns whose members come from the visitors' input (paths, hosts,
  * campaign names): each keeps at most max_members a day. Countries,
  * browsers, OSes and devices are few by nature. */
@@ -246,7 +392,10 @@ static int day_key(struct fold *f, const char *day, enum fold_dim d, uint32_t *o
                          : keys_day(key, sizeof key, f->site, day, fold_dim_names[d]);
     int64_t i = key_index(f, key, n);
     if (i < 0) return -1;
-    if (capped(d)) f->kinfo[i].cap = CAP_MEMBERS;
+    if (capped(d) && f->kinfo[i].cap != CAP_MEMBERS) {
+        if (!(f->kinfo[i].capset = capset_of(f, key, (size_t)n, 0))) return -1;
+        f->kinfo[i].cap = CAP_MEMBERS;
+    }
     *out = (uint32_t)i;
     return 0;
 }
@@ -261,6 +410,16 @@ static int bucket(struct fold *f, int64_t t)
     if (strcmp(day, f->day) != 0) {
         for (int d = 0; d < FOLD_NDIMS; d++)
             if (day_key(f, day, (enum fold_dim)d, &f->daykey[d]) < 0) return -1;
+        if (f->max_page_visitors > 0) {
+            int n = keys_day(key, sizeof key, f->site, day, FOLD_PAGE_SET);
+            int64_t i = key_index(f, key, n);
+            if (i < 0) return -1;
+            if (f->kinfo[i].cap != CAP_PAGE_SET) {
+                if (!(f->kinfo[i].capset = capset_of(f, key, (size_t)n, 1))) return -1;
+                f->kinfo[i].cap = CAP_PAGE_SET;
+            }
+            f->pagesetkey = (uint32_t)i;
+        }
         memcpy(f->day, day, sizeof day);
     }
     if (strcmp(hour, f->hour) != 0) {
@@ -325,6 +484,7 @@ static int add_sum(struct fold *f, uint8_t kind, uint32_t key, const char *m, si
 
 static int incr(struct fold *f, uint32_t key, const char *m, size_t len, int64_t d)
 {
+    if (f->kinfo[key].cap == CAP_MEMBERS && capped_member(f, key, &m, &len, d) < 0) return -1;
     return add_sum(f, SUM_INCR, key, m, len, d);
 }
 
@@ -383,6 +543,12 @@ void fold_free(struct fold *f)
     free(f->hits);
     free(f->sums);
     free(f->sumt.slot);
+    for (size_t i = 0; i < f->ncaps; i++) {
+        set_clear(&f->caps[i]);
+        free(f->caps[i].key);
+    }
+    free(f->caps);
+    free(f->capq);
     free(f->visits);
     free(f->visitt.slot);
     free(f->args);
@@ -393,6 +559,9 @@ void fold_free(struct fold *f)
 
 void fold_reset(struct fold *f)
 {
+    f->batches++;
+    capsets_trim(f);
+    f->ncapq = 0;
     f->alen = 0;
     f->nkeys = 0;
     f->nhits = f->skipped = 0;
@@ -636,6 +805,41 @@ int fold_visit_loaded(struct fold *f, size_t i, size_t j, const char *value, siz
     return arena_put(f, value + used, len - (size_t)used, &v->exit);
 }
 
+int fold_cap_queries(struct fold *f, size_t *n)
+{
+    *n = 0;
+    /* The days of the batch, hence its capped keys. */
+    for (size_t i = 0; i < f->nhits; i++)
+        if (bucket(f, f->hits[i].t) < 0) return -1;
+    f->ncapq = 0;
+    for (size_t i = 0; i < f->ncaps; i++) {
+        if (f->caps[i].loaded || f->caps[i].used != f->batches) continue;
+        if (grow(&f->capq, &f->capcapq, f->ncapq + 1, sizeof *f->capq) < 0) return -1;
+        f->capq[f->ncapq++] = (uint32_t)i;
+    }
+    *n = f->ncapq;
+    return 0;
+}
+
+void fold_cap_query(const struct fold *f, size_t i, const char **verb, const char **key, size_t *keylen)
+{
+    const struct capset *cs = &f->caps[f->capq[i]];
+    *verb = cs->page_set ? "SMEMBERS" : "HKEYS";
+    *key = cs->key;
+    *keylen = cs->keylen;
+}
+
+int fold_cap_loaded(struct fold *f, size_t i, size_t n, const char *const *members, const size_t *lens)
+{
+    struct capset *cs = &f->caps[f->capq[i]];
+    set_clear(cs);
+    for (size_t j = 0; j < n; j++)
+        if (set_add(f, cs, members[j], lens[j]) < 0) return -1;
+    cs->size = n;
+    cs->loaded = 1;
+    return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Counting                                                                  */
 /* ------------------------------------------------------------------------ */
@@ -709,10 +913,19 @@ static int count_pageview(struct fold *f, struct fhit *x)
             char key[FOLD_MAX_PATH + 700], p[FOLD_MAX_PATH + 1];
             memcpy(p, path, pl);
             p[pl] = '\0';
-            int64_t uvp = key_index(f, key, keys_uv(key, sizeof key, f->site, f->day, p));
-            if (uvp < 0) return -1;
-            f->kinfo[uvp] = (struct keyinfo){CAP_PAGE_VISITORS, f->daykey[FOLD_TOTALS]};
-            if (pfadd(f, (uint32_t)uvp, x->h.visitor) < 0) return -1;
+            struct capset *cs = &f->caps[f->kinfo[f->pagesetkey].capset - 1];
+            int counted = !cs->loaded || set_has(f, cs, path, pl);
+            if (!counted && cs->size < (size_t)f->max_page_visitors) {
+                /* One of the day's first pages: it gets its visitor count. */
+                cs->size++;
+                if (set_add(f, cs, path, pl) < 0 || add_sum(f, SUM_SADD, f->pagesetkey, path, pl, 1) < 0)
+                    return -1;
+                counted = 1;
+            }
+            if (counted) {
+                int64_t uvp = key_index(f, key, keys_uv(key, sizeof key, f->site, f->day, p));
+                if (uvp < 0 || pfadd(f, (uint32_t)uvp, x->h.visitor) < 0) return -1;
+            }
         }
         struct visit *v = &f->visits[x->visit - 1];
         if (v->known && x->t <= v->last + FOLD_IDLE_MS && x->t >= v->first - FOLD_IDLE_MS)
@@ -829,8 +1042,8 @@ int fold_argv(struct fold *f, const char *sha, const char *expect, long long add
         arg_i(f, added) < 0 || arg_i(f, length) < 0)
         return -1;
     size_t counts = f->nargs;
-    if (arg_s(f, "0") < 0 || arg_s(f, "0") < 0 || arg_s(f, "0") < 0) return -1;
-    size_t nincr = 0, npf = 0, nvisit;
+    if (arg_s(f, "0") < 0 || arg_s(f, "0") < 0 || arg_s(f, "0") < 0 || arg_s(f, "0") < 0) return -1;
+    size_t nincr = 0, npf = 0, nsadd = 0, nvisit;
     /* The sums, grouped by key (a counting sort over the key indexes). */
     size_t *start = calloc(f->nkeys + 1, sizeof *start), *order = malloc((f->nsums + 1) * sizeof *order);
     if (!start || !order) {
@@ -839,29 +1052,19 @@ int fold_argv(struct fold *f, const char *sha, const char *expect, long long add
         return -1;
     }
     int rc = 0;
-    for (int kind = SUM_INCR; kind <= SUM_PF && rc == 0; kind++) {
+    size_t *groups[SUM_NKINDS] = {&nincr, &npf, &nsadd};
+    for (int kind = SUM_INCR; kind < SUM_NKINDS && rc == 0; kind++) {
         memset(start, 0, (f->nkeys + 1) * sizeof *start);
         for (size_t i = 0; i < f->nsums; i++)
-            if (f->sums[i].kind == kind && (kind == SUM_PF || f->sums[i].delta)) start[f->sums[i].key + 1]++;
+            if (f->sums[i].kind == kind && (kind != SUM_INCR || f->sums[i].delta)) start[f->sums[i].key + 1]++;
         for (size_t k = 0; k < f->nkeys; k++) start[k + 1] += start[k];
         for (size_t i = 0; i < f->nsums; i++)
-            if (f->sums[i].kind == kind && (kind == SUM_PF || f->sums[i].delta)) order[start[f->sums[i].key]++] = i;
+            if (f->sums[i].kind == kind && (kind != SUM_INCR || f->sums[i].delta)) order[start[f->sums[i].key]++] = i;
         for (size_t k = 0, at = 0; k < f->nkeys && rc == 0; k++) {
             size_t end = start[k];          /* after the fill, start[k] is key k's end */
             if (end == at) continue;
-            const struct keyinfo *ki = &f->kinfo[k];
-            if (kind == SUM_INCR) {
-                rc = arg_i(f, keys_at((uint32_t)k)) < 0 ||
-                     arg_i(f, ki->cap == CAP_MEMBERS ? f->max_members : 0) < 0 ||
-                     arg_i(f, (long long)(end - at)) < 0 ? -1 : 0;
-                nincr++;
-            } else {
-                int page = ki->cap == CAP_PAGE_VISITORS;
-                rc = arg_i(f, keys_at((uint32_t)k)) < 0 || arg_i(f, page ? f->max_page_visitors : 0) < 0 ||
-                     arg_i(f, page ? keys_at(ki->counter) : 0) < 0 || arg_i(f, (long long)(end - at)) < 0
-                         ? -1 : 0;
-                npf++;
-            }
+            rc = arg_i(f, keys_at((uint32_t)k)) < 0 || arg_i(f, (long long)(end - at)) < 0 ? -1 : 0;
+            (*groups[kind])++;
             for (; rc == 0 && at < end; at++) {
                 const struct sum *s = &f->sums[order[at]];
                 if (arg(f, AT(f, s->member), s->member.len) < 0 ||
@@ -874,8 +1077,8 @@ int fold_argv(struct fold *f, const char *sha, const char *expect, long long add
     free(order);
     if (rc < 0) return -1;
     if (visit_args(f, f->now, &nvisit) < 0) return -1;
-    const size_t nums[3] = {nincr, npf, nvisit};
-    for (int k = 0; k < 3; k++) {
+    const size_t nums[4] = {nincr, npf, nsadd, nvisit};
+    for (int k = 0; k < 4; k++) {
         char num[24];
         struct str s;
         if (arena_put(f, num, (size_t)snprintf(num, sizeof num, "%zu", nums[k]), &s) < 0) return -1;

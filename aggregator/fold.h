@@ -62,8 +62,9 @@ enum fold_key {
 };
 
 /* ARGV, 1-based as Lua indexes it. Then FOLD_ARGV_NINCR counter groups,
- * FOLD_ARGV_NPF HyperLogLog groups and FOLD_ARGV_NVISIT visit-state groups,
- * each a head laid out as below followed by its items. */
+ * FOLD_ARGV_NPF HyperLogLog groups, FOLD_ARGV_NSADD set groups and
+ * FOLD_ARGV_NVISIT visit-state groups, each a head laid out as below followed
+ * by its items. */
 enum fold_argv {
     FOLD_ARGV_EXPECT = 1,       /* the cursor the batch began at; "" for none */
     FOLD_ARGV_LAST,             /* the batch's last id: the new cursor */
@@ -72,26 +73,30 @@ enum fold_argv {
     FOLD_ARGV_LENGTH,           /* its length when read */
     FOLD_ARGV_NINCR,
     FOLD_ARGV_NPF,
+    FOLD_ARGV_NSADD,
     FOLD_ARGV_NVISIT,
     FOLD_ARGV_FIRST_GROUP
 };
 
 /* Counters of one hash: then COUNT (member, delta) pairs; a delta may be
- * negative (a bounce taken back, an exit page moved). With CAP > 0 the hash
- * keeps at most CAP members: a new member beyond them counts as FOLD_OTHER. */
-enum fold_incr_group { FOLD_IG_KEY, FOLD_IG_CAP, FOLD_IG_COUNT, FOLD_IG_HEAD };
+ * negative (a bounce taken back, an exit page moved). */
+enum fold_incr_group { FOLD_IG_KEY, FOLD_IG_COUNT, FOLD_IG_HEAD };
 
-/* New members of one HyperLogLog: then COUNT members. With CAP > 0 the key
- * is created only while the hash COUNTER's field FOLD_PAGE_VISITORS is below
- * CAP (a page's visitors: at most CAP such keys per day). */
-enum fold_pf_group { FOLD_PG_KEY, FOLD_PG_CAP, FOLD_PG_COUNTER, FOLD_PG_COUNT, FOLD_PG_HEAD };
+/* Members to add to one HyperLogLog (PFADD) or one set (SADD): then COUNT
+ * members. */
+enum fold_add_group { FOLD_AG_KEY, FOLD_AG_COUNT, FOLD_AG_HEAD };
 
 /* Visit states of one day: then COUNT (visitor, state) pairs; the hash
  * expires at AT (ms). */
 enum fold_visit_group { FOLD_VG_KEY, FOLD_VG_AT, FOLD_VG_COUNT, FOLD_VG_HEAD };
 
+/* Memory per site and day is bounded, decided in C (fold.c keeps what it
+ * knows of the capped keys): a breakdown keeps aggregator.max_members
+ * members, a count beyond them goes to FOLD_OTHER; the first
+ * aggregator.max_page_visitors pages of a day, listed in the set
+ * fs:{S}:d:YYYYMMDD:FOLD_PAGE_SET, get a visitor HyperLogLog. */
 #define FOLD_OTHER "(other)"
-#define FOLD_PAGE_VISITORS "page_visitors"   /* in totals: pages counted in uv:<page> */
+#define FOLD_PAGE_SET "uvpages"
 
 /* The script's reply, 0-based as hiredis indexes it: {status}. */
 enum fold_status {
@@ -104,13 +109,13 @@ enum fold_status {
 #define FOLD_LUA_INTS(X)                                                                   \
     X(FOLD_KEY_STREAM) X(FOLD_KEY_CURSOR)                                                  \
     X(FOLD_ARGV_EXPECT) X(FOLD_ARGV_LAST) X(FOLD_ARGV_TRIM) X(FOLD_ARGV_ADDED)             \
-    X(FOLD_ARGV_LENGTH) X(FOLD_ARGV_NINCR) X(FOLD_ARGV_NPF) X(FOLD_ARGV_NVISIT)            \
-    X(FOLD_ARGV_FIRST_GROUP)                                                               \
-    X(FOLD_IG_KEY) X(FOLD_IG_CAP) X(FOLD_IG_COUNT) X(FOLD_IG_HEAD)                         \
-    X(FOLD_PG_KEY) X(FOLD_PG_CAP) X(FOLD_PG_COUNTER) X(FOLD_PG_COUNT) X(FOLD_PG_HEAD)      \
+    X(FOLD_ARGV_LENGTH) X(FOLD_ARGV_NINCR) X(FOLD_ARGV_NPF) X(FOLD_ARGV_NSADD)             \
+    X(FOLD_ARGV_NVISIT) X(FOLD_ARGV_FIRST_GROUP)                                           \
+    X(FOLD_IG_KEY) X(FOLD_IG_COUNT) X(FOLD_IG_HEAD)                                        \
+    X(FOLD_AG_KEY) X(FOLD_AG_COUNT) X(FOLD_AG_HEAD)                                        \
     X(FOLD_VG_KEY) X(FOLD_VG_AT) X(FOLD_VG_COUNT) X(FOLD_VG_HEAD)                          \
     X(FOLD_APPLIED) X(FOLD_MOVED) X(FOLD_DELETED)
-#define FOLD_LUA_STRINGS(X) X(FOLD_OTHER) X(FOLD_PAGE_VISITORS)
+#define FOLD_LUA_STRINGS(X)
 
 /* fold.lua, with the constants above prepended; SCRIPT LOAD it and call it
  * by its SHA1. */
@@ -188,6 +193,17 @@ void fold_visit_query(const struct fold *f, size_t i, const char **key, size_t *
 /* The answer to field j of query i: the stored state (value, len), or NULL
  * when there is none. Copied. 0, or -1 when out of memory. */
 int fold_visit_loaded(struct fold *f, size_t i, size_t j, const char *value, size_t len);
+
+/* What the batch needs to know of its capped keys (see above) that this
+ * process does not know yet: *n queries; query i is `verb key` (HKEYS or
+ * SMEMBERS), its answer's members go to fold_cap_loaded(). 0, or -1 when out
+ * of memory. */
+int fold_cap_queries(struct fold *f, size_t *n);
+void fold_cap_query(const struct fold *f, size_t i, const char **verb, const char **key, size_t *keylen);
+int fold_cap_loaded(struct fold *f, size_t i, size_t n, const char *const *members, const size_t *lens);
+/* Forgets what this process knew of the capped keys: after a batch that was
+ * not applied (its decisions were not written), or a lost connection. */
+void fold_forget(struct fold *f);
 
 /* Counts the batch (visits included) as of now_ms (the visit state's expiry
  * depends on it). 0, or -1 when out of memory. */

@@ -11,9 +11,8 @@
 --     withdrawal or a purge): entries-added minus length moves only when an
 --     entry is deleted, so comparing both with their values at read time
 --     tells, in O(1), without walking the range;
---   * then it adds (keeping each capped hash within its cap), writes the
---     visit states, moves the cursor to the batch's last id and trims the
---     stream up to it.
+--   * then it adds, writes the visit states, moves the cursor to the
+--     batch's last id and trims the stream up to it.
 --
 -- Redis runs a script to its end before serving anyone else and logs its
 -- effects as one block, so a batch is counted and its raw entries deleted
@@ -39,57 +38,30 @@ end
 local SLICE = 1000
 local i = FOLD_ARGV_FIRST_GROUP
 
--- Counters, one group per hash. A hash with a cap keeps that many members a
--- day; a member that would pass it counts as FOLD_OTHER instead, so that
--- memory per site and day is bounded whatever paths or campaigns visitors
--- send. A member is new when HINCRBY answers the delta itself (members that
--- fall to zero are removed, so none sits at 0).
+-- Counters, one group per hash. Which member a count goes to (caps
+-- included) was decided in C; a member taken to zero (an exit page the visit
+-- moved away from) goes.
 for _ = 1, tonumber(ARGV[FOLD_ARGV_NINCR]) do
-  local key, cap = KEYS[tonumber(ARGV[i + FOLD_IG_KEY])], tonumber(ARGV[i + FOLD_IG_CAP])
-  local n = tonumber(ARGV[i + FOLD_IG_COUNT])
-  local size
+  local key, n = KEYS[tonumber(ARGV[i + FOLD_IG_KEY])], tonumber(ARGV[i + FOLD_IG_COUNT])
   for j = i + FOLD_IG_HEAD, i + FOLD_IG_HEAD + 2 * n - 1, 2 do
-    local member, delta = ARGV[j], ARGV[j + 1]
-    local d = tonumber(delta)
-    local v = redis.call('HINCRBY', key, member, delta)
-    if v == d and cap > 0 and member ~= FOLD_OTHER then
-      size = (size or redis.call('HLEN', key) - 1) + 1
-      if size > cap or d < 0 then
-        -- Over the cap, or taken away from a member that went to FOLD_OTHER.
-        redis.call('HDEL', key, member)
-        size = size - 1
-        member = FOLD_OTHER
-        v = redis.call('HINCRBY', key, member, delta)
-        if v == d then size = size + 1 end
-      end
-    end
-    -- A member taken to zero (an exit page the visit moved away from) goes.
-    if v <= 0 and d < 0 then
-      redis.call('HDEL', key, member)
-      if size then size = size - 1 end
+    local delta = ARGV[j + 1]
+    if redis.call('HINCRBY', key, ARGV[j], delta) <= 0 and tonumber(delta) < 0 then
+      redis.call('HDEL', key, ARGV[j])
     end
   end
   i = i + FOLD_IG_HEAD + 2 * n
 end
 
--- HyperLogLogs, one PFADD each. A page's visitor count (a cap) is kept for
--- the first pages of the day, counted in the day's totals.
-for _ = 1, tonumber(ARGV[FOLD_ARGV_NPF]) do
-  local key, cap = KEYS[tonumber(ARGV[i + FOLD_PG_KEY])], tonumber(ARGV[i + FOLD_PG_CAP])
-  local n = tonumber(ARGV[i + FOLD_PG_COUNT])
-  local from = i + FOLD_PG_HEAD
-  local keep = true
-  if cap > 0 and redis.call('EXISTS', key) == 0 then
-    local counter = KEYS[tonumber(ARGV[i + FOLD_PG_COUNTER])]
-    keep = redis.call('HINCRBY', counter, FOLD_PAGE_VISITORS, 1) <= cap
-    if not keep then redis.call('HINCRBY', counter, FOLD_PAGE_VISITORS, -1) end
-  end
-  if keep then
+-- HyperLogLogs (PFADD), then sets (SADD): one call per key.
+for _, verb in ipairs({{'PFADD', FOLD_ARGV_NPF}, {'SADD', FOLD_ARGV_NSADD}}) do
+  for _ = 1, tonumber(ARGV[verb[2]]) do
+    local key, n = KEYS[tonumber(ARGV[i + FOLD_AG_KEY])], tonumber(ARGV[i + FOLD_AG_COUNT])
+    local from = i + FOLD_AG_HEAD
     for j = from, from + n - 1, SLICE do
-      redis.call('PFADD', key, unpack(ARGV, j, math.min(j + SLICE - 1, from + n - 1)))
+      redis.call(verb[1], key, unpack(ARGV, j, math.min(j + SLICE - 1, from + n - 1)))
     end
+    i = from + n
   end
-  i = from + n
 end
 
 -- Visit states, one HSET per day's hash.

@@ -124,6 +124,47 @@ static int stream_counts(const redisReply *r, long long *length, long long *adde
     return found == 3 ? 0 : -1;
 }
 
+/* Reads what the batch needs to know of its capped keys, pipelined. */
+static int load_caps(struct agg *a, struct agg_site *s)
+{
+    size_t n;
+    if (fold_cap_queries(s->fold, &n) < 0) {
+        snprintf(a->err, sizeof a->err, "out of memory folding %.120s", s->name);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *verb, *key;
+        size_t keylen;
+        fold_cap_query(s->fold, i, &verb, &key, &keylen);
+        const char *argv[] = {verb, key};
+        const size_t lens[] = {strlen(verb), keylen};
+        if (agg_append_argv(a, 2, argv, lens) < 0) return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r = agg_get_reply(a);
+        if (!r) return -1;
+        if (rc == 0 && r->type != REDIS_REPLY_ARRAY) {
+            rc = bad(a, s, "HKEYS/SMEMBERS", r);
+            continue;
+        }
+        const char **m = malloc((r->elements + 1) * sizeof *m);
+        size_t *l = malloc((r->elements + 1) * sizeof *l);
+        for (size_t j = 0; m && l && j < r->elements; j++) {
+            m[j] = r->element[j]->str ? r->element[j]->str : "";
+            l[j] = r->element[j]->str ? r->element[j]->len : 0;
+        }
+        if (rc == 0 && (!m || !l || fold_cap_loaded(s->fold, i, r->elements, m, l) < 0)) {
+            snprintf(a->err, sizeof a->err, "out of memory folding %.120s", s->name);
+            rc = -1;
+        }
+        free(m);
+        free(l);
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
 /* Reads the visit states the batch needs, one pipelined HMGET per day. */
 static int load_visits(struct agg *a, struct agg_site *s)
 {
@@ -245,6 +286,7 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got)
         }
         *got = rr->elements;
         if (rc == 0) rc = load_visits(a, s);
+        if (rc == 0) rc = load_caps(a, s);
         redisReply *r = rc == 0 ? apply(a, s, length, added) : NULL;
         if (rc == 0 && !r) rc = -1;
         if (r) {
@@ -259,17 +301,20 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got)
                 a->stats.batches++;
                 log_debug("%s: applied %zu entries up to %s", s->name, fold_entries(s->fold), s->cursor);
             } else if (status == FOLD_MOVED) {
+                fold_forget(s->fold);
                 /* Another aggregator counted the range: start from its cursor. */
                 s->cursor_known = 0;
                 log_info("%s: cursor moved by another aggregator; reading again", s->name);
             } else if (status == FOLD_DELETED) {
+                fold_forget(s->fold);
                 log_debug("%s: entries deleted while folding; reading again", s->name);
             } else {
                 rc = bad(a, s, "apply script on", r);
                 r = NULL;
             }
-            if (r) freeReplyObject(r);
         }
+        if (rc < 0) fold_forget(s->fold);     /* applied or not: we cannot tell */
+        if (r) freeReplyObject(r);
     }
     freeReplyObject(ri);
     freeReplyObject(rr);
