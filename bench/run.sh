@@ -61,6 +61,7 @@ alive() { st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null); [ -n "$st" ] && 
 stop_all() {
     for p in $PIDS; do
         kill -0 "$p" 2>/dev/null || continue
+        kill -CONT "$p" 2>/dev/null     # a collector paused by the many-sites phase
         if [ "$p" = "$NGINX_PID" ]; then kill -QUIT "$p" 2>/dev/null; else kill -TERM "$p" 2>/dev/null; fi
     done
     i=0
@@ -491,6 +492,15 @@ for LOAD in $LOADS; do
             }' "$TMP/cmd.$LOAD.0" "$TMP/cmd.$LOAD.1" > "$TMP/redis.$LOAD"
         rcli XREVRANGE 'fs:{example.com}:hits' + - COUNT 1 | tr -d '\r' \
             | awk 'NR == 1 { printf "sample stored hit:"; next } NR % 2 == 0 { k = $0; next } { printf " %s=%s", k, $0 } END { print "" }' > "$TMP/sample.$LOAD"
+        # what the enrichment found, over the last 2,000 stored hits (reads the fields of
+        # common/keys.h; prints nothing for entries of one packed field)
+        rcli EVAL "local e = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 2000)
+            if #e > 0 and #e[1][2] == 2 then return {} end -- one packed field: not readable here
+            local c, rg, r = 0, 0, 0
+            for _, x in ipairs(e) do for i = 1, #x[2], 2 do local f = x[2][i]
+                if f == 'c' then c = c + 1 elseif f == 'rg' then rg = rg + 1 elseif f == 'r' then r = r + 1 end end end
+            return {#e, c, rg, r}" 1 'fs:{example.com}:hits' | tr -d '\r' | awk '{ v[NR] = $1 } END { if (v[1] > 0)
+            printf "of the last %d stored hits: %.1f%% with a country, %.1f%% with a region, %.1f%% with a referrer\n", v[1], 100 * v[2] / v[1], 100 * v[3] / v[1], 100 * v[4] / v[1] }' >> "$TMP/sample.$LOAD"
     fi
 done
 
@@ -504,6 +514,17 @@ if [ "$SITES" -gt 0 ] && [ $COLL_OK = 1 ] && [ -s "$TMP/realistic.collector.tsv"
     : > "$TMP/results.sites"; : > "$TMP/refused"
     say "bench: === $SITES extra sites: idle Redis command rate (5 s), then a second collector"
     IDLE1=$(idle_rate 5)
+    # Measure one collector while the other is paused (SIGSTOP): an idle collector's
+    # polling takes CPU on the same core and Redis work, which is the paused one's cost,
+    # not the measured one's.
+    alone() {   # target command args...
+        case "$1" in collector|refused) other=$COLL2_PID ;; *) other=$COLL_PID ;; esac
+        shift
+        kill -STOP "$other" 2>/dev/null
+        "$@"; arc=$?
+        kill -CONT "$other" 2>/dev/null
+        return $arc
+    }
     COLL2_PORT=$(free_port) || die "no free port"
     awk -v p="$COLL2_PORT" -v n="$SITES" '/^listen = / { print "listen = 127.0.0.1:" p; next } { print }
         END { for (i = 0; i < n; i++) printf "\n[site s%05d.example]\norigins = https://s%05d.example\n", i, i }' \
@@ -514,20 +535,20 @@ if [ "$SITES" -gt 0 ] && [ $COLL_OK = 1 ] && [ -s "$TMP/realistic.collector.tsv"
     if wait_port "$COLL2_PID" "$COLL2_PORT" 120; then
         COLL2_OK=1
         STARTUP2=$(awk -v a="$st0" -v b="$(date +%s%N)" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
-        IDLE2=$(idle_rate 5)
-        say "bench: idle Redis commands/s: collector alone $IDLE1; both collectors $IDLE2; the $SITES-site one listened after $STARTUP2 s"
+        kill -STOP "$COLL_PID"; IDLE2=$(idle_rate 5); kill -CONT "$COLL_PID"
+        say "bench: idle Redis commands/s: the 1-site collector $IDLE1, the $SITES-site one $IDLE2 (each alone); the $SITES-site one listened after $STARTUP2 s"
         run_wrk collector 2s "$TMP/wrk.sites.collector.warm.txt"
         run_wrk coll-sites 2s "$TMP/wrk.sites.coll-sites.warm.txt"
         r=1
         while [ $r -le "$ROUNDS" ] && [ $COLL2_OK = 1 ]; do
             if [ $((r % 2)) = 1 ]; then order="collector coll-sites"; else order="coll-sites collector"; fi
-            for t in $order; do measure "$r" "$t"; done
+            for t in $order; do alone "$t" measure "$r" "$t"; done
             r=$((r + 1))
         done
         r=1
         while [ $r -le "$ROUNDS" ] && [ $COLL2_OK = 1 ]; do
             if [ $((r % 2)) = 1 ]; then order="refused refused-sites"; else order="refused-sites refused"; fi
-            for t in $order; do measure_refused "$r" "$t"; done
+            for t in $order; do alone "$t" measure_refused "$r" "$t"; done
             r=$((r + 1))
         done
     else
@@ -555,12 +576,18 @@ if [ "${BENCH_DRAIN_REALISTIC:-1}" = 1 ] && [ $COLL_OK = 1 ] && [ -s "$TMP/reali
     r=1
     while [ $r -le "$ROUNDS" ]; do
         rcli XTRIM 'fs:{example.com}:hits' MAXLEN 0 > /dev/null
-        run_wrk collector "${BENCH_DRAIN_FILL:-5s}" "$TMP/wrk.drain.$r.txt"
+        run_wrk collector "${BENCH_DRAIN_FILL:-8s}" "$TMP/wrk.drain.$r.txt"
         sleep "$SETTLE"
         n=$(xlen); pv0=$(report_pv)
         # the shape of a stored hit, for redis-benchmark: its field/value pairs
+        # (of the first 500, one with the most frequent number of fields)
         set --
-        { rcli XRANGE 'fs:{example.com}:hits' - + COUNT 1 | tr -d '\r' | tail -n +2; } > "$TMP/entry.txt"
+        rcli EVAL "local e = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 500)
+            local n, best = {}, nil
+            for _, x in ipairs(e) do n[#x[2]] = (n[#x[2]] or 0) + 1 end
+            for k, c in pairs(n) do if not best or c > n[best] then best = k end end
+            for _, x in ipairs(e) do if #x[2] == best then return x[2] end end
+            return {}" 1 'fs:{example.com}:hits' | tr -d '\r' > "$TMP/entry.txt"
         while IFS= read -r line; do set -- "$@" "$line"; done < "$TMP/entry.txt"
         c0=$(redis_cpu); t0=$(date +%s%N)
         taskset -c "$SERVER_CPU" "$AGG" -c "$C/fairstat.conf" run --once 2>> "$TMP/agg.log" || say "bench: !!! run --once failed: $(tail -2 "$TMP/agg.log")"
@@ -691,7 +718,7 @@ load_title() {
         row "RATIO +$SITES sites / 1 site" "$(ratios coll-sites collector | stats)" "%10.2f"
         row "refused beacon CPU us, 1 site" "$(awk '$2 == "refused" && $6 >= 0 { print $6 }' "$TMP/refused" | stats)" "%10.2f"
         row "refused beacon CPU us, +$SITES sites" "$(awk '$2 == "refused-sites" && $6 >= 0 { print $6 }' "$TMP/refused" | stats)" "%10.2f"
-        echo "idle: Redis commands/s with the 1-site collector alone: $IDLE1; with both collectors running: $IDLE2"
+        echo "idle collector's Redis commands/s (5 s, no load, the other collector paused): 1 site $IDLE1; +$SITES sites $IDLE2"
         echo "the collector with $SITES extra sites listened $STARTUP2 s after it was started"
         echo ""
         per_round
