@@ -395,6 +395,7 @@ measure() {   # round target
 # A refused beacon's cost: beacons for a domain the collector does not serve; every one
 # must be refused (non-2xx) and store nothing. Appends to $TMP/refused:
 # round target requests non2xx ticks us_per_request stored
+# shellcheck disable=SC2317 # called through alone()
 measure_refused() {   # round target
     r=$1 t=$2 pid=$(pid_of "$2")
     w=$TMP/wrk.refused.$t.$r.txt
@@ -620,7 +621,7 @@ perf_one() {   # target
         | grep -E '^ +[0-9.]+%' | head -"${BENCH_PERF_TOP:-20}" | sed 's/[ -]*$//'; } >> "$TMP/perf.sum"
 }
 if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null 2>&1; then
-    LOAD=$(echo $LOADS | awk '{ print $NF }')
+    for LOAD in $LOADS; do :; done     # the last load
     say "bench: perf record during one extra load per server ($LOAD load, not counted above)"
     : > "$TMP/perf.sum"
     [ $COLL_OK = 1 ] && perf_one collector
