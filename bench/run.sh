@@ -341,7 +341,6 @@ bytes_per_hit() {
 }
 # Redis commands by name (INFO commandstats), "name calls" lines
 cmdstats() { rcli INFO commandstats | tr -d '\r' | awk -F'[:,=]' '/^cmdstat_/ { sub("cmdstat_", "", $1); print $1, $3 }'; }
-cmd_total() { cmdstats | awk '{ s += $2 } END { print s + 0 }'; }
 
 # One measured load; appends a result line to $TMP/results.$LOAD:
 # round target requests rps non2xx sockerr hits ticks cpu_us_per_hit redis_us_per_hit added
@@ -410,11 +409,11 @@ measure_refused() {   # round target
 }
 
 # Redis commands per second with nothing sent to anyone (an idle collector's polling).
+# INFO is left out: the only INFO calls are ours.
 idle_rate() {   # seconds
-    i0=$(cmd_total); cmdstats > "$TMP/idle.0"; sleep "$1"; i1=$(cmd_total); cmdstats > "$TMP/idle.1"
-    top=$(awk 'NR == FNR { a[$1] = $2; next } { d = $2 - a[$1]; if (d > b) { b = d; n = $1 } } END { if (b > 0) printf "%s", n }' "$TMP/idle.0" "$TMP/idle.1")
-    # minus the INFO we sent ourselves
-    awk -v a="$i0" -v b="$i1" -v s="$1" -v top="$top" 'BEGIN { printf "%.0f%s\n", (b - a - 1) / s, top != "" ? " (mostly " top ")" : "" }'
+    cmdstats > "$TMP/idle.0"; sleep "$1"; cmdstats > "$TMP/idle.1"
+    awk -v s="$1" 'NR == FNR { a[$1] = $2; next } $1 != "info" { d = $2 - a[$1]; tot += d; if (d > b) { b = d; n = $1 } }
+        END { printf "%.1f%s\n", tot / s, (b > 0 ? " (mostly " n ")" : "") }' "$TMP/idle.0" "$TMP/idle.1"
 }
 
 say "bench: redis :$REDIS_PORT (core $LOAD_CPU)$( [ $NGINX_OK = 1 ] && echo ", nginx :$NGINX_PORT worker $NGINX_WORKER (core $SERVER_CPU)")$( [ $COLL_OK = 1 ] && echo ", collector :$COLL_PORT pid $COLL_PID (core $SERVER_CPU)"); wrk -t1 -c$CONNS -d$DURATION (core $LOAD_CPU)"
