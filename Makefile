@@ -7,7 +7,8 @@
 #   make stop         stop what `make run` started (from another terminal)
 #   make test         install what the tests need too, build, run every suite
 #   make unit         build and run the C unit tests
-#   make bench        collector vs nginx CPU per stored hit (see bench/README.md)
+#   make bench        collector vs nginx CPU per hit under two loads, many sites, drain,
+#                     report times on a large data set (see bench/README.md)
 #   make deps         install what building and running need; `make deps-test` adds
 #                     what the tests need (cmocka, Chromium, playwright-core)
 #   make SANITIZER=address test      (or undefined): builds into build/address/

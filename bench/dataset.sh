@@ -1,0 +1,127 @@
+#!/bin/sh
+# dataset.sh -- aggregate memory and report times on a large data set (bench/README.md,
+# "The large data set"): N raw hits of one site over the last D full UTC days, written
+# straight into a private Redis with backdated stream ids by bench/gen_hits.c (built
+# against libcommon, so the entries are in the format common/ defines), folded by
+# `fairstat-aggregator run --once`; then Redis's memory and key count for the
+# aggregates, and the time of `report --format json` over 1, 7 and 30 days.
+#
+# Knobs: BENCH_DATASET_HITS=10000000 BENCH_DATASET_DAYS=30 BENCH_DATASET_PATHS=50000
+#        BENCH_DATASET_VISITORS=20000 (per day) BENCH_DATASET_REPORTS=5 (runs per span)
+#        SERVER_CPU=0 (redis) LOAD_CPU=1 (generator, aggregator, reports)
+# At today's fold (~11-20k hits/s here) the default 10M hits take 10-15 minutes.
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+AGG=$ROOT/bin/fairstat-aggregator
+HITS=${BENCH_DATASET_HITS:-10000000}
+DAYS=${BENCH_DATASET_DAYS:-30}
+PATHS=${BENCH_DATASET_PATHS:-50000}
+VPD=${BENCH_DATASET_VISITORS:-20000}
+REPORTS=${BENCH_DATASET_REPORTS:-5}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+SITE=bench.example
+
+die() { echo "dataset: $*" >&2; exit 1; }
+for t in redis-server redis-cli cc node awk; do
+    command -v "$t" >/dev/null 2>&1 || die "missing tool '$t'"
+done
+[ -x "$AGG" ] || die "build first: make"
+LIBCOMMON=$ROOT/build/default/libcommon.a
+[ -f "$LIBCOMMON" ] || die "build first: make ($LIBCOMMON is missing)"
+PIN_S="" PIN_L=""
+if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
+    PIN_S="taskset -c $SERVER_CPU" PIN_L="taskset -c $LOAD_CPU"
+fi
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/fairstat-dataset.XXXXXX") || die "mktemp failed"
+REDIS_PID=""
+cleanup() {
+    [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+cc -O2 -std=c11 -D_GNU_SOURCE -I"$ROOT/common" "$ROOT/bench/gen_hits.c" "$LIBCOMMON" -lm \
+    -o "$TMP/gen_hits" 2> "$TMP/cc.log" || die "gen_hits.c does not build: $(head -5 "$TMP/cc.log")"
+
+PORT=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+$PIN_S redis-server --port "$PORT" --bind 127.0.0.1 --dir "$TMP" --save '' --appendonly no \
+    --logfile "$TMP/redis.log" &
+REDIS_PID=$!
+i=0
+until redis-cli -p "$PORT" ping >/dev/null 2>&1; do
+    i=$((i + 1)); [ $i -lt 100 ] || die "redis-server did not start"; sleep 0.05
+done
+R() { redis-cli -p "$PORT" "$@"; }
+mem() { R INFO memory | tr -d '\r' | awk -F: '/^used_memory:/ { print $2 }'; }
+now_ns() { date +%s%N; }
+median() { sort -g | awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.3f (min %.3f, max %.3f)", m, a[1], a[NR] }'; }
+
+cat > "$TMP/fairstat.conf" <<CONF
+[redis]
+url = redis://127.0.0.1:$PORT/0
+[aggregator]
+batch = 500
+block_ms = 100
+purge_interval = 0
+[site $SITE]
+origins = https://$SITE
+CONF
+
+m0=$(mem)
+t0=$(now_ns)
+"$TMP/gen_hits" "$SITE" "$HITS" "$DAYS" "$PATHS" "$VPD" | redis-cli -p "$PORT" --pipe > "$TMP/pipe.out" 2>&1 \
+    || die "loading failed: $(tail -3 "$TMP/pipe.out")"
+t1=$(now_ns)
+n=$(R XLEN "fs:{$SITE}:hits")
+[ "$n" = "$HITS" ] || die "loaded $n of $HITS hits: $(tail -3 "$TMP/pipe.out")"
+mraw=$(mem)
+echo "dataset: $HITS hits loaded in $(echo "$t0 $t1" | awk '{ printf "%.1f", ($2 - $1) / 1e9 }') s; folding (run --once)..." >&2
+
+t0=$(now_ns)
+$PIN_L "$AGG" -c "$TMP/fairstat.conf" run --once 2> "$TMP/agg.log" || die "run --once failed: $(tail -3 "$TMP/agg.log")"
+t1=$(now_ns)
+left=$(R XLEN "fs:{$SITE}:hits")
+[ "$left" = 0 ] || die "$left hits left in the stream after run --once"
+fold_s=$(echo "$t0 $t1" | awk '{ printf "%.1f", ($2 - $1) / 1e9 }')
+# the emptied stream and its consumer group are not aggregates
+R DEL "fs:{$SITE}:hits" > /dev/null
+R MEMORY PURGE > /dev/null 2>&1
+m1=$(mem)
+keys=$(R DBSIZE | tr -d '\r')
+
+# Report times, and exactly once: the whole span's pageviews are the hits loaded.
+yesterday=$(date -u -d '-1 day' +%F)
+pv=$("$AGG" -c "$TMP/fairstat.conf" report --site "$SITE" --from "$(date -u -d "-$DAYS day" +%F)" --to "$yesterday" --format json \
+    | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).totals.pageviews))')
+for span in 1 7 30; do
+    [ "$span" -le "$DAYS" ] || continue
+    from=$(date -u -d "-$span day" +%F)
+    : > "$TMP/rep.$span"
+    k=0
+    while [ $k -lt "$REPORTS" ]; do
+        a=$(now_ns)
+        $PIN_L "$AGG" -c "$TMP/fairstat.conf" report --site "$SITE" --from "$from" --to "$yesterday" --format json > "$TMP/report.$span.json" \
+            || die "report over $span days failed"
+        b=$(now_ns)
+        echo "$a $b" | awk '{ printf "%.4f\n", ($2 - $1) / 1e9 }' >> "$TMP/rep.$span"
+        k=$((k + 1))
+    done
+done
+
+echo "large data set: $HITS raw hits over $DAYS days ($PATHS paths Zipf-like, $VPD visitors a day), one site, written by bench/gen_hits.c"
+echo "  fold (run --once):                $fold_s s, $(echo "$HITS $fold_s" | awk '{ printf "%.0f", $1 / $2 }') hits/s"
+echo "  raw hits in the stream:           $(echo "$mraw $m0 $HITS" | awk '{ printf "%.1f", ($1 - $2) / $3 }') bytes per hit (used_memory delta / hits)"
+echo "  aggregates:                       $(echo "$m1 $m0" | awk '{ printf "%.1f MiB", ($1 - $2) / 1048576 }') (used_memory delta), $keys keys, $(echo "$m1 $m0 $HITS" | awk '{ printf "%.1f", ($1 - $2) / $3 }') bytes per hit folded"
+for span in 1 7 30; do
+    [ -s "$TMP/rep.$span" ] || continue
+    printf '  report --format json, %2d day(s):  %s s, median of %s\n' "$span" "$(median < "$TMP/rep.$span")" "$REPORTS"
+done
+if [ "$pv" = "$HITS" ]; then
+    echo "  exactly once: the $DAYS-day report counts $pv pageviews for $HITS hits"
+else
+    echo "!!! the $DAYS-day report counts $pv pageviews for $HITS hits"
+    exit 1
+fi
