@@ -3,25 +3,25 @@
 # deleted per second from a pre-filled stream, next to redis-benchmark's
 # pipelined XADD rate measured in the same run on the same private redis.
 #
-# Each round: FLUSHALL, pre-fill fs:{bench.example}:hits with HITS realistic
-# hits (50 pages, 5000 visitors, referrers, UTM, geo, UA fields) through
-# redis-cli --pipe, then time `fairstat-aggregator run --once` until the
+# Each round: FLUSHALL, pre-fill fs:{bench.example}:hits with HITS hits
+# packed as the collector packs them (bench/gen_hits.c: 50 pages, 5,000
+# visitors a day, referrers, UTM, geo, UA fields) through redis-cli --pipe, then time `fairstat-aggregator run --once` until the
 # stream is empty. Redis is pinned to SERVER_CPU, the aggregator and
 # redis-benchmark to LOAD_CPU (see bench/README.md, "Method"). Reports the median with
 # min and max over ROUNDS, Redis CPU per hit, and the ratio to XADD.
 #
-# Knobs: DRAIN_HITS=200000 DRAIN_ROUNDS=5 DRAIN_BATCH=500 SERVER_CPU=0 LOAD_CPU=1
+# Knobs: DRAIN_HITS=200000 DRAIN_ROUNDS=5 DRAIN_BATCH=20000 SERVER_CPU=0 LOAD_CPU=1
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 AGG=$ROOT/bin/fairstat-aggregator
 HITS=${DRAIN_HITS:-200000}
 ROUNDS=${DRAIN_ROUNDS:-5}
-BATCH=${DRAIN_BATCH:-500}
+BATCH=${DRAIN_BATCH:-20000}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 
 die() { echo "drain: $*" >&2; exit 1; }
-for t in redis-server redis-cli redis-benchmark node awk; do
+for t in redis-server redis-cli redis-benchmark node awk cc; do
     command -v "$t" >/dev/null 2>&1 || die "missing tool '$t'"
 done
 [ -x "$AGG" ] || die "build first: make bin/fairstat-aggregator"
@@ -59,32 +59,15 @@ purge_interval = 0
 origins = https://bench.example
 CONF
 
-# RESP for HITS XADDs, one hit per second of the last HITS seconds (two days
-# for the default), so day and hour keys change as in real traffic.
+# RESP for HITS XADDs in the collector's format (bench/gen_hits.c packs them
+# with common/rawhit.h): two days ending yesterday, 50 pages, 5,000 visitors a
+# day, so day and hour keys change as in real traffic.
+LIBCOMMON=$ROOT/build/default/libcommon.a
+[ -f "$LIBCOMMON" ] || die "build first: make"
+cc -O2 -std=c11 -D_GNU_SOURCE -I"$ROOT/common" "$ROOT/bench/gen_hits.c" "$LIBCOMMON" -lm \
+    -o "$TMP/gen_hits" 2> "$TMP/cc.log" || die "gen_hits.c does not build: $(head -5 "$TMP/cc.log")"
 gen() {
-    awk -v n="$HITS" -v key="fs:{bench.example}:hits" -v now="$(date +%s)000" 'BEGIN {
-        srand(42);
-        split("google.com,,duckduckgo.com,,news.ycombinator.com,,bing.com,", refs, ",");
-        split("DE,FR,US,GB,NL,SE", cc, ",");
-        split("Firefox,Chrome,Safari,Edge", br, ",");
-        split("Linux,Windows,macOS,Android,iOS", os, ",");
-        split("desktop,mobile,tablet", dv, ",");
-        for (i = 0; i < n; i++) {
-            v = sprintf("%016x", int(rand() * 5000));
-            f[1] = "t"; f[2] = sprintf("%.0f", now - (n - i) * 1000);
-            f[3] = "n"; f[4] = "pageview";
-            f[5] = "p"; f[6] = sprintf("/docs/page-%d", int(rand() * 50));
-            f[7] = "r"; f[8] = refs[1 + int(rand() * 8)];
-            f[9] = "us"; f[10] = (rand() < 0.1) ? "newsletter" : "";
-            f[11] = "c"; f[12] = cc[1 + int(rand() * 6)];
-            f[13] = "b"; f[14] = br[1 + int(rand() * 4)];
-            f[15] = "o"; f[16] = os[1 + int(rand() * 5)];
-            f[17] = "dv"; f[18] = dv[1 + int(rand() * 3)];
-            f[19] = "v"; f[20] = v;
-            printf "*23\r\n$4\r\nXADD\r\n$%d\r\n%s\r\n$1\r\n*\r\n", length(key), key;
-            for (k = 1; k <= 20; k++) printf "$%d\r\n%s\r\n", length(f[k]), f[k];
-        }
-    }'
+    "$TMP/gen_hits" bench.example "$HITS" 2 50 5000
 }
 gen > "$TMP/fill.resp"
 
@@ -116,8 +99,9 @@ while [ $r -le "$ROUNDS" ]; do
     echo "$c0 $c1 $HITS" | awk '{printf "%.2f\n", ($2 - $1) * 1e6 / $3}' >> "$TMP/rcpu"
 
     R flushall >/dev/null
+    # An entry of the same shape as a packed hit: one field, ~70 bytes.
     $PIN_L redis-benchmark -p "$PORT" -P 32 -n 300000 -q XADD benchkey '*' \
-        f1 v1 f2 v2 f3 v3 f4 v4 f5 v5 f6 v6 f7 v7 > "$TMP/rb.out" 2>&1
+        h 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef012345 > "$TMP/rb.out" 2>&1
     awk -F'[: ]+' '/requests per second/ {for (i = 1; i <= NF; i++) if ($i ~ /^[0-9.]+$/) {print $i; exit}}' \
         "$TMP/rb.out" | tr -d '\r' >> "$TMP/xadd"
     echo "round $r: drained and counted $pv hits at $(tail -n 1 "$TMP/drain") hits/s;" \
@@ -131,5 +115,5 @@ xm=$(sort -g "$TMP/xadd" | awk '{a[NR]=$1} END {print (NR%2)?a[(NR+1)/2]:(a[NR/2
 echo "aggregator drain, $HITS hits x $ROUNDS rounds, batch $BATCH (folded + deleted, one Lua call per batch):"
 echo "  drain:                       $d hits/s"
 echo "  redis CPU per drained hit:   $c us"
-echo "  redis-benchmark -P 32 XADD:  $x /s (7 fields)"
+echo "  redis-benchmark -P 32 XADD:  $x /s (one 70-byte field, the shape of a packed hit)"
 echo "  drain / XADD:                $(echo "$dm $xm" | awk '{printf "%.2f", $1 / $2}')"

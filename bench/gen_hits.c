@@ -11,13 +11,14 @@
  * from small weighted tables. Hits are written in time order (stream ids must
  * grow); the last day is yesterday, so a report ending yesterday covers whole days.
  *
- * put_hit() is the one place that knows the raw hit format (today: the fields
- * of common/keys.h, as collector/hit.c writes them). It is built against
+ * put_hit() is the one place that knows the raw hit format: it packs the hit
+ * with common/rawhit.h, as collector/hit.c does. It is built against
  * libcommon so that it follows common/ when the format changes.
  */
 #include "clock.h"
 #include "hash.h"
 #include "keys.h"
+#include "rawhit.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -34,11 +35,11 @@ struct gen_hit {
 
 /* ---------------------------------------------------------------- RESP */
 
-static void resp_cmd(FILE *out, int argc, const char *const *argv)
+static void resp_cmd(FILE *out, int argc, const char *const *argv, const size_t *lens)
 {
     fprintf(out, "*%d\r\n", argc);
     for (int i = 0; i < argc; i++) {
-        size_t n = strlen(argv[i]);
+        size_t n = lens ? lens[i] : strlen(argv[i]);
         fprintf(out, "$%zu\r\n", n);
         fwrite(argv[i], 1, n, out);
         fputs("\r\n", out);
@@ -49,25 +50,25 @@ static void resp_cmd(FILE *out, int argc, const char *const *argv)
  * empty optional fields left out as the collector does. */
 static void put_hit(FILE *out, const char *key, const char *id, const struct gen_hit *h)
 {
-    char t[24];
-    snprintf(t, sizeof t, "%" PRId64, h->t_ms);
-    const char *argv[3 + 2 * 16] = {
-        "XADD", key, id,
-        HIT_TIME, t, HIT_NAME, h->name, HIT_PATH, h->path, HIT_VISITOR, h->visitor,
-        HIT_BROWSER, h->browser, HIT_OS, h->os, HIT_DEVICE, h->device,
-    };
-    int argc = 17;
-    const char *optional[][2] = {
-        {HIT_REFERRER, h->referrer}, {HIT_UTM_SOURCE, h->utm_source},
-        {HIT_UTM_MEDIUM, h->utm_medium}, {HIT_UTM_CAMPAIGN, h->utm_campaign},
-        {HIT_COUNTRY, h->country}, {HIT_REGION, h->region},
-    };
-    for (size_t i = 0; i < sizeof optional / sizeof optional[0]; i++) {
-        if (!optional[i][1][0]) continue;
-        argv[argc++] = optional[i][0];
-        argv[argc++] = optional[i][1];
-    }
-    resp_cmd(out, argc, argv);
+    /* The hit's time is its stream id's, as when the collector stores it. */
+    static uint64_t next_id;
+    struct rawhit r = {.id = ++next_id, .flags = RAWHIT_F_VISITOR, .device = rawhit_device_of(h->device)};
+    if (rawhit_visitor_from_hex(h->visitor, strlen(h->visitor), r.visitor) < 0) r.flags = 0;
+    rawhit_set(&r, RAWHIT_PATH, h->path);
+    rawhit_set(&r, RAWHIT_BROWSER, h->browser);
+    rawhit_set(&r, RAWHIT_OS, h->os);
+    rawhit_set(&r, RAWHIT_NAME, strcmp(h->name, "pageview") == 0 ? "" : h->name);
+    rawhit_set(&r, RAWHIT_REFERRER, h->referrer);
+    rawhit_set(&r, RAWHIT_UTM_SOURCE, h->utm_source);
+    rawhit_set(&r, RAWHIT_UTM_MEDIUM, h->utm_medium);
+    rawhit_set(&r, RAWHIT_UTM_CAMPAIGN, h->utm_campaign);
+    rawhit_set(&r, RAWHIT_COUNTRY, h->country);
+    rawhit_set(&r, RAWHIT_REGION, h->region);
+    char packed[RAWHIT_MAX];
+    size_t n = rawhit_encode(&r, packed, sizeof packed);
+    const char *argv[] = {"XADD", key, id, RAWHIT_FIELD, packed};
+    const size_t lens[] = {4, strlen(key), strlen(id), strlen(RAWHIT_FIELD), n};
+    resp_cmd(out, 5, argv, lens);
 }
 
 /* ---------------------------------------------------------------- drawing */

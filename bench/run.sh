@@ -490,15 +490,30 @@ for LOAD in $LOADS; do
                 }
                 print line
             }' "$TMP/cmd.$LOAD.0" "$TMP/cmd.$LOAD.1" > "$TMP/redis.$LOAD"
-        rcli XREVRANGE 'fs:{example.com}:hits' + - COUNT 1 | tr -d '\r' \
-            | awk 'NR == 1 { printf "sample stored hit:"; next } NR % 2 == 0 { k = $0; next } { printf " %s=%s", k, $0 } END { print "" }' > "$TMP/sample.$LOAD"
-        # what the enrichment found, over the last 2,000 stored hits (reads the fields of
-        # common/keys.h; prints nothing for entries of one packed field)
+        # one stored hit: its size when packed (binary: not printable), else its fields
+        rcli EVAL "local e = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+            if not e then return '' end
+            if #e[2] == 2 and e[2][1] == 'h' then return 'one packed field of ' .. #e[2][2] .. ' bytes' end
+            return table.concat(e[2], ' ')" 1 'fs:{example.com}:hits' | tr -d '\r' \
+            | awk '{ print "sample stored hit: " $0 }' > "$TMP/sample.$LOAD"
+        # what the enrichment found, over the last 2,000 stored hits: the packed hit's
+        # bitmap of optional strings (common/rawhit.h: bytes 18-19; referrer, country,
+        # region are its bits 1, 7 and 8), or the fields of an earlier version's entry
         rcli EVAL "local e = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 2000)
-            if #e > 0 and #e[1][2] == 2 then return {} end -- one packed field: not readable here
             local c, rg, r = 0, 0, 0
-            for _, x in ipairs(e) do for i = 1, #x[2], 2 do local f = x[2][i]
-                if f == 'c' then c = c + 1 elseif f == 'rg' then rg = rg + 1 elseif f == 'r' then r = r + 1 end end end
+            local function bit(v, b) return math.floor(v / 2 ^ b) % 2 == 1 end
+            for _, x in ipairs(e) do
+              if #x[2] == 2 and x[2][1] == 'h' then
+                local v = x[2][2]
+                local p = v:byte(19) + 256 * v:byte(20)
+                if bit(p, 7) then c = c + 1 end
+                if bit(p, 8) then rg = rg + 1 end
+                if bit(p, 1) then r = r + 1 end
+              else
+                for i = 1, #x[2], 2 do local f = x[2][i]
+                  if f == 'c' then c = c + 1 elseif f == 'rg' then rg = rg + 1 elseif f == 'r' then r = r + 1 end end
+              end
+            end
             return {#e, c, rg, r}" 1 'fs:{example.com}:hits' | tr -d '\r' | awk '{ v[NR] = $1 } END { if (v[1] > 0)
             printf "of the last %d stored hits: %.1f%% with a country, %.1f%% with a region, %.1f%% with a referrer\n", v[1], 100 * v[2] / v[1], 100 * v[3] / v[1], 100 * v[4] / v[1] }' >> "$TMP/sample.$LOAD"
     fi
