@@ -15,6 +15,7 @@
 
 #include "agg.h"
 #include "fold.h"
+#include "hash.h"
 #include "keys.h"
 
 /* The breakdowns, in output order: dim, JSON section, label, metric. */
@@ -58,16 +59,62 @@ static long long to_ll(const redisReply *r)
     return 0;
 }
 
-/* Adds the field/value pairs of an HGETALL reply into map (name -> count). */
-static void merge(json_t *map, const redisReply *r)
+struct row {
+    const char *name;           /* owned by the map */
+    size_t len;
+    long long n;
+};
+
+/* name -> count over the days of a breakdown: open addressing over rows
+ * with their own copy of the name, so that each day's reply is merged and
+ * freed as it arrives (a 30-day report holds one reply at a time). */
+struct map {
+    struct row *slot;
+    size_t cap, n;
+};
+
+static int map_add(struct map *m, const char *name, size_t len, long long v)
+{
+    if ((m->n + 1) * 2 > m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 256;
+        struct row *slot = calloc(cap, sizeof *slot);
+        if (!slot) return -1;
+        for (size_t i = 0; i < m->cap; i++) {
+            if (!m->slot[i].name) continue;
+            size_t j = hash_fnv1a(HASH_FNV_OFFSET, m->slot[i].name, m->slot[i].len) & (cap - 1);
+            while (slot[j].name) j = (j + 1) & (cap - 1);
+            slot[j] = m->slot[i];
+        }
+        free(m->slot);
+        m->slot = slot;
+        m->cap = cap;
+    }
+    size_t j = hash_fnv1a(HASH_FNV_OFFSET, name, len) & (m->cap - 1);
+    while (m->slot[j].name && !(m->slot[j].len == len && memcmp(m->slot[j].name, name, len) == 0))
+        j = (j + 1) & (m->cap - 1);
+    if (!m->slot[j].name) {
+        char *copy = malloc(len + 1);
+        if (!copy) return -1;
+        memcpy(copy, name, len);
+        copy[len] = '\0';
+        m->slot[j] = (struct row){copy, len, 0};
+        m->n++;
+    }
+    m->slot[j].n += v;
+    return 0;
+}
+
+/* Adds the field/value pairs of an HGETALL reply into map. The members are
+ * bounded per day (aggregator.max_members), not by who controls the input,
+ * so an unseeded hash is fine here. */
+static int merge(struct map *map, const redisReply *r)
 {
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
-        const char *k = r->element[i]->str;
-        if (!k) continue;
-        json_t *old = json_object_get(map, k);
-        long long v = to_ll(r->element[i + 1]) + (old ? json_integer_value(old) : 0);
-        json_object_set_new(map, k, json_integer(v));
+        const redisReply *k = r->element[i];
+        if (!k->str) continue;
+        if (map_add(map, k->str, k->len, to_ll(r->element[i + 1])) < 0) return -1;
     }
+    return 0;
 }
 
 static long long hget(const redisReply *r, const char *field)
@@ -77,11 +124,6 @@ static long long hget(const redisReply *r, const char *field)
     return 0;
 }
 
-struct row {
-    const char *name;
-    long long n;
-};
-
 static int row_cmp(const void *pa, const void *pb)
 {
     const struct row *a = pa, *b = pb;
@@ -89,19 +131,22 @@ static int row_cmp(const void *pa, const void *pb)
     return strcmp(a->name, b->name);
 }
 
-/* map -> rows sorted by count; caller frees. Rows point into map. */
-static struct row *sorted(json_t *map, size_t *n)
+static void map_free(struct map *m)
 {
-    *n = json_object_size(map);
-    struct row *rows = calloc(*n ? *n : 1, sizeof *rows);
+    for (size_t i = 0; i < m->cap; i++) free((char *)m->slot[i].name);
+    free(m->slot);
+}
+
+/* map -> rows sorted by count; caller frees. Rows point into the map. */
+static struct row *sorted(const struct map *map, size_t *n)
+{
+    struct row *rows = calloc(map->n ? map->n : 1, sizeof *rows);
     if (!rows) return NULL;
     size_t i = 0;
-    const char *k;
-    json_t *v;
-    json_object_foreach(map, k, v) {
-        if (json_integer_value(v) <= 0) continue;   /* an exit page moved away */
-        rows[i].name = k;
-        rows[i++].n = json_integer_value(v);
+    for (size_t j = 0; j < map->cap; j++) {
+        const struct row *r = &map->slot[j];
+        if (!r->name || r->n <= 0) continue;   /* an exit page moved away */
+        rows[i++] = *r;
     }
     *n = i;
     qsort(rows, *n, sizeof *rows, row_cmp);
@@ -171,7 +216,7 @@ out:
 }
 
 static json_t *breakdown(struct agg *a, const char *site, const struct report_opts *o, size_t b,
-                         json_t *map)
+                         const struct map *map)
 {
     size_t n;
     struct row *rows = sorted(map, &n);
@@ -226,7 +271,7 @@ json_t *report_build(struct agg *a, const struct report_opts *o)
     size_t ndays = (size_t)(o->to_day - o->from_day + 1);
     size_t ncmd = ndays * PER_DAY + 1;
     redisReply **rep = calloc(ncmd, sizeof *rep);
-    json_t *maps[NBREAK] = {0};
+    struct map maps[NBREAK] = {{0}};
     json_t *report = NULL;
     char key[1200];
     a->err[0] = '\0';
@@ -261,12 +306,31 @@ json_t *report_build(struct agg *a, const struct report_opts *o)
     redisAppendCommandArgv(a->rc, (int)ndays + 1, uv, NULL);
     free(uv);
     free(uvkeys);
-    if (collect(a, rep, ncmd) < 0) goto error;
+    /* Totals and visitor counts are kept; a breakdown's reply is merged and
+     * freed as soon as it is read. */
+    for (size_t i = 0; i < ncmd; i++) {
+        void *r = NULL;
+        if (redisGetReply(a->rc, &r) != REDIS_OK) {
+            snprintf(a->err, sizeof a->err, "redis: %s", a->rc->errstr);
+            agg_disconnect(a);
+            goto error;
+        }
+        size_t k = i % PER_DAY;
+        if (i < ndays * PER_DAY && k >= 2) {
+            int rc = merge(&maps[k - 2], r);
+            freeReplyObject(r);
+            if (rc < 0) {
+                snprintf(a->err, sizeof a->err, "out of memory");
+                goto error;
+            }
+        } else {
+            rep[i] = r;
+        }
+    }
 
     report = json_object();
     json_t *series = json_array();
     long long pv = 0, visits = 0, bounces = 0, dur = 0, events = 0;
-    for (size_t b = 0; b < NBREAK; b++) maps[b] = json_object();
     for (size_t d = 0; d < ndays; d++) {
         redisReply **r = rep + d * PER_DAY;
         long long dpv = hget(r[0], "pageviews"), dvis = hget(r[0], "visits");
@@ -276,7 +340,6 @@ json_t *report_build(struct agg *a, const struct report_opts *o)
         bounces += db;
         dur += dd;
         events += hget(r[0], "events");
-        for (size_t b = 0; b < NBREAK; b++) merge(maps[b], r[2 + b]);
         char date[11];
         clock_format_day_dashed(o->from_day + (int64_t)d, date);
         json_t *p = json_object();
@@ -302,7 +365,7 @@ json_t *report_build(struct agg *a, const struct report_opts *o)
     json_object_set_new(totals, "events", json_integer(events));
     json_object_set_new(report, "totals", totals);
     for (size_t b = 0; b < NBREAK; b++) {
-        json_t *arr = breakdown(a, s->name, o, b, maps[b]);
+        json_t *arr = breakdown(a, s->name, o, b, &maps[b]);
         if (!arr) {
             json_decref(series);
             goto error;
@@ -312,14 +375,14 @@ json_t *report_build(struct agg *a, const struct report_opts *o)
     json_object_set_new(report, "timeseries", series);
     for (size_t i = 0; i < ncmd; i++) freeReplyObject(rep[i]);
     free(rep);
-    for (size_t b = 0; b < NBREAK; b++) json_decref(maps[b]);
+    for (size_t b = 0; b < NBREAK; b++) map_free(&maps[b]);
     return report;
 
 error:
     for (size_t i = 0; rep && i < ncmd; i++)
         if (rep[i]) freeReplyObject(rep[i]);
     free(rep);
-    for (size_t b = 0; b < NBREAK; b++) json_decref(maps[b]);
+    for (size_t b = 0; b < NBREAK; b++) map_free(&maps[b]);
     json_decref(report);
     return NULL;
 }
