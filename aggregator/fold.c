@@ -86,6 +86,8 @@ struct keyinfo {
 struct member {
     char *s;
     size_t len;
+    uint32_t aux;               /* page set: the page's uv key index + 1 ... */
+    unsigned long aux_batch;    /* ... in this batch */
 };
 
 struct capset {
@@ -305,6 +307,8 @@ static int set_add(const struct fold *f, struct capset *cs, const char *m, size_
     if (!(e->s = malloc(len ? len : 1))) return -1;
     memcpy(e->s, m, len);
     e->len = len;
+    e->aux = 0;
+    e->aux_batch = 0;
     cs->n++;
     return 0;
 }
@@ -899,6 +903,38 @@ static int extend_visit(struct fold *f, struct visit *v, int64_t t, const char *
     return 0;
 }
 
+/* Adds the visitor to the page's HyperLogLog when the page is one of the
+ * day's first max_page_visitors (their set's member remembers the key's
+ * index for the rest of the batch: no key name built per hit). */
+static int page_visitor(struct fold *f, const struct fhit *x, const char *path, size_t pl)
+{
+    struct capset *cs = &f->caps[f->kinfo[f->pagesetkey].capset - 1];
+    struct member *e = cs->loaded && cs->cap ? set_slot(f, cs, path, pl) : NULL;
+    if (cs->loaded && !(e && e->s)) {
+        if (cs->size >= (size_t)f->max_page_visitors) return 0;
+        /* One of the day's first pages: it gets its visitor count. */
+        cs->size++;
+        if (set_add(f, cs, path, pl) < 0 || add_sum(f, SUM_SADD, f->pagesetkey, path, pl, 1) < 0)
+            return -1;
+        e = set_slot(f, cs, path, pl);
+    }
+    int64_t uvp;
+    if (e && e->s && e->aux_batch == f->batches) {
+        uvp = (int64_t)e->aux - 1;
+    } else {
+        char key[FOLD_MAX_PATH + 700], p[FOLD_MAX_PATH + 1];
+        memcpy(p, path, pl);
+        p[pl] = '\0';
+        uvp = key_index(f, key, keys_uv(key, sizeof key, f->site, f->day, p));
+        if (uvp < 0) return -1;
+        if (e && e->s) {
+            e->aux = (uint32_t)uvp + 1;
+            e->aux_batch = f->batches;
+        }
+    }
+    return pfadd(f, (uint32_t)uvp, x->h.visitor);
+}
+
 static int count_pageview(struct fold *f, struct fhit *x)
 {
     const char *path = x->h.n[RAWHIT_PATH] ? x->h.s[RAWHIT_PATH] : "/";
@@ -909,24 +945,7 @@ static int count_pageview(struct fold *f, struct fhit *x)
         return -1;
     if (x->visit) {
         if (pfadd(f, f->daykey[FOLD_UV], x->h.visitor) < 0) return -1;
-        if (f->max_page_visitors > 0) {
-            char key[FOLD_MAX_PATH + 700], p[FOLD_MAX_PATH + 1];
-            memcpy(p, path, pl);
-            p[pl] = '\0';
-            struct capset *cs = &f->caps[f->kinfo[f->pagesetkey].capset - 1];
-            int counted = !cs->loaded || set_has(f, cs, path, pl);
-            if (!counted && cs->size < (size_t)f->max_page_visitors) {
-                /* One of the day's first pages: it gets its visitor count. */
-                cs->size++;
-                if (set_add(f, cs, path, pl) < 0 || add_sum(f, SUM_SADD, f->pagesetkey, path, pl, 1) < 0)
-                    return -1;
-                counted = 1;
-            }
-            if (counted) {
-                int64_t uvp = key_index(f, key, keys_uv(key, sizeof key, f->site, f->day, p));
-                if (uvp < 0 || pfadd(f, (uint32_t)uvp, x->h.visitor) < 0) return -1;
-            }
-        }
+        if (f->max_page_visitors > 0 && page_visitor(f, x, path, pl) < 0) return -1;
         struct visit *v = &f->visits[x->visit - 1];
         if (v->known && x->t <= v->last + FOLD_IDLE_MS && x->t >= v->first - FOLD_IDLE_MS)
             return extend_visit(f, v, x->t, path, pl);
@@ -984,8 +1003,11 @@ static int arg_s(struct fold *f, const char *s)
 
 static int arg_i(struct fold *f, long long v)
 {
-    char buf[24];
-    return arg(f, buf, (size_t)snprintf(buf, sizeof buf, "%lld", v));
+    char buf[24], *p = buf + sizeof buf;
+    unsigned long long u = v < 0 ? 0 - (unsigned long long)v : (unsigned long long)v;
+    do *--p = (char)('0' + u % 10); while ((u /= 10));
+    if (v < 0) *--p = '-';
+    return arg(f, p, (size_t)(buf + sizeof buf - p));
 }
 
 /* KEYS index (1-based) of key i: the keys go to KEYS in their order. */
