@@ -583,3 +583,55 @@ describe('collector limits and threads', () => {
     }
   });
 });
+
+describe('collector with 10,000 sites', () => {
+  const N = 10000;
+  const LAST = `s${N - 1}.example.org`;
+  const sites = { 'example.com': { origins: 'https://example.com' } };
+  for (let i = 0; i < N; i++) sites[`s${i}.example.org`] = { origins: `https://s${i}.example.org` };
+  let redis, col;
+
+  before(async () => {
+    redis = await startRedis();
+    // A key of another type among the consent streams: the batch holding
+    // it must still be read, site by site.
+    await redis.client.cmd('SET', `fs:{s${N - 2}.example.org}:consent`, 'not a stream');
+    col = await startCollector(redis, { sites });
+  });
+  after(async () => { await col?.stop(); await redis?.stop(); });
+
+  async function withdrawElsewhere(receipt) {
+    await redis.client.cmd('XADD', `fs:{${LAST}}:consent`, '*', 'id', receipt, 'a', 'withdraw', 't', String(Date.now()));
+  }
+
+  test('a beacon for the last configured site is stored, with its CORS answer', async () => {
+    const cookie = await consentCookie(col.base, LAST);
+    const r = await beacon(col.base, { d: LAST, n: 'pageview', u: `https://${LAST}/a` },
+      { cookie, origin: `https://${LAST}` });
+    assert.equal(r.status, 202);
+    assert.equal(r.headers.get('access-control-allow-origin'), `https://${LAST}`);
+    assert.equal(await redis.client.cmd('XLEN', `fs:{${LAST}}:hits`), 1);
+    const u = await beacon(col.base, { d: 's10000.example.org', n: 'pageview', u: 'https://s10000.example.org/' }, { cookie });
+    assert.equal(u.status, 403);
+  });
+
+  test('withdrawals on the last site are learned, with a handful of Redis reads per refresh', async () => {
+    await redis.client.cmd('CONFIG', 'RESETSTAT');
+    // Two withdrawals, each made after the collector learned of the one
+    // before: at least one whole refresh of all 10,001 streams lies between.
+    for (let k = 0; k < 2; k++) {
+      const cookie = await consentCookie(col.base, LAST);
+      const receipt = cookie.split('.')[3];
+      const hit = () => beacon(col.base, { d: LAST, n: 'pageview', u: `https://${LAST}/b` }, { cookie });
+      assert.equal((await hit()).status, 202, 'the verdict is cached before the withdrawal');
+      await withdrawElsewhere(receipt);
+      await waitFor('the collector learns of the withdrawal', async () => (await hit()).status === 204);
+    }
+    const stats = await redis.client.cmd('INFO', 'commandstats');
+    const calls = (cmd) => Number((stats.match(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`)) || [0, 0])[1]);
+    const reads = calls('xread') + calls('xrange');
+    assert.ok(reads > 0, 'the streams were read');
+    // One command per site would be 10,001 per refresh.
+    assert.ok(reads < 500, `${reads} stream reads for a few refreshes of 10,001 sites`);
+  });
+});
