@@ -353,6 +353,47 @@ describe('collector', () => {
     }
   });
 
+  test('a cached verdict does not outlive its cookie: refused once expired', async () => {
+    await clear();
+    // Expires within two seconds (max_age_days = 180): the first hit is
+    // verified and cached, later ones come from the cache until it expires.
+    const issued = Math.floor(Date.now() / 1000) - 180 * 86400 + 2;
+    const dying = signCookie(1, issued, 'E'.repeat(22));
+    assert.equal((await beacon(col.base, PAGE, { cookie: dying })).status, 202);
+    assert.equal((await beacon(col.base, PAGE, { cookie: dying })).status, 202);
+    await waitFor('the cached cookie expires', async () => (await beacon(col.base, PAGE, { cookie: dying })).status === 204);
+    const stored = await xlen();
+    const r = await beacon(col.base, PAGE, { cookie: dying });
+    assert.equal(r.status, 204);
+    assert.equal(r.headers.get('fairstat-status'), 'no-consent');
+    assert.equal(await xlen(), stored, 'nothing stored after expiry');
+  });
+
+  test('a cached verdict is for the exact cookie and site only', async () => {
+    await clear();
+    const now = Math.floor(Date.now() / 1000);
+    const good = signCookie(1, now, 'F'.repeat(22));
+    assert.equal((await beacon(col.base, PAGE, { cookie: good })).status, 202, 'cached now');
+    const flipped = good.replace(/.$/, (ch) => (ch === 'A' ? 'B' : 'A'));
+    assert.equal((await beacon(col.base, PAGE, { cookie: flipped })).status, 204, 'one byte off is not the cached cookie');
+    const shop = { ...PAGE, domain: 'shop.test', url: 'https://shop.test/' };
+    assert.equal((await beacon(col.base, shop, { cookie: good })).status, 204, "example.com's cookie is no consent on shop.test");
+    assert.equal(await xlen(), 1);
+    assert.equal(await xlen('fs:{shop.test}:hits'), 0);
+  });
+
+  test('many visitors in turn: each cached verdict stays its own (visitor hash per receipt)', async () => {
+    await clear();
+    const now = Math.floor(Date.now() / 1000);
+    const cookies = Array.from({ length: 300 }, (_, i) => signCookie(1, now, `V${String(i).padStart(21, '0')}`));
+    for (let round = 0; round < 2; round++)
+      for (const c of cookies) assert.equal((await beacon(col.base, PAGE, { cookie: c })).status, 202);
+    const v = (await streamEntries(redis.client, HITS)).map((h) => h.v);
+    assert.equal(v.length, 600);
+    assert.equal(new Set(v).size, 300, 'one visitor id per receipt');
+    assert.deepEqual(v.slice(300), v.slice(0, 300), 'the cached id is the one computed first');
+  });
+
   test('healthz and metrics report what happened', async () => {
     const h = await fetch(col.base + '/healthz');
     assert.equal(h.status, 200);
