@@ -76,9 +76,16 @@ static void cors_headers(const struct api *a, struct http_str origin, char out[A
         out[0] = '\0';
         return;
     }
-    snprintf(out, API_CORS_MAX,
-             "Access-Control-Allow-Origin: %.*s\r\nAccess-Control-Allow-Credentials: true\r\n"
-             "Vary: Origin\r\n", (int)origin.n, origin.p);
+    /* Pieced together rather than snprintf'd: this runs on every hit. The
+     * origin's length was bounded above, far below API_CORS_MAX. */
+    static const char head[] = "Access-Control-Allow-Origin: ";
+    static const char tail[] = "\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n";
+    char *o = out;
+    memcpy(o, head, sizeof head - 1);
+    o += sizeof head - 1;
+    memcpy(o, origin.p, origin.n);
+    o += origin.n;
+    memcpy(o, tail, sizeof tail);
 }
 
 const struct cfg_site *api_site(struct api *a, struct http_conn *c, const struct http_request *r,
