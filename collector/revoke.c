@@ -118,6 +118,12 @@ unsigned revoke_generation(void)
     return __atomic_load_n(&generation, __ATOMIC_ACQUIRE);
 }
 
+/* Redis refused a read because a key is not a stream. */
+static int wrong_type(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_ERROR && r->str && strncmp(r->str, "WRONGTYPE", 9) == 0;
+}
+
 /* Records the entries of one site's stream reply (an array of [id, fields])
  * and moves its last_id past them. Caller holds the write lock. */
 static void take_entries(const struct cfg *c, size_t i, const redisReply *entries)
@@ -153,7 +159,7 @@ static int read_site(redisContext *rc, const struct cfg *c, size_t i)
         redisReply *r = redisCommand(rc, "XRANGE %s (%s + COUNT %d", key, last_id[i], PAGE);
         if (!r) return -1;
         if (r->type != REDIS_REPLY_ARRAY) {
-            int other_type = r->type == REDIS_REPLY_ERROR;
+            int other_type = wrong_type(r);
             freeReplyObject(r);
             return other_type ? 1 : -1;
         }
@@ -203,7 +209,7 @@ static int read_batch(redisContext *rc, const struct cfg *c, size_t from, size_t
         for (size_t k = 0; k < m; k++) argv[argc++] = last_id[site_of[k]];
         redisReply *r = redisCommandArgv(rc, argc, argv, NULL);
         if (!r) return -1;
-        if (r->type == REDIS_REPLY_ERROR) {
+        if (wrong_type(r)) {
             /* Find the culprits once; later refreshes leave them out. */
             freeReplyObject(r);
             for (size_t k = 0; k < m; k++) {
@@ -230,7 +236,7 @@ static int read_batch(redisContext *rc, const struct cfg *c, size_t from, size_t
             }
             pthread_rwlock_unlock(&lock);
         } else if (r->type != REDIS_REPLY_NIL) {
-            freeReplyObject(r);
+            freeReplyObject(r);     /* any other error: this refresh failed */
             return -1;
         }
         freeReplyObject(r);
