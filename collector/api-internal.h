@@ -16,6 +16,7 @@
 
 struct client_limit;
 struct hit_cache;
+struct sites;
 struct api_pending;
 
 /* One per worker thread; everything in it is that thread's. */
@@ -27,6 +28,7 @@ struct api {
     struct ua *ua;
     struct client_limit *limit;
     struct hit_cache *hits;     /* hit.c's caches */
+    struct sites *sites;        /* the config's sites and origins by hash */
     int scans;                  /* receipt.c: consent scans in flight */
     struct api_pending *free_list;
     struct metrics m;

@@ -13,6 +13,7 @@
 #include "hit.h"
 #include "receipt.h"
 #include "salt.h"
+#include "sites.h"
 #include "store.h"
 #include "ua.h"
 
@@ -62,30 +63,35 @@ static int origin_allowed(const struct cfg_site *s, struct http_str origin)
     return 0;
 }
 
-static int origin_known(const struct cfg *cfg, struct http_str origin)
+static int origin_known(const struct api *a, struct http_str origin)
 {
-    for (size_t i = 0; origin.p && i < cfg->n_sites; i++)
-        if (origin_allowed(&cfg->sites[i], origin)) return 1;
-    return 0;
+    return origin.p && sites_origin_known(a->sites, origin.p, origin.n);
 }
 
 /* CORS lines for an origin some site allows; "" for any other origin or
  * none, so that no answer is readable by a page we do not serve. */
-static void cors_headers(const struct cfg *cfg, struct http_str origin, char out[API_CORS_MAX])
+static void cors_headers(const struct api *a, struct http_str origin, char out[API_CORS_MAX])
 {
-    if (!origin.p || origin.n == 0 || origin.n > 300 || !origin_known(cfg, origin)) {
+    if (!origin.p || origin.n == 0 || origin.n > 300 || !origin_known(a, origin)) {
         out[0] = '\0';
         return;
     }
-    snprintf(out, API_CORS_MAX,
-             "Access-Control-Allow-Origin: %.*s\r\nAccess-Control-Allow-Credentials: true\r\n"
-             "Vary: Origin\r\n", (int)origin.n, origin.p);
+    /* Pieced together rather than snprintf'd: this runs on every hit. The
+     * origin's length was bounded above, far below API_CORS_MAX. */
+    static const char head[] = "Access-Control-Allow-Origin: ";
+    static const char tail[] = "\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n";
+    char *o = out;
+    memcpy(o, head, sizeof head - 1);
+    o += sizeof head - 1;
+    memcpy(o, origin.p, origin.n);
+    o += origin.n;
+    memcpy(o, tail, sizeof tail);
 }
 
 const struct cfg_site *api_site(struct api *a, struct http_conn *c, const struct http_request *r,
                                 const char *domain, const char *cors)
 {
-    const struct cfg_site *site = cfg_site_find(a->cfg, domain, strlen(domain));
+    const struct cfg_site *site = sites_find(a->sites, domain, strlen(domain));
     if (!site) {
         api_reply_error(a, c, 403, cors, "unknown site");
         return NULL;
@@ -103,7 +109,7 @@ const struct cfg_site *api_site(struct api *a, struct http_conn *c, const struct
 
 static void handle_preflight(struct api *a, struct http_conn *c, const struct http_request *r)
 {
-    if (!origin_known(a->cfg, r->origin)) {
+    if (!origin_known(a, r->origin)) {
         api_reply_error(a, c, 403, "", "origin not allowed");
         return;
     }
@@ -195,7 +201,7 @@ void api_handle(struct http_conn *c, const struct http_request *r, void *arg)
 
     if (path_is(r, "/api/event")) {
         if (v == HTTP_VERB_POST) {
-            cors_headers(a->cfg, r->origin, cors);
+            cors_headers(a, r->origin, cors);
             hit_handle(a, c, r, cors, 0);
         } else if (v == HTTP_VERB_OPTIONS) {
             handle_preflight(a, c, r);
@@ -204,13 +210,13 @@ void api_handle(struct http_conn *c, const struct http_request *r, void *arg)
         }
     } else if (path_is(r, "/p.gif")) {
         if (v == HTTP_VERB_GET) {
-            cors_headers(a->cfg, r->origin, cors);
+            cors_headers(a, r->origin, cors);
             hit_handle(a, c, r, cors, 1);
         } else {
             api_reply_error(a, c, 405, "Allow: GET\r\n", "use GET");
         }
     } else if (path_is(r, "/consent")) {
-        cors_headers(a->cfg, r->origin, cors);
+        cors_headers(a, r->origin, cors);
         if (v != HTTP_VERB_OPTIONS && rate_limited(a, r))
             api_reply_error(a, c, 429, cors, "rate limited");
         else if (v == HTTP_VERB_POST) receipt_record(a, c, r, cors);
@@ -247,7 +253,8 @@ struct api *api_new(struct event_base *base, const struct cfg *c, const struct g
     }
     a->cfg = c;
     a->geo = geo;
-    if (!(a->limit = client_limit_new(c->collector.rate_limit)) || !(a->hits = hit_cache_new())) {
+    if (!(a->limit = client_limit_new(c->collector.rate_limit)) || !(a->hits = hit_cache_new()) ||
+        !(a->sites = sites_new(c))) {
         snprintf(err, errlen, "out of memory");
         goto error;
     }
@@ -282,6 +289,7 @@ void api_free(struct api *a)
     if (a->ua) ua_free(a->ua);
     client_limit_free(a->limit);
     hit_cache_free(a->hits);
+    sites_free(a->sites);
     while (a->free_list) {
         struct api_pending *p = a->free_list;
         a->free_list = p->next_free;

@@ -27,23 +27,35 @@
 #include <string.h>
 #include <strings.h>
 
-#define SEEN_SLOTS 1024
+/* The verdict cache: SEEN_WAYS slots per set, SEEN_SETS sets, about 12 MB
+ * per worker. Under real traffic most hits come from returning visitors,
+ * and a visitor missing here costs two HMACs (cookie and visitor id): the
+ * cache holds tens of thousands of them, and a set evicts its least
+ * recently used slot. */
+#define SEEN_SETS 16384
+#define SEEN_WAYS 4
+/* Longer than any valid cookie (consent.h's format is at most 83 bytes);
+ * a longer value is verified on every hit, never cached. */
+#define SEEN_VALUE_MAX 96
 
 /* A visitor's later hits carry the same cookie: its verification and its
  * visitor hash are remembered, keyed by the whole cookie value and the site. */
 struct seen {
-    char value[CONSENT_COOKIE_MAX];
+    const struct cfg_site *site;        /* NULL = empty slot */
     unsigned char len;
+    char value[SEEN_VALUE_MAX];
     unsigned gen;               /* revoke_generation() when last checked */
-    struct consent_cookie cc;
+    unsigned used;              /* hit_cache.clock when last used */
+    long long issued;
+    char receipt[CONSENT_RECEIPT_LEN + 1];
     int64_t day;                /* visitor is valid for this salt day */
     char visitor[VISITOR_HEX_LEN + 1];
-    char cc_site[BEACON_DOMAIN_MAX + 1];
 };
 
 struct hit_cache {
-    uint64_t seed;              /* keys the slot choice: nobody can aim at one */
-    struct seen *seen;
+    uint64_t seed;              /* keys the set choice: nobody can aim at one */
+    unsigned clock;
+    struct seen *seen;          /* SEEN_SETS * SEEN_WAYS */
     int64_t salt_day;           /* the day vkey was made for */
     struct visitor_key *vkey;
     uint64_t next_id;           /* splitmix64 state behind the hit ids */
@@ -66,7 +78,7 @@ struct hit {
 struct hit_cache *hit_cache_new(void)
 {
     struct hit_cache *h = calloc(1, sizeof *h);
-    if (!h || !(h->seen = calloc(SEEN_SLOTS, sizeof *h->seen))) {
+    if (!h || !(h->seen = calloc((size_t)SEEN_SETS * SEEN_WAYS, sizeof *h->seen))) {
         free(h);
         return NULL;
     }
@@ -99,44 +111,57 @@ static void refuse(struct api *a, struct http_conn *c, enum metrics_refusal why,
 /* The consent verdict of a Cookie header for site, from the cache or
  * verified now. *out is the cache slot, set only for CONSENT_GRANTED (only
  * good cookies are remembered: a flood of forged ones evicts nothing and
- * costs only its verification). Expiry is re-checked on every hit. */
-static enum consent_verdict check_cookie(struct api *a, struct http_str cookie, const char *site,
-                                         long long now_s, struct seen **out)
+ * costs only its verification). A slot matches the exact cookie bytes on
+ * the same site; expiry is re-checked on every hit, withdrawal whenever the
+ * revoke set changed since the slot was last checked. */
+static enum consent_verdict check_cookie(struct api *a, struct http_str cookie,
+                                         const struct cfg_site *site, long long now_s,
+                                         struct seen **out)
 {
+    struct hit_cache *hc = a->hits;
     const char *v;
-    size_t n, sl = strlen(site);
+    size_t n;
     *out = NULL;
     if (consent_find(a->consent, cookie.p, cookie.n, &v, &n) < 0) return CONSENT_NONE;
     if (n == 0 || n > CONSENT_COOKIE_MAX) return CONSENT_INVALID;
-    uint64_t h = hash_fnv1a(a->hits->seed ^ HASH_FNV_OFFSET, v, n);
-    h = hash_fnv1a(h, site, sl);
-    struct seen *s = &a->hits->seen[h % SEEN_SLOTS];
+    uint64_t h = hash_fnv1a(hc->seed ^ HASH_FNV_OFFSET, v, n);
+    h = hash_fnv1a(h, &site, sizeof site);
+    struct seen *set = &hc->seen[(h % SEEN_SETS) * SEEN_WAYS], *victim = set;
     unsigned gen = revoke_generation();
-    if (s->len == n && strcmp(s->cc_site, site) == 0 && CRYPTO_memcmp(s->value, v, n) == 0) {
-        if (now_s - s->cc.issued > consent_max_age_s(a->cfg)) {
-            s->len = 0;
-            return CONSENT_EXPIRED;
-        }
-        if (s->gen != gen) {
-            if (revoke_contains(site, s->cc.receipt, now_s)) {
-                s->len = 0;
-                return CONSENT_WITHDRAWN;
+    hc->clock++;
+    for (int w = 0; w < SEEN_WAYS; w++) {
+        struct seen *s = &set[w];
+        if (s->site == site && s->len == n && CRYPTO_memcmp(s->value, v, n) == 0) {
+            if (now_s - s->issued > consent_max_age_s(a->cfg)) {
+                s->site = NULL;
+                return CONSENT_EXPIRED;
             }
-            s->gen = gen;
+            if (s->gen != gen) {
+                if (revoke_contains(site->name, s->receipt, now_s)) {
+                    s->site = NULL;
+                    return CONSENT_WITHDRAWN;
+                }
+                s->gen = gen;
+            }
+            s->used = hc->clock;
+            *out = s;
+            return CONSENT_GRANTED;
         }
-        *out = s;
-        return CONSENT_GRANTED;
+        if (victim->site && (!s->site || hc->clock - s->used > hc->clock - victim->used)) victim = s;
     }
     struct consent_cookie cc;
-    enum consent_verdict verdict = consent_verify(a->consent, site, v, n, now_s, &cc);
-    if (verdict == CONSENT_GRANTED && revoke_contains(site, cc.receipt, now_s))
+    enum consent_verdict verdict = consent_verify(a->consent, site->name, v, n, now_s, &cc);
+    if (verdict == CONSENT_GRANTED && revoke_contains(site->name, cc.receipt, now_s))
         return CONSENT_WITHDRAWN;
-    if (verdict != CONSENT_GRANTED || sl >= sizeof s->cc_site) return verdict;
+    if (verdict != CONSENT_GRANTED || n > SEEN_VALUE_MAX) return verdict;
+    struct seen *s = victim;
+    s->site = site;
     memcpy(s->value, v, n);
     s->len = (unsigned char)n;
     s->gen = gen;
-    s->cc = cc;
-    memcpy(s->cc_site, site, sl + 1);
+    s->used = hc->clock;
+    s->issued = cc.issued;
+    memcpy(s->receipt, cc.receipt, sizeof s->receipt);
     s->day = -1;
     *out = s;
     return CONSENT_GRANTED;
@@ -166,7 +191,8 @@ static int gate(struct api *a, struct http_conn *c, const struct http_request *r
         api_reply_error(a, c, 400, h->cors, beacon_strerror(rc));
         return -1;
     }
-    if (!api_site(a, c, r, h->b.domain, h->cors)) return -1;
+    const struct cfg_site *site = api_site(a, c, r, h->b.domain, h->cors);
+    if (!site) return -1;
 
     /* The consent gate: the browser's own signals first, then the cookie. */
     const char *sig = consent_signal(a->cfg, r->sec_gpc.p, r->sec_gpc.n, r->dnt.p, r->dnt.n);
@@ -176,7 +202,7 @@ static int gate(struct api *a, struct http_conn *c, const struct http_request *r
     }
     h->now_ms = clock_now_ms();
     if (!r->cookie.p ||
-        check_cookie(a, r->cookie, h->b.domain, h->now_ms / 1000, &h->seen) != CONSENT_GRANTED) {
+        check_cookie(a, r->cookie, site, h->now_ms / 1000, &h->seen) != CONSENT_GRANTED) {
         refuse(a, c, REFUSED_NO_CONSENT, h->cors);
         return -1;
     }
@@ -212,7 +238,7 @@ static int visitor_of(struct hit_cache *hc, struct hit *h)
         memcpy(h->visitor, h->seen->visitor, sizeof h->visitor);
         return 0;
     }
-    if (visitor_key_hash(hc->vkey, h->b.domain, strlen(h->b.domain), h->seen->cc.receipt,
+    if (visitor_key_hash(hc->vkey, h->b.domain, strlen(h->b.domain), h->seen->receipt,
                          CONSENT_RECEIPT_LEN, h->visitor) != 0)
         return -2;
     memcpy(h->seen->visitor, h->visitor, sizeof h->visitor);

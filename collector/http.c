@@ -41,10 +41,13 @@ enum conn_state { C_READING, C_HANDLING, C_WRITING };
 enum header_id { H_NONE = -1, H_COOKIE, H_ORIGIN, H_USER_AGENT, H_CONTENT_TYPE,
                  H_FORWARDED_FOR, H_ACCEPT_ENCODING, H_SEC_GPC, H_DNT, H_EXPECT, H_COUNT };
 
-static const char *const header_names[H_COUNT] = {
-    "cookie", "origin", "user-agent", "content-type", "x-forwarded-for",
-    "accept-encoding", "sec-gpc", "dnt", "expect",
+#define HEADER(name) {name, sizeof name - 1}
+static const struct { const char *name; size_t len; } header_names[H_COUNT] = {
+    HEADER("cookie"), HEADER("origin"), HEADER("user-agent"), HEADER("content-type"),
+    HEADER("x-forwarded-for"), HEADER("accept-encoding"), HEADER("sec-gpc"), HEADER("dnt"),
+    HEADER("expect"),
 };
+#undef HEADER
 
 /* The request being read: http-parser's state and what its callbacks keep.
  * started and expect_continue report what the last http_feed() saw, for the
@@ -199,8 +202,8 @@ static int on_header_value(http_parser *hp, const char *at, size_t len)
         p->field_state = 2;
         p->cur_header = H_NONE;
         for (int i = 0; i < H_COUNT && !p->in_trailer; i++) {
-            if (p->field_len == strlen(header_names[i]) &&
-                strncasecmp(p->field, header_names[i], p->field_len) == 0) {
+            if (p->field_len == header_names[i].len &&
+                strncasecmp(p->field, header_names[i].name, p->field_len) == 0) {
                 if (!p->headers[i].p || takes_repeat(p, i)) {
                     p->cur_header = i;
                     p->headers[i].p = p->arena + p->arena_len;

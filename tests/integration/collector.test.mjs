@@ -353,6 +353,47 @@ describe('collector', () => {
     }
   });
 
+  test('a cached verdict does not outlive its cookie: refused once expired', async () => {
+    await clear();
+    // Expires within two seconds (max_age_days = 180): the first hit is
+    // verified and cached, later ones come from the cache until it expires.
+    const issued = Math.floor(Date.now() / 1000) - 180 * 86400 + 2;
+    const dying = signCookie(1, issued, 'E'.repeat(22));
+    assert.equal((await beacon(col.base, PAGE, { cookie: dying })).status, 202);
+    assert.equal((await beacon(col.base, PAGE, { cookie: dying })).status, 202);
+    await waitFor('the cached cookie expires', async () => (await beacon(col.base, PAGE, { cookie: dying })).status === 204);
+    const stored = await xlen();
+    const r = await beacon(col.base, PAGE, { cookie: dying });
+    assert.equal(r.status, 204);
+    assert.equal(r.headers.get('fairstat-status'), 'no-consent');
+    assert.equal(await xlen(), stored, 'nothing stored after expiry');
+  });
+
+  test('a cached verdict is for the exact cookie and site only', async () => {
+    await clear();
+    const now = Math.floor(Date.now() / 1000);
+    const good = signCookie(1, now, 'F'.repeat(22));
+    assert.equal((await beacon(col.base, PAGE, { cookie: good })).status, 202, 'cached now');
+    const flipped = good.replace(/.$/, (ch) => (ch === 'A' ? 'B' : 'A'));
+    assert.equal((await beacon(col.base, PAGE, { cookie: flipped })).status, 204, 'one byte off is not the cached cookie');
+    const shop = { ...PAGE, domain: 'shop.test', url: 'https://shop.test/' };
+    assert.equal((await beacon(col.base, shop, { cookie: good })).status, 204, "example.com's cookie is no consent on shop.test");
+    assert.equal(await xlen(), 1);
+    assert.equal(await xlen('fs:{shop.test}:hits'), 0);
+  });
+
+  test('many visitors in turn: each cached verdict stays its own (visitor hash per receipt)', async () => {
+    await clear();
+    const now = Math.floor(Date.now() / 1000);
+    const cookies = Array.from({ length: 300 }, (_, i) => signCookie(1, now, `V${String(i).padStart(21, '0')}`));
+    for (let round = 0; round < 2; round++)
+      for (const c of cookies) assert.equal((await beacon(col.base, PAGE, { cookie: c })).status, 202);
+    const v = (await streamEntries(redis.client, HITS)).map((h) => h.v);
+    assert.equal(v.length, 600);
+    assert.equal(new Set(v).size, 300, 'one visitor id per receipt');
+    assert.deepEqual(v.slice(300), v.slice(0, 300), 'the cached id is the one computed first');
+  });
+
   test('healthz and metrics report what happened', async () => {
     const h = await fetch(col.base + '/healthz');
     assert.equal(h.status, 200);
@@ -581,5 +622,57 @@ describe('collector limits and threads', () => {
       await col.stop();
       await redis.stop();
     }
+  });
+});
+
+describe('collector with 10,000 sites', () => {
+  const N = 10000;
+  const LAST = `s${N - 1}.example.org`;
+  const sites = { 'example.com': { origins: 'https://example.com' } };
+  for (let i = 0; i < N; i++) sites[`s${i}.example.org`] = { origins: `https://s${i}.example.org` };
+  let redis, col;
+
+  before(async () => {
+    redis = await startRedis();
+    // A key of another type among the consent streams: the batch holding
+    // it must still be read, site by site.
+    await redis.client.cmd('SET', `fs:{s${N - 2}.example.org}:consent`, 'not a stream');
+    col = await startCollector(redis, { sites });
+  });
+  after(async () => { await col?.stop(); await redis?.stop(); });
+
+  async function withdrawElsewhere(receipt) {
+    await redis.client.cmd('XADD', `fs:{${LAST}}:consent`, '*', 'id', receipt, 'a', 'withdraw', 't', String(Date.now()));
+  }
+
+  test('a beacon for the last configured site is stored, with its CORS answer', async () => {
+    const cookie = await consentCookie(col.base, LAST);
+    const r = await beacon(col.base, { d: LAST, n: 'pageview', u: `https://${LAST}/a` },
+      { cookie, origin: `https://${LAST}` });
+    assert.equal(r.status, 202);
+    assert.equal(r.headers.get('access-control-allow-origin'), `https://${LAST}`);
+    assert.equal(await redis.client.cmd('XLEN', `fs:{${LAST}}:hits`), 1);
+    const u = await beacon(col.base, { d: 's10000.example.org', n: 'pageview', u: 'https://s10000.example.org/' }, { cookie });
+    assert.equal(u.status, 403);
+  });
+
+  test('withdrawals on the last site are learned, with a handful of Redis reads per refresh', async () => {
+    await redis.client.cmd('CONFIG', 'RESETSTAT');
+    // Two withdrawals, each made after the collector learned of the one
+    // before: at least one whole refresh of all 10,001 streams lies between.
+    for (let k = 0; k < 2; k++) {
+      const cookie = await consentCookie(col.base, LAST);
+      const receipt = cookie.split('.')[3];
+      const hit = () => beacon(col.base, { d: LAST, n: 'pageview', u: `https://${LAST}/b` }, { cookie });
+      assert.equal((await hit()).status, 202, 'the verdict is cached before the withdrawal');
+      await withdrawElsewhere(receipt);
+      await waitFor('the collector learns of the withdrawal', async () => (await hit()).status === 204);
+    }
+    const stats = await redis.client.cmd('INFO', 'commandstats');
+    const calls = (cmd) => Number((stats.match(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`)) || [0, 0])[1]);
+    const reads = calls('xread') + calls('xrange');
+    assert.ok(reads > 0, 'the streams were read');
+    // One command per site would be 10,001 per refresh.
+    assert.ok(reads < 500, `${reads} stream reads for a few refreshes of 10,001 sites`);
   });
 });
