@@ -497,18 +497,18 @@ for LOAD in $LOADS; do
             return table.concat(e[2], ' ')" 1 'fs:{example.com}:hits' | tr -d '\r' \
             | awk '{ print "sample stored hit: " $0 }' > "$TMP/sample.$LOAD"
         # what the enrichment found, over the last 2,000 stored hits: the packed hit's
-        # bitmap of optional strings (common/rawhit.h: bytes 18-19; referrer, country,
-        # region are its bits 1, 7 and 8), or the fields of an earlier version's entry
+        # varint of optional strings (common/rawhit.h: at byte 15; referrer, country and
+        # region are its bits 0, 1 and 2, so its first byte tells), or the fields of an
+        # earlier version's entry
         rcli EVAL "local e = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 2000)
             local c, rg, r = 0, 0, 0
             local function bit(v, b) return math.floor(v / 2 ^ b) % 2 == 1 end
             for _, x in ipairs(e) do
               if #x[2] == 2 and x[2][1] == 'h' then
-                local v = x[2][2]
-                local p = v:byte(19) + 256 * v:byte(20)
-                if bit(p, 7) then c = c + 1 end
-                if bit(p, 8) then rg = rg + 1 end
-                if bit(p, 1) then r = r + 1 end
+                local p = x[2][2]:byte(16)
+                if bit(p, 0) then r = r + 1 end
+                if bit(p, 1) then c = c + 1 end
+                if bit(p, 2) then rg = rg + 1 end
               else
                 for i = 1, #x[2], 2 do local f = x[2][i]
                   if f == 'c' then c = c + 1 elseif f == 'rg' then rg = rg + 1 elseif f == 'r' then r = r + 1 end end

@@ -27,7 +27,7 @@ end
 local function is_mine(f)
   if #f == 2 and f[1] == RAWHIT_FIELD then
     local v = f[2]
-    return v:byte(1) == RAWHIT_VERSION and
+    return math.floor(v:byte(1) / 64) == RAWHIT_VERSION and
       mine_packed[v:sub(RAWHIT_VISITOR_AT + 1, RAWHIT_VISITOR_AT + RAWHIT_VISITOR_LEN)] ~= nil
   end
   return mine[field(f, HIT_VISITOR)] ~= nil

@@ -41,40 +41,28 @@ static int get_varint(const unsigned char **p, const unsigned char *end, uint64_
     return -1;
 }
 
-static void put_u64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
+#define FLAGS_ALL (RAWHIT_F_VISITOR | RAWHIT_F_TIME | RAWHIT_F_REPLAYED)
 
 size_t rawhit_encode(const struct rawhit *h, char *buf, size_t cap)
 {
     unsigned char *p = (unsigned char *)buf;
-    /* The worst case of the fixed part: head, a 10-byte time varint. */
-    if (cap < RAWHIT_HEAD_LEN + 10) return 0;
-    unsigned flags = h->flags & (RAWHIT_F_VISITOR | RAWHIT_F_TIME | RAWHIT_F_REPLAYED);
+    /* The worst case of the fixed part: head, two 10-byte varints. */
+    if (cap < RAWHIT_HEAD_LEN + 20) return 0;
+    unsigned flags = h->flags & FLAGS_ALL;
     unsigned device = h->device < RAWHIT_NDEVICES ? (unsigned)h->device : 0;
-    p[0] = RAWHIT_VERSION;
-    p[1] = (unsigned char)(flags | device << 4);
-    put_u64(p + 2, h->id);
+    p[0] = (unsigned char)(flags | device << 3 | RAWHIT_VERSION << 6);
+    for (int i = 0; i < RAWHIT_ID_LEN; i++) p[1 + i] = (unsigned char)(h->id >> (8 * i));
     if (flags & RAWHIT_F_VISITOR) memcpy(p + RAWHIT_VISITOR_AT, h->visitor, RAWHIT_VISITOR_LEN);
     else memset(p + RAWHIT_VISITOR_AT, 0, RAWHIT_VISITOR_LEN);
     unsigned present = 0;
-    for (int i = RAWHIT_NAME; i < RAWHIT_NSTR; i++)
-        if (h->s[i] && h->n[i]) present |= 1u << (i - RAWHIT_NAME);
-    p[18] = (unsigned char)present;
-    p[19] = (unsigned char)(present >> 8);
+    for (int i = RAWHIT_FIRST_OPTIONAL; i < RAWHIT_NSTR; i++)
+        if (h->s[i] && h->n[i]) present |= 1u << (i - RAWHIT_FIRST_OPTIONAL);
     size_t len = RAWHIT_HEAD_LEN;
+    len += put_varint(p + len, present);
     if (flags & RAWHIT_F_TIME) len += put_varint(p + len, (uint64_t)h->t_ms);
     for (int i = 0; i < RAWHIT_NSTR; i++) {
         size_t n = h->s[i] ? h->n[i] : 0;
-        if (i >= RAWHIT_NAME && !n) continue;
+        if (i >= RAWHIT_FIRST_OPTIONAL && !n) continue;
         if (len + 10 + n > cap) return 0;
         len += put_varint(p + len, n);
         if (n) memcpy(p + len, h->s[i], n);
@@ -86,22 +74,21 @@ size_t rawhit_encode(const struct rawhit *h, char *buf, size_t cap)
 int rawhit_decode(const char *buf, size_t len, struct rawhit *h)
 {
     const unsigned char *p = (const unsigned char *)buf, *end = p + len;
-    if (len < RAWHIT_HEAD_LEN || p[0] != RAWHIT_VERSION) return -1;
-    unsigned flags = p[1] & 0x0f, device = p[1] >> 4;
-    if (flags & ~(unsigned)(RAWHIT_F_VISITOR | RAWHIT_F_TIME | RAWHIT_F_REPLAYED) ||
-        device >= RAWHIT_NDEVICES)
-        return -1;
+    if (len < RAWHIT_HEAD_LEN + 1 || p[0] >> 6 != RAWHIT_VERSION) return -1;
+    unsigned flags = p[0] & 7, device = (p[0] >> 3) & 7;
+    if (device >= RAWHIT_NDEVICES) return -1;
     h->flags = flags;
     h->device = (enum rawhit_device)device;
-    h->id = get_u64(p + 2);
+    h->id = 0;
+    for (int i = 0; i < RAWHIT_ID_LEN; i++) h->id |= (uint64_t)p[1 + i] << (8 * i);
     memcpy(h->visitor, p + RAWHIT_VISITOR_AT, RAWHIT_VISITOR_LEN);
     if (!(flags & RAWHIT_F_VISITOR)) {
         static const unsigned char none[RAWHIT_VISITOR_LEN];
         if (memcmp(h->visitor, none, sizeof none) != 0) return -1;
     }
-    unsigned present = p[18] | (unsigned)p[19] << 8;
-    if (present >> (RAWHIT_NSTR - RAWHIT_NAME)) return -1;
     p += RAWHIT_HEAD_LEN;
+    uint64_t present;
+    if (get_varint(&p, end, &present) < 0 || present >> (RAWHIT_NSTR - RAWHIT_FIRST_OPTIONAL)) return -1;
     h->t_ms = 0;
     if (flags & RAWHIT_F_TIME) {
         uint64_t t;
@@ -111,10 +98,10 @@ int rawhit_decode(const char *buf, size_t len, struct rawhit *h)
     for (int i = 0; i < RAWHIT_NSTR; i++) {
         h->s[i] = "";
         h->n[i] = 0;
-        if (i >= RAWHIT_NAME && !(present & (1u << (i - RAWHIT_NAME)))) continue;
+        if (i >= RAWHIT_FIRST_OPTIONAL && !(present & (1u << (i - RAWHIT_FIRST_OPTIONAL)))) continue;
         uint64_t n;
         if (get_varint(&p, end, &n) < 0 || n > (uint64_t)(end - p)) return -1;
-        if (i >= RAWHIT_NAME && n == 0) return -1;   /* present means not empty */
+        if (i >= RAWHIT_FIRST_OPTIONAL && n == 0) return -1;   /* present means not empty */
         h->s[i] = (const char *)p;
         h->n[i] = (size_t)n;
         p += n;

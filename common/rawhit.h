@@ -5,15 +5,15 @@
  * stream node, and the value carries no field names: a hit costs its data plus
  * a few bytes. Layout (integers little-endian):
  *
- *   0      version (RAWHIT_VERSION)
- *   1      flags: RAWHIT_F_VISITOR, RAWHIT_F_TIME, RAWHIT_F_REPLAYED; device
- *          in bits 4-6 (enum rawhit_device)
- *   2..9   hit id (8 bytes): unique per accepted hit, so that a hit written
+ *   0      bits 0-2: flags (RAWHIT_F_VISITOR, RAWHIT_F_TIME, RAWHIT_F_REPLAYED);
+ *          bits 3-5: device (enum rawhit_device); bits 6-7: RAWHIT_VERSION
+ *   1..6   hit id (48 bits): unique per accepted hit, so that a hit written
  *          twice (a timed-out write that did land, then its replay) is
  *          counted once
- *   10..17 visitor (8 bytes: the visitor hash of visitor.h, binary), zero when
+ *   7..14  visitor (8 bytes: the visitor hash of visitor.h, binary), zero when
  *          there is none; at a fixed offset so the erase script finds it
- *   18..19 which optional strings follow (bit i: string RAWHIT_NAME + i)
+ *   then   a varint: which optional strings follow (bit i: string
+ *          RAWHIT_REFERRER + i; the common ones first, so it is one byte)
  *   [time] varint, ms since the epoch, when RAWHIT_F_TIME (else the time is
  *          the stream id's: the collector stores a hit when it takes it)
  *   then path, browser, os and each optional string present, in enum order,
@@ -29,11 +29,12 @@
 #include <stdint.h>
 
 #define RAWHIT_FIELD "h"
-#define RAWHIT_VERSION 1
-#define RAWHIT_ID_LEN 8
+#define RAWHIT_VERSION 1            /* bits 6-7 of byte 0 */
+#define RAWHIT_ID_LEN 6
+#define RAWHIT_ID_MASK 0xffffffffffffULL
 #define RAWHIT_VISITOR_LEN 8
-#define RAWHIT_VISITOR_AT 10        /* offset of the visitor bytes */
-#define RAWHIT_HEAD_LEN 20
+#define RAWHIT_VISITOR_AT 7         /* offset of the visitor bytes */
+#define RAWHIT_HEAD_LEN 15          /* before the varints */
 #define RAWHIT_MAX 4096             /* no encoded hit is longer */
 
 enum {
@@ -45,17 +46,20 @@ enum {
 enum rawhit_device { RAWHIT_DEVICE_UNKNOWN, RAWHIT_DEVICE_DESKTOP, RAWHIT_DEVICE_MOBILE,
                      RAWHIT_DEVICE_TABLET, RAWHIT_DEVICE_OTHER, RAWHIT_NDEVICES };
 
-/* The strings of a hit. The first three are always present (maybe empty). */
+/* The strings of a hit. The first three are always present (maybe empty);
+ * the optional ones follow, the most frequent first. */
 enum rawhit_str {
     RAWHIT_PATH, RAWHIT_BROWSER, RAWHIT_OS,
+    RAWHIT_REFERRER, RAWHIT_COUNTRY, RAWHIT_REGION,
     RAWHIT_NAME,                /* empty: "pageview" */
-    RAWHIT_REFERRER, RAWHIT_UTM_SOURCE, RAWHIT_UTM_MEDIUM, RAWHIT_UTM_CAMPAIGN,
-    RAWHIT_UTM_TERM, RAWHIT_UTM_CONTENT, RAWHIT_COUNTRY, RAWHIT_REGION, RAWHIT_PROPS,
+    RAWHIT_PROPS, RAWHIT_UTM_SOURCE, RAWHIT_UTM_MEDIUM, RAWHIT_UTM_CAMPAIGN,
+    RAWHIT_UTM_TERM, RAWHIT_UTM_CONTENT,
     RAWHIT_NSTR
 };
+#define RAWHIT_FIRST_OPTIONAL RAWHIT_REFERRER
 
 struct rawhit {
-    uint64_t id;
+    uint64_t id;                /* 48 bits are kept */
     unsigned flags;             /* RAWHIT_F_* */
     enum rawhit_device device;
     unsigned char visitor[RAWHIT_VISITOR_LEN];

@@ -250,8 +250,9 @@ export function beacon(base, body, headers = {}) {
 
 // The strings of a packed hit in their order, by the short names the
 // field-per-value entries of earlier versions used.
-const RAW_STRINGS = ['p', 'b', 'o', 'n', 'r', 'us', 'um', 'uc', 'ut', 'uo', 'c', 'rg', 'pr'];
+const RAW_STRINGS = ['p', 'b', 'o', 'r', 'c', 'rg', 'n', 'pr', 'us', 'um', 'uc', 'ut', 'uo'];
 const RAW_OPTIONAL_FROM = 3;
+const RAW_HEAD = 15;
 const DEVICES = ['', 'desktop', 'mobile', 'tablet', 'other'];
 
 function varint(n) {
@@ -265,19 +266,17 @@ function varint(n) {
 // Packs a hit given as {p, b, o, n, r, ..., dv, v (16 hex), t (ms, optional),
 // id (BigInt, optional)} the way the collector stores it.
 export function packHit(h) {
-  const head = Buffer.alloc(20);
-  head[0] = 1;
+  const head = Buffer.alloc(RAW_HEAD);
   let flags = 0;
-  if (h.v) { flags |= 1; Buffer.from(h.v, 'hex').copy(head, 10); }
+  if (h.v) { flags |= 1; Buffer.from(h.v, 'hex').copy(head, 7); }
   if (h.t !== undefined) flags |= 2;
-  head[1] = flags | (Math.max(0, DEVICES.indexOf(h.dv || '')) << 4);
-  head.writeBigUInt64LE(BigInt.asUintN(64, h.id ?? BigInt(Math.floor(Math.random() * 2 ** 52))), 2);
+  head[0] = flags | (Math.max(0, DEVICES.indexOf(h.dv || '')) << 3) | (1 << 6);
+  head.writeUIntLE(Number(BigInt.asUintN(48, h.id ?? BigInt(Math.floor(Math.random() * 2 ** 48)))), 1, 6);
   const n = h.n === 'pageview' ? '' : h.n;
   const vals = RAW_STRINGS.map((k) => (k === 'n' ? n : h[k]) || '');
   let present = 0;
   vals.forEach((v, i) => { if (i >= RAW_OPTIONAL_FROM && v) present |= 1 << (i - RAW_OPTIONAL_FROM); });
-  head.writeUInt16LE(present, 18);
-  const parts = [head];
+  const parts = [head, varint(present)];
   if (h.t !== undefined) parts.push(varint(h.t));
   vals.forEach((v, i) => {
     if (i >= RAW_OPTIONAL_FROM && !v) return;
@@ -291,17 +290,17 @@ export function packHit(h) {
 // left out, n is "pageview" when empty, t is the hit's time.
 export function unpackHit(buf, id) {
   const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf);
-  if (b[0] !== 1) throw new Error('not a packed raw hit');
-  const flags = b[1] & 15, o = {};
-  o.dv = DEVICES[b[1] >> 4] || undefined;
-  o.hid = b.readBigUInt64LE(2).toString(16).padStart(16, '0');
-  if (flags & 1) o.v = b.subarray(10, 18).toString('hex');
-  const present = b.readUInt16LE(18);
-  let pos = 20;
+  if (b[0] >> 6 !== 1) throw new Error('not a packed raw hit');
+  const flags = b[0] & 7, o = {};
+  o.dv = DEVICES[(b[0] >> 3) & 7] || undefined;
+  o.hid = b.readUIntLE(1, 6).toString(16).padStart(12, '0');
+  if (flags & 1) o.v = b.subarray(7, 15).toString('hex');
+  let pos = RAW_HEAD;
   const rd = () => {
     let v = 0n, shift = 0n;
     for (;;) { const x = b[pos++]; v |= BigInt(x & 0x7f) << shift; if (!(x & 0x80)) return v; shift += 7n; }
   };
+  const present = Number(rd());
   o.t = String(flags & 2 ? rd() : BigInt(id.split('-')[0]));
   RAW_STRINGS.forEach((k, i) => {
     if (i >= RAW_OPTIONAL_FROM && !(present & (1 << (i - RAW_OPTIONAL_FROM)))) return;

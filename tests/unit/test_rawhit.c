@@ -31,7 +31,7 @@ static void a_hit_comes_back_as_it_was_packed(void **state)
     size_t n = sample(buf, sizeof buf, RAWHIT_F_VISITOR | RAWHIT_F_TIME);
     struct rawhit h;
     assert_int_equal(rawhit_decode(buf, n, &h), 0);
-    assert_true(h.id == 0x0123456789abcdefULL);
+    assert_true(h.id == (0x0123456789abcdefULL & RAWHIT_ID_MASK));   /* 48 bits kept */
     assert_int_equal(h.flags, RAWHIT_F_VISITOR | RAWHIT_F_TIME);
     assert_true(h.t_ms == 1714564800123LL);
     assert_int_equal(h.device, RAWHIT_DEVICE_MOBILE);
@@ -52,8 +52,9 @@ static void a_typical_hit_stays_small(void **state)
     (void)state;
     char buf[RAWHIT_MAX];
     size_t n = sample(buf, sizeof buf, RAWHIT_F_VISITOR);
-    /* 20 bytes of head, then only the strings and a length byte each. */
-    assert_int_equal(n, RAWHIT_HEAD_LEN + 1 + 8 + 1 + 7 + 1 + 5 + 1 + 12 + 1 + 2 + 1 + 14);
+    /* 15 bytes of head, one byte saying which optional strings follow, then
+     * only the strings and a length byte each. */
+    assert_int_equal(n, RAWHIT_HEAD_LEN + 1 + 1 + 8 + 1 + 7 + 1 + 5 + 1 + 12 + 1 + 2 + 1 + 14);
 }
 
 static void the_visitor_sits_where_the_erase_script_reads_it(void **state)
@@ -82,35 +83,41 @@ static void bad_heads_and_trailing_bytes_are_refused(void **state)
     struct rawhit h;
     buf[n] = 'x';
     assert_int_equal(rawhit_decode(buf, n + 1, &h), -1);    /* trailing byte */
-    buf[0] = 2;
+    char good = buf[0];
+    buf[0] = (char)((good & 0x3f) | 2 << 6);
     assert_int_equal(rawhit_decode(buf, n, &h), -1);        /* another version */
-    buf[0] = RAWHIT_VERSION;
-    buf[1] = (char)(buf[1] | 8);
-    assert_int_equal(rawhit_decode(buf, n, &h), -1);        /* unknown flag */
-    buf[1] = (char)(RAWHIT_F_VISITOR | 7 << 4);
+    buf[0] = (char)((good & ~0x38) | 7 << 3);
     assert_int_equal(rawhit_decode(buf, n, &h), -1);        /* unknown device */
-    buf[1] = RAWHIT_F_VISITOR;
-    buf[19] = (char)0x80;
-    assert_int_equal(rawhit_decode(buf, n, &h), -1);        /* a string that does not exist */
+    buf[0] = (char)(good & ~RAWHIT_F_VISITOR);
+    assert_int_equal(rawhit_decode(buf, n, &h), -1);        /* a visitor not said present */
+    buf[0] = good;
+    assert_int_equal(rawhit_decode(buf, n, &h), 0);
 }
 
 static void a_present_string_must_not_be_empty_and_lengths_must_fit(void **state)
 {
     (void)state;
-    /* Head, then path "", browser "", os "", and a referrer said present but empty. */
-    char buf[RAWHIT_HEAD_LEN + 4] = {RAWHIT_VERSION};
-    buf[18] = 1 << (RAWHIT_REFERRER - RAWHIT_NAME);
+    /* Head, a referrer said present, then path "", browser "", os "" and an
+     * empty referrer. */
+    char buf[RAWHIT_HEAD_LEN + 5] = {RAWHIT_VERSION << 6};
+    buf[RAWHIT_HEAD_LEN] = 1 << (RAWHIT_REFERRER - RAWHIT_FIRST_OPTIONAL);
     struct rawhit h;
     assert_int_equal(rawhit_decode(buf, sizeof buf, &h), -1);
-    buf[18] = 0;
+    buf[RAWHIT_HEAD_LEN] = 0;
     assert_int_equal(rawhit_decode(buf, sizeof buf - 1, &h), 0);   /* three empty strings: fine */
-    buf[RAWHIT_HEAD_LEN] = 100;                                     /* path longer than what is left */
+    buf[RAWHIT_HEAD_LEN + 1] = 100;                                 /* path longer than what is left */
     assert_int_equal(rawhit_decode(buf, sizeof buf - 1, &h), -1);
-    /* An overlong varint. */
-    char big[RAWHIT_HEAD_LEN + 12] = {RAWHIT_VERSION, RAWHIT_F_TIME};
-    memset(big + RAWHIT_HEAD_LEN, 0xff, 11);
-    big[RAWHIT_HEAD_LEN + 11] = 0;
-    assert_int_equal(rawhit_decode(big, sizeof big, &h), -1);
+    buf[RAWHIT_HEAD_LEN + 1] = 0;
+    buf[RAWHIT_HEAD_LEN] = (char)0x80;                              /* a string that does not exist */
+    assert_int_equal(rawhit_decode(buf, sizeof buf - 1, &h), -1);
+    /* An overlong time varint, and a non-shortest one. */
+    char big[RAWHIT_HEAD_LEN + 16] = {RAWHIT_VERSION << 6 | RAWHIT_F_TIME};
+    memset(big + RAWHIT_HEAD_LEN + 1, 0xff, 11);
+    assert_int_equal(rawhit_decode(big, RAWHIT_HEAD_LEN + 16, &h), -1);
+    char pad[RAWHIT_HEAD_LEN + 6] = {RAWHIT_VERSION << 6 | RAWHIT_F_TIME};
+    pad[RAWHIT_HEAD_LEN + 1] = (char)0x81;   /* 1, written in two bytes */
+    pad[RAWHIT_HEAD_LEN + 2] = 0;
+    assert_int_equal(rawhit_decode(pad, sizeof pad, &h), -1);
 }
 
 static void encode_refuses_what_does_not_fit(void **state)
