@@ -123,7 +123,7 @@ int agg_connect(struct agg *a)
     agg_disconnect(a);
     if (rconn_parse_url(a->cfg->redis.url, &u, a->err, sizeof a->err) < 0) return -1;
     if (!(a->rc = rconn_connect(&u, 2000, a->err, sizeof a->err))) return -1;
-    /* A blocking XREADGROUP may legitimately wait block_ms. */
+    /* A blocking XREAD may legitimately wait block_ms. */
     long ms = a->cfg->aggregator.block_ms + 5000;
     struct timeval ctv = {ms / 1000, (ms % 1000) * 1000};
     if (redisSetTimeout(a->rc, ctv) != REDIS_OK) {

@@ -22,8 +22,6 @@
 #include "clock.h"
 #include "erase.h"
 
-/* The consumer group on every fs:{S}:hits; erase.h names it, since an erasure
- * from the collector acknowledges for it too. */
 #define AGG_ERRLEN 256
 
 struct fold;

@@ -12,8 +12,10 @@
 #include <stdint.h>
 
 #define KEYS_AUDIT "fs:audit"                 /* stream of purge/erase records */
-/* The aggregator's consumer group on every fs:{S}:hits: the fold reads through
- * it, and an erasure acknowledges what it deletes in it. */
+/* The consumer group earlier versions' aggregators read fs:{S}:hits through.
+ * The fold reads past a cursor instead (fs:{S}:cursor); purge and erasure
+ * still clear the group's pending references, so that an upgraded install
+ * keeps none pointing at deleted entries. */
 #define KEYS_GROUP "fairstat"
 
 /* The salt of UTC day D (fs:salt:YYYYMMDD) is created shortly before D begins
