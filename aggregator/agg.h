@@ -50,7 +50,7 @@ struct agg {
     char consumer[128];         /* hostname-pid */
     char sha[41];               /* SHA1 of fold_script */
     struct agg_site *sites;
-    size_t nsites;
+    size_t nsites, sites_alloc;
     struct clock_zone *default_zone;
     volatile sig_atomic_t *stop;   /* set by SIGTERM/SIGINT; may be NULL */
     struct agg_stats stats;

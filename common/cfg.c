@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 
 #include "clock.h"
+#include "hash.h"
 
 /* ------------------------------------------------------------------------ */
 /* Value parsers                                                             */
@@ -358,6 +359,9 @@ static const struct key site_keys[] = {
 
 struct loader {
     struct cfg *c;
+    size_t *site_slot;          /* site index + 1 by name: a file may hold 10,000 sites */
+    size_t site_cap;
+    size_t sites_alloc;         /* c->sites has room for this many */
     const char *where;          /* file name, "-o" or "built-in default" */
     FILE *fp;
     int line;                   /* 0: no line to name */
@@ -693,16 +697,40 @@ static int set_defaults(struct loader *l, const char *sec, const struct key *tab
     return rc;
 }
 
+/* Slot of the lower-cased name in l->site_slot (empty when new). */
+static size_t *site_slot(struct loader *l, const char *lower)
+{
+    size_t j = hash_fnv1a(HASH_FNV_OFFSET, lower, strlen(lower)) & (l->site_cap - 1);
+    while (l->site_slot[j] && strcmp(l->c->sites[l->site_slot[j] - 1].name, lower) != 0)
+        j = (j + 1) & (l->site_cap - 1);
+    return &l->site_slot[j];
+}
+
 static struct cfg_site *site_get(struct loader *l, const char *sec, const char *name)
 {
     struct cfg *c = l->c;
-    for (size_t i = 0; i < c->n_sites; i++)
-        if (strcasecmp(c->sites[i].name, name) == 0) return &c->sites[i];
-    c->sites = xrealloc(c->sites, (c->n_sites + 1) * sizeof *c->sites);
+    char *lower = xstrdup(name);
+    for (char *q = lower; *q; q++) *q = (char)tolower((unsigned char)*q);
+    if ((c->n_sites + 1) * 2 > l->site_cap) {
+        free(l->site_slot);
+        l->site_cap = l->site_cap ? l->site_cap * 2 : 64;
+        l->site_slot = xrealloc(NULL, l->site_cap * sizeof *l->site_slot);
+        memset(l->site_slot, 0, l->site_cap * sizeof *l->site_slot);
+        for (size_t i = 0; i < c->n_sites; i++) *site_slot(l, c->sites[i].name) = i + 1;
+    }
+    size_t *slot = site_slot(l, lower);
+    if (*slot) {
+        free(lower);
+        return &c->sites[*slot - 1];
+    }
+    if (c->n_sites == l->sites_alloc) {
+        l->sites_alloc = l->sites_alloc ? l->sites_alloc * 2 : 16;
+        c->sites = xrealloc(c->sites, l->sites_alloc * sizeof *c->sites);
+    }
     struct cfg_site *s = &c->sites[c->n_sites++];
     memset(s, 0, sizeof *s);
-    s->name = xstrdup(name);
-    for (char *q = s->name; *q; q++) *q = (char)tolower((unsigned char)*q);
+    s->name = lower;
+    *slot = c->n_sites;
     return set_defaults(l, sec, site_keys, LEN(site_keys), s) == 0 ? s : NULL;
 }
 
@@ -801,6 +829,9 @@ struct cfg *cfg_load(const char *path, char *const *overrides, size_t n,
     }
     int rc = ini_parse_stream(reader, &l, on_key, &l);
     fclose(l.fp);
+    free(l.site_slot);
+    l.site_slot = NULL;
+    l.site_cap = 0;
     if (l.failed) goto error;
     if (rc != 0) {
         l.line = rc > 0 ? rc : l.line;
@@ -811,9 +842,11 @@ struct cfg *cfg_load(const char *path, char *const *overrides, size_t n,
     l.line = 0;
     for (size_t i = 0; i < n; i++)
         if (apply_override(&l, overrides[i]) < 0) goto error;
+    free(l.site_slot);
     return c;
 
 error:
+    free(l.site_slot);
     cfg_free(c);
     return NULL;
 }
