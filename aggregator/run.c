@@ -1,10 +1,12 @@
 /* run.c -- the daemon loop: take leases, fold sites, wait for hits, purge.
  *
  * One synchronous loop per process. Each turn it folds one batch of every
- * site whose lease it holds or can take (fold.h: read past the cursor, sum in
- * C, apply atomically) and, when nothing was waiting, blocks in one XREAD over
- * those sites' streams past their cursors (COUNT 1: a wake-up, not a read)
- * for at most aggregator.block_ms. Sites another aggregator holds are looked
+ * site with hits waiting whose lease it holds or can take (fold.h: read past
+ * the cursor, sum in C, apply atomically) and, when nothing was waiting,
+ * blocks in one XREAD over the streams of the sites no other aggregator holds,
+ * past their cursors (COUNT 1: a wake-up, not a read), for at most
+ * aggregator.block_ms. A lease is taken when a site has hits and runs out
+ * while it is quiet. Sites another aggregator holds are looked
  * at again when their lease would have run out. Every few seconds it rescans
  * for new sites and, every aggregator.purge_interval, runs the retention
  * purge. Any connection error drops the connection and retries with backoff;
@@ -353,8 +355,13 @@ static int fold_all(struct agg *a, size_t *got, size_t *waiting)
     return 0;
 }
 
-/* Waits up to block_ms for a hit past the cursor of a site this process
- * holds (or for the next look at one it does not). 0, or -1. */
+static int waits_here(const struct agg_site *s, int64_t now)
+{
+    return s->cursor_known && !(s->busy_until > now);
+}
+
+/* Waits up to block_ms for a hit past the cursor of a site no other
+ * aggregator holds (or for the next look at one another holds). 0, or -1. */
 static int wait_for_hits(struct agg *a, long block_ms)
 {
     size_t n = 0, cap = 6 + 2 * a->nsites;
@@ -377,11 +384,14 @@ static int wait_for_hits(struct agg *a, long block_ms)
     argv[n++] = count_block;
     argv[n++] = "STREAMS";
     size_t first = n;
+    /* Every site another aggregator does not hold: a lease is taken when
+     * hits arrive, not kept while a site is quiet (10,000 idle sites cost
+     * no renewals). */
     for (size_t i = 0; i < a->nsites; i++)
-        if (a->sites[i].lease_until > now && a->sites[i].cursor_known) argv[n++] = a->sites[i].stream;
+        if (waits_here(&a->sites[i], now)) argv[n++] = a->sites[i].stream;
     size_t nstreams = n - first;
     for (size_t i = 0; i < a->nsites; i++)
-        if (a->sites[i].lease_until > now && a->sites[i].cursor_known)
+        if (waits_here(&a->sites[i], now))
             argv[n++] = a->sites[i].cursor[0] ? a->sites[i].cursor : "0-0";
     int rc = 0;
     if (nstreams == 0) {

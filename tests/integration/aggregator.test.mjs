@@ -13,6 +13,7 @@ import { startRedis, writeConfig, run, BIN, streamEntries } from '../lib/harness
 const AGG = process.env.FAIRSTAT_AGGREGATOR || BIN('fairstat-aggregator');
 const SITE = 'example.com';
 const HITS = `fs:{${SITE}}:hits`;
+const LEASE = `fs:{${SITE}}:lease`;
 const MIN = 60 * 1000;
 
 let redis, dir, conf;
@@ -274,14 +275,37 @@ test('SIGTERM ends the daemon with status 0', async () => {
   const p = spawn(AGG, ['-c', conf, 'run'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   p.stderr.on('data', (d) => { err += d; });
-  // Ready once it has created the configured sites' groups.
-  for (let i = 0; i < 200 && (await redis.client.cmd('EXISTS', HITS)) === 0; i++) await new Promise((r) => setTimeout(r, 25));
+  // Ready once it has looked at the configured site (and taken its lease).
+  for (let i = 0; i < 200 && (await redis.client.cmd('EXISTS', LEASE)) === 0; i++) await new Promise((r) => setTimeout(r, 25));
   await addHits([hit(Date.now(), '/live', '5555555555555555')]);
   for (let i = 0; i < 200 && (await redis.client.cmd('XLEN', HITS)) > 0; i++) await new Promise((r) => setTimeout(r, 25));
   assert.equal(await redis.client.cmd('XLEN', HITS), 0);
   p.kill('SIGTERM');
   const code = await new Promise((r) => p.once('exit', r));
   assert.equal(code, 0, err);
+});
+
+test('a daemon quiet for longer than a lease still folds the next hit', async () => {
+  await fresh();
+  const { spawn } = await import('node:child_process');
+  const p = spawn(AGG, ['-c', conf, 'run'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  p.stderr.on('data', (d) => { err += d; });
+  const until = async (cond, ms) => {
+    for (const end = Date.now() + ms; !(await cond()) && Date.now() < end;) await new Promise((r) => setTimeout(r, 50));
+    return cond();
+  };
+  try {
+    assert.ok(await until(async () => (await redis.client.cmd('EXISTS', LEASE)) === 1, 5000), 'the daemon took no lease');
+    // Quiet until the lease has run out (it is not renewed for a site with no hits).
+    assert.ok(await until(async () => (await redis.client.cmd('EXISTS', LEASE)) === 0, 15000), 'the lease did not run out');
+    await addHits([hit(Date.now(), '/after-quiet', '6666666666666666')]);
+    assert.ok(await until(async () => (await redis.client.cmd('XLEN', HITS)) === 0, 10000), 'the hit was not folded');
+    assert.equal((await report(day(Date.now()))).totals.pageviews, 1);
+  } finally {
+    p.kill('SIGTERM');
+    assert.equal(await new Promise((r) => p.once('exit', r)), 0, err);
+  }
 });
 
 test('usage and config errors exit 2 with one line; Redis down exits 1', async () => {
