@@ -32,6 +32,9 @@ struct fhit {
     int64_t t;
     struct rawhit h;
     uint32_t visit;             /* visit state index + 1, 0 = no visitor */
+    /* The visitor in hex, the HyperLogLog member: the form earlier versions
+     * added, so that one visitor stays one member across an upgrade. */
+    char vhex[2 * RAWHIT_VISITOR_LEN + 1];
 };
 
 /* A (key, member) sum: a counter delta, a HyperLogLog member, a set member. */
@@ -60,7 +63,6 @@ struct vgroup {
     int64_t day;                /* UTC day */
     uint32_t *visits;
     size_t n, cap;
-    const unsigned char **fields;
 };
 
 struct table {
@@ -130,6 +132,8 @@ struct fold {
     unsigned long batches;
     uint32_t *capq;             /* capsets to load this batch (index) */
     size_t ncapq, capcapq;
+    const char **rargv;         /* the read fold_read() last laid out */
+    size_t *rlens, caprargv, caprlens;
     uint32_t pagesetkey;        /* the current day's page-visitor set */
 
     struct visit *visits;
@@ -497,13 +501,9 @@ static int incr_s(struct fold *f, uint32_t key, const char *m, int64_t d)
     return incr(f, key, m, strlen(m), d);
 }
 
-/* Adds a visitor to a HyperLogLog, in hex: the form earlier versions added,
- * so that one visitor stays one member across an upgrade. */
-static int pfadd(struct fold *f, uint32_t key, const unsigned char v[RAWHIT_VISITOR_LEN])
+static int pfadd(struct fold *f, uint32_t key, const struct fhit *x)
 {
-    char hex[2 * RAWHIT_VISITOR_LEN + 1];
-    rawhit_visitor_to_hex(v, hex);
-    return add_sum(f, SUM_PF, key, hex, 2 * RAWHIT_VISITOR_LEN, 1);
+    return add_sum(f, SUM_PF, key, x->vhex, 2 * RAWHIT_VISITOR_LEN, 1);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -534,10 +534,9 @@ error:
 void fold_free(struct fold *f)
 {
     if (!f) return;
-    for (size_t i = 0; i < f->capgroups; i++) {
-        free(f->groups[i].visits);
-        free(f->groups[i].fields);
-    }
+    for (size_t i = 0; i < f->capgroups; i++) free(f->groups[i].visits);
+    free(f->rargv);
+    free(f->rlens);
     free(f->groups);
     free(f->site);
     free(f->arena);
@@ -675,6 +674,7 @@ int fold_add(struct fold *f, const char *id, size_t idlen, const char *const *fv
     }
     x->t = t;
     x->visit = 0;
+    if (x->h.flags & RAWHIT_F_VISITOR) rawhit_visitor_to_hex(x->h.visitor, x->vhex);
     f->nhits++;
     return 0;
 }
@@ -759,34 +759,9 @@ static int collect_visits(struct fold *f)
     return 0;
 }
 
-int fold_visit_queries(struct fold *f, size_t *n)
-{
-    *n = 0;
-    if (collect_visits(f) < 0) return -1;
-    for (size_t i = 0; i < f->ngroups; i++) {
-        struct vgroup *g = &f->groups[i];
-        free(g->fields);
-        g->fields = malloc((g->n ? g->n : 1) * sizeof *g->fields);
-        if (!g->fields) return -1;
-        for (size_t j = 0; j < g->n; j++) g->fields[j] = f->visits[g->visits[j]].visitor;
-    }
-    *n = f->ngroups;
-    return 0;
-}
-
-void fold_visit_query(const struct fold *f, size_t i, const char **key, size_t *keylen,
-                      const unsigned char *const **fields, size_t *nfields)
-{
-    const struct vgroup *g = &f->groups[i];
-    *key = AT(f, f->keys[g->vkey]);
-    *keylen = f->keys[g->vkey].len;
-    *fields = g->fields;
-    *nfields = g->n;
-}
-
 /* A state is "first last views day exit", the exit page last so that it may
  * hold anything. */
-int fold_visit_loaded(struct fold *f, size_t i, size_t j, const char *value, size_t len)
+static int visit_loaded(struct fold *f, size_t i, size_t j, const char *value, size_t len)
 {
     struct visit *v = &f->visits[f->groups[i].visits[j]];
     if (!value) return 0;
@@ -809,9 +784,14 @@ int fold_visit_loaded(struct fold *f, size_t i, size_t j, const char *value, siz
     return arena_put(f, value + used, len - (size_t)used, &v->exit);
 }
 
-int fold_cap_queries(struct fold *f, size_t *n)
+/* ------------------------------------------------------------------------ */
+/* Reads: what the batch needs from Redis before it can be counted           */
+/* ------------------------------------------------------------------------ */
+
+int fold_reads(struct fold *f, size_t *n)
 {
     *n = 0;
+    if (collect_visits(f) < 0) return -1;
     /* The days of the batch, hence its capped keys. */
     for (size_t i = 0; i < f->nhits; i++)
         if (bucket(f, f->hits[i].t) < 0) return -1;
@@ -821,24 +801,51 @@ int fold_cap_queries(struct fold *f, size_t *n)
         if (grow(&f->capq, &f->capcapq, f->ncapq + 1, sizeof *f->capq) < 0) return -1;
         f->capq[f->ncapq++] = (uint32_t)i;
     }
-    *n = f->ncapq;
+    *n = f->ngroups + f->ncapq;
     return 0;
 }
 
-void fold_cap_query(const struct fold *f, size_t i, const char **verb, const char **key, size_t *keylen)
+/* Reads 0..ngroups-1 are the visit states of a day (HMGET), the others the
+ * members of a capped key (HKEYS, SMEMBERS). */
+int fold_read(struct fold *f, size_t i, int *argc, const char *const **argv, const size_t **lens)
 {
-    const struct capset *cs = &f->caps[f->capq[i]];
-    *verb = cs->page_set ? "SMEMBERS" : "HKEYS";
-    *key = cs->key;
-    *keylen = cs->keylen;
+    size_t n = i < f->ngroups ? 2 + f->groups[i].n : 2;
+    if (grow(&f->rargv, &f->caprargv, n, sizeof *f->rargv) < 0 ||
+        grow(&f->rlens, &f->caprlens, n, sizeof *f->rlens) < 0)
+        return -1;
+    if (i < f->ngroups) {
+        const struct vgroup *g = &f->groups[i];
+        f->rargv[0] = "HMGET";
+        f->rargv[1] = AT(f, f->keys[g->vkey]);
+        f->rlens[1] = f->keys[g->vkey].len;
+        for (size_t j = 0; j < g->n; j++) {
+            f->rargv[2 + j] = (const char *)f->visits[g->visits[j]].visitor;
+            f->rlens[2 + j] = RAWHIT_VISITOR_LEN;
+        }
+    } else {
+        const struct capset *cs = &f->caps[f->capq[i - f->ngroups]];
+        f->rargv[0] = cs->page_set ? "SMEMBERS" : "HKEYS";
+        f->rargv[1] = cs->key;
+        f->rlens[1] = cs->keylen;
+    }
+    f->rlens[0] = strlen(f->rargv[0]);
+    *argc = (int)n;
+    *argv = f->rargv;
+    *lens = f->rlens;
+    return 0;
 }
 
-int fold_cap_loaded(struct fold *f, size_t i, size_t n, const char *const *members, const size_t *lens)
+int fold_read_answer(struct fold *f, size_t i, size_t n, const char *const *vals, const size_t *lens)
 {
-    struct capset *cs = &f->caps[f->capq[i]];
+    if (i < f->ngroups) {
+        for (size_t j = 0; j < n && j < f->groups[i].n; j++)
+            if (visit_loaded(f, i, j, vals[j], lens[j]) < 0) return -1;
+        return 0;
+    }
+    struct capset *cs = &f->caps[f->capq[i - f->ngroups]];
     set_clear(cs);
     for (size_t j = 0; j < n; j++)
-        if (set_add(f, cs, members[j], lens[j]) < 0) return -1;
+        if (vals[j] && set_add(f, cs, vals[j], lens[j]) < 0) return -1;
     cs->size = n;
     cs->loaded = 1;
     return 0;
@@ -932,7 +939,7 @@ static int page_visitor(struct fold *f, const struct fhit *x, const char *path, 
             e->aux_batch = f->batches;
         }
     }
-    return pfadd(f, (uint32_t)uvp, x->h.visitor);
+    return pfadd(f, (uint32_t)uvp, x);
 }
 
 static int count_pageview(struct fold *f, struct fhit *x)
@@ -944,7 +951,7 @@ static int count_pageview(struct fold *f, struct fhit *x)
         incr_s(f, f->hourkey, "pageviews", 1) < 0 || incr(f, f->daykey[FOLD_PAGE], path, pl, 1) < 0)
         return -1;
     if (x->visit) {
-        if (pfadd(f, f->daykey[FOLD_UV], x->h.visitor) < 0) return -1;
+        if (pfadd(f, f->daykey[FOLD_UV], x) < 0) return -1;
         if (f->max_page_visitors > 0 && page_visitor(f, x, path, pl) < 0) return -1;
         struct visit *v = &f->visits[x->visit - 1];
         if (v->known && x->t <= v->last + FOLD_IDLE_MS && x->t >= v->first - FOLD_IDLE_MS)
@@ -967,7 +974,7 @@ static int count_event(struct fold *f, const struct fhit *x)
     if (incr_s(f, f->daykey[FOLD_TOTALS], "events", 1) < 0 || incr_s(f, f->hourkey, "events", 1) < 0 ||
         incr(f, f->daykey[FOLD_EVENT], x->h.s[RAWHIT_NAME], x->h.n[RAWHIT_NAME], 1) < 0)
         return -1;
-    if (x->visit && pfadd(f, f->daykey[FOLD_UV], x->h.visitor) < 0) return -1;
+    if (x->visit && pfadd(f, f->daykey[FOLD_UV], x) < 0) return -1;
     return 0;
 }
 

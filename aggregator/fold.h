@@ -31,10 +31,9 @@
  * bounce back; each later pageview moves the exit page and adds the time since
  * the previous one to the duration.
  *
- * Use: fold_reset(), fold_add() for each entry of the range, then for each
- * fold_visit_query() an HMGET whose answers go to fold_visit_loaded(), then
- * fold_compute() and fold_argv(), whose command is sent; its reply is read with
- * fold_reply(). The entries' strings are not copied: what fold_add() was given
+ * Use: fold_reset(), fold_add() for each entry of the range, then the
+ * fold_reads() and their answers, then fold_compute() and fold_argv(), whose
+ * command is sent. The entries' strings are not copied: what fold_add() was given
  * must live until fold_argv()'s command has been sent.
  */
 #ifndef FAIRSTAT_FOLD_H
@@ -184,23 +183,17 @@ size_t fold_entries(const struct fold *f);
 /* Entries that were not raw hits. */
 size_t fold_skipped(const struct fold *f);
 
-/* The visit states the batch needs: *n queries; query i is HMGET key field...
- * with *nfields fields of RAWHIT_VISITOR_LEN bytes each. 0, or -1 when out
- * of memory. */
-int fold_visit_queries(struct fold *f, size_t *n);
-void fold_visit_query(const struct fold *f, size_t i, const char **key, size_t *keylen,
-                      const unsigned char *const **fields, size_t *nfields);
-/* The answer to field j of query i: the stored state (value, len), or NULL
- * when there is none. Copied. 0, or -1 when out of memory. */
-int fold_visit_loaded(struct fold *f, size_t i, size_t j, const char *value, size_t len);
+/* What the batch must read from Redis before it can be counted: the visit
+ * states of its visitors (HMGET, one per UTC day) and what this process does
+ * not know yet of the capped keys it touches (HKEYS / SMEMBERS). *n reads;
+ * fold_read() lays read i out as argv[0..argc) with lengths (valid until the
+ * next call on f), and the elements of its array reply go to
+ * fold_read_answer() (vals[j] NULL for a nil). Send them all, then answer
+ * them in order. 0, or -1 when out of memory. */
+int fold_reads(struct fold *f, size_t *n);
+int fold_read(struct fold *f, size_t i, int *argc, const char *const **argv, const size_t **lens);
+int fold_read_answer(struct fold *f, size_t i, size_t n, const char *const *vals, const size_t *lens);
 
-/* What the batch needs to know of its capped keys (see above) that this
- * process does not know yet: *n queries; query i is `verb key` (HKEYS or
- * SMEMBERS), its answer's members go to fold_cap_loaded(). 0, or -1 when out
- * of memory. */
-int fold_cap_queries(struct fold *f, size_t *n);
-void fold_cap_query(const struct fold *f, size_t i, const char **verb, const char **key, size_t *keylen);
-int fold_cap_loaded(struct fold *f, size_t i, size_t n, const char *const *members, const size_t *lens);
 /* Forgets what this process knew of the capped keys: after a batch that was
  * not applied (its decisions were not written), or a lost connection. */
 void fold_forget(struct fold *f);

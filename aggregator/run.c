@@ -126,94 +126,41 @@ static int stream_counts(const redisReply *r, long long *length, long long *adde
     return found == 3 ? 0 : -1;
 }
 
-/* Reads what the batch needs to know of its capped keys, pipelined. */
-static int load_caps(struct agg *a, struct agg_site *s)
+/* Sends the batch's reads (visit states, capped keys) pipelined and hands
+ * each answer back to the fold. 0, or -1. */
+static int load_reads(struct agg *a, struct agg_site *s)
 {
     size_t n;
-    if (fold_cap_queries(s->fold, &n) < 0) {
-        snprintf(a->err, sizeof a->err, "out of memory folding %.120s", s->name);
-        return -1;
-    }
+    if (fold_reads(s->fold, &n) < 0) goto oom;
     for (size_t i = 0; i < n; i++) {
-        const char *verb, *key;
-        size_t keylen;
-        fold_cap_query(s->fold, i, &verb, &key, &keylen);
-        const char *argv[] = {verb, key};
-        const size_t lens[] = {strlen(verb), keylen};
-        if (agg_append_argv(a, 2, argv, lens) < 0) return -1;
+        int argc;
+        const char *const *argv;
+        const size_t *lens;
+        if (fold_read(s->fold, i, &argc, &argv, &lens) < 0) goto oom;
+        if (agg_append_argv(a, argc, (const char **)argv, lens) < 0) return -1;
     }
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         redisReply *r = agg_get_reply(a);
         if (!r) return -1;
         if (rc == 0 && r->type != REDIS_REPLY_ARRAY) {
-            rc = bad(a, s, "HKEYS/SMEMBERS", r);
+            rc = bad(a, s, "read", r);
             continue;
         }
-        const char **m = malloc((r->elements + 1) * sizeof *m);
-        size_t *l = malloc((r->elements + 1) * sizeof *l);
-        for (size_t j = 0; m && l && j < r->elements; j++) {
-            m[j] = r->element[j]->str ? r->element[j]->str : "";
-            l[j] = r->element[j]->str ? r->element[j]->len : 0;
+        const char **vals = malloc((r->elements + 1) * sizeof *vals);
+        size_t *lens = malloc((r->elements + 1) * sizeof *lens);
+        for (size_t j = 0; vals && lens && j < r->elements; j++) {
+            const redisReply *v = r->element[j];
+            vals[j] = v->type == REDIS_REPLY_STRING ? v->str : NULL;
+            lens[j] = v->type == REDIS_REPLY_STRING ? v->len : 0;
         }
-        if (rc == 0 && (!m || !l || fold_cap_loaded(s->fold, i, r->elements, m, l) < 0)) {
+        if (rc == 0 && (!vals || !lens || fold_read_answer(s->fold, i, r->elements, vals, lens) < 0)) {
             snprintf(a->err, sizeof a->err, "out of memory folding %.120s", s->name);
             rc = -1;
         }
-        free(m);
-        free(l);
-        freeReplyObject(r);
-    }
-    return rc;
-}
-
-/* Reads the visit states the batch needs, one pipelined HMGET per day. */
-static int load_visits(struct agg *a, struct agg_site *s)
-{
-    size_t n;
-    if (fold_visit_queries(s->fold, &n) < 0) goto oom;
-    for (size_t i = 0; i < n; i++) {
-        const char *key;
-        size_t keylen, nf;
-        const unsigned char *const *fields;
-        fold_visit_query(s->fold, i, &key, &keylen, &fields, &nf);
-        const char **argv = malloc((nf + 2) * sizeof *argv);
-        size_t *lens = malloc((nf + 2) * sizeof *lens);
-        if (!argv || !lens) {
-            free(argv);
-            free(lens);
-            goto oom;
-        }
-        argv[0] = "HMGET";
-        lens[0] = 5;
-        argv[1] = key;
-        lens[1] = keylen;
-        for (size_t j = 0; j < nf; j++) {
-            argv[j + 2] = (const char *)fields[j];
-            lens[j + 2] = RAWHIT_VISITOR_LEN;
-        }
-        int rc = agg_append_argv(a, (int)(nf + 2), argv, lens);
-        free(argv);
+        free(vals);
         free(lens);
-        if (rc < 0) return -1;
-    }
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        redisReply *r = agg_get_reply(a);
-        if (!r) return -1;
-        if (rc == 0 && r->type != REDIS_REPLY_ARRAY) {
-            rc = bad(a, s, "HMGET visits", r);
-            continue;
-        }
-        for (size_t j = 0; rc == 0 && j < r->elements; j++) {
-            const redisReply *v = r->element[j];
-            if (fold_visit_loaded(s->fold, i, j, v->type == REDIS_REPLY_STRING ? v->str : NULL,
-                                  v->type == REDIS_REPLY_STRING ? v->len : 0) < 0) {
-                snprintf(a->err, sizeof a->err, "out of memory");
-                rc = -1;
-            }
-        }
-        if (r->type == REDIS_REPLY_ARRAY) freeReplyObject(r);
+        freeReplyObject(r);
     }
     return rc;
 oom:
@@ -242,10 +189,13 @@ static redisReply *apply(struct agg *a, struct agg_site *s, long long length, lo
     return r;
 }
 
-/* Folds one batch of s: *got = entries read (0 when nothing waits). 0, or -1. */
-static int fold_site(struct agg *a, struct agg_site *s, size_t *got)
+/* Folds one batch of s: *got = entries read (0 when nothing waits), *again
+ * = more may be waiting (a full batch applied, or a batch refused and to be
+ * read again). 0, or -1. */
+static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
 {
     *got = 0;
+    *again = 0;
     if (read_cursor(a, s) < 0) return -1;
     if (!s->fold && !(s->fold = fold_new(s->name, s->zone, a->cfg->aggregator.max_members,
                                              a->cfg->aggregator.max_page_visitors))) {
@@ -287,8 +237,7 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got)
                 rc = bad(a, s, "fold", NULL);
         }
         *got = rr->elements;
-        if (rc == 0) rc = load_visits(a, s);
-        if (rc == 0) rc = load_caps(a, s);
+        if (rc == 0) rc = load_reads(a, s);
         redisReply *r = rc == 0 ? apply(a, s, length, added) : NULL;
         if (rc == 0 && !r) rc = -1;
         if (r) {
@@ -301,14 +250,17 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got)
                 a->stats.counted += fold_entries(s->fold) - fold_skipped(s->fold);
                 a->stats.skipped += fold_skipped(s->fold);
                 a->stats.batches++;
+                *again = fold_entries(s->fold) >= (size_t)a->cfg->aggregator.batch;
                 log_debug("%s: applied %zu entries up to %s", s->name, fold_entries(s->fold), s->cursor);
             } else if (status == FOLD_MOVED) {
                 fold_forget(s->fold);
                 /* Another aggregator counted the range: start from its cursor. */
                 s->cursor_known = 0;
+                *again = 1;
                 log_info("%s: cursor moved by another aggregator; reading again", s->name);
             } else if (status == FOLD_DELETED) {
                 fold_forget(s->fold);
+                *again = 1;
                 log_debug("%s: entries deleted while folding; reading again", s->name);
             } else {
                 rc = bad(a, s, "apply script on", r);
@@ -324,32 +276,30 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got)
 }
 
 /* One batch of every site that may have hits waiting and that this process
- * may fold; *got = entries read, *waiting = sites another aggregator holds
- * whose stream is not empty. A site stays ready while its batches come back
- * full; the others wait for wait_for_hits() to mark them. */
+ * may fold; *got = entries read. With waiting (run --once), *waiting = sites
+ * another aggregator holds whose stream is not empty. A site stays ready
+ * while its batches come back full; the others wait for wait_for_hits() to
+ * mark them. */
 static int fold_all(struct agg *a, size_t *got, size_t *waiting)
 {
-    *got = *waiting = 0;
+    *got = 0;
+    if (waiting) *waiting = 0;
     for (size_t i = 0; i < a->nsites && !agg_stopping(a); i++) {
         struct agg_site *s = &a->sites[i];
         int64_t now = clock_now_ms();
         if (!s->ready && !(s->busy_until && s->busy_until <= now)) continue;
         int held = lease(a, s, now);
         if (held < 0) return -1;
-        if (!held) {
+        if (!held && waiting) {
             /* Folded raw hits are trimmed: what is left is still to count. */
             redisReply *r = agg_command(a, "XLEN %s", s->stream);
             if (!r) return -1;
             *waiting += r->type == REDIS_REPLY_INTEGER && r->integer > 0;
             freeReplyObject(r);
-            continue;
         }
+        if (!held) continue;
         size_t n;
-        if (fold_site(a, s, &n) < 0) return -1;
-        /* A batch refused (cursor moved, entries deleted) reads 0 < n < batch
-         * entries too: it is read again, since the cursor did not move. */
-        s->ready = n >= (size_t)a->cfg->aggregator.batch || strcmp(s->cursor, fold_last_id(s->fold)) != 0;
-        if (n == 0) s->ready = 0;
+        if (fold_site(a, s, &n, &s->ready) < 0) return -1;
         *got += n;
     }
     return 0;
@@ -446,8 +396,8 @@ int agg_run(struct agg *a, int once)
             if (purge_run(a, now, 0, NULL) < 0) goto fail;
             next_purge = now + interval_ms;
         }
-        size_t got, waiting;
-        if (fold_all(a, &got, &waiting) < 0) goto fail;
+        size_t got, waiting = 0;
+        if (fold_all(a, &got, once ? &waiting : NULL) < 0) goto fail;
         /* --once ends when every queued hit is counted: hits of a site
          * another aggregator holds (or held, until its lease runs out, if
          * it died) are waited for. */

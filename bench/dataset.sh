@@ -27,34 +27,10 @@ for t in redis-server redis-cli cc node awk; do
     command -v "$t" >/dev/null 2>&1 || die "missing tool '$t'"
 done
 [ -x "$AGG" ] || die "build first: make"
-LIBCOMMON=$ROOT/build/default/libcommon.a
-[ -f "$LIBCOMMON" ] || die "build first: make ($LIBCOMMON is missing)"
-PIN_S="" PIN_L=""
-if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
-    PIN_S="taskset -c $SERVER_CPU" PIN_L="taskset -c $LOAD_CPU"
-fi
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/fairstat-dataset.XXXXXX") || die "mktemp failed"
-REDIS_PID=""
-cleanup() {
-    [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-cc -O2 -std=c11 -D_GNU_SOURCE -I"$ROOT/common" "$ROOT/bench/gen_hits.c" "$LIBCOMMON" -lm \
-    -o "$TMP/gen_hits" 2> "$TMP/cc.log" || die "gen_hits.c does not build: $(head -5 "$TMP/cc.log")"
-
-PORT=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
-$PIN_S redis-server --port "$PORT" --bind 127.0.0.1 --dir "$TMP" --save '' --appendonly no \
-    --logfile "$TMP/redis.log" &
-REDIS_PID=$!
-i=0
-until redis-cli -p "$PORT" ping >/dev/null 2>&1; do
-    i=$((i + 1)); [ $i -lt 100 ] || die "redis-server did not start"; sleep 0.05
-done
-R() { redis-cli -p "$PORT" "$@"; }
+. "$ROOT/bench/lib.sh"
+bench_tmp dataset
+bench_gen_hits
+bench_redis
 mem() { R INFO memory | tr -d '\r' | awk -F: '/^used_memory:/ { print $2 }'; }
 now_ns() { date +%s%N; }
 median() { sort -g | awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.3f (min %.3f, max %.3f)", m, a[1], a[NR] }'; }

@@ -25,28 +25,9 @@ for t in redis-server redis-cli redis-benchmark node awk cc; do
     command -v "$t" >/dev/null 2>&1 || die "missing tool '$t'"
 done
 [ -x "$AGG" ] || die "build first: make bin/fairstat-aggregator"
-PIN_S="" PIN_L=""
-if command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
-    PIN_S="taskset -c $SERVER_CPU" PIN_L="taskset -c $LOAD_CPU"
-fi
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/fairstat-drain.XXXXXX") || die "mktemp failed"
-REDIS_PID=""
-cleanup() {
-    [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null && wait "$REDIS_PID" 2>/dev/null
-    rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM HUP
-
-PORT=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
-$PIN_S redis-server --port "$PORT" --bind 127.0.0.1 --dir "$TMP" --save '' --appendonly no \
-    --logfile "$TMP/redis.log" &
-REDIS_PID=$!
-i=0
-until redis-cli -p "$PORT" ping >/dev/null 2>&1; do
-    i=$((i + 1)); [ $i -lt 100 ] || die "redis-server did not start"; sleep 0.05
-done
-R() { redis-cli -p "$PORT" "$@"; }
+. "$ROOT/bench/lib.sh"
+bench_tmp drain
+bench_redis
 
 cat > "$TMP/fairstat.conf" <<CONF
 [redis]
@@ -62,10 +43,7 @@ CONF
 # RESP for HITS XADDs in the collector's format (bench/gen_hits.c packs them
 # with common/rawhit.h): two days ending yesterday, 50 pages, 5,000 visitors a
 # day, so day and hour keys change as in real traffic.
-LIBCOMMON=$ROOT/build/default/libcommon.a
-[ -f "$LIBCOMMON" ] || die "build first: make"
-cc -O2 -std=c11 -D_GNU_SOURCE -I"$ROOT/common" "$ROOT/bench/gen_hits.c" "$LIBCOMMON" -lm \
-    -o "$TMP/gen_hits" 2> "$TMP/cc.log" || die "gen_hits.c does not build: $(head -5 "$TMP/cc.log")"
+bench_gen_hits
 gen() {
     "$TMP/gen_hits" bench.example "$HITS" 2 50 5000
 }

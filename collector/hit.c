@@ -49,7 +49,7 @@ struct seen {
     long long issued;
     char receipt[CONSENT_RECEIPT_LEN + 1];
     int64_t day;                /* visitor is valid for this salt day */
-    char visitor[VISITOR_HEX_LEN + 1];
+    unsigned char visitor[RAWHIT_VISITOR_LEN];   /* as stored: binary */
 };
 
 struct hit_cache {
@@ -72,7 +72,7 @@ struct hit {
     struct seen *seen;                  /* the consent cookie's cache slot */
     const struct ua_info *ua;           /* until the next ua_classify() */
     char country[3], region[16];
-    char visitor[VISITOR_HEX_LEN + 1];
+    unsigned char visitor[RAWHIT_VISITOR_LEN];
 };
 
 struct hit_cache *hit_cache_new(void)
@@ -238,8 +238,10 @@ static int visitor_of(struct hit_cache *hc, struct hit *h)
         memcpy(h->visitor, h->seen->visitor, sizeof h->visitor);
         return 0;
     }
+    char hex[VISITOR_HEX_LEN + 1];
     if (visitor_key_hash(hc->vkey, h->b.domain, strlen(h->b.domain), h->seen->receipt,
-                         CONSENT_RECEIPT_LEN, h->visitor) != 0)
+                         CONSENT_RECEIPT_LEN, hex) != 0 ||
+        rawhit_visitor_from_hex(hex, VISITOR_HEX_LEN, h->visitor) != 0)
         return -2;
     memcpy(h->seen->visitor, h->visitor, sizeof h->visitor);
     h->seen->day = day;
@@ -305,7 +307,7 @@ static void store_hit(struct api *a, struct http_conn *c, const struct hit *h)
     const struct beacon *b = &h->b;
     struct rawhit r = {.id = hit_id(a->hits), .flags = RAWHIT_F_VISITOR,
                        .device = rawhit_device_of(h->ua->device)};
-    rawhit_visitor_from_hex(h->visitor, VISITOR_HEX_LEN, r.visitor);
+    memcpy(r.visitor, h->visitor, sizeof r.visitor);
     rawhit_set(&r, RAWHIT_PATH, b->path);
     rawhit_set(&r, RAWHIT_BROWSER, h->ua->browser);
     rawhit_set(&r, RAWHIT_OS, h->ua->os);

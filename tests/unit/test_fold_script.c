@@ -171,45 +171,25 @@ static struct batch *read_batch_into(struct fold *f, const char *site, int count
     }
     b->entries = r->elements;
     assert_int_equal(fold_entries(b->fold), b->entries);
+    /* The reads, each answered as it is sent (run.c pipelines them). */
     size_t nq;
-    assert_int_equal(fold_visit_queries(b->fold, &nq), 0);
+    assert_int_equal(fold_reads(b->fold, &nq), 0);
     for (size_t i = 0; i < nq; i++) {
-        const char *key;
-        size_t keylen, nf;
-        const unsigned char *const *fields;
-        fold_visit_query(b->fold, i, &key, &keylen, &fields, &nf);
-        const char *argv[64] = {"HMGET", key};
-        size_t lens[64] = {5, keylen};
-        assert_true(nf + 2 <= 64);
-        for (size_t j = 0; j < nf; j++) {
-            argv[j + 2] = (const char *)fields[j];
-            lens[j + 2] = RAWHIT_VISITOR_LEN;
-        }
-        redisReply *s = redisCommandArgv(rs.rc, (int)nf + 2, argv, lens);
-        assert_non_null(s);
-        assert_int_equal(s->type, REDIS_REPLY_ARRAY);
-        for (size_t j = 0; j < s->elements; j++) {
-            const redisReply *v = s->element[j];
-            assert_int_equal(fold_visit_loaded(b->fold, i, j, v->type == REDIS_REPLY_STRING ? v->str : NULL,
-                                               v->type == REDIS_REPLY_STRING ? v->len : 0), 0);
-        }
-        freeReplyObject(s);
-    }
-    assert_int_equal(fold_cap_queries(b->fold, &nq), 0);
-    for (size_t i = 0; i < nq; i++) {
-        const char *verb, *key;
-        size_t keylen;
-        fold_cap_query(b->fold, i, &verb, &key, &keylen);
-        redisReply *m = CMD("%s %b", verb, key, keylen);
+        int argc;
+        const char *const *argv;
+        const size_t *lens;
+        assert_int_equal(fold_read(b->fold, i, &argc, &argv, &lens), 0);
+        redisReply *m = redisCommandArgv(rs.rc, argc, (const char **)argv, lens);
+        assert_non_null(m);
         assert_int_equal(m->type, REDIS_REPLY_ARRAY);
         const char *vals[4096];
-        size_t lens[4096];
+        size_t vlens[4096];
         assert_true(m->elements <= 4096);
         for (size_t j = 0; j < m->elements; j++) {
-            vals[j] = m->element[j]->str;
-            lens[j] = m->element[j]->len;
+            vals[j] = m->element[j]->type == REDIS_REPLY_STRING ? m->element[j]->str : NULL;
+            vlens[j] = m->element[j]->len;
         }
-        assert_int_equal(fold_cap_loaded(b->fold, i, m->elements, vals, lens), 0);
+        assert_int_equal(fold_read_answer(b->fold, i, m->elements, vals, vlens), 0);
         freeReplyObject(m);
     }
     return b;
