@@ -54,6 +54,29 @@ int report_parse_format(const char *s, enum report_format *f)
     return 0;
 }
 
+int report_period(const char *name, int64_t today, int64_t *from, int64_t *to)
+{
+    int64_t y;
+    unsigned m, d;
+    clock_civil_from_days(today, &y, &m, &d);
+    *to = today;
+    if (strcmp(name, "day") == 0) {
+        *from = today;
+    } else if (strcmp(name, "7d") == 0) {
+        *from = today - 6;
+    } else if (strcmp(name, "30d") == 0) {
+        *from = today - 29;
+    } else if (strcmp(name, "month") == 0) {
+        *from = clock_days_from_civil(y, m, 1);
+    } else if (strcmp(name, "12mo") == 0) {
+        /* Eleven months back from this one: m - 11, borrowing a year. */
+        *from = m > 11 ? clock_days_from_civil(y, m - 11, 1) : clock_days_from_civil(y - 1, m + 1, 1);
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
 static long long to_ll(const redisReply *r)
 {
     if (r->type == REDIS_REPLY_INTEGER) return r->integer;
