@@ -314,24 +314,23 @@ static void note(json_t *notes, const char *fmt, ...)
 static void explain(json_t *notes, const struct report_opts *o, size_t b, const struct rows_fold *f,
                     long long sum, long long total, long long min_visitors)
 {
-    const char *metric = breakdowns[b].metric;
+    const char *unit = strcmp(breakdowns[b].metric, "count") == 0 ? "events" : breakdowns[b].metric;
     if (f->hidden)
-        note(notes, "%zu rows with fewer than %lld visitors (aggregator.min_visitors) are counted in (other)",
-             f->hidden, min_visitors);
+        note(notes, "%zu row%s with fewer than %lld visitors (aggregator.min_visitors) %s counted in (other)",
+             f->hidden, f->hidden == 1 ? "" : "s", min_visitors, f->hidden == 1 ? "is" : "are");
     if (f->other_n)
-        note(notes, "(other) holds %lld %s of members past aggregator.max_members on a day", f->other_n, metric);
+        note(notes, "(other) holds %lld %s of members past aggregator.max_members on a day", f->other_n, unit);
     if (f->cut && !o->other)
-        note(notes, "%zu more rows (%lld %s) past --limit %d are not shown; --other adds them as (other)",
-             f->cut, f->cut_n, metric, o->limit);
+        note(notes, "%zu more row%s (%lld %s) past --limit %d %s not shown; --other adds them as (other)",
+             f->cut, f->cut == 1 ? "" : "s", f->cut_n, unit, o->limit, f->cut == 1 ? "is" : "are");
     if (breakdowns[b].dim == FOLD_PAGE && f->shown)
         note(notes, "visitors are counted per page: one visitor of two pages counts on both, "
                     "so they do not add up to the total");
-    long long missing = total - sum - (o->other ? 0 : f->cut_n);
+    long long listed = sum + (o->other ? 0 : f->cut_n), missing = total - listed;
     if (missing > 0 && skips_empty(breakdowns[b].dim)) {
-        if (sum > 0) note(notes, "%lld %s have no %s and are not listed", missing, metric, breakdowns[b].label);
+        if (sum > 0) note(notes, "%lld %s have no %s and are not listed", missing, unit, breakdowns[b].label);
     } else if (missing != 0) {
-        note(notes, "the rows add up to %lld %s, the totals say %lld", sum + (o->other ? 0 : f->cut_n), metric,
-             total);
+        note(notes, "the rows add up to %lld %s, the totals say %lld", listed, unit, total);
     }
 }
 

@@ -121,7 +121,7 @@ test('min_visitors = 2 folds every breakdown\'s rows under 2 into one (other), i
   assert.deepEqual(rep.devices, [{ device: 'desktop', visits: 5 }, { device: '(other)', visits: 1 }]);
   assert.deepEqual(rep.events, [{ name: 'signup', count: 2 }, { name: '(other)', count: 1 }]);
   assertRowsSumToTotals(rep);
-  assert.match(rep.notes.pages[0], /^2 rows with fewer than 2 visitors \(aggregator\.min_visitors\)/);
+  assert.match(rep.notes.pages[0], /^2 rows with fewer than 2 visitors \(aggregator\.min_visitors\) are counted in \(other\)$/);
   assert.match(rep.notes.browsers[0], /^2 rows with fewer than 2 visitors/);
   assert.match(rep.notes.utm_sources.at(-1), /^3 visits have no utm_source/);
   for (const name of SINGLES) assert.ok(!JSON.stringify(rep).includes(`"${name}"`), name);
@@ -129,7 +129,7 @@ test('min_visitors = 2 folds every breakdown\'s rows under 2 into one (other), i
   const table = await report(ONE_DAY, K);
   assert.equal(table.code, 0, table.stderr);
   for (const name of SINGLES) assert.doesNotMatch(table.stdout, new RegExp(`^  ${name} `, 'm'), name);
-  assert.match(table.stdout, /\nSources\n  source +visits\n  \(direct\) +3\n  news\.example +2\n  \(other\) +1\n  note: 1 rows with fewer than 2 visitors/);
+  assert.match(table.stdout, /\nSources\n  source +visits\n  \(direct\) +3\n  news\.example +2\n  \(other\) +1\n  note: 1 row with fewer than 2 visitors \(aggregator\.min_visitors\) is counted in \(other\)\n/);
   assert.match(table.stdout, /\nPages\n  page +pageviews +visitors\n  \/ +4 +3\n  \/b +2 +2\n  \(other\) +4 *\n/);
 
   const csv = await report([...ONE_DAY, '--format', 'csv'], K);
@@ -140,7 +140,7 @@ test('min_visitors = 2 folds every breakdown\'s rows under 2 into one (other), i
     'utm_mediums,(other),visits,1', 'countries,(other),visits,1', 'regions,(other),visits,1',
     'browsers,(other),visits,2', 'devices,(other),visits,1', 'events,(other),count,1'])
     assert.ok(lines.includes(l), l);
-  assert.ok(lines.some((l) => /^sources,,note,1 rows with fewer than 2 visitors/.test(l)));
+  assert.ok(lines.some((l) => /^sources,,note,1 row with fewer than 2 visitors/.test(l)));
 });
 
 test('rows past --limit: --other sums them, without it a note says how much is not shown', async () => {
