@@ -4,7 +4,8 @@
  * (a year is ~6,000 commands, one round trip), then a second pipeline asks
  * PFCOUNT of the top pages' per-day HyperLogLogs. Breakdowns are merged over
  * the days in a jansson object used as a map, then sorted by count (ties by
- * name, so output is stable) and cut at --limit. The model (report.h) keeps
+ * name, so output is stable) and cut at --limit and min_visitors (rows.h),
+ * keyed by the name the output shows. The model (report.h) keeps
  * its keys in insertion order, which the table and CSV renderers rely on.
  */
 #include "report.h"

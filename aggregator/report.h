@@ -5,6 +5,9 @@
  * the one model every output format renders: JSON as is, table and CSV by
  * report_format.c. Visitors over a range are the union of the daily
  * HyperLogLogs (PFCOUNT over several keys), never a sum of daily counts.
+ * Every breakdown row passes the rules of rows.h (min_visitors, names that
+ * are not UTF-8) before it enters the model; "notes" (an object: section ->
+ * sentences) says why a breakdown's rows do not add up to the totals.
  */
 #ifndef FAIRSTAT_REPORT_H
 #define FAIRSTAT_REPORT_H
