@@ -355,7 +355,7 @@ static json_t *breakdown(struct agg *a, const char *site, const struct report_op
         /* Visitors are asked for in rounds, only while rows may still be
          * shown: a breakdown of 50,000 pages costs a few PFCOUNTs, not all. */
         if (pages && i == known && f.shown < f.limit) {
-            size_t ask = (f.limit - f.shown) * 2;
+            size_t ask = (f.limit - f.shown) * (k > 0 ? 2 : 1);
             if (ask > n - i) ask = n - i;
             if (page_visitors(a, site, o, rows + i, ask, vis + i) < 0) goto error;
             known = i + ask;
