@@ -46,6 +46,7 @@
 
 #define FOLD_IDLE_MS (30 * 60 * 1000LL)   /* a longer gap ends a visit */
 #define FOLD_LEASE_MS 10000               /* a site's lease, renewed per batch */
+#define FOLD_DEDUPE_WINDOW_MS (24 * 3600 * 1000LL)  /* default; retention.raw_max_age */
 
 /* ------------------------------------------------------------------------ */
 /* The script's arguments: fold.c writes them, fold.lua reads them           */
@@ -180,6 +181,13 @@ int fold_add(struct fold *f, const char *id, size_t idlen, const char *const *fv
              const size_t *fvlen, size_t nfv);
 
 size_t fold_entries(const struct fold *f);
+/* Hits of the last fold_compute() not counted: counted before under their
+ * id (a replay, or the original of one). */
+size_t fold_duplicates(const struct fold *f);
+
+/* How long the record of possibly twinned ids is kept (fs:{S}:twins,
+ * fs:{S}:seq): retention.raw_max_age, past which a spooled hit is dropped. */
+void fold_set_dedupe_window(struct fold *f, int64_t ms);
 /* Entries that were not raw hits. */
 size_t fold_skipped(const struct fold *f);
 

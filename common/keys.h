@@ -69,6 +69,10 @@ int keys_cursor(char *buf, size_t len, const char *site);
 int keys_lease(char *buf, size_t len, const char *site);
 /* fs:{S}:v:YYYYMMDD: visit states of a UTC day, field = visitor (8 bytes) */
 int keys_visits(char *buf, size_t len, const char *site, const char *yyyymmdd);
+/* fs:{S}:twins: ids of replayed hits counted; fs:{S}:seq: per hit id epoch,
+ * the highest sequence number counted + 1 (aggregator/fold.c, Dedupe) */
+int keys_twins(char *buf, size_t len, const char *site);
+int keys_seq(char *buf, size_t len, const char *site);
 /* fs:salt:YYYYMMDD */
 int keys_salt(char *buf, size_t len, const char *yyyymmdd);
 
