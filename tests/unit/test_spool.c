@@ -1,6 +1,7 @@
 /* test_spool.c -- the spool's record parser (spool_parse(), spool.h) fed
  * with good, torn and corrupt records: a record either comes back whole and
- * checked or is refused with a way to go on, never read past its length. */
+ * checked or is refused with a way to go on, never read past its length;
+ * and the file reader's count of skipped records. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include "spool.h"
 
@@ -223,6 +226,88 @@ static void the_checksum_is_crc32c(void **state)
     assert_int_equal(spool_crc32c("", 0), 0);
 }
 
+/* ------------------------------------------------------------------------ */
+/* The file reader                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* A spool directory holding one file with bytes; its path in file. */
+static char *spool_dir_with(const unsigned char *bytes, size_t len, char *file, size_t cap)
+{
+    static char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/test_spool.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(file, cap, "%s/w0-0000000001.spool", dir);
+    FILE *f = fopen(file, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(bytes, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+    return dir;
+}
+
+static void a_skipped_record_is_counted_once_when_a_replay_is_sent_again(void **state)
+{
+    (void)state;
+    unsigned char buf[512];
+    size_t first, n = two_records(buf, &first);
+    memcpy(buf + n, buf, first);                            /* the first again, corrupt */
+    buf[n + HEAD + FIXED] ^= 0x01;
+    memcpy(buf + n + first, buf, first);                    /* and again, intact */
+    n += 2 * first;
+    char file[128], err[256];
+    char *dir = spool_dir_with(buf, n, file, sizeof file);
+    struct spool *s = spool_open(dir, 0, 1, 1 << 20, err, sizeof err);
+    assert_non_null(s);
+    struct spool_rec recs[8];
+    size_t got;
+    assert_int_equal(spool_replay_begin(s, recs, 8, &got), 0);
+    assert_int_equal(got, 3);
+    spool_replay_abort(s);                                  /* Redis failed: again later */
+    assert_int_equal(spool_replay_begin(s, recs, 8, &got), 0);
+    assert_int_equal(got, 3);
+    assert_int_equal(spool_replay_commit(s), 0);
+    struct spool_stats st;
+    spool_stats(s, &st);
+    assert_int_equal(st.corrupt, 1);
+    assert_int_equal(st.files, 0);
+    assert_false(spool_pending(s));
+    assert_int_equal(access(file, F_OK), -1);              /* read to its end: deleted */
+    spool_close(s);
+    rmdir(dir);
+}
+
+/* A file cut short while the spool is open (by hand): the reader reaches its
+ * new end and deletes it, rather than waiting for bytes that will not come. */
+static void a_file_cut_under_an_open_spool_is_read_to_its_new_end(void **state)
+{
+    (void)state;
+    unsigned char buf[256];
+    size_t first, n = two_records(buf, &first);
+    const size_t cuts[] = {first + 3, 0};
+    for (size_t i = 0; i < 2; i++) {
+        char file[128], err[256];
+        char *dir = spool_dir_with(buf, n, file, sizeof file);
+        struct spool *s = spool_open(dir, 0, 1, 1 << 20, err, sizeof err);
+        assert_non_null(s);
+        assert_int_equal(truncate(file, (off_t)cuts[i]), 0);
+        struct spool_rec recs[8];
+        size_t got, total = 0;
+        for (int step = 0; spool_pending(s); step++) {
+            assert_true(step < 10);
+            assert_int_equal(spool_replay_begin(s, recs, 8, &got), 0);
+            total += got;
+            assert_int_equal(spool_replay_commit(s), 0);
+        }
+        struct spool_stats st;
+        spool_stats(s, &st);
+        assert_int_equal(total, cuts[i] ? 1 : 0);
+        assert_int_equal(st.corrupt, cuts[i] ? 1 : 0);      /* the torn tail */
+        assert_int_equal(st.bytes, 0);
+        assert_int_equal(access(file, F_OK), -1);
+        spool_close(s);
+        rmdir(dir);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -237,6 +322,8 @@ int main(void)
         cmocka_unit_test(a_record_without_a_hit_or_a_site_is_refused),
         cmocka_unit_test(another_version_is_refused),
         cmocka_unit_test(the_checksum_is_crc32c),
+        cmocka_unit_test(a_skipped_record_is_counted_once_when_a_replay_is_sent_again),
+        cmocka_unit_test(a_file_cut_under_an_open_spool_is_read_to_its_new_end),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
