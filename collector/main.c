@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <sys/resource.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +49,9 @@ struct worker {
     char err[256];
 };
 
-static volatile sig_atomic_t stopping, reload_wanted;
+/* Set by the handler, read by every thread: lock-free atomics are both
+ * signal-safe and race-free. */
+static atomic_int stopping, reload_wanted;
 
 /* Keys the running process cannot change: its sockets, threads, Redis
  * connections and spool were made from them at start. */
@@ -291,6 +294,14 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    /* Workers are born with these blocked, so that the main thread, which
+     * acts on them, is the one they interrupt. */
+    sigset_t sigs, main_mask;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, &main_mask);
 
     pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
@@ -319,6 +330,7 @@ int main(int argc, char **argv)
             break;
         }
     }
+    pthread_sigmask(SIG_SETMASK, &main_mask, NULL);
     if (!failed)
         log_info("listening on %s with %d thread%s", c->collector.listen, n, n == 1 ? "" : "s");
 
@@ -329,8 +341,7 @@ int main(int argc, char **argv)
     int revoke_failing = 0;
     while (!stopping) {
         usleep(100000);
-        if (reload_wanted && !failed) {
-            reload_wanted = 0;
+        if (atomic_exchange(&reload_wanted, 0) && !failed) {
             struct gen *g = reload(cur, conf, overrides, n_over, workers, n);
             if (g) {
                 gen_release(cur);
