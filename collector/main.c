@@ -17,7 +17,6 @@
 #include "log.h"
 #include "revoke.h"
 #include "salt.h"
-#include "sites.h"
 #include "store.h"
 
 #include <pthread.h>
