@@ -151,6 +151,7 @@ struct fold {
     int64_t minute;
     char day[CLOCK_DAY_LEN + 1], hour[CLOCK_HOUR_LEN + 1];
     uint32_t daykey[FOLD_NDIMS], hourkey;
+    uint32_t bypagekey[FOLD_NDIMS];     /* FOLD_BYPAGE_FIRST..LAST only */
     /* The UTC minute of the last realtime key, and its key. */
     int64_t rtminute;
     uint32_t rtkey;
@@ -419,6 +420,21 @@ static int day_key(struct fold *f, const char *day, enum fold_dim d, uint32_t *o
     return 0;
 }
 
+/* The key of the per-entry-page breakdown of dim d of a local day. */
+static int bypage_key(struct fold *f, const char *day, enum fold_dim d, uint32_t *out)
+{
+    char key[600];
+    int n = keys_bypage(key, sizeof key, f->site, day, fold_dim_names[d]);
+    int64_t i = key_index(f, key, n);
+    if (i < 0) return -1;
+    if (f->kinfo[i].cap != CAP_MEMBERS) {
+        if (!(f->kinfo[i].capset = capset_of(f, key, (size_t)n, 0))) return -1;
+        f->kinfo[i].cap = CAP_MEMBERS;
+    }
+    *out = (uint32_t)i;
+    return 0;
+}
+
 /* Points f->daykey/hourkey at the local day and hour of t. */
 static int bucket(struct fold *f, int64_t t)
 {
@@ -429,6 +445,8 @@ static int bucket(struct fold *f, int64_t t)
     if (strcmp(day, f->day) != 0) {
         for (int d = 0; d < FOLD_NDIMS; d++)
             if (day_key(f, day, (enum fold_dim)d, &f->daykey[d]) < 0) return -1;
+        for (int d = FOLD_BYPAGE_FIRST; d <= FOLD_BYPAGE_LAST; d++)
+            if (bypage_key(f, day, (enum fold_dim)d, &f->bypagekey[d]) < 0) return -1;
         if (f->max_page_visitors > 0) {
             int n = keys_day(key, sizeof key, f->site, day, FOLD_PAGE_SET);
             int64_t i = key_index(f, key, n);
@@ -884,35 +902,51 @@ int fold_read_answer(struct fold *f, size_t i, size_t n, const char *const *vals
 /* Counting                                                                  */
 /* ------------------------------------------------------------------------ */
 
+/* A visit-level value counted for the day, and for the day and entry page
+ * (path KEYS_BYPAGE_SEP value, one member: the cap keeps or drops it whole). */
+static int visit_value(struct fold *f, enum fold_dim d, const char *path, size_t pl, const char *v,
+                       size_t vl)
+{
+    char m[FOLD_MAX_PATH + 1 + 256];
+    if (vl > sizeof m - 1 - pl) vl = sizeof m - 1 - pl;
+    memcpy(m, path, pl);
+    m[pl] = KEYS_BYPAGE_SEP;
+    memcpy(m + pl + 1, v, vl);
+    if (incr(f, f->daykey[d], v, vl, 1) < 0 || incr(f, f->bypagekey[d], m, pl + 1 + vl, 1) < 0)
+        return -1;
+    return 0;
+}
+
 /* A visit-level breakdown, counted when the hit starts a visit; an empty
  * value is skipped, or filed under fallback. */
 static int visit_dim(struct fold *f, enum fold_dim d, const struct rawhit *h, enum rawhit_str s,
-                     const char *fallback)
+                     const char *fallback, const char *path, size_t pl)
 {
-    if (h->n[s]) return incr(f, f->daykey[d], h->s[s], h->n[s], 1);
-    return fallback ? incr_s(f, f->daykey[d], fallback, 1) : 0;
+    if (h->n[s]) return visit_value(f, d, path, pl, h->s[s], h->n[s]);
+    return fallback ? visit_value(f, d, path, pl, fallback, strlen(fallback)) : 0;
 }
 
 static int start_visit(struct fold *f, const struct fhit *x, const char *path, size_t pl)
 {
     const struct rawhit *h = &x->h;
     const char *device = rawhit_device_name(h->device);
+    if (!device[0]) device = FOLD_UNKNOWN;
     if (incr_s(f, f->daykey[FOLD_TOTALS], "visits", 1) < 0 ||
         incr_s(f, f->daykey[FOLD_TOTALS], "bounces", 1) < 0 ||
         incr_s(f, f->hourkey, "visits", 1) < 0 ||
         incr(f, f->daykey[FOLD_ENTRY], path, pl, 1) < 0 ||
         incr(f, f->daykey[FOLD_EXIT], path, pl, 1) < 0 ||
-        visit_dim(f, FOLD_SOURCE, h, RAWHIT_REFERRER, FOLD_DIRECT) < 0 ||
-        visit_dim(f, FOLD_UTM_SOURCE, h, RAWHIT_UTM_SOURCE, NULL) < 0 ||
-        visit_dim(f, FOLD_UTM_MEDIUM, h, RAWHIT_UTM_MEDIUM, NULL) < 0 ||
-        visit_dim(f, FOLD_UTM_CAMPAIGN, h, RAWHIT_UTM_CAMPAIGN, NULL) < 0 ||
-        visit_dim(f, FOLD_UTM_TERM, h, RAWHIT_UTM_TERM, NULL) < 0 ||
-        visit_dim(f, FOLD_UTM_CONTENT, h, RAWHIT_UTM_CONTENT, NULL) < 0 ||
-        visit_dim(f, FOLD_COUNTRY, h, RAWHIT_COUNTRY, FOLD_UNKNOWN) < 0 ||
-        visit_dim(f, FOLD_REGION, h, RAWHIT_REGION, NULL) < 0 ||
-        visit_dim(f, FOLD_BROWSER, h, RAWHIT_BROWSER, FOLD_UNKNOWN) < 0 ||
-        visit_dim(f, FOLD_OS, h, RAWHIT_OS, FOLD_UNKNOWN) < 0 ||
-        incr_s(f, f->daykey[FOLD_DEVICE], device[0] ? device : FOLD_UNKNOWN, 1) < 0)
+        visit_dim(f, FOLD_SOURCE, h, RAWHIT_REFERRER, FOLD_DIRECT, path, pl) < 0 ||
+        visit_dim(f, FOLD_UTM_SOURCE, h, RAWHIT_UTM_SOURCE, NULL, path, pl) < 0 ||
+        visit_dim(f, FOLD_UTM_MEDIUM, h, RAWHIT_UTM_MEDIUM, NULL, path, pl) < 0 ||
+        visit_dim(f, FOLD_UTM_CAMPAIGN, h, RAWHIT_UTM_CAMPAIGN, NULL, path, pl) < 0 ||
+        visit_dim(f, FOLD_UTM_TERM, h, RAWHIT_UTM_TERM, NULL, path, pl) < 0 ||
+        visit_dim(f, FOLD_UTM_CONTENT, h, RAWHIT_UTM_CONTENT, NULL, path, pl) < 0 ||
+        visit_dim(f, FOLD_COUNTRY, h, RAWHIT_COUNTRY, FOLD_UNKNOWN, path, pl) < 0 ||
+        visit_dim(f, FOLD_REGION, h, RAWHIT_REGION, NULL, path, pl) < 0 ||
+        visit_dim(f, FOLD_BROWSER, h, RAWHIT_BROWSER, FOLD_UNKNOWN, path, pl) < 0 ||
+        visit_dim(f, FOLD_OS, h, RAWHIT_OS, FOLD_UNKNOWN, path, pl) < 0 ||
+        visit_value(f, FOLD_DEVICE, path, pl, device, strlen(device)) < 0)
         return -1;
     return 0;
 }

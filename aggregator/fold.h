@@ -165,6 +165,14 @@ extern const char *const fold_dim_names[FOLD_NDIMS];
  * max_members like the other breakdowns. */
 #define FOLD_MAX_PROP_NAMES 100
 
+/* The visit-level breakdowns, FOLD_BYPAGE_FIRST..FOLD_BYPAGE_LAST (source,
+ * the UTM fields, country, region, browser, OS, device), are also counted per
+ * entry page, for "one page's sources": fs:{S}:d:YYYYMMDD:bypage:<dim>
+ * (keys_bypage), member = entry path KEYS_BYPAGE_SEP value -> visits, capped
+ * at max_members (the rest counts as FOLD_OTHER, the whole member). */
+#define FOLD_BYPAGE_FIRST FOLD_SOURCE
+#define FOLD_BYPAGE_LAST FOLD_DEVICE
+
 #define FOLD_DIRECT "(direct)"
 #define FOLD_UNKNOWN "(unknown)"
 #define FOLD_MAX_PATH 1024      /* longer paths are cut, so one hit never fails a batch */

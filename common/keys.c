@@ -32,6 +32,11 @@ int keys_uv(char *buf, size_t len, const char *site, const char *yyyymmdd, const
     return fit(snprintf(buf, len, "fs:{%s}:d:%s:uv", site, yyyymmdd), len);
 }
 
+int keys_bypage(char *buf, size_t len, const char *site, const char *yyyymmdd, const char *dim)
+{
+    return fit(snprintf(buf, len, "fs:{%s}:d:%s:bypage:%s", site, yyyymmdd, dim), len);
+}
+
 int keys_prop(char *buf, size_t len, const char *site, const char *yyyymmdd, const char *name)
 {
     return fit(snprintf(buf, len, "fs:{%s}:d:%s:prop:%s", site, yyyymmdd, name), len);

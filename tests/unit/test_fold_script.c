@@ -787,6 +787,52 @@ static void a_recent_hit_adds_its_visitor_to_its_minute_which_expires_ten_minute
     assert_int_equal(realtime_keys(), 1);
 }
 
+/* bypage:<dim>[entry page KEYS_BYPAGE_SEP value]; 0 when absent. */
+static long long bypage(const char *dim, const char *page, const char *value)
+{
+    char key[256], m[256];
+    assert_true(keys_bypage(key, sizeof key, SITE, DAY, dim) > 0);
+    int n = snprintf(m, sizeof m, "%s%c%s", page, KEYS_BYPAGE_SEP, value);
+    return integer(redisCommand(rs.rc, "HGET %s %b", key, m, (size_t)n));
+}
+
+static void visit_breakdowns_count_per_entry_page_too(void **state)
+{
+    (void)state;
+    pageview(T0, "/a", "00000000000000a1");
+    pageview(T0 + 1, "/b", "00000000000000a1");          /* same visit: not an entry */
+    pageview(T0 + 2, "/a", "00000000000000a2");
+    pageview(T0 + 3, "/b", "00000000000000a3");
+
+    fold_all(T0 + MIN);
+
+    assert_int_equal(bypage("source", "/a", "news.example"), 2);
+    assert_int_equal(bypage("source", "/b", "news.example"), 1);
+    assert_int_equal(bypage("country", "/a", "DE"), 2);
+    assert_int_equal(bypage("browser", "/b", "Firefox"), 1);
+    assert_int_equal(bypage("os", "/a", "Linux"), 2);
+    assert_int_equal(bypage("device", "/a", "desktop"), 2);
+    assert_int_equal(bypage("utm_source", "/a", ""), 0);    /* empty values skipped, as in utm_source */
+    char key[256];
+    keys_bypage(key, sizeof key, SITE, DAY, "utm_source");
+    assert_int_equal(integer(CMD("EXISTS %s", key)), 0);
+}
+
+static void a_per_page_breakdown_keeps_its_cap_for_whole_members(void **state)
+{
+    (void)state;
+    max_members = 1;
+    pageview(T0, "/a", "00000000000000a1");
+    pageview(T0 + 1, "/b", "00000000000000a2");
+    fold_everything(T0, 1);
+    max_members = 1000;
+    char key[256];
+    keys_bypage(key, sizeof key, SITE, DAY, "source");
+    assert_int_equal(integer(CMD("HLEN %s", key)), 2);    /* /a's member and (other) */
+    assert_int_equal(bypage("source", "/a", "news.example"), 1);
+    assert_int_equal(integer(CMD("HGET %s %s", key, FOLD_OTHER)), 1);
+}
+
 static void entries_written_field_by_field_by_earlier_versions_still_count(void **state)
 {
     (void)state;
@@ -878,6 +924,8 @@ int main(void)
         cmocka_unit_test_setup(props_count_per_name_and_value_on_pageviews_and_events, fresh),
         cmocka_unit_test_setup(props_keep_their_caps_of_names_and_values, fresh),
         cmocka_unit_test_setup(a_recent_hit_adds_its_visitor_to_its_minute_which_expires_ten_minutes_after, fresh),
+        cmocka_unit_test_setup(visit_breakdowns_count_per_entry_page_too, fresh),
+        cmocka_unit_test_setup(a_per_page_breakdown_keeps_its_cap_for_whole_members, fresh),
         cmocka_unit_test_setup(entries_written_field_by_field_by_earlier_versions_still_count, fresh),
         cmocka_unit_test_setup(an_unreadable_entry_is_trimmed_and_counts_nothing, fresh),
     };

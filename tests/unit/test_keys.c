@@ -27,6 +27,9 @@ static void built_keys_carry_the_site_in_a_hash_tag(void **state)
     keys_hour(k, sizeof k, SITE, "2024050123");
     assert_string_equal(k, PREFIX "h:2024050123");
     assert_int_equal(keys_hits(k, 8, SITE), -1);   /* never truncated */
+    keys_bypage(k, sizeof k, SITE, "20240501", "source");
+    assert_string_equal(k, PREFIX "d:20240501:bypage:source");
+    assert_int_equal(KEY_DAY(k), day("20240501"));
     keys_prop(k, sizeof k, SITE, "20240501", "plan");
     assert_string_equal(k, PREFIX "d:20240501:prop:plan");
     assert_int_equal(KEY_DAY(k), day("20240501"));   /* purged with the day */
