@@ -160,17 +160,14 @@ static int in_props(const struct parse *p)
 static const yajl_callbacks callbacks;
 
 /* sd and e: a plain non-negative integer up to max (no sign, fraction or
- * exponent: the tracker sends whole numbers). */
-static int number(struct parse *p, enum field f, const char *s, size_t n, long max)
+ * exponent: the tracker sends whole numbers), else -1. Judged once the name
+ * is known (set_engagement): other events may carry anything there. */
+static int number(struct parse *p, enum field f, int kind, const char *s, size_t n, long max)
 {
-    long v = 0;
-    if (n == 0 || n > 9) return fail_with(p, BEACON_BAD_ENGAGEMENT);
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return fail_with(p, BEACON_BAD_ENGAGEMENT);
-        v = v * 10 + (s[i] - '0');
-    }
-    if (v > max) return fail_with(p, BEACON_BAD_ENGAGEMENT);
-    p->num[f] = v;
+    long v = kind == 'n' && n > 0 && n <= 9 ? 0 : -1;
+    for (size_t i = 0; v >= 0 && i < n; i++)
+        v = s[i] >= '0' && s[i] <= '9' ? v * 10 + (s[i] - '0') : -1;
+    p->num[f] = v <= max ? v : -1;
     p->present[f] = 1;
     return 1;
 }
@@ -218,10 +215,8 @@ static int scalar(struct parse *p, int kind, const char *s, size_t n)
         p->analytics = s != NULL;
         return 1;
     }
-    if (f == F_SCROLL || f == F_ENGAGED) {
-        if (kind != 'n') return fail_with(p, BEACON_BAD_ENGAGEMENT);
-        return number(p, f, s, n, f == F_SCROLL ? BEACON_SCROLL_MAX : BEACON_ENGAGED_MAX_MS);
-    }
+    if (f == F_SCROLL || f == F_ENGAGED)
+        return number(p, f, kind, s, n, f == F_SCROLL ? BEACON_SCROLL_MAX : BEACON_ENGAGED_MAX_MS);
     if (f == F_PROPS && kind == 's') return props_string(p, s, n);
     if (f == F_PROPS || kind != 's') return fail_with(p, BEACON_BAD_FIELD);
     if (n > BEACON_URL_MAX) return fail_with(p, BEACON_TOO_LONG);
@@ -362,7 +357,8 @@ static int props_out(struct beacon *b, struct parse *p)
 static int set_engagement(struct beacon *b, const struct parse *p)
 {
     if (strcmp(b->name, BEACON_ENGAGEMENT) != 0) return BEACON_OK;
-    if (!p->present[F_SCROLL] || !p->present[F_ENGAGED]) return BEACON_BAD_ENGAGEMENT;
+    if (!p->present[F_SCROLL] || !p->present[F_ENGAGED] || p->num[F_SCROLL] < 0 || p->num[F_ENGAGED] < 0)
+        return BEACON_BAD_ENGAGEMENT;
     b->engagement = 1;
     b->scroll_depth = (unsigned)p->num[F_SCROLL];
     b->engaged_ms = (uint32_t)p->num[F_ENGAGED];

@@ -66,8 +66,11 @@ static void an_engagement_keeps_scroll_depth_and_engaged_time(void **state)
                            "\"u\":\"https://example.com/\"}", &b), BEACON_OK);
     assert_int_equal(b.scroll_depth, 100);
     assert_int_equal(b.engaged_ms, 1800000);
-    /* On another event sd and e mean nothing. */
+    /* On another event sd and e mean nothing, whatever they hold. */
     assert_int_equal(PARSE("{\"n\":\"Signup\",\"sd\":5,\"e\":9,\"d\":\"example.com\","
+                           "\"u\":\"https://example.com/\"}", &b), BEACON_OK);
+    assert_false(b.engagement);
+    assert_int_equal(PARSE("{\"sd\":\"x\",\"e\":-4.5,\"d\":\"example.com\","
                            "\"u\":\"https://example.com/\"}", &b), BEACON_OK);
     assert_false(b.engagement);
     assert_int_equal(b.engaged_ms, 0);
