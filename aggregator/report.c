@@ -448,8 +448,10 @@ static void engagement_columns(json_t *pages, const struct map *x)
 
 /* The props section: for each property name of the range (the busiest
  * FOLD_MAX_PROP_NAMES; names counted as FOLD_OTHER kept no values), its
- * values by count, --limit of them, the rest in "(other)" with --other.
- * One pipeline of HGETALL fs:{S}:d:D:prop:<name> per name and day. */
+ * values by count, under the rows' rules (rows.h: min_visitors, with the
+ * count as the bound, then --limit; the rest in "(other)"). A name carried
+ * by fewer than min_visitors events is left out whole. One pipeline of
+ * HGETALL fs:{S}:d:D:prop:<name> per name and day. */
 static json_t *props_section(struct agg *a, const char *site, const struct report_opts *o,
                              const struct map *names)
 {
@@ -457,15 +459,20 @@ static json_t *props_section(struct agg *a, const char *site, const struct repor
     struct row *rows = sorted(names, &n);
     json_t *arr = json_array();
     if (!rows || !arr) goto error;
+    long long minv = a->cfg->aggregator.min_visitors;
     size_t k = 0;
     for (size_t i = 0; i < n && k < FOLD_MAX_PROP_NAMES; i++)
-        if (strcmp(rows[i].name, FOLD_OTHER) != 0) rows[k++] = rows[i];
+        if (strcmp(rows[i].name, ROWS_OTHER) != 0 && !rows[i].merged &&
+            !rows_below_min(minv, -1, rows[i].n))
+            rows[k++] = rows[i];
     n = k;
     for (size_t i = 0; i < n; i++)
         for (size_t d = 0; d < ndays; d++) {
             char day[CLOCK_DAY_LEN + 1], key[1200];
+            size_t len;
+            const char *stored = row_stored(&rows[i], &len);
             clock_format_day(o->from_day + (int64_t)d, day);
-            if (keys_prop(key, sizeof key, site, day, rows[i].name) < 0) key[0] = '\0';
+            if (memchr(stored, '\0', len) || keys_prop(key, sizeof key, site, day, stored) < 0) key[0] = '\0';
             redisAppendCommand(a->rc, "HGETALL %s", key);
         }
     for (size_t i = 0; i < n; i++) {
@@ -491,22 +498,21 @@ static json_t *props_section(struct agg *a, const char *site, const struct repor
             map_free(&values);
             goto error;
         }
-        long long other = 0;
+        struct rows_fold rf;
+        rows_fold_init(&rf, minv, (size_t)o->limit);
         for (size_t j = 0; j < nv; j++) {
-            if (j >= (size_t)o->limit) {
-                other += v[j].n;
-                continue;
-            }
+            if (rows_fold_next(&rf, v[j].name, v[j].len, v[j].n, -1) != ROWS_SHOW) continue;
             json_t *r = json_object();
-            json_object_set_new(r, "property", json_string(rows[i].name));
-            json_object_set_new(r, "value", json_string(v[j].name));
+            json_object_set_new(r, "property", json_stringn(rows[i].name, rows[i].len));
+            json_object_set_new(r, "value", json_stringn(v[j].name, v[j].len));
             json_object_set_new(r, "count", json_integer(v[j].n));
             json_array_append_new(arr, r);
         }
-        if (o->other && other > 0) {
+        long long other = rows_fold_other(&rf, o->other);
+        if (other > 0) {
             json_t *r = json_object();
-            json_object_set_new(r, "property", json_string(rows[i].name));
-            json_object_set_new(r, "value", json_string(FOLD_OTHER));
+            json_object_set_new(r, "property", json_stringn(rows[i].name, rows[i].len));
+            json_object_set_new(r, "value", json_string(ROWS_OTHER));
             json_object_set_new(r, "count", json_integer(other));
             json_array_append_new(arr, r);
         }

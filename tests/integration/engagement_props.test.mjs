@@ -65,6 +65,15 @@ test('engagements give time on page and scroll depth, props a breakdown, and not
       { property: 'seats', value: '3', count: 1 },
     ]);
 
+    // min_visitors holds back values and names carried by fewer events.
+    const small = await run(AGG, ['-c', collector.conf, '-o', 'aggregator.min_visitors=2',
+      'report', '--site', 'example.com', '--format', 'json']);
+    assert.equal(small.code, 0, small.stderr);
+    assert.deepEqual(JSON.parse(small.stdout).props, [
+      { property: 'plan', value: 'pro', count: 2 },
+      { property: 'plan', value: '(other)', count: 1 },
+    ]);
+
     // The table and CSV carry the new columns too.
     const csv = await run(AGG, ['-c', collector.conf, 'report', '--site', 'example.com', '--format', 'csv']);
     assert.match(csv.stdout, /^pages,\/blog,time_on_page,10\r$/m);
