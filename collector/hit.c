@@ -360,12 +360,15 @@ static void store_hit(struct api *a, struct http_conn *c, const struct hit *h)
 
     const struct beacon *b = &h->b;
     struct rawhit r = {.id = hit_id(a->hits, store_generation(a->store)),
-                       .flags = RAWHIT_F_VISITOR, .device = rawhit_device_of(h->ua->device)};
+                       .flags = RAWHIT_F_VISITOR, .device = rawhit_device_of(h->ua->device),
+                       .engagement = b->engagement, .scroll_depth = b->scroll_depth,
+                       .engaged_ms = b->engaged_ms};
     memcpy(r.visitor, h->visitor, sizeof r.visitor);
     rawhit_set(&r, RAWHIT_PATH, b->path);
     rawhit_set(&r, RAWHIT_BROWSER, h->ua->browser);
     rawhit_set(&r, RAWHIT_OS, h->ua->os);
-    rawhit_set(&r, RAWHIT_NAME, strcmp(b->name, "pageview") == 0 ? "" : b->name);
+    /* A pageview and an engagement (said by its own bit) need no name. */
+    rawhit_set(&r, RAWHIT_NAME, strcmp(b->name, "pageview") == 0 || b->engagement ? "" : b->name);
     rawhit_set(&r, RAWHIT_REFERRER, b->referrer);
     rawhit_set(&r, RAWHIT_UTM_SOURCE, b->utm[UTM_SOURCE]);
     rawhit_set(&r, RAWHIT_UTM_MEDIUM, b->utm[UTM_MEDIUM]);
