@@ -27,7 +27,7 @@ const char *beacon_strerror(int status)
     case BEACON_TOO_LONG: return "a field is too long";
     case BEACON_BAD_URL: return "url is not an absolute http(s) URL";
     case BEACON_BAD_FIELD: return "a field has the wrong type or characters";
-    case BEACON_BAD_ENGAGEMENT: return "an engagement event needs sd (0-100) and e (0-1800000 ms) as integers";
+    case BEACON_BAD_ENGAGEMENT: return "an engagement event needs sd (percent) and e (ms) as non-negative integers";
     default: return "bad beacon";
     }
 }
@@ -159,15 +159,19 @@ static int in_props(const struct parse *p)
 
 static const yajl_callbacks callbacks;
 
-/* sd and e: a plain non-negative integer up to max (no sign, fraction or
- * exponent: the tracker sends whole numbers), else -1. Judged once the name
- * is known (set_engagement): other events may carry anything there. */
+/* sd and e: a plain non-negative integer of at most 9 digits (no sign,
+ * fraction or exponent: the tracker sends whole numbers), else -1; a number
+ * past max is taken as max. The tracker can send a scroll depth over 100 (the
+ * page shrank after it was measured) and an engaged time over the cap (a tab
+ * left open): those are real engagements, kept at the bound rather than
+ * refused. Judged once the name is known (set_engagement): other events may
+ * carry anything there. */
 static int number(struct parse *p, enum field f, int kind, const char *s, size_t n, long max)
 {
     long v = kind == 'n' && n > 0 && n <= 9 ? 0 : -1;
     for (size_t i = 0; v >= 0 && i < n; i++)
         v = s[i] >= '0' && s[i] <= '9' ? v * 10 + (s[i] - '0') : -1;
-    p->num[f] = v <= max ? v : -1;
+    p->num[f] = v > max ? max : v;
     p->present[f] = 1;
     return 1;
 }

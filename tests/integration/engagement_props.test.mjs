@@ -32,7 +32,7 @@ test('engagements give time on page and scroll depth, props a breakdown, and not
     assert.equal(await s({ n: 'engagement', u: 'https://example.com/pricing', sd: 100, e: 2000, p: { plan: 'pro' } }), 202);
 
     // Refused: nothing of them is stored.
-    for (const bad of [{ sd: 101, e: 1 }, { sd: 50 }, { sd: 50, e: 1800001 }, { sd: '50', e: 1 }, { sd: 5.5, e: 1 }]) {
+    for (const bad of [{ sd: -1, e: 1 }, { sd: 50 }, { sd: 50, e: -5 }, { sd: '50', e: 1 }, { sd: 5.5, e: 1 }]) {
       assert.equal(await s({ n: 'engagement', u: 'https://example.com/blog', ...bad }), 400, JSON.stringify(bad));
     }
     assert.equal(await s({ n: 'Signup', u: 'https://example.com/', p: '{"nested":{"a":1}}' }), 400);

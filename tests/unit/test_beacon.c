@@ -76,11 +76,24 @@ static void an_engagement_keeps_scroll_depth_and_engaged_time(void **state)
     assert_int_equal(b.engaged_ms, 0);
 }
 
+/* The tracker can measure a page that shrank (sd over 100) and a tab left
+ * open (e over the cap): kept, at the bound. */
+static void engagement_numbers_past_their_bound_are_kept_at_it(void **state)
+{
+    (void)state;
+    struct beacon b;
+    assert_int_equal(PARSE("{\"n\":\"engagement\",\"d\":\"example.com\",\"u\":\"https://example.com/\","
+                           "\"sd\":130,\"e\":999999999}", &b), BEACON_OK);
+    assert_true(b.engagement);
+    assert_int_equal(b.scroll_depth, BEACON_SCROLL_MAX);
+    assert_int_equal(b.engaged_ms, BEACON_ENGAGED_MAX_MS);
+}
+
 static void bad_engagement_numbers_are_refused(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "\"sd\":101,\"e\":10", "\"sd\":-1,\"e\":10", "\"sd\":50,\"e\":1800001",
+        "\"sd\":-1,\"e\":10", "\"sd\":50,\"e\":-1", "\"sd\":1234567890,\"e\":10",
         "\"sd\":50.5,\"e\":10", "\"sd\":50,\"e\":1e3", "\"sd\":\"50\",\"e\":10",
         "\"sd\":50", "\"e\":10", "\"sd\":50,\"e\":null", "\"sd\":true,\"e\":10",
         "\"sd\":50,\"e\":99999999999999999999", "\"sd\":[1],\"e\":10",
@@ -279,6 +292,7 @@ int main(void)
         cmocka_unit_test(self_referral_and_non_http_referrers_are_dropped),
         cmocka_unit_test(path_parameters_are_dropped),
         cmocka_unit_test(an_engagement_keeps_scroll_depth_and_engaged_time),
+        cmocka_unit_test(engagement_numbers_past_their_bound_are_kept_at_it),
         cmocka_unit_test(bad_engagement_numbers_are_refused),
         cmocka_unit_test(props_sent_as_a_json_string_are_read_as_the_object),
         cmocka_unit_test(malformed_bodies_are_refused),
