@@ -179,6 +179,7 @@ struct fold {
      * highest sequence numbers. */
     int twins_state;            /* TWINS_UNKNOWN, TWINS_EMPTY, TWINS_SOME */
     int64_t window_ms;
+    int64_t aggregates_ms;      /* retention.aggregates; 0: no expiry on aggregates */
     size_t nreplayed;
     struct idmap counted, epochs;
     uint32_t twinskey, seqkey;
@@ -1053,6 +1054,11 @@ static int dedupe_keys(struct fold *f)
     return 0;
 }
 
+void fold_set_retention(struct fold *f, int64_t aggregates_ms)
+{
+    f->aggregates_ms = aggregates_ms > 0 ? aggregates_ms : 0;
+}
+
 void fold_set_dedupe_window(struct fold *f, int64_t ms)
 {
     f->window_ms = ms > 0 ? ms : FOLD_DEDUPE_WINDOW_MS;
@@ -1717,10 +1723,17 @@ static int visit_args(struct fold *f, int64_t now_ms, size_t *ngroups)
     return 0;
 }
 
+/* The expiries of the batch: the keys that carry their own (realtime), and
+ * every aggregate key at its day + retention.aggregates (+ a day: a local
+ * day ends up to 14 hours after the UTC one). */
 static int expire_args(struct fold *f, size_t *n)
 {
     *n = 0;
     for (size_t k = 0; k < f->nkeys; k++) {
+        if (!f->kinfo[k].expire_at && f->aggregates_ms) {
+            int64_t day = keys_aggregate_day(AT(f, f->keys[k]), f->keys[k].len, f->site);
+            if (day >= 0) f->kinfo[k].expire_at = (day + 2) * CLOCK_DAY_MS + f->aggregates_ms;
+        }
         if (!f->kinfo[k].expire_at) continue;
         if (arg_i(f, keys_at((uint32_t)k)) < 0 || arg_i(f, f->kinfo[k].expire_at) < 0) return -1;
         (*n)++;

@@ -237,6 +237,11 @@ size_t fold_duplicates(const struct fold *f);
 /* How long the record of possibly twinned ids is kept (fs:{S}:twins,
  * fs:{S}:seq): retention.raw_max_age, past which a spooled hit is dropped. */
 void fold_set_dedupe_window(struct fold *f, int64_t ms);
+/* How long aggregates are kept (retention.aggregates): every aggregate key a
+ * batch writes (fs:{S}:d:..., fs:{S}:h:...) expires that long after its day,
+ * plus a day for time zones, so no key outlives retention even without a
+ * purge. 0 (the default) sets no expiry. */
+void fold_set_retention(struct fold *f, int64_t aggregates_ms);
 /* Entries that were not raw hits. */
 size_t fold_skipped(const struct fold *f);
 

@@ -305,6 +305,9 @@ static const struct key keys[] = {
      .min = "0", .max = "1000000", .help = "report rows with fewer visitors go to (other)"},
     {KEY("aggregator", "max_members", T_INT, aggregator.max_members, "2000"), .min = "10",
      .max = "1000000", .help = "distinct members a breakdown keeps per day; the rest count as (other)"},
+    /* Another name of the same cap, as the hardening work asked for it; either sets it. */
+    {KEY("aggregator", "max_rows_per_day", T_INT, aggregator.max_members, NULL), .min = "10",
+     .max = "1000000", .help = "the same as max_members (either name sets it)"},
     {KEY("aggregator", "max_page_visitors", T_INT, aggregator.max_page_visitors, "500"), .min = "0",
      .max = "1000000", .help = "pages per day whose visitors are counted (one HyperLogLog each)"},
     {KEY("serve", "listen", T_STR, serve.listen, "127.0.0.1:8090"), .not_yet = SERVE,

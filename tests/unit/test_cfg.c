@@ -47,6 +47,20 @@ static void defaults_are_safe(void **state)
     cfg_free(c);
 }
 
+static void max_rows_per_day_is_another_name_of_max_members(void **state)
+{
+    (void)state;
+    char err[512];
+    struct cfg *c = load("[aggregator]\n", NULL, 0, err);
+    assert_non_null(c);
+    assert_int_equal(c->aggregator.max_members, 2000);
+    cfg_free(c);
+    assert_non_null(c = load("[aggregator]\nmax_rows_per_day = 300\n", NULL, 0, err));
+    assert_int_equal(c->aggregator.max_members, 300);
+    cfg_free(c);
+    assert_null(load("[aggregator]\nmax_rows_per_day = 5\n", NULL, 0, err));
+}
+
 static void every_default_passes_its_own_checks(void **state)
 {
     (void)state;
@@ -387,6 +401,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults_are_safe),
+        cmocka_unit_test(max_rows_per_day_is_another_name_of_max_members),
         cmocka_unit_test(every_default_passes_its_own_checks),
         cmocka_unit_test(reads_sections_sites_and_units),
         cmocka_unit_test(overrides_win_and_can_create_sites),

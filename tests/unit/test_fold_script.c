@@ -497,6 +497,33 @@ static void withdrawn_entries_past_their_time_are_pruned(void **state)
     assert_int_equal(integer(CMD("ZCARD %s", key)), 1);
 }
 
+/* With retention.aggregates set, every aggregate key the batch writes expires
+ * at its day + that retention + a day; other keys (cursor, visit state) keep
+ * their own lifetimes. */
+static void aggregate_keys_expire_after_their_retention(void **state)
+{
+    (void)state;
+    struct fold *f = fold_new(SITE, utc, max_members, max_page_visitors);
+    assert_non_null(f);
+    const int64_t keep = 20LL * 365 * CLOCK_DAY_MS;   /* the hits are of 2024: past any shorter retention */
+    fold_set_retention(f, keep);
+    pageview(T0, "/a", "00000000000000a1");
+    struct batch *b = read_batch_into(f, SITE, 1000);
+    assert_int_equal(apply(b, T0), FOLD_APPLIED);
+    free_batch(b);
+    const long long want = (clock_utc_day(T0) + 2) * CLOCK_DAY_MS + keep;
+    assert_int_equal(integer(CMD("PEXPIRETIME %s", day_key("totals"))), want);
+    assert_int_equal(integer(CMD("PEXPIRETIME %s", day_key("page"))), want);
+    char key[256];
+    assert_true(keys_uv(key, sizeof key, SITE, DAY, NULL) > 0);
+    assert_int_equal(integer(CMD("PEXPIRETIME %s", key)), want);
+    assert_true(keys_hour(key, sizeof key, SITE, DAY "12") > 0);
+    assert_int_equal(integer(CMD("PEXPIRETIME %s", key)), want);
+    assert_true(keys_cursor(key, sizeof key, SITE) > 0);
+    assert_int_equal(integer(CMD("PEXPIRETIME %s", key)), -1);
+    fold_free(f);
+}
+
 static void a_hit_queued_after_the_read_waits_for_the_next_batch(void **state)
 {
     (void)state;
@@ -1114,6 +1141,7 @@ int main(void)
         cmocka_unit_test_setup(two_aggregators_on_one_range_count_it_once, fresh),
         cmocka_unit_test_setup(an_entry_deleted_after_the_read_sends_the_batch_back, fresh),
         cmocka_unit_test_setup(a_hit_queued_after_the_read_waits_for_the_next_batch, fresh),
+        cmocka_unit_test_setup(aggregate_keys_expire_after_their_retention, fresh),
         cmocka_unit_test_setup(a_withdrawn_visitors_hits_are_dropped_uncounted_and_trimmed, fresh),
         cmocka_unit_test_setup(a_withdrawal_after_the_read_sends_the_batch_back, fresh),
         cmocka_unit_test_setup(a_kept_fold_reads_the_withdrawn_set_only_when_it_changed, fresh),
