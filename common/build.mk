@@ -24,3 +24,22 @@ $(BUILD)/gen/%.o: $(BUILD)/gen/%.c $(BUILD)/flags
 
 $(eval $(call lua_script,common/erase,erase_script,ERASE_LUA,COMMON_OBJ))
 $(eval $(call lua_script,aggregator/fold,fold_script,FOLD_LUA,AGGREGATOR_OBJ))
+
+# Any file embedded as bytes: FILE becomes $(BUILD)/gen/SYMBOL.c defining
+# `const char SYMBOL[]` and `const size_t SYMBOL_len` (common/gen/embed.c),
+# whose object joins LIBRARY_OBJECT_LIST. The program declares both in a header.
+#
+#   $(call embed_file,FILE,SYMBOL,LIBRARY_OBJECT_LIST)
+
+$(BUILD)/gen/embed: common/gen/embed.c $(BUILD)/flags
+	@mkdir -p $(@D)
+	$(CC) -std=c11 $(WARNINGS) -o $@ common/gen/embed.c
+
+define embed_file
+$(BUILD)/gen/$(2).c: $(1) $(BUILD)/gen/embed
+	$(BUILD)/gen/embed $(2) $(1) > $$@.tmp && mv $$@.tmp $$@
+
+$(3) += $(BUILD)/gen/$(2).o
+endef
+
+$(eval $(call embed_file,aggregator/web/dashboard.html,web_dashboard,AGGREGATOR_OBJ))
