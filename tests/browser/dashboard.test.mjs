@@ -328,7 +328,7 @@ test('dashboard: period, site and filter changes update the numbers; nothing out
     assert.equal(await page.locator('#live-n').textContent(), '4');
     // /big's visitors are not counted: "—", never 0.
     assert.deepEqual(await rows(page, 'Top pages'), [['/', '2', '2', '42s', '80%'], ['/pricing', '1', '1', '—', '—'], ['/big', '—', '1', '—', '—']]);
-    assert.deepEqual(await panel(page, 'Top pages').locator('th').allTextContents(), ['page', 'Visitors', 'Views', 'Time', 'Scroll']);
+    assert.deepEqual(await panel(page, 'Top pages').locator('th').allTextContents(), ['Page', 'Visitors', 'Views', 'Time', 'Scroll']);
     assert.deepEqual(await rows(page, 'Sources'), [['search.example', '2'], ['news.example', '1']]);
     assert.equal(await page.locator('#chart svg circle').count(), 7);
     const q = stub.queries.find((x) => x.dimensions?.[0] === 'visit:source');
