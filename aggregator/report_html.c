@@ -1,6 +1,7 @@
 /* report_html.c -- the report as one self-contained HTML file.
  *
- * The file is the dashboard page itself (web.h) with the report model put
+ * The file is the dashboard page itself (web.h, the same bytes `serve`
+ * answers at GET /) with the report model put
  * into its `<script type="application/json" id="fs-data">` element; the
  * page's script renders from that element instead of asking the API, so the
  * report looks like the dashboard and makes no request when opened offline.
@@ -62,12 +63,13 @@ static int put_json(const char *buf, size_t len, void *data)
 
 int report_print_html(const json_t *r, FILE *out)
 {
-    const char *slot = strstr(web_dashboard, data_slot);
+    const struct embed_file *page = embed_find(web_files, "dashboard.html", strlen("dashboard.html"));
+    const char *slot = page ? strstr(page->data, data_slot) : NULL;
     if (!slot) return -1;               /* the page lost its data element: a build error */
     const char *open_end = slot + strlen(data_slot) - strlen("null</script>");
-    fwrite(web_dashboard, 1, (size_t)(open_end - web_dashboard), out);
+    fwrite(page->data, 1, (size_t)(open_end - page->data), out);
     if (json_dump_callback(r, put_json, out, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER) < 0) return -1;
     const char *rest = slot + strlen(data_slot) - strlen("</script>");
-    fwrite(rest, 1, web_dashboard_len - (size_t)(rest - web_dashboard), out);
+    fwrite(rest, 1, page->len - (size_t)(rest - page->data), out);
     return ferror(out) ? -1 : 0;
 }

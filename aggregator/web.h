@@ -1,14 +1,14 @@
-/* web.h -- the dashboard page, aggregator/web/dashboard.html, embedded at
- * build time (common/build.mk, embed_file). Static, read-only, lives as long
- * as the program. `serve` answers it at GET /; `report --format html` fills
- * its data element with a report (report_html.c).
+/* web.h -- the files of aggregator/web/ (the dashboard page, and any .css or
+ * .js beside it), compiled into the aggregator by common/build.mk
+ * (embed_files) as a table ended by an entry whose name is NULL. serve.c
+ * serves them; anything else printing the page (an HTML report) reads the
+ * same bytes. Look a file up with embed_find(web_files, "dashboard.html", 14).
  */
 #ifndef FAIRSTAT_WEB_H
 #define FAIRSTAT_WEB_H
 
-#include <stddef.h>
+#include "embed.h"
 
-extern const char web_dashboard[];      /* NUL-terminated */
-extern const size_t web_dashboard_len;  /* without the NUL */
+extern const struct embed_file web_files[];
 
 #endif
