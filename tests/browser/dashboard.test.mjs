@@ -185,7 +185,8 @@ test('HTML report: the numbers of the seeded hits, offline, no request but the f
 // "Today" is 2024-05-07; the answer's query.date_range says what a period
 // resolved to, as Plausible's does. A filter on visit:browser is refused with
 // 400 (a combination the aggregates cannot answer), page visitors of /big
-// are null (past the per-page counting cap), and only / has time on page and
+// are null (past the per-page counting cap) and pages cannot be ordered by
+// them (as serve answers), and only / has time on page and
 // scroll depth.
 const TODAY = '2024-05-07';
 const DIMS = { 'event:page': 'page', 'visit:entry_page': 'entry', 'visit:exit_page': 'exit', 'visit:source': 'source',
@@ -253,6 +254,7 @@ function answer(q) {
   };
   if (q.metrics.some((m) => metric([], m) === undefined)) return [400, { error: `Unsupported metric ${q.metrics.find((m) => metric([], m) === undefined)}` }];
   const dims = q.dimensions || [];
+  if (dims[0] === 'event:page' && q.order_by?.[0]?.[0] === 'visitors') return [400, { error: 'Invalid order_by: event:page cannot be ordered by visitors' }];
   let results;
   if (!dims.length) {
     results = [{ metrics: q.metrics.map((m) => metric(hits, m)), dimensions: [] }];
@@ -327,13 +329,14 @@ test('dashboard: period, site and filter changes update the numbers; nothing out
     assert.equal(await page.locator('#range').textContent(), '1 May 2024 – 7 May 2024');
     assert.equal(await page.locator('#live-n').textContent(), '4');
     // /big's visitors are not counted: "—", never 0.
-    assert.deepEqual(await rows(page, 'Top pages'), [['/', '2', '2', '42s', '80%'], ['/pricing', '1', '1', '—', '—'], ['/big', '—', '1', '—', '—']]);
+    assert.deepEqual(await rows(page, 'Top pages'), [['/', '2', '2', '42s', '80%'], ['/big', '—', '1', '—', '—'], ['/pricing', '1', '1', '—', '—']]);
     assert.deepEqual(await panel(page, 'Top pages').locator('th').allTextContents(), ['Page', 'Visitors', 'Views', 'Time', 'Scroll']);
     assert.deepEqual(await rows(page, 'Sources'), [['search.example', '2'], ['news.example', '1']]);
     assert.equal(await page.locator('#chart svg circle').count(), 7);
     const q = stub.queries.find((x) => x.dimensions?.[0] === 'visit:source');
     assert.deepEqual(q, { site_id: 'example.com', filters: [], date_range: '7d', dimensions: ['visit:source'],
       pagination: { limit: 10 }, metrics: ['visits'], order_by: [['visits', 'desc']] }, 'a Plausible v2 query');
+    assert.deepEqual(stub.queries.find((x) => x.dimensions?.[0] === 'event:page').order_by, [['pageviews', 'desc']]);
 
     await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-desktop.png'), fullPage: true });
     await axe(page, 'dashboard');
