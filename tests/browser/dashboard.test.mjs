@@ -113,6 +113,9 @@ async function htmlReport() {
 test('HTML report: the numbers of the seeded hits, offline, no request but the file itself', async () => {
   const { file, html } = await htmlReport();
   assert.doesNotMatch(html, /<script[^>]+src=|<link|@import|url\(/i, 'nothing to load from elsewhere');
+  assert.equal(html.split('</script>').length - 1, 2, 'the data and the script: no value ends an element');
+  assert.ok(!/[\u2028\u2029]/.test(html), 'line separators escaped');
+  assert.ok(html.includes('"previous":{"from":"2024-04-24","to":"2024-04-30"'), 'the previous period of the same length');
   const url = pathToFileURL(file).href;
   const { context, page, rec } = await open((u) => u === url);
   await page.goto(url);
