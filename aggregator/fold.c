@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <yajl/yajl_parse.h>
 
 #include "hash.h"
 #include "keys.h"
@@ -20,7 +21,8 @@
 
 const char *const fold_dim_names[FOLD_NDIMS] = {
     "totals", "page", "entry", "exit", "source", "utm_source", "utm_medium", "utm_campaign",
-    "utm_term", "utm_content", "country", "region", "browser", "os", "device", "event", "uv",
+    "utm_term", "utm_content", "country", "region", "browser", "os", "device", "event",
+    "engaged", "scroll", "engagements", "props", "uv",
 };
 
 struct str {
@@ -35,6 +37,16 @@ struct fhit {
     /* The visitor in hex, the HyperLogLog member: the form earlier versions
      * added, so that one visitor stays one member across an upgrade. */
     char vhex[2 * RAWHIT_VISITOR_LEN + 1];
+    uint8_t twin;               /* its id is in the site's record of replayed ids */
+};
+
+enum { TWINS_UNKNOWN, TWINS_EMPTY, TWINS_SOME };  /* what is known of fs:{S}:twins */
+
+/* uint64 -> uint64, open addressing, key + 1 stored (0 = empty): the ids
+ * and epochs of a batch for the dedupe. */
+struct idmap {
+    uint64_t *k, *v;
+    size_t cap, n;
 };
 
 /* A (key, member) sum: a counter delta, a HyperLogLog member, a set member. */
@@ -77,6 +89,7 @@ enum { CAP_NONE, CAP_MEMBERS, CAP_PAGE_SET };
 struct keyinfo {
     uint8_t cap;
     uint32_t capset;            /* index + 1 in f->caps */
+    int64_t expire_at;          /* ms, PEXPIREAT after the counts; 0: none */
 };
 
 /* What this process knows of a capped key's members, kept across batches
@@ -96,6 +109,7 @@ struct capset {
     char *key;
     size_t keylen;
     int page_set;               /* SMEMBERS, not HKEYS */
+    size_t limit;               /* members at most (max_members unless said) */
     int loaded;
     unsigned long used;         /* f->batches when last touched */
     size_t size;                /* members in Redis */
@@ -118,7 +132,7 @@ struct fold {
     struct table keyt;
 
     struct fhit *hits;
-    size_t nhits, caphits, skipped;
+    size_t nhits, caphits, skipped, duplicates;
     int collected;              /* visit states gathered (collect_visits) */
     int64_t now;
     char last[64], expect_trim[64];
@@ -135,6 +149,7 @@ struct fold {
     const char **rargv;         /* the read fold_read() last laid out */
     size_t *rlens, caprargv, caprlens;
     uint32_t pagesetkey;        /* the current day's page-visitor set */
+    size_t nprop_keys;          /* property keys made capped this batch */
 
     struct visit *visits;
     size_t nvisits, capvisits;
@@ -146,6 +161,30 @@ struct fold {
     int64_t minute;
     char day[CLOCK_DAY_LEN + 1], hour[CLOCK_HOUR_LEN + 1];
     uint32_t daykey[FOLD_NDIMS], hourkey;
+    uint32_t bypagekey[FOLD_NDIMS];     /* FOLD_BYPAGE_FIRST..LAST only */
+    /* The UTC minute of the last realtime key, and its key. */
+    int64_t rtminute;
+    uint32_t rtkey;
+
+    /* The withdrawn visitors (erase.h), loaded at generation wgen; wseen is
+     * the generation read with this batch. Open addressing over the 8-byte
+     * visitor as a number; wzero stands for the visitor 0. */
+    uint64_t *wslot;
+    size_t wcap, wn;
+    int wzero, wloaded, wread;
+    char wgen[24], wseen[24];
+    size_t dropped;
+    /* Hit-id dedupe (see "Dedupe" below): what is known of fs:{S}:twins
+     * across batches, this batch's replayed ids counted and its epochs'
+     * highest sequence numbers. */
+    int twins_state;            /* TWINS_UNKNOWN, TWINS_EMPTY, TWINS_SOME */
+    int64_t window_ms;
+    size_t nreplayed;
+    struct idmap counted, epochs;
+    uint32_t twinskey, seqkey;
+    size_t dreads[3], ndreads;  /* which dedupe reads this batch sends */
+    unsigned char *dbuf;        /* the ids or epochs of a dedupe read */
+    size_t capdbuf;
 
     struct str *args;
     size_t nargs, capargs;
@@ -255,7 +294,7 @@ static int64_t key_index(struct fold *f, const char *s, int len)
         grow(&f->kinfo, &f->capkinfo, f->nkeys + 1, sizeof *f->kinfo) < 0 ||
         arena_put(f, s, (size_t)len, &f->keys[f->nkeys]) < 0)
         return -1;
-    f->kinfo[f->nkeys] = (struct keyinfo){CAP_NONE, 0};
+    f->kinfo[f->nkeys] = (struct keyinfo){CAP_NONE, 0, 0};
     *slot = (uint32_t)++f->nkeys;
     return *slot - 1;
 }
@@ -333,6 +372,7 @@ static uint32_t capset_of(struct fold *f, const char *key, size_t len, int page_
     cs->key[len] = '\0';
     cs->keylen = len;
     cs->page_set = page_set;
+    cs->limit = (size_t)f->max_members;
     cs->used = f->batches;
     return (uint32_t)++f->ncaps;
 }
@@ -355,6 +395,8 @@ static void capsets_trim(struct fold *f)
 void fold_forget(struct fold *f)
 {
     for (size_t i = 0; i < f->ncaps; i++) set_clear(&f->caps[i]);
+    f->wloaded = 0;
+    f->twins_state = TWINS_UNKNOWN;
 }
 
 /* The member a count of m goes to in a capped hash: m itself when known or
@@ -364,7 +406,7 @@ static int capped_member(struct fold *f, uint32_t key, const char **m, size_t *l
 {
     struct capset *cs = &f->caps[f->kinfo[key].capset - 1];
     if (!cs->loaded || set_has(f, cs, *m, *len)) return 0;
-    if (d > 0 && cs->size < (size_t)f->max_members) {
+    if (d > 0 && cs->size < cs->limit) {
         cs->size++;
         return set_add(f, cs, *m, *len);
     }
@@ -385,7 +427,8 @@ static int capped(enum fold_dim d)
     switch (d) {
     case FOLD_PAGE: case FOLD_ENTRY: case FOLD_EXIT: case FOLD_SOURCE: case FOLD_UTM_SOURCE:
     case FOLD_UTM_MEDIUM: case FOLD_UTM_CAMPAIGN: case FOLD_UTM_TERM: case FOLD_UTM_CONTENT:
-    case FOLD_REGION: case FOLD_EVENT:
+    case FOLD_REGION: case FOLD_EVENT: case FOLD_ENGAGED: case FOLD_SCROLL: case FOLD_ENGAGEMENTS:
+    case FOLD_PROPS:
         return 1;
     default:
         return 0;
@@ -403,6 +446,22 @@ static int day_key(struct fold *f, const char *day, enum fold_dim d, uint32_t *o
     if (capped(d) && f->kinfo[i].cap != CAP_MEMBERS) {
         if (!(f->kinfo[i].capset = capset_of(f, key, (size_t)n, 0))) return -1;
         f->kinfo[i].cap = CAP_MEMBERS;
+        if (d == FOLD_PROPS) f->caps[f->kinfo[i].capset - 1].limit = FOLD_MAX_PROP_NAMES;
+    }
+    *out = (uint32_t)i;
+    return 0;
+}
+
+/* The key of the per-entry-page breakdown of dim d of a local day. */
+static int bypage_key(struct fold *f, const char *day, enum fold_dim d, uint32_t *out)
+{
+    char key[600];
+    int n = keys_bypage(key, sizeof key, f->site, day, fold_dim_names[d]);
+    int64_t i = key_index(f, key, n);
+    if (i < 0) return -1;
+    if (f->kinfo[i].cap != CAP_MEMBERS) {
+        if (!(f->kinfo[i].capset = capset_of(f, key, (size_t)n, 0))) return -1;
+        f->kinfo[i].cap = CAP_MEMBERS;
     }
     *out = (uint32_t)i;
     return 0;
@@ -418,6 +477,8 @@ static int bucket(struct fold *f, int64_t t)
     if (strcmp(day, f->day) != 0) {
         for (int d = 0; d < FOLD_NDIMS; d++)
             if (day_key(f, day, (enum fold_dim)d, &f->daykey[d]) < 0) return -1;
+        for (int d = FOLD_BYPAGE_FIRST; d <= FOLD_BYPAGE_LAST; d++)
+            if (bypage_key(f, day, (enum fold_dim)d, &f->bypagekey[d]) < 0) return -1;
         if (f->max_page_visitors > 0) {
             int n = keys_day(key, sizeof key, f->site, day, FOLD_PAGE_SET);
             int64_t i = key_index(f, key, n);
@@ -506,6 +567,15 @@ static int pfadd(struct fold *f, uint32_t key, const struct fhit *x)
     return add_sum(f, SUM_PF, key, x->vhex, 2 * RAWHIT_VISITOR_LEN, 1);
 }
 
+/* incr(), saying whether m kept its own member (not FOLD_OTHER). */
+static int incr_kept(struct fold *f, uint32_t key, const char *m, size_t len, int64_t d, int *kept)
+{
+    const char *own = m;
+    if (f->kinfo[key].cap == CAP_MEMBERS && capped_member(f, key, &m, &len, d) < 0) return -1;
+    *kept = m == own;
+    return add_sum(f, SUM_INCR, key, m, len, d);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Batch and entries                                                         */
 /* ------------------------------------------------------------------------ */
@@ -522,6 +592,7 @@ struct fold *fold_new(const char *site, struct clock_zone *zone, int max_members
     f->zone = zone;
     if (getrandom(&f->seed, sizeof f->seed, 0) != sizeof f->seed) f->seed = (uint64_t)(uintptr_t)f;
     f->seed ^= HASH_FNV_OFFSET;
+    f->window_ms = FOLD_DEDUPE_WINDOW_MS;
     fold_reset(f);
     if (f->nkeys != FOLD_KEY_FIRST_OTHER - 1) goto error;
     return f;
@@ -554,11 +625,22 @@ void fold_free(struct fold *f)
     free(f->capq);
     free(f->visits);
     free(f->visitt.slot);
+    free(f->wslot);
     free(f->args);
     free(f->argv);
     free(f->argvlen);
+    free(f->dbuf);
+    free(f->counted.k);
+    free(f->counted.v);
+    free(f->epochs.k);
+    free(f->epochs.v);
     free(f);
 }
+
+static void dedupe_reset(struct fold *f);
+static int arg(struct fold *f, const char *s, size_t len);
+static int arg_i(struct fold *f, long long v);
+static long long keys_at(uint32_t i);
 
 void fold_reset(struct fold *f)
 {
@@ -567,7 +649,9 @@ void fold_reset(struct fold *f)
     f->ncapq = 0;
     f->alen = 0;
     f->nkeys = 0;
-    f->nhits = f->skipped = 0;
+    f->nhits = f->skipped = f->dropped = f->duplicates = 0;
+    f->wseen[0] = '\0';
+    f->wread = 0;
     f->nsums = 0;
     f->nvisits = 0;
     f->collected = 0;
@@ -576,14 +660,20 @@ void fold_reset(struct fold *f)
     f->nargs = 0;
     f->last[0] = '\0';
     f->minute = INT64_MIN;
+    f->rtminute = INT64_MIN;
+    f->nprop_keys = 0;
     f->day[0] = f->hour[0] = '\0';
     table_clear(&f->keyt);
     table_clear(&f->sumt);
     table_clear(&f->visitt);
-    /* KEYS[FOLD_KEY_STREAM] and KEYS[FOLD_KEY_CURSOR] come first. */
+    /* The fixed KEYS come first, in fold_key's order. */
     char key[600];
     key_index(f, key, keys_hits(key, sizeof key, f->site));
     key_index(f, key, keys_cursor(key, sizeof key, f->site));
+    key_index(f, key, keys_withdrawn(key, sizeof key, f->site));
+    key_index(f, key, keys_withdrawn_gen(key, sizeof key, f->site));
+    key_index(f, KEYS_AUDIT, (int)strlen(KEYS_AUDIT));
+    dedupe_reset(f);
 }
 
 size_t fold_entries(const struct fold *f)
@@ -594,6 +684,16 @@ size_t fold_entries(const struct fold *f)
 size_t fold_skipped(const struct fold *f)
 {
     return f->skipped;
+}
+
+size_t fold_dropped(const struct fold *f)
+{
+    return f->dropped;
+}
+
+size_t fold_duplicates(const struct fold *f)
+{
+    return f->duplicates;
 }
 
 const char *fold_last_id(const struct fold *f)
@@ -674,6 +774,7 @@ int fold_add(struct fold *f, const char *id, size_t idlen, const char *const *fv
     }
     x->t = t;
     x->visit = 0;
+    x->twin = 0;
     if (x->h.flags & RAWHIT_F_VISITOR) rawhit_visitor_to_hex(x->h.visitor, x->vhex);
     f->nhits++;
     return 0;
@@ -785,31 +886,386 @@ static int visit_loaded(struct fold *f, size_t i, size_t j, const char *value, s
 }
 
 /* ------------------------------------------------------------------------ */
+/* Withdrawn visitors                                                        */
+/* ------------------------------------------------------------------------ */
+
+static uint64_t visitor_word(const unsigned char *v)
+{
+    uint64_t w;
+    memcpy(&w, v, sizeof w);
+    return w;
+}
+
+static size_t wslot_of(const struct fold *f, uint64_t w)
+{
+    return (size_t)hash_fnv1a(f->seed, &w, sizeof w) & (f->wcap - 1);
+}
+
+static void withdrawn_clear(struct fold *f)
+{
+    if (f->wslot) memset(f->wslot, 0, f->wcap * sizeof *f->wslot);
+    f->wn = 0;
+    f->wzero = 0;
+}
+
+static int withdrawn_add(struct fold *f, const unsigned char *v)
+{
+    uint64_t w = visitor_word(v);
+    if (w == 0) return f->wzero = 1, 0;
+    if (2 * (f->wn + 1) > f->wcap) {
+        size_t cap = f->wcap ? 2 * f->wcap : 64;
+        uint64_t *old = f->wslot, *slot = calloc(cap, sizeof *slot);
+        if (!slot) return -1;
+        size_t oldcap = f->wcap;
+        f->wslot = slot;
+        f->wcap = cap;
+        for (size_t i = 0; i < oldcap; i++) {
+            if (!old[i]) continue;
+            size_t j = wslot_of(f, old[i]);
+            while (slot[j]) j = (j + 1) & (cap - 1);
+            slot[j] = old[i];
+        }
+        free(old);
+    }
+    size_t j = wslot_of(f, w);
+    while (f->wslot[j] && f->wslot[j] != w) j = (j + 1) & (f->wcap - 1);
+    if (!f->wslot[j]) f->wslot[j] = w, f->wn++;
+    return 0;
+}
+
+static int withdrawn_has(const struct fold *f, const unsigned char *v)
+{
+    uint64_t w = visitor_word(v);
+    if (w == 0) return f->wzero;
+    if (!f->wn) return 0;
+    for (size_t j = wslot_of(f, w); f->wslot[j]; j = (j + 1) & (f->wcap - 1))
+        if (f->wslot[j] == w) return 1;
+    return 0;
+}
+
+int fold_withdrawn_gen(struct fold *f, const char *gen, size_t len)
+{
+    if (len >= sizeof f->wseen) return -1;
+    memcpy(f->wseen, gen, len);
+    f->wseen[len] = '\0';
+    return 0;
+}
+
+/* Whether this batch must read the withdrawn set: its generation moved since
+ * the copy was loaded. No generation yet: nobody withdrew, the set is empty. */
+static int withdrawn_stale(struct fold *f)
+{
+    if (!f->wseen[0]) {
+        withdrawn_clear(f);
+        f->wloaded = 1;
+        f->wgen[0] = '\0';
+        return 0;
+    }
+    return !f->wloaded || strcmp(f->wgen, f->wseen) != 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Dedupe: a hit id counted once (docs/aggregator.md, Exactly once)          */
+/* ------------------------------------------------------------------------ */
+
+/* A hit id is a 24-bit epoch and a 24-bit sequence number; the hits of an
+ * epoch went over one Redis connection in sequence order, so those that
+ * landed are a prefix of it. Only two kinds of hit can have a twin: a
+ * replayed one (RAWHIT_F_REPLAYED: written again from the collector's spool,
+ * perhaps more than once) and the original of a replayed one whose write
+ * timed out. The site keeps
+ *   fs:{S}:twins  the ids of the replayed hits counted (field: 6 bytes)
+ *   fs:{S}:seq    per epoch (field: 3 bytes) the highest sequence number of
+ *                 an original hit counted,
+ * both expiring FOLD_DEDUPE_WINDOW_MS (retention.raw_max_age) after their
+ * last write. A replayed hit is a twin when its id was counted (twins) or
+ * its original landed: some original of its epoch with as high a sequence
+ * number was counted (seq; it landed first, the replay came after the
+ * collector gave the write up). An original is a twin when its replay was
+ * counted before it (twins). The reads cost nothing while no hit was
+ * replayed: twins is read only while it exists, seq only for the epochs of
+ * replayed hits; seq is written once per batch, one field per epoch. */
+
+#define EPOCH_OF(id) ((id) >> 24 & 0xffffff)
+#define SEQ_OF(id) ((id) & 0xffffff)
+
+static uint64_t *idmap_slot(struct fold *f, struct idmap *m, uint64_t key, int add)
+{
+    if (add && (m->n + 1) * 2 > m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 64;
+        uint64_t *k = calloc(cap, sizeof *k), *v = calloc(cap, sizeof *v);
+        if (!k || !v) {
+            free(k);
+            free(v);
+            return NULL;
+        }
+        for (size_t i = 0; i < m->cap; i++) {
+            if (!m->k[i]) continue;
+            size_t j = hash_fnv1a(f->seed, &m->k[i], sizeof m->k[i]) & (cap - 1);
+            while (k[j]) j = (j + 1) & (cap - 1);
+            k[j] = m->k[i];
+            v[j] = m->v[i];
+        }
+        free(m->k);
+        free(m->v);
+        m->k = k;
+        m->v = v;
+        m->cap = cap;
+    }
+    if (!m->cap) return NULL;
+    uint64_t stored = key + 1;
+    size_t j = hash_fnv1a(f->seed, &stored, sizeof stored) & (m->cap - 1);
+    while (m->k[j] && m->k[j] != stored) j = (j + 1) & (m->cap - 1);
+    if (!m->k[j]) {
+        if (!add) return NULL;
+        m->k[j] = stored;
+        m->v[j] = 0;
+        m->n++;
+    }
+    return &m->v[j];
+}
+
+static void idmap_clear(struct idmap *m)
+{
+    if (m->cap) memset(m->k, 0, m->cap * sizeof *m->k);
+    m->n = 0;
+}
+
+static void dedupe_reset(struct fold *f)
+{
+    idmap_clear(&f->counted);
+    idmap_clear(&f->epochs);
+    f->nreplayed = 0;
+    f->ndreads = 0;
+    f->twinskey = f->seqkey = 0;
+}
+
+/* The record's keys join the batch's KEYS only when a batch uses them. */
+static int dedupe_keys(struct fold *f)
+{
+    char key[600];
+    if (f->twinskey) return 0;
+    int64_t k1 = key_index(f, key, keys_twins(key, sizeof key, f->site));
+    int64_t k2 = key_index(f, key, keys_seq(key, sizeof key, f->site));
+    if (k1 < 0 || k2 < 0) return -1;
+    f->twinskey = (uint32_t)k1;
+    f->seqkey = (uint32_t)k2;
+    return 0;
+}
+
+void fold_set_dedupe_window(struct fold *f, int64_t ms)
+{
+    f->window_ms = ms > 0 ? ms : FOLD_DEDUPE_WINDOW_MS;
+}
+
+static void id_bytes(uint64_t v, unsigned char *out, int n)
+{
+    for (int i = 0; i < n; i++) out[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* Decides which dedupe reads the batch needs (numbered DR_*). */
+enum { DR_TWINS_EXIST, DR_TWINS, DR_SEQ };
+
+static int dedupe_plan(struct fold *f)
+{
+    f->nreplayed = 0;
+    for (size_t i = 0; i < f->nhits; i++) {
+        f->hits[i].twin = 0;
+        if (f->hits[i].h.flags & RAWHIT_F_REPLAYED) f->nreplayed++;
+    }
+    f->ndreads = 0;
+    if (f->twins_state != TWINS_EMPTY && f->nhits) {
+        f->dreads[f->ndreads++] = DR_TWINS_EXIST;
+        f->dreads[f->ndreads++] = DR_TWINS;
+    }
+    if (f->nreplayed) {
+        for (size_t i = 0; i < f->nhits; i++)
+            if ((f->hits[i].h.flags & RAWHIT_F_REPLAYED) &&
+                !idmap_slot(f, &f->epochs, EPOCH_OF(f->hits[i].h.id), 1))
+                return -1;
+        f->dreads[f->ndreads++] = DR_SEQ;
+    }
+    return f->ndreads ? dedupe_keys(f) : 0;
+}
+
+/* Lays dedupe read j out; ids and epochs go through the arena. */
+static int dedupe_read(struct fold *f, size_t j, size_t *n)
+{
+    size_t at = 2;
+    switch (f->dreads[j]) {
+    case DR_TWINS_EXIST:
+        if (grow(&f->rargv, &f->caprargv, 3, sizeof *f->rargv) < 0 ||
+            grow(&f->rlens, &f->caprlens, 3, sizeof *f->rlens) < 0)
+            return -1;
+        f->rargv[0] = "HRANDFIELD";
+        f->rargv[1] = AT(f, f->keys[f->twinskey]);
+        f->rlens[1] = f->keys[f->twinskey].len;
+        f->rargv[2] = "1";
+        f->rlens[2] = 1;
+        *n = 3;
+        return 0;
+    case DR_TWINS:
+        if (grow(&f->rargv, &f->caprargv, 2 + f->nhits, sizeof *f->rargv) < 0 ||
+            grow(&f->rlens, &f->caprlens, 2 + f->nhits, sizeof *f->rlens) < 0)
+            return -1;
+        if (grow(&f->dbuf, &f->capdbuf, f->nhits * RAWHIT_ID_LEN + 1, 1) < 0) return -1;
+        f->rargv[0] = "HMGET";
+        f->rargv[1] = AT(f, f->keys[f->twinskey]);
+        f->rlens[1] = f->keys[f->twinskey].len;
+        for (size_t i = 0; i < f->nhits; i++) {
+            unsigned char *b = f->dbuf + i * RAWHIT_ID_LEN;
+            id_bytes(f->hits[i].h.id, b, RAWHIT_ID_LEN);
+            f->rargv[at] = (const char *)b;
+            f->rlens[at++] = RAWHIT_ID_LEN;
+        }
+        break;
+    default:
+        if (grow(&f->rargv, &f->caprargv, 2 + f->epochs.n, sizeof *f->rargv) < 0 ||
+            grow(&f->rlens, &f->caprlens, 2 + f->epochs.n, sizeof *f->rlens) < 0)
+            return -1;
+        if (grow(&f->dbuf, &f->capdbuf, f->epochs.n * 3 + 1, 1) < 0) return -1;
+        f->rargv[0] = "HMGET";
+        f->rargv[1] = AT(f, f->keys[f->seqkey]);
+        f->rlens[1] = f->keys[f->seqkey].len;
+        for (size_t i = 0, k = 0; i < f->epochs.cap; i++) {
+            if (!f->epochs.k[i]) continue;
+            unsigned char *b = f->dbuf + 3 * k++;
+            id_bytes(f->epochs.k[i] - 1, b, 3);
+            f->rargv[at] = (const char *)b;
+            f->rlens[at++] = 3;
+        }
+        break;
+    }
+    *n = at;
+    return 0;
+}
+
+static int dedupe_answer(struct fold *f, size_t j, size_t n, const char *const *vals,
+                         const size_t *lens)
+{
+    switch (f->dreads[j]) {
+    case DR_TWINS_EXIST:
+        f->twins_state = n ? TWINS_SOME : TWINS_EMPTY;
+        return 0;
+    case DR_TWINS:
+        for (size_t i = 0; i < n && i < f->nhits; i++) f->hits[i].twin = vals[i] != NULL;
+        return 0;
+    default: {
+        size_t at = 0;
+        for (size_t i = 0; i < f->epochs.cap && at < n; i++) {
+            if (!f->epochs.k[i]) continue;
+            /* stored as highest seq + 1, 0 = none counted */
+            uint64_t v = 0;
+            for (size_t k = 0; vals[at] && k < lens[at] && vals[at][k] >= '0' && vals[at][k] <= '9'; k++)
+                v = v * 10 + (uint64_t)(vals[at][k] - '0');
+            f->epochs.v[i] = v;
+            at++;
+        }
+        (void)lens;
+        return 0;
+    }
+    }
+}
+
+/* 1 when x was counted already (it is dropped from the sums), 0 when it is
+ * to count now; -1 when out of memory. In stream order, within the batch
+ * too. */
+static int dedupe_skip(struct fold *f, const struct fhit *x)
+{
+    uint64_t id = x->h.id;
+    if (!id) return 0;                  /* entries of earlier versions have none */
+    if (x->twin || idmap_slot(f, &f->counted, id, 0)) return 1;
+    uint64_t *top = idmap_slot(f, &f->epochs, EPOCH_OF(id), !(x->h.flags & RAWHIT_F_REPLAYED));
+    if (x->h.flags & RAWHIT_F_REPLAYED) {
+        if (top && *top > SEQ_OF(id)) return 1;     /* its original landed and counted */
+        return idmap_slot(f, &f->counted, id, 1) ? 0 : -1;
+    }
+    if (!top) return -1;
+    if (*top < SEQ_OF(id) + 1) *top = SEQ_OF(id) + 1;
+    return 0;
+}
+
+/* The writes: the replayed ids counted, the epochs' highest sequence
+ * numbers; as groups of the script's hash-with-expiry layout (FOLD_VG_*). */
+static int dedupe_args(struct fold *f, int64_t now_ms, size_t *ngroups)
+{
+    *ngroups = 0;
+    int64_t at = now_ms + f->window_ms;
+    if ((f->counted.n || f->epochs.n) && dedupe_keys(f) < 0) return -1;
+    if (f->counted.n) {
+        if (arg_i(f, keys_at(f->twinskey)) < 0 || arg_i(f, at) < 0 ||
+            arg_i(f, (long long)f->counted.n) < 0)
+            return -1;
+        for (size_t i = 0; i < f->counted.cap; i++) {
+            if (!f->counted.k[i]) continue;
+            unsigned char b[RAWHIT_ID_LEN];
+            id_bytes(f->counted.k[i] - 1, b, RAWHIT_ID_LEN);
+            if (arg(f, (const char *)b, sizeof b) < 0 || arg(f, "1", 1) < 0) return -1;
+        }
+        (*ngroups)++;
+        f->twins_state = TWINS_SOME;    /* once applied; forgotten if not */
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < f->epochs.cap; i++) n += f->epochs.k[i] && f->epochs.v[i];
+    if (n) {
+        if (arg_i(f, keys_at(f->seqkey)) < 0 || arg_i(f, at) < 0 || arg_i(f, (long long)n) < 0)
+            return -1;
+        for (size_t i = 0; i < f->epochs.cap; i++) {
+            if (!f->epochs.k[i] || !f->epochs.v[i]) continue;
+            unsigned char b[3];
+            id_bytes(f->epochs.k[i] - 1, b, 3);
+            if (arg(f, (const char *)b, 3) < 0 || arg_i(f, (long long)f->epochs.v[i]) < 0) return -1;
+        }
+        (*ngroups)++;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Reads: what the batch needs from Redis before it can be counted           */
 /* ------------------------------------------------------------------------ */
+
+/* Event properties (below) decide which keys a batch reads. */
+typedef int (*prop_fn)(struct fold *f, const char *name, size_t nlen, const char *v, size_t vlen);
+static int props_walk(struct fold *f, const struct fhit *x, prop_fn fn);
+static int prop_register(struct fold *f, const char *name, size_t nlen, const char *v, size_t vlen);
 
 int fold_reads(struct fold *f, size_t *n)
 {
     *n = 0;
     if (collect_visits(f) < 0) return -1;
-    /* The days of the batch, hence its capped keys. */
-    for (size_t i = 0; i < f->nhits; i++)
+    /* The days of the batch, hence its capped keys; and its property names. */
+    for (size_t i = 0; i < f->nhits; i++) {
         if (bucket(f, f->hits[i].t) < 0) return -1;
+        if (!f->hits[i].h.engagement && props_walk(f, &f->hits[i], prop_register) < 0) return -1;
+    }
     f->ncapq = 0;
     for (size_t i = 0; i < f->ncaps; i++) {
         if (f->caps[i].loaded || f->caps[i].used != f->batches) continue;
         if (grow(&f->capq, &f->capcapq, f->ncapq + 1, sizeof *f->capq) < 0) return -1;
         f->capq[f->ncapq++] = (uint32_t)i;
     }
-    *n = f->ngroups + f->ncapq;
+    f->wread = withdrawn_stale(f);
+    if (dedupe_plan(f) < 0) return -1;
+    *n = f->ngroups + f->ncapq + (size_t)f->wread + f->ndreads;
     return 0;
 }
 
-/* Reads 0..ngroups-1 are the visit states of a day (HMGET), the others the
- * members of a capped key (HKEYS, SMEMBERS). */
+/* Reads 0..ngroups-1 are the visit states of a day (HMGET), the next ncapq
+ * the members of a capped key (HKEYS, SMEMBERS), the last (when wread) the
+ * withdrawn set (ZRANGE key 0 -1). */
 int fold_read(struct fold *f, size_t i, int *argc, const char *const **argv, const size_t **lens)
 {
-    size_t n = i < f->ngroups ? 2 + f->groups[i].n : 2;
+    if (i >= f->ngroups + f->ncapq + (size_t)f->wread) {
+        size_t n;
+        if (dedupe_read(f, i - f->ngroups - f->ncapq - (size_t)f->wread, &n) < 0) return -1;
+        f->rlens[0] = strlen(f->rargv[0]);
+        *argc = (int)n;
+        *argv = f->rargv;
+        *lens = f->rlens;
+        return 0;
+    }
+    size_t n = i < f->ngroups ? 2 + f->groups[i].n : i < f->ngroups + f->ncapq ? 2 : 4;
     if (grow(&f->rargv, &f->caprargv, n, sizeof *f->rargv) < 0 ||
         grow(&f->rlens, &f->caprlens, n, sizeof *f->rlens) < 0)
         return -1;
@@ -822,11 +1278,20 @@ int fold_read(struct fold *f, size_t i, int *argc, const char *const **argv, con
             f->rargv[2 + j] = (const char *)f->visits[g->visits[j]].visitor;
             f->rlens[2 + j] = RAWHIT_VISITOR_LEN;
         }
-    } else {
+    } else if (i < f->ngroups + f->ncapq) {
         const struct capset *cs = &f->caps[f->capq[i - f->ngroups]];
         f->rargv[0] = cs->page_set ? "SMEMBERS" : "HKEYS";
         f->rargv[1] = cs->key;
         f->rlens[1] = cs->keylen;
+    } else {
+        const struct str *k = &f->keys[FOLD_KEY_WITHDRAWN - 1];
+        f->rargv[0] = "ZRANGE";
+        f->rargv[1] = AT(f, *k);
+        f->rlens[1] = k->len;
+        f->rargv[2] = "0";
+        f->rargv[3] = "-1";
+        f->rlens[2] = 1;
+        f->rlens[3] = 2;
     }
     f->rlens[0] = strlen(f->rargv[0]);
     *argc = (int)n;
@@ -837,9 +1302,21 @@ int fold_read(struct fold *f, size_t i, int *argc, const char *const **argv, con
 
 int fold_read_answer(struct fold *f, size_t i, size_t n, const char *const *vals, const size_t *lens)
 {
+    if (i >= f->ngroups + f->ncapq + (size_t)f->wread)
+        return dedupe_answer(f, i - f->ngroups - f->ncapq - (size_t)f->wread, n, vals, lens);
     if (i < f->ngroups) {
         for (size_t j = 0; j < n && j < f->groups[i].n; j++)
             if (visit_loaded(f, i, j, vals[j], lens[j]) < 0) return -1;
+        return 0;
+    }
+    if (i >= f->ngroups + f->ncapq) {
+        withdrawn_clear(f);
+        for (size_t j = 0; j < n; j++)
+            if (vals[j] && lens[j] == RAWHIT_VISITOR_LEN &&
+                withdrawn_add(f, (const unsigned char *)vals[j]) < 0)
+                return -1;
+        memcpy(f->wgen, f->wseen, sizeof f->wgen);
+        f->wloaded = 1;
         return 0;
     }
     struct capset *cs = &f->caps[f->capq[i - f->ngroups]];
@@ -855,35 +1332,51 @@ int fold_read_answer(struct fold *f, size_t i, size_t n, const char *const *vals
 /* Counting                                                                  */
 /* ------------------------------------------------------------------------ */
 
+/* A visit-level value counted for the day, and for the day and entry page
+ * (path KEYS_BYPAGE_SEP value, one member: the cap keeps or drops it whole). */
+static int visit_value(struct fold *f, enum fold_dim d, const char *path, size_t pl, const char *v,
+                       size_t vl)
+{
+    char m[FOLD_MAX_PATH + 1 + 256];
+    if (vl > sizeof m - 1 - pl) vl = sizeof m - 1 - pl;
+    memcpy(m, path, pl);
+    m[pl] = KEYS_BYPAGE_SEP;
+    memcpy(m + pl + 1, v, vl);
+    if (incr(f, f->daykey[d], v, vl, 1) < 0 || incr(f, f->bypagekey[d], m, pl + 1 + vl, 1) < 0)
+        return -1;
+    return 0;
+}
+
 /* A visit-level breakdown, counted when the hit starts a visit; an empty
  * value is skipped, or filed under fallback. */
 static int visit_dim(struct fold *f, enum fold_dim d, const struct rawhit *h, enum rawhit_str s,
-                     const char *fallback)
+                     const char *fallback, const char *path, size_t pl)
 {
-    if (h->n[s]) return incr(f, f->daykey[d], h->s[s], h->n[s], 1);
-    return fallback ? incr_s(f, f->daykey[d], fallback, 1) : 0;
+    if (h->n[s]) return visit_value(f, d, path, pl, h->s[s], h->n[s]);
+    return fallback ? visit_value(f, d, path, pl, fallback, strlen(fallback)) : 0;
 }
 
 static int start_visit(struct fold *f, const struct fhit *x, const char *path, size_t pl)
 {
     const struct rawhit *h = &x->h;
     const char *device = rawhit_device_name(h->device);
+    if (!device[0]) device = FOLD_UNKNOWN;
     if (incr_s(f, f->daykey[FOLD_TOTALS], "visits", 1) < 0 ||
         incr_s(f, f->daykey[FOLD_TOTALS], "bounces", 1) < 0 ||
         incr_s(f, f->hourkey, "visits", 1) < 0 ||
         incr(f, f->daykey[FOLD_ENTRY], path, pl, 1) < 0 ||
         incr(f, f->daykey[FOLD_EXIT], path, pl, 1) < 0 ||
-        visit_dim(f, FOLD_SOURCE, h, RAWHIT_REFERRER, FOLD_DIRECT) < 0 ||
-        visit_dim(f, FOLD_UTM_SOURCE, h, RAWHIT_UTM_SOURCE, NULL) < 0 ||
-        visit_dim(f, FOLD_UTM_MEDIUM, h, RAWHIT_UTM_MEDIUM, NULL) < 0 ||
-        visit_dim(f, FOLD_UTM_CAMPAIGN, h, RAWHIT_UTM_CAMPAIGN, NULL) < 0 ||
-        visit_dim(f, FOLD_UTM_TERM, h, RAWHIT_UTM_TERM, NULL) < 0 ||
-        visit_dim(f, FOLD_UTM_CONTENT, h, RAWHIT_UTM_CONTENT, NULL) < 0 ||
-        visit_dim(f, FOLD_COUNTRY, h, RAWHIT_COUNTRY, FOLD_UNKNOWN) < 0 ||
-        visit_dim(f, FOLD_REGION, h, RAWHIT_REGION, NULL) < 0 ||
-        visit_dim(f, FOLD_BROWSER, h, RAWHIT_BROWSER, FOLD_UNKNOWN) < 0 ||
-        visit_dim(f, FOLD_OS, h, RAWHIT_OS, FOLD_UNKNOWN) < 0 ||
-        incr_s(f, f->daykey[FOLD_DEVICE], device[0] ? device : FOLD_UNKNOWN, 1) < 0)
+        visit_dim(f, FOLD_SOURCE, h, RAWHIT_REFERRER, FOLD_DIRECT, path, pl) < 0 ||
+        visit_dim(f, FOLD_UTM_SOURCE, h, RAWHIT_UTM_SOURCE, NULL, path, pl) < 0 ||
+        visit_dim(f, FOLD_UTM_MEDIUM, h, RAWHIT_UTM_MEDIUM, NULL, path, pl) < 0 ||
+        visit_dim(f, FOLD_UTM_CAMPAIGN, h, RAWHIT_UTM_CAMPAIGN, NULL, path, pl) < 0 ||
+        visit_dim(f, FOLD_UTM_TERM, h, RAWHIT_UTM_TERM, NULL, path, pl) < 0 ||
+        visit_dim(f, FOLD_UTM_CONTENT, h, RAWHIT_UTM_CONTENT, NULL, path, pl) < 0 ||
+        visit_dim(f, FOLD_COUNTRY, h, RAWHIT_COUNTRY, FOLD_UNKNOWN, path, pl) < 0 ||
+        visit_dim(f, FOLD_REGION, h, RAWHIT_REGION, NULL, path, pl) < 0 ||
+        visit_dim(f, FOLD_BROWSER, h, RAWHIT_BROWSER, FOLD_UNKNOWN, path, pl) < 0 ||
+        visit_dim(f, FOLD_OS, h, RAWHIT_OS, FOLD_UNKNOWN, path, pl) < 0 ||
+        visit_value(f, FOLD_DEVICE, path, pl, device, strlen(device)) < 0)
         return -1;
     return 0;
 }
@@ -942,11 +1435,18 @@ static int page_visitor(struct fold *f, const struct fhit *x, const char *path, 
     return pfadd(f, (uint32_t)uvp, x);
 }
 
+/* The page of a hit: "/" when it has none, cut at FOLD_MAX_PATH. */
+static const char *hit_path(const struct fhit *x, size_t *pl)
+{
+    *pl = x->h.n[RAWHIT_PATH] ? x->h.n[RAWHIT_PATH] : 1;
+    if (*pl > FOLD_MAX_PATH) *pl = FOLD_MAX_PATH;
+    return x->h.n[RAWHIT_PATH] ? x->h.s[RAWHIT_PATH] : "/";
+}
+
 static int count_pageview(struct fold *f, struct fhit *x)
 {
-    const char *path = x->h.n[RAWHIT_PATH] ? x->h.s[RAWHIT_PATH] : "/";
-    size_t pl = x->h.n[RAWHIT_PATH] ? x->h.n[RAWHIT_PATH] : 1;
-    if (pl > FOLD_MAX_PATH) pl = FOLD_MAX_PATH;
+    size_t pl;
+    const char *path = hit_path(x, &pl);
     if (incr_s(f, f->daykey[FOLD_TOTALS], "pageviews", 1) < 0 ||
         incr_s(f, f->hourkey, "pageviews", 1) < 0 || incr(f, f->daykey[FOLD_PAGE], path, pl, 1) < 0)
         return -1;
@@ -978,17 +1478,173 @@ static int count_event(struct fold *f, const struct fhit *x)
     return 0;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Engagement, event properties, realtime                                    */
+/* ------------------------------------------------------------------------ */
+
+/* An engagement event (Plausible's tracker, on leaving or hiding a page):
+ * its engaged time and scroll depth summed per page, and counted. It is no
+ * pageview, no event, and takes no part in visits or visitor counts. */
+static int count_engagement(struct fold *f, const struct fhit *x)
+{
+    size_t pl;
+    const char *path = hit_path(x, &pl);
+    if (incr(f, f->daykey[FOLD_ENGAGEMENTS], path, pl, 1) < 0 ||
+        incr(f, f->daykey[FOLD_ENGAGED], path, pl, x->h.engaged_ms) < 0 ||
+        incr(f, f->daykey[FOLD_SCROLL], path, pl, x->h.scroll_depth) < 0)
+        return -1;
+    return 0;
+}
+
+#define PROP_NAME_MAX 64        /* the collector's limit (beacon.c) */
+/* Property keys made capped (read with the batch) per batch: the day's
+ * FOLD_MAX_PROP_NAMES names for a few days. Names past it keep no values this
+ * batch, so that junk names cannot make a batch read thousands of keys. */
+#define PROP_KEYS_PER_BATCH (4 * FOLD_MAX_PROP_NAMES)
+
+/* The key of property name's values on the current day. 0 and *out; 1 when
+ * it is not kept this batch (not made capped in fold_reads: make, at most
+ * PROP_KEYS_PER_BATCH); -1 when out of memory. */
+static int prop_key(struct fold *f, const char *name, size_t nlen, int make, uint32_t *out)
+{
+    char key[700], nm[PROP_NAME_MAX + 1];
+    memcpy(nm, name, nlen);
+    nm[nlen] = '\0';
+    int n = keys_prop(key, sizeof key, f->site, f->day, nm);
+    int64_t i = key_index(f, key, n);
+    if (i < 0) return -1;
+    if (f->kinfo[i].cap != CAP_MEMBERS) {
+        if (!make || f->nprop_keys >= PROP_KEYS_PER_BATCH) return 1;
+        if (!(f->kinfo[i].capset = capset_of(f, key, (size_t)n, 0))) return -1;
+        f->kinfo[i].cap = CAP_MEMBERS;
+        f->nprop_keys++;
+    }
+    *out = (uint32_t)i;
+    return 0;
+}
+
+/* A walk over a hit's props: the compact JSON object of scalars the
+ * collector wrote, read with yajl's event parser (no tree). */
+struct pwalk {
+    struct fold *f;
+    prop_fn fn;
+    int depth, named, rc;
+    char name[PROP_NAME_MAX];
+    size_t nlen;
+};
+
+static int pw_value(struct pwalk *w, const char *v, size_t n)
+{
+    if (w->depth != 1) return 0;            /* not a flat object: stop here */
+    if (!w->named || n == 0 || memchr(v, '\0', n)) return w->named = 0, 1;
+    w->named = 0;
+    if (n > FOLD_MAX_PATH) n = FOLD_MAX_PATH;
+    if (w->fn(w->f, w->name, w->nlen, v, n) < 0) return w->rc = -1, 0;
+    return 1;
+}
+
+static int pw_null(void *ctx) { return ((struct pwalk *)ctx)->named = 0, 1; }
+static int pw_bool(void *ctx, int b) { return pw_value(ctx, b ? "true" : "false", b ? 4 : 5); }
+static int pw_number(void *ctx, const char *s, size_t n) { return pw_value(ctx, s, n); }
+static int pw_string(void *ctx, const unsigned char *s, size_t n) { return pw_value(ctx, (const char *)s, n); }
+static int pw_start_map(void *ctx) { return ++((struct pwalk *)ctx)->depth == 1; }
+static int pw_end_map(void *ctx) { return ((struct pwalk *)ctx)->depth--, 1; }
+static int pw_array(void *ctx) { (void)ctx; return 0; }
+
+static int pw_key(void *ctx, const unsigned char *k, size_t n)
+{
+    struct pwalk *w = ctx;
+    w->named = n > 0 && n <= PROP_NAME_MAX && !memchr(k, '\0', n);
+    if (w->named) memcpy(w->name, k, n);
+    w->nlen = n;
+    return 1;
+}
+
+static const yajl_callbacks pw_callbacks = {
+    pw_null, pw_bool, NULL, NULL, pw_number, pw_string,
+    pw_start_map, pw_key, pw_end_map, pw_array, NULL,
+};
+
+/* Calls fn for each (name, value) of x's props; a value that is not a scalar
+ * ends the walk (a hit never fails its batch). 0, or -1 when out of memory. */
+static int props_walk(struct fold *f, const struct fhit *x, prop_fn fn)
+{
+    if (!x->h.n[RAWHIT_PROPS]) return 0;
+    struct pwalk w = {.f = f, .fn = fn};
+    yajl_handle h = yajl_alloc(&pw_callbacks, NULL, &w);
+    if (!h) return -1;
+    if (yajl_parse(h, (const unsigned char *)x->h.s[RAWHIT_PROPS], x->h.n[RAWHIT_PROPS]) == yajl_status_ok)
+        yajl_complete_parse(h);
+    yajl_free(h);
+    return w.rc;
+}
+
+/* fold_reads: the keys of the batch's property names, to be read. */
+static int prop_register(struct fold *f, const char *name, size_t nlen, const char *v, size_t vlen)
+{
+    (void)v;
+    (void)vlen;
+    uint32_t k;
+    return prop_key(f, name, nlen, 1, &k) < 0 ? -1 : 0;
+}
+
+/* fold_compute: the name counted in FOLD_PROPS, the value in its key. */
+static int prop_count(struct fold *f, const char *name, size_t nlen, const char *v, size_t vlen)
+{
+    int kept, r;
+    uint32_t k;
+    if (incr_kept(f, f->daykey[FOLD_PROPS], name, nlen, 1, &kept) < 0) return -1;
+    if (!kept || (r = prop_key(f, name, nlen, 0, &k)) > 0) return 0;
+    return r < 0 ? -1 : incr(f, k, v, vlen, 1);
+}
+
+/* The visitor in the HyperLogLog of the hit's UTC minute, which expires
+ * KEYS_REALTIME_KEEP_MS after the minute: "current visitors" read the last
+ * few. A hit folded after that writes none. */
+static int count_realtime(struct fold *f, const struct fhit *x)
+{
+    if (!(x->h.flags & RAWHIT_F_VISITOR)) return 0;
+    int64_t minute = x->t >= 0 ? x->t / 60000 : -1 - (-x->t - 1) / 60000;
+    int64_t at = keys_realtime_expires_ms(minute);
+    if (at <= f->now) return 0;
+    if (minute != f->rtminute) {
+        char key[600];
+        int64_t i = key_index(f, key, keys_realtime_minute(key, sizeof key, f->site, minute));
+        if (i < 0) return -1;
+        f->kinfo[i].expire_at = at;
+        f->rtkey = (uint32_t)i;
+        f->rtminute = minute;
+    }
+    return pfadd(f, f->rtkey, x);
+}
+
 int fold_compute(struct fold *f, int64_t now_ms)
 {
     f->now = now_ms;
     if (collect_visits(f) < 0) return -1;
     for (size_t i = 0; i < f->nhits; i++) {
         struct fhit *x = &f->hits[i];
+        if ((x->h.flags & RAWHIT_F_VISITOR) && withdrawn_has(f, x->h.visitor)) {
+            f->dropped++;
+            continue;
+        }
         if (bucket(f, x->t) < 0) return -1;
         const struct rawhit *h = &x->h;
+        int dup = dedupe_skip(f, x);
+        if (dup < 0) return -1;
+        if (dup) {
+            f->duplicates++;
+            continue;
+        }
+        if (h->engagement) {
+            if (count_engagement(f, x) < 0) return -1;
+            continue;
+        }
         int pageview = h->n[RAWHIT_NAME] == 0 ||
                        (h->n[RAWHIT_NAME] == 8 && memcmp(h->s[RAWHIT_NAME], "pageview", 8) == 0);
-        if ((pageview ? count_pageview(f, x) : count_event(f, x)) < 0) return -1;
+        if ((pageview ? count_pageview(f, x) : count_event(f, x)) < 0 ||
+            props_walk(f, x, prop_count) < 0 || count_realtime(f, x) < 0)
+            return -1;
     }
     return 0;
 }
@@ -1061,6 +1717,17 @@ static int visit_args(struct fold *f, int64_t now_ms, size_t *ngroups)
     return 0;
 }
 
+static int expire_args(struct fold *f, size_t *n)
+{
+    *n = 0;
+    for (size_t k = 0; k < f->nkeys; k++) {
+        if (!f->kinfo[k].expire_at) continue;
+        if (arg_i(f, keys_at((uint32_t)k)) < 0 || arg_i(f, f->kinfo[k].expire_at) < 0) return -1;
+        (*n)++;
+    }
+    return 0;
+}
+
 int fold_argv(struct fold *f, const char *sha, const char *expect, long long added,
               long long length, const char ***argv, const size_t **argvlen, size_t *argc)
 {
@@ -1068,11 +1735,13 @@ int fold_argv(struct fold *f, const char *sha, const char *expect, long long add
     if (!f->last[0] || next_id(f->last, trim, sizeof trim) < 0) return -1;
     f->nargs = 0;
     if (arg_s(f, expect) < 0 || arg_s(f, f->last) < 0 || arg_s(f, trim) < 0 ||
-        arg_i(f, added) < 0 || arg_i(f, length) < 0)
+        arg_i(f, added) < 0 || arg_i(f, length) < 0 || arg_s(f, f->wseen) < 0 ||
+        arg_i(f, (long long)f->dropped) < 0 || arg_i(f, f->now) < 0 || arg_s(f, f->site) < 0)
         return -1;
     size_t counts = f->nargs;
-    if (arg_s(f, "0") < 0 || arg_s(f, "0") < 0 || arg_s(f, "0") < 0 || arg_s(f, "0") < 0) return -1;
-    size_t nincr = 0, npf = 0, nsadd = 0, nvisit;
+    for (int k = 0; k < 5; k++)
+        if (arg_s(f, "0") < 0) return -1;
+    size_t nincr = 0, npf = 0, nsadd = 0, nvisit, nexpire;
     /* The sums, grouped by key (a counting sort over the key indexes). */
     size_t *start = calloc(f->nkeys + 1, sizeof *start), *order = malloc((f->nsums + 1) * sizeof *order);
     if (!start || !order) {
@@ -1105,9 +1774,13 @@ int fold_argv(struct fold *f, const char *sha, const char *expect, long long add
     free(start);
     free(order);
     if (rc < 0) return -1;
-    if (visit_args(f, f->now, &nvisit) < 0) return -1;
-    const size_t nums[4] = {nincr, npf, nsadd, nvisit};
-    for (int k = 0; k < 4; k++) {
+    size_t ndedupe;
+    if (visit_args(f, f->now, &nvisit) < 0 || dedupe_args(f, f->now, &ndedupe) < 0 ||
+        expire_args(f, &nexpire) < 0)
+        return -1;
+    nvisit += ndedupe;
+    const size_t nums[5] = {nincr, npf, nsadd, nvisit, nexpire};
+    for (int k = 0; k < 5; k++) {
         char num[24];
         struct str s;
         if (arena_put(f, num, (size_t)snprintf(num, sizeof num, "%zu", nums[k]), &s) < 0) return -1;

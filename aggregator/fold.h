@@ -13,8 +13,15 @@
  *     aggregator, nor a replay of this one, counted the range meanwhile) and
  *     that no entry was deleted from the stream since it was read (a withdrawal
  *     or a purge: the batch is then read again, without the deleted hits);
+ *   - it checks that the withdrawn set (fs:{S}:withdrawn, erase.h) is the one
+ *     the batch was counted against: its generation has not moved;
  *   - it adds the deltas, writes the visit states, moves the cursor to the
  *     batch's last id and trims the stream up to it (XTRIM MINID).
+ *
+ * A hit of a withdrawn visitor is never counted: the fold drops it, and the
+ * XTRIM deletes it with the rest of the range; one fs:audit record (action
+ * "drop") says how many a batch dropped. That is what makes a withdrawal cost
+ * O(1) in Redis whatever the backlog (erase.h).
  *
  * Counting, moving the cursor and deleting the raw entries are one script, so
  * after any crash either all of a batch happened or none of it. Several
@@ -46,6 +53,7 @@
 
 #define FOLD_IDLE_MS (30 * 60 * 1000LL)   /* a longer gap ends a visit */
 #define FOLD_LEASE_MS 10000               /* a site's lease, renewed per batch */
+#define FOLD_DEDUPE_WINDOW_MS (24 * 3600 * 1000LL)  /* default; retention.raw_max_age */
 
 /* ------------------------------------------------------------------------ */
 /* The script's arguments: fold.c writes them, fold.lua reads them           */
@@ -57,23 +65,31 @@
 enum fold_key {
     FOLD_KEY_STREAM = 1,        /* fs:{S}:hits */
     FOLD_KEY_CURSOR,            /* fs:{S}:cursor: the last id counted */
+    FOLD_KEY_WITHDRAWN,         /* fs:{S}:withdrawn: visitors whose hits are dropped */
+    FOLD_KEY_GEN,               /* fs:{S}:withdrawn:gen */
+    FOLD_KEY_AUDIT,             /* fs:audit */
     FOLD_KEY_FIRST_OTHER
 };
 
 /* ARGV, 1-based as Lua indexes it. Then FOLD_ARGV_NINCR counter groups,
- * FOLD_ARGV_NPF HyperLogLog groups, FOLD_ARGV_NSADD set groups and
- * FOLD_ARGV_NVISIT visit-state groups, each a head laid out as below followed
- * by its items. */
+ * FOLD_ARGV_NPF HyperLogLog groups, FOLD_ARGV_NSADD set groups,
+ * FOLD_ARGV_NVISIT visit-state groups and FOLD_ARGV_NEXPIRE expiries, each a
+ * head laid out as below followed by its items. */
 enum fold_argv {
     FOLD_ARGV_EXPECT = 1,       /* the cursor the batch began at; "" for none */
     FOLD_ARGV_LAST,             /* the batch's last id: the new cursor */
     FOLD_ARGV_TRIM,             /* the id after it: XTRIM MINID */
     FOLD_ARGV_ADDED,            /* the stream's entries-added when read */
     FOLD_ARGV_LENGTH,           /* its length when read */
+    FOLD_ARGV_GEN,              /* the withdrawn set's generation counted against; "" = none */
+    FOLD_ARGV_DROPPED,          /* hits of withdrawn visitors dropped */
+    FOLD_ARGV_NOW,              /* ms: stamps the audit record, prunes the withdrawn set */
+    FOLD_ARGV_SITE,
     FOLD_ARGV_NINCR,
     FOLD_ARGV_NPF,
     FOLD_ARGV_NSADD,
     FOLD_ARGV_NVISIT,
+    FOLD_ARGV_NEXPIRE,
     FOLD_ARGV_FIRST_GROUP
 };
 
@@ -89,6 +105,10 @@ enum fold_add_group { FOLD_AG_KEY, FOLD_AG_COUNT, FOLD_AG_HEAD };
  * expires at AT (ms). */
 enum fold_visit_group { FOLD_VG_KEY, FOLD_VG_AT, FOLD_VG_COUNT, FOLD_VG_HEAD };
 
+/* A key that expires at AT (ms, PEXPIREAT), set after its counts: the
+ * realtime HyperLogLogs. */
+enum fold_expire_group { FOLD_EG_KEY, FOLD_EG_AT, FOLD_EG_HEAD };
+
 /* Memory per site and day is bounded, decided in C (fold.c keeps what it
  * knows of the capped keys): a breakdown keeps aggregator.max_members
  * members, a count beyond them goes to FOLD_OTHER; the first
@@ -102,18 +122,22 @@ enum fold_status {
     FOLD_APPLIED = 0,
     FOLD_MOVED,                 /* the cursor is not where the batch began */
     FOLD_DELETED,               /* entries were deleted since the range was read */
+    FOLD_WITHDRAWN,             /* a visitor was withdrawn since the batch was counted */
 };
 
 /* What luagen (common/build.mk) writes into fold.lua as `local NAME = value`. */
 #define FOLD_LUA_INTS(X)                                                                   \
-    X(FOLD_KEY_STREAM) X(FOLD_KEY_CURSOR)                                                  \
+    X(FOLD_KEY_STREAM) X(FOLD_KEY_CURSOR) X(FOLD_KEY_WITHDRAWN) X(FOLD_KEY_GEN)            \
+    X(FOLD_KEY_AUDIT)                                                                      \
     X(FOLD_ARGV_EXPECT) X(FOLD_ARGV_LAST) X(FOLD_ARGV_TRIM) X(FOLD_ARGV_ADDED)             \
-    X(FOLD_ARGV_LENGTH) X(FOLD_ARGV_NINCR) X(FOLD_ARGV_NPF) X(FOLD_ARGV_NSADD)             \
-    X(FOLD_ARGV_NVISIT) X(FOLD_ARGV_FIRST_GROUP)                                           \
+    X(FOLD_ARGV_LENGTH) X(FOLD_ARGV_GEN) X(FOLD_ARGV_DROPPED) X(FOLD_ARGV_NOW)             \
+    X(FOLD_ARGV_SITE) X(FOLD_ARGV_NINCR) X(FOLD_ARGV_NPF) X(FOLD_ARGV_NSADD)             \
+    X(FOLD_ARGV_NVISIT) X(FOLD_ARGV_NEXPIRE) X(FOLD_ARGV_FIRST_GROUP)                      \
     X(FOLD_IG_KEY) X(FOLD_IG_COUNT) X(FOLD_IG_HEAD)                                        \
     X(FOLD_AG_KEY) X(FOLD_AG_COUNT) X(FOLD_AG_HEAD)                                        \
     X(FOLD_VG_KEY) X(FOLD_VG_AT) X(FOLD_VG_COUNT) X(FOLD_VG_HEAD)                          \
-    X(FOLD_APPLIED) X(FOLD_MOVED) X(FOLD_DELETED)
+    X(FOLD_EG_KEY) X(FOLD_EG_AT) X(FOLD_EG_HEAD)                                           \
+    X(FOLD_APPLIED) X(FOLD_MOVED) X(FOLD_DELETED) X(FOLD_WITHDRAWN)
 #define FOLD_LUA_STRINGS(X)
 
 /* fold.lua, with the constants above prepended; SCRIPT LOAD it and call it
@@ -142,12 +166,30 @@ enum fold_dim {
     FOLD_OS,
     FOLD_DEVICE,
     FOLD_EVENT,                 /* custom event name -> count */
+    FOLD_ENGAGED,               /* page -> engaged ms of its engagement events */
+    FOLD_SCROLL,                /* page -> sum of their scroll depths (percent) */
+    FOLD_ENGAGEMENTS,           /* page -> engagement events */
+    FOLD_PROPS,                 /* event property name -> events carrying it */
     FOLD_UV,
     FOLD_NDIMS
 };
 
 /* "totals", "page", ... "uv": the <dim> part of the key. */
 extern const char *const fold_dim_names[FOLD_NDIMS];
+
+/* Event properties: the day's first FOLD_MAX_PROP_NAMES names (in FOLD_PROPS,
+ * the rest count as FOLD_OTHER there and keep no values), each with its
+ * values -> events in fs:{S}:d:YYYYMMDD:prop:<name> (keys_prop), capped at
+ * max_members like the other breakdowns. */
+#define FOLD_MAX_PROP_NAMES 100
+
+/* The visit-level breakdowns, FOLD_BYPAGE_FIRST..FOLD_BYPAGE_LAST (source,
+ * the UTM fields, country, region, browser, OS, device), are also counted per
+ * entry page, for "one page's sources": fs:{S}:d:YYYYMMDD:bypage:<dim>
+ * (keys_bypage), member = entry path KEYS_BYPAGE_SEP value -> visits, capped
+ * at max_members (the rest counts as FOLD_OTHER, the whole member). */
+#define FOLD_BYPAGE_FIRST FOLD_SOURCE
+#define FOLD_BYPAGE_LAST FOLD_DEVICE
 
 #define FOLD_DIRECT "(direct)"
 #define FOLD_UNKNOWN "(unknown)"
@@ -179,13 +221,29 @@ void fold_reset(struct fold *f);
 int fold_add(struct fold *f, const char *id, size_t idlen, const char *const *fv,
              const size_t *fvlen, size_t nfv);
 
+/* The withdrawn set's generation as read with the batch (GET
+ * fs:{S}:withdrawn:gen; len 0 for none). When it is not the one the fold's
+ * copy of the set was loaded at, fold_reads() reads the set again. 0, or -1
+ * when it does not fit. */
+int fold_withdrawn_gen(struct fold *f, const char *gen, size_t len);
+
 size_t fold_entries(const struct fold *f);
+/* Hits of withdrawn visitors the batch dropped (after fold_compute). */
+size_t fold_dropped(const struct fold *f);
+/* Hits of the last fold_compute() not counted: counted before under their
+ * id (a replay, or the original of one). */
+size_t fold_duplicates(const struct fold *f);
+
+/* How long the record of possibly twinned ids is kept (fs:{S}:twins,
+ * fs:{S}:seq): retention.raw_max_age, past which a spooled hit is dropped. */
+void fold_set_dedupe_window(struct fold *f, int64_t ms);
 /* Entries that were not raw hits. */
 size_t fold_skipped(const struct fold *f);
 
 /* What the batch must read from Redis before it can be counted: the visit
- * states of its visitors (HMGET, one per UTC day) and what this process does
- * not know yet of the capped keys it touches (HKEYS / SMEMBERS). *n reads;
+ * states of its visitors (HMGET, one per UTC day), what this process does
+ * not know yet of the capped keys it touches (HKEYS / SMEMBERS) and, when its
+ * generation moved, the withdrawn set (ZRANGE). *n reads;
  * fold_read() lays read i out as argv[0..argc) with lengths (valid until the
  * next call on f), and the elements of its array reply go to
  * fold_read_answer() (vals[j] NULL for a nil). Send them all, then answer
@@ -199,7 +257,9 @@ int fold_read_answer(struct fold *f, size_t i, size_t n, const char *const *vals
 void fold_forget(struct fold *f);
 
 /* Counts the batch (visits included) as of now_ms (the visit state's expiry
- * depends on it). 0, or -1 when out of memory. */
+ * depends on it, and so do the realtime HyperLogLogs: a hit whose minute's
+ * key would already have expired, KEYS_REALTIME_KEEP_MS after the minute,
+ * writes none). 0, or -1 when out of memory. */
 int fold_compute(struct fold *f, int64_t now_ms);
 
 /* The EVALSHA of fold_script (by its sha) applying the batch, which began

@@ -6,6 +6,9 @@
  * report_format.c, HTML (the dashboard page holding the model) by
  * report_html.c. Visitors over a range are the union of the daily
  * HyperLogLogs (PFCOUNT over several keys), never a sum of daily counts.
+ * Every breakdown row passes the rules of rows.h (min_visitors, names that
+ * are not UTF-8) before it enters the model; "notes" (an object: section ->
+ * sentences) says why a breakdown's rows do not add up to the totals.
  */
 #ifndef FAIRSTAT_REPORT_H
 #define FAIRSTAT_REPORT_H
@@ -41,6 +44,13 @@ int report_add_previous(struct agg *a, const struct report_opts *o, json_t *r);
 
 /* The dashboard page with r embedded (report_html.c). 0, or -1. */
 int report_print_html(const json_t *r, FILE *out);
+
+/* The days of a named period relative to today (days since 1970-01-01 in
+ * the site's timezone), both inclusive: "day" today; "7d", "30d" the last 7
+ * or 30 days, today included; "month" this calendar month to today; "12mo"
+ * the last 12 calendar months, this one included (to today), as Plausible
+ * counts them. 0, or -1 when name is none of these. */
+int report_period(const char *name, int64_t today, int64_t *from, int64_t *to);
 
 /* "table"|"json"|"csv"|"html" -> format. 0 or -1. */
 int report_parse_format(const char *s, enum report_format *f);

@@ -212,7 +212,6 @@ struct key {
 };
 
 /* Why a key is refused. When the feature lands, its rows drop .not_yet. */
-#define SPOOL "the spool arrives with the reliability work"
 #define SERVE "the dashboard and Stats API arrive with the reports work"
 #define INTEROP "consent managers other than fairstat arrive with the consent interop work"
 
@@ -251,10 +250,12 @@ static const struct key keys[] = {
      .min = "1", .max = "1000000", .help = "open connections per thread"},
     {KEY("collector", "rate_limit", T_DOUBLE, collector.rate_limit, "0"), .min = "0", .max = "1e9",
      .help = "requests per second per client address; 0 = off"},
-    {KEY("collector", "spool_dir", T_STR, collector.spool_dir, "var/spool"), .not_yet = SPOOL,
-     .help = "where hits wait while Redis is down"},
-    {KEY("collector", "spool_max_bytes", T_SIZE, collector.spool_max_bytes, "64m"),
-     .not_yet = SPOOL, .help = "largest spool"},
+    {KEY("collector", "spool_dir", T_STR, collector.spool_dir, "var/spool"),
+     .help = "where hits wait while Redis is down or slow; empty = no spool (503 instead)"},
+    {KEY("collector", "spool_max_bytes", T_SIZE, collector.spool_max_bytes, "64m"), .min = "64k",
+     .help = "largest spool (all threads together); then 503 with Retry-After"},
+    {KEY("collector", "shutdown_timeout", T_MS, collector.shutdown_timeout_ms, "10s"),
+     .min = "100ms", .help = "SIGTERM: in-flight requests are finished within this"},
     {KEY("collector", "static_dir", T_STR, collector.static_dir, ""),
      .help = "directory of fs.js and demo/; empty = not served"},
     {KEY("collector", "redis_timeout", T_MS, collector.redis_timeout_ms, "2s"), .min = "50ms",
@@ -870,4 +871,67 @@ const struct cfg_site *cfg_site_find(const struct cfg *c, const char *name, size
         if (strlen(c->sites[i].name) == len && memcmp(c->sites[i].name, name, len) == 0)
             return &c->sites[i];
     return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reload                                                                    */
+/* ------------------------------------------------------------------------ */
+
+static size_t scalar_size(enum type t)
+{
+    switch (t) {
+    case T_INT: case T_ENUM: return sizeof(int);
+    case T_DOUBLE: return sizeof(double);
+    case T_SIZE: return sizeof(size_t);
+    case T_DUR: case T_MS: return sizeof(long);
+    case T_BOOL: return sizeof(bool);
+    default: return 0;
+    }
+}
+
+/* 1 when k's value differs between a and b; -1 for a type not handled. */
+static int key_differs(const struct key *k, const void *a, const void *b)
+{
+    const void *x = (const char *)a + k->off, *y = (const char *)b + k->off;
+    if (k->type == T_STR) {
+        const char *s = *(char *const *)x, *t = *(char *const *)y;
+        return (!s || !t) ? s != t : strcmp(s, t) != 0;
+    }
+    if (k->type == T_CIDRS) {
+        size_t n = *(const size_t *)((const char *)a + k->n_off);
+        if (n != *(const size_t *)((const char *)b + k->n_off)) return 1;
+        return n && memcmp(*(struct cfg_cidr *const *)x, *(struct cfg_cidr *const *)y,
+                           n * sizeof(struct cfg_cidr)) != 0;
+    }
+    size_t sz = scalar_size(k->type);
+    return sz ? memcmp(x, y, sz) != 0 : -1;
+}
+
+int cfg_keep(struct cfg *c, const struct cfg *old, const char *section,
+             void (*changed)(const char *section, const char *key, void *arg), void *arg)
+{
+    for (size_t i = 0; i < LEN(keys); i++) {
+        const struct key *k = &keys[i];
+        if (strcmp(k->section, section) != 0) continue;
+        int d = key_differs(k, c, old);
+        if (d < 0) return -1;
+        if (!d) continue;
+        if (changed) changed(section, k->name, arg);
+        void *dst = field(c, k->off);
+        const void *src = (const char *)old + k->off;
+        release(k, c);
+        if (k->type == T_STR) {
+            const char *s = *(char *const *)src;
+            *(char **)dst = s ? xstrdup(s) : NULL;
+        } else if (k->type == T_CIDRS) {
+            size_t n = *(const size_t *)((const char *)old + k->n_off);
+            struct cfg_cidr *list = n ? xrealloc(NULL, n * sizeof *list) : NULL;
+            if (n) memcpy(list, *(struct cfg_cidr *const *)src, n * sizeof *list);
+            *(struct cfg_cidr **)dst = list;
+            *(size_t *)field(c, k->n_off) = n;
+        } else {
+            memcpy(dst, src, scalar_size(k->type));
+        }
+    }
+    return 0;
 }

@@ -67,8 +67,9 @@ struct cfg {
         long idle_timeout_ms;   /* keep-alive connection with no request */
         int max_connections;    /* per thread */
         double rate_limit;      /* requests/s per client; 0 = off */
-        char *spool_dir;        /* not yet */
-        size_t spool_max_bytes; /* not yet */
+        char *spool_dir;        /* "" = no spool */
+        size_t spool_max_bytes; /* all threads together */
+        long shutdown_timeout_ms;
         char *static_dir;       /* /fs.js and /demo/ are served from here; "" = off */
         long redis_timeout_ms;  /* a command unanswered this long: Redis is down */
     } collector;
@@ -128,6 +129,13 @@ struct cfg {
 struct cfg *cfg_load(const char *path, char *const *overrides, size_t n,
                      char *err, size_t errlen);
 void cfg_free(struct cfg *c);
+
+/* For a reload: every key of section whose value in c differs from old is
+ * reported to changed (when not NULL) and set back to old's value, so c
+ * runs on with what cannot change without a restart. 0, or -1 when the
+ * section has a key of a kind this cannot copy (secrets, origins). */
+int cfg_keep(struct cfg *c, const struct cfg *old, const char *section,
+             void (*changed)(const char *section, const char *key, void *arg), void *arg);
 
 /* The site whose name is exactly name[0..len), or NULL. The pointer lives as
  * long as c. */

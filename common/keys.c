@@ -32,6 +32,33 @@ int keys_uv(char *buf, size_t len, const char *site, const char *yyyymmdd, const
     return fit(snprintf(buf, len, "fs:{%s}:d:%s:uv", site, yyyymmdd), len);
 }
 
+int keys_bypage(char *buf, size_t len, const char *site, const char *yyyymmdd, const char *dim)
+{
+    return fit(snprintf(buf, len, "fs:{%s}:d:%s:bypage:%s", site, yyyymmdd, dim), len);
+}
+
+int keys_prop(char *buf, size_t len, const char *site, const char *yyyymmdd, const char *name)
+{
+    return fit(snprintf(buf, len, "fs:{%s}:d:%s:prop:%s", site, yyyymmdd, name), len);
+}
+
+#define MINUTE_MS 60000LL
+#define DAY_MINUTES (CLOCK_DAY_MS / MINUTE_MS)
+
+int keys_realtime_minute(char *buf, size_t len, const char *site, int64_t unix_minute)
+{
+    int64_t day = unix_minute >= 0 ? unix_minute / DAY_MINUTES : -1 - (-unix_minute - 1) / DAY_MINUTES;
+    int64_t m = unix_minute - day * DAY_MINUTES;
+    char d[CLOCK_DAY_LEN + 1];
+    clock_format_day(day, d);
+    return fit(snprintf(buf, len, "fs:{%s}:rt:%s%02d%02d", site, d, (int)(m / 60), (int)(m % 60)), len);
+}
+
+int64_t keys_realtime_expires_ms(int64_t unix_minute)
+{
+    return (unix_minute + 1) * MINUTE_MS + KEYS_REALTIME_KEEP_MS;
+}
+
 int keys_hour(char *buf, size_t len, const char *site, const char *yyyymmddhh)
 {
     return fit(snprintf(buf, len, "fs:{%s}:h:%s", site, yyyymmddhh), len);
@@ -47,9 +74,29 @@ int keys_lease(char *buf, size_t len, const char *site)
     return fit(snprintf(buf, len, "fs:{%s}:lease", site), len);
 }
 
+int keys_withdrawn(char *buf, size_t len, const char *site)
+{
+    return fit(snprintf(buf, len, "fs:{%s}:withdrawn", site), len);
+}
+
+int keys_withdrawn_gen(char *buf, size_t len, const char *site)
+{
+    return fit(snprintf(buf, len, "fs:{%s}:withdrawn:gen", site), len);
+}
+
 int keys_visits(char *buf, size_t len, const char *site, const char *yyyymmdd)
 {
     return fit(snprintf(buf, len, "fs:{%s}:v:%s", site, yyyymmdd), len);
+}
+
+int keys_twins(char *buf, size_t len, const char *site)
+{
+    return fit(snprintf(buf, len, "fs:{%s}:twins", site), len);
+}
+
+int keys_seq(char *buf, size_t len, const char *site)
+{
+    return fit(snprintf(buf, len, "fs:{%s}:seq", site), len);
 }
 
 int keys_salt(char *buf, size_t len, const char *yyyymmdd)

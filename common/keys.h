@@ -61,6 +61,17 @@ int keys_consent(char *buf, size_t len, const char *site);
 int keys_day(char *buf, size_t len, const char *site, const char *yyyymmdd, const char *dim);
 /* fs:{S}:d:YYYYMMDD:uv, or fs:{S}:d:YYYYMMDD:uv:<page> when page is not NULL */
 int keys_uv(char *buf, size_t len, const char *site, const char *yyyymmdd, const char *page);
+/* fs:{S}:d:YYYYMMDD:bypage:<dim>: entry page KEYS_BYPAGE_SEP value -> visits */
+int keys_bypage(char *buf, size_t len, const char *site, const char *yyyymmdd, const char *dim);
+#define KEYS_BYPAGE_SEP '\x1f'
+/* fs:{S}:d:YYYYMMDD:prop:<name>: the values of one event property -> events */
+int keys_prop(char *buf, size_t len, const char *site, const char *yyyymmdd, const char *name);
+/* fs:{S}:rt:YYYYMMDDHHMM: HyperLogLog of the visitors seen in one UTC minute
+ * (minutes since the epoch), kept KEYS_REALTIME_KEEP_MS after the minute ends */
+int keys_realtime_minute(char *buf, size_t len, const char *site, int64_t unix_minute);
+#define KEYS_REALTIME_KEEP_MS (10 * 60 * 1000LL)
+/* When the realtime key of unix_minute expires, ms since the epoch. */
+int64_t keys_realtime_expires_ms(int64_t unix_minute);
 /* fs:{S}:h:YYYYMMDDHH */
 int keys_hour(char *buf, size_t len, const char *site, const char *yyyymmddhh);
 /* fs:{S}:cursor: the id of the last raw hit the fold counted */
@@ -69,6 +80,16 @@ int keys_cursor(char *buf, size_t len, const char *site);
 int keys_lease(char *buf, size_t len, const char *site);
 /* fs:{S}:v:YYYYMMDD: visit states of a UTC day, field = visitor (8 bytes) */
 int keys_visits(char *buf, size_t len, const char *site, const char *yyyymmdd);
+/* fs:{S}:withdrawn: sorted set of withdrawn visitors (8 bytes, visitor.h),
+ * score = when the entry may go (ms): the fold drops their hits uncounted */
+int keys_withdrawn(char *buf, size_t len, const char *site);
+/* fs:{S}:withdrawn:gen: counter raised by every withdrawal, so that a fold
+ * knows in O(1) whether the set changed since it read it */
+int keys_withdrawn_gen(char *buf, size_t len, const char *site);
+/* fs:{S}:twins: ids of replayed hits counted; fs:{S}:seq: per hit id epoch,
+ * the highest sequence number counted + 1 (aggregator/fold.c, Dedupe) */
+int keys_twins(char *buf, size_t len, const char *site);
+int keys_seq(char *buf, size_t len, const char *site);
 /* fs:salt:YYYYMMDD */
 int keys_salt(char *buf, size_t len, const char *yyyymmdd);
 

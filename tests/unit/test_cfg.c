@@ -193,7 +193,6 @@ static void keys_whose_feature_is_missing_are_refused(void **state)
 {
     (void)state;
     static const char *const refused[] = {
-        "[collector]\nspool_dir = var/spool\n", "[collector]\nspool_max_bytes = 64m\n",
         "[serve]\nlisten = 127.0.0.1:8090\n", "[serve]\ntokens =\n",
         "[site a.test]\ntcf_purposes = 1,8\n", "[site a.test]\ntcf_vendor = 1\n",
         "[site a.test]\nconsent_group = C0002\n", "[site a.test]\nconsent_service = x\n",
@@ -207,9 +206,9 @@ static void keys_whose_feature_is_missing_are_refused(void **state)
         assert_non_null(strstr(err, ": not implemented yet ("));
         assert_non_null(strstr(err, "); remove the key"));
     }
-    char *over[] = {"collector.spool_dir=/tmp"};
+    char *over[] = {"serve.listen=127.0.0.1:1"};
     assert_null(load("[collector]\n", over, 1, err));
-    assert_non_null(strstr(err, "-o: collector.spool_dir: not implemented yet ("));
+    assert_non_null(strstr(err, "-o: serve.listen: not implemented yet ("));
     static const char *const sources[] = {"tcf", "cookiebot", "onetrust", "klaro",
                                           "cookieconsent", "custom"};
     for (size_t i = 0; i < sizeof sources / sizeof sources[0]; i++) {
@@ -336,6 +335,54 @@ static void value_parsers_reject_garbage(void **state)
     assert_false(cfg_cidr_match(&cidr, 1, AF_INET, out));
 }
 
+/* A reload keeps what needs a restart: each changed key of the section is
+ * reported once and set back; other sections are left as loaded. */
+struct changes {
+    int n;
+    char names[8][64];
+};
+
+static void note_change(const char *section, const char *key, void *arg)
+{
+    struct changes *ch = arg;
+    if (ch->n < 8) snprintf(ch->names[ch->n++], 64, "%s.%s", section, key);
+}
+
+static void keep_restores_and_reports_changed_keys(void **state)
+{
+    (void)state;
+    char err[512];
+    const char *base = "[collector]\nlisten = 127.0.0.1:1\nthreads = 2\nmax_body = 8k\n"
+                       "trusted_proxies = 10.0.0.0/8\n[redis]\nurl = redis://a:1\n"
+                       "[site a.test]\n";
+    struct cfg *old = load(base, NULL, 0, err);
+    assert_non_null(old);
+    struct cfg *c = load("[collector]\nlisten = 127.0.0.1:2\nthreads = 2\nmax_body = 4k\n"
+                         "trusted_proxies = 10.0.0.0/8, 192.168.0.0/16\n[redis]\nurl = redis://a:1\n"
+                         "[site a.test]\ntimezone = UTC\n[site b.test]\ntimezone = UTC\n", NULL, 0, err);
+    assert_non_null(c);
+    struct changes ch = {0};
+    assert_int_equal(cfg_keep(c, old, "collector", note_change, &ch), 0);
+    assert_int_equal(cfg_keep(c, old, "redis", note_change, &ch), 0);
+    assert_int_equal(ch.n, 3);
+    assert_string_equal(ch.names[0], "collector.listen");
+    assert_string_equal(ch.names[1], "collector.trusted_proxies");
+    assert_string_equal(ch.names[2], "collector.max_body");
+    assert_string_equal(c->collector.listen, "127.0.0.1:1");
+    assert_int_equal(c->collector.max_body, 8192);
+    assert_int_equal(c->collector.n_trusted_proxies, 1);
+    assert_int_equal(c->n_sites, 2);    /* the rest is the new file */
+    /* Kept values are copies: the old config can go first. */
+    cfg_free(old);
+    assert_string_equal(c->collector.listen, "127.0.0.1:1");
+    ch.n = 0;
+    struct cfg *again = load(base, NULL, 0, err);
+    assert_int_equal(cfg_keep(c, again, "collector", note_change, &ch), 0);
+    assert_int_equal(ch.n, 0);
+    cfg_free(again);
+    cfg_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -355,6 +402,7 @@ int main(void)
         cmocka_unit_test(syntax_errors_and_long_lines_are_reported),
         cmocka_unit_test(missing_file_is_an_error),
         cmocka_unit_test(value_parsers_reject_garbage),
+        cmocka_unit_test(keep_restores_and_reports_changed_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
