@@ -92,7 +92,7 @@ async function htmlReport() {
     const hits = [
       hit('2024-05-01T10:00:00Z', '/landing', 'a'),
       hit('2024-05-01T10:05:00Z', '/pricing', 'a'),
-      hit('2024-05-01T10:06:00Z', '/pricing', 'a', { n: 'Signup' }),
+      hit('2024-05-01T10:06:00Z', '/pricing', 'a', { n: 'Signup', pr: '{"plan":"pro"}' }),
       hit('2024-05-02T09:00:00Z', '/landing', 'b', { r: 'search.example', c: 'FR', b: 'Chrome' }),
       hit('2024-05-03T12:00:00Z', HOSTILE, 'c'),
       hit('2024-04-25T12:00:00Z', '/landing', 'd'),
@@ -137,6 +137,7 @@ test('HTML report: the numbers of the seeded hits, offline, no request but the f
   assert.deepEqual(await rows(page, 'Sources'), [['news.example', '2'], ['search.example', '1']]);
   assert.deepEqual(await rows(page, 'Countries'), [['DE', '2'], ['FR', '1']]);
   assert.deepEqual(await rows(page, 'Custom events'), [['Signup', '1']]);
+  assert.deepEqual(await rows(page, 'Event properties'), [['plan · pro', '1']]);
   assert.equal(await panel(page, 'UTM sources').count(), 0, 'empty UTM breakdowns are left out');
   // The chart: one point per day of the range.
   assert.equal(await page.locator('#chart svg circle').count(), 7);
