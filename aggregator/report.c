@@ -56,6 +56,7 @@ int report_parse_format(const char *s, enum report_format *f)
     if (strcmp(s, "table") == 0) *f = REPORT_TABLE;
     else if (strcmp(s, "json") == 0) *f = REPORT_JSON;
     else if (strcmp(s, "csv") == 0) *f = REPORT_CSV;
+    else if (strcmp(s, "html") == 0) *f = REPORT_HTML;
     else return -1;
     return 0;
 }
