@@ -86,7 +86,9 @@ async function noOverflow(page, width) {
 async function htmlReport() {
   const redis = await startRedis();
   try {
-    const conf = writeConfig(dir, { port: 1, redisUrl: redis.url });
+    // The fixtures are of 2024: kept past the default retention (25 months),
+    // which the fold applies as an expiry on the aggregates it writes.
+    const conf = writeConfig(dir, { port: 1, redisUrl: redis.url, sections: { retention: { aggregates: '10y' } } });
     const hit = (t, p, v, extra = {}) => ({ t: String(Date.parse(t)), n: 'pageview', p, r: 'news.example', c: 'DE',
       b: 'Firefox', o: 'Linux', dv: 'desktop', v: v.repeat(16), ...extra });
     const hits = [
