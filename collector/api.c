@@ -10,6 +10,7 @@
 #include "assets.h"
 #include "client.h"
 #include "clock.h"
+#include "cmp.h"
 #include "hit.h"
 #include "receipt.h"
 #include "salt.h"
@@ -274,6 +275,7 @@ struct api *api_new(struct event_base *base, const struct cfg *c, const struct g
         snprintf(err, errlen, "consent.secret: missing or unusable");
         goto error;
     }
+    if (!(a->cmp = cmp_new(c, err, errlen))) goto error;
     if (!(a->ua = ua_new(UA_CACHE, err, errlen))) goto error;
     if (!(a->store = store_new(base, c, err, errlen))) goto error;
     a->m.store = a->store;
@@ -300,6 +302,7 @@ void api_free(struct api *a)
     a->store = NULL;
     hit_spool_stop(a);
     consent_free(a->consent);
+    cmp_free(a->cmp);
     if (a->ua) ua_free(a->ua);
     client_limit_free(a->limit);
     hit_cache_free(a->hits);

@@ -2,6 +2,8 @@
  *
  * Accepts the Plausible Events API body, long or short keys:
  *   {"domain"|"d", "name"|"n", "url"|"u", "referrer"|"r", "props"|"p"}
+ * and two consent signals of the site's consent manager: "tc" (a TC string
+ * of base64url and '.') and "analytics_storage" ("denied" or "granted").
  * and the pixel's query string d=&u=&r=&n=. What comes out holds no more than
  * the product keeps: the path, the referrer's host, the utm_* values and the
  * custom props, each bounded. Parsers never read past len.
@@ -18,6 +20,7 @@
 #define BEACON_UTM_MAX 128
 #define BEACON_PROPS_MAX 1024
 #define BEACON_PROPS_KEYS 30
+#define BEACON_TC_MAX 4096          /* a TC string (collector/tcf.h) */
 
 enum beacon_utm { UTM_SOURCE, UTM_MEDIUM, UTM_CAMPAIGN, UTM_TERM, UTM_CONTENT, UTM_COUNT };
 
@@ -29,6 +32,11 @@ struct beacon {
     char referrer[BEACON_DOMAIN_MAX + 1];   /* referrer host; "" when none or self */
     char utm[UTM_COUNT][BEACON_UTM_MAX + 1];
     char props[BEACON_PROPS_MAX + 1];       /* compact JSON object, or "" */
+    /* Consent signals the snippet read from the page's consent manager
+     * (collector/cmp.h): never stored with the hit. */
+    char tc[BEACON_TC_MAX + 1];             /* "tc": the CMP's TC string, or "" */
+    size_t tc_len;
+    int analytics_storage;                  /* Google Consent Mode: -1 absent, 0 denied, 1 granted */
 };
 
 enum beacon_status {
