@@ -184,6 +184,8 @@ enum cmp_verdict cmp_cookiebot(const char *v, size_t n)
 enum cmp_verdict cmp_onetrust(const char *v, size_t n, const char *group)
 {
     if (n == 0 || n > CMP_VALUE_MAX) return CMP_INVALID;
+    for (size_t i = 0; i < n; i++)      /* every parameter well escaped, not only groups */
+        if (v[i] == '%' && (n - i < 3 || hexval(v[i + 1]) < 0 || hexval(v[i + 2]) < 0)) return CMP_INVALID;
     const char *groups = NULL, *end = v + n;
     size_t gn = 0;
     for (const char *p = v; p < end;) {

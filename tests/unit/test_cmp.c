@@ -69,6 +69,7 @@ static void onetrust_grants_on_the_configured_group(void **state)
     static const char *const bad[] = {
         "", "version=1", "groups=", "groups=C0002", "groups=C0002:2", "groups=C0002:1,",
         "groups=:1", "groups=C0002:1&groups=C0002:1", "groups=C0002:1,C0002:1", "groups=C0002%3", "groups=C0002:11",
+        "version=%zz&groups=C0002:1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (cmp_onetrust(bad[i], strlen(bad[i]), "C0002") != CMP_INVALID) fail_msg("accepted '%s'", bad[i]);
