@@ -108,6 +108,9 @@ static void reset(struct beacon *b)
     b->engagement = 0;
     b->scroll_depth = 0;
     b->engaged_ms = 0;
+    b->tc[0] = '\0';
+    b->tc_len = 0;
+    b->analytics_storage = -1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -119,8 +122,10 @@ static void reset(struct beacon *b)
  * profile showed the difference (2 us per hit with jansson). The fields are
  * copied as they stream past; validation happens once the body is complete. */
 
-enum field { F_NONE = -1, F_DOMAIN, F_NAME, F_URL, F_REFERRER, F_PROPS, F_ANALYTICS, F_SCROLL,
-             F_ENGAGED, F_COUNT };
+enum field {
+    F_NONE = -1, F_DOMAIN, F_NAME, F_URL, F_REFERRER, F_PROPS, F_ANALYTICS, F_SCROLL, F_ENGAGED,
+    F_TC, F_STORAGE, F_COUNT
+};
 
 struct parse {
     int status;                 /* first error seen, BEACON_OK so far */
@@ -134,6 +139,9 @@ struct parse {
     int analytics;              /* -1 absent, 0/1 */
     long num[F_COUNT];          /* sd, e: non-negative integers */
     int props_string;           /* parsing props out of a JSON-encoded string */
+    int storage;                /* analytics_storage: -1 absent, 0 denied, 1 granted */
+    size_t tc_len;
+    char tc[BEACON_TC_MAX + 1];
     char val[4][BEACON_URL_MAX + 1];
     /* props: a flat object of scalars, re-emitted compactly */
     yajl_gen gen;
@@ -143,7 +151,7 @@ struct parse {
 
 static const struct { const char *lng, *shrt; } field_names[F_COUNT] = {
     {"domain", "d"}, {"name", "n"}, {"url", "u"}, {"referrer", "r"}, {"props", "p"},
-    {"analytics", NULL}, {"sd", NULL}, {"e", NULL},
+    {"analytics", NULL}, {"sd", NULL}, {"e", NULL}, {"tc", NULL}, {"analytics_storage", NULL},
 };
 
 static int fail_with(struct parse *p, int status)
@@ -223,6 +231,22 @@ static int scalar(struct parse *p, int kind, const char *s, size_t n)
         return number(p, f, kind, s, n, f == F_SCROLL ? BEACON_SCROLL_MAX : BEACON_ENGAGED_MAX_MS);
     if (f == F_PROPS && kind == 's') return props_string(p, s, n);
     if (f == F_PROPS || kind != 's') return fail_with(p, BEACON_BAD_FIELD);
+    if (f == F_STORAGE) {
+        if (n == 6 && memcmp(s, "denied", 6) == 0) p->storage = 0;
+        else if (n == 7 && memcmp(s, "granted", 7) == 0) p->storage = 1;
+        else return fail_with(p, BEACON_BAD_FIELD);
+        return 1;
+    }
+    if (f == F_TC) {
+        if (n > BEACON_TC_MAX) return fail_with(p, BEACON_TOO_LONG);
+        for (size_t i = 0; i < n; i++)
+            if (!(isalnum((unsigned char)s[i]) || s[i] == '-' || s[i] == '_' || s[i] == '.'))
+                return fail_with(p, BEACON_BAD_FIELD);
+        memcpy(p->tc, s, n);
+        p->tc[n] = '\0';
+        p->tc_len = n;
+        return 1;
+    }
     if (n > BEACON_URL_MAX) return fail_with(p, BEACON_TOO_LONG);
     if (memchr(s, '\0', n)) return fail_with(p, BEACON_BAD_JSON);
     memcpy(p->val[f], s, n);
@@ -327,9 +351,9 @@ static const yajl_callbacks callbacks = {
 /* Runs the parser over buf; the fields land in p. */
 static int parse_body(const char *buf, size_t len, struct parse *p)
 {
-    memset(p, 0, offsetof(struct parse, val));
-    p->analytics = -1;
-    p->props_string = 0;
+    memset(p, 0, offsetof(struct parse, tc));      /* num, props_string, tc_len too */
+    p->analytics = p->storage = -1;
+    p->tc[0] = '\0';
     p->field = F_NONE;
     p->gen = NULL;
     p->prop_keys = 0;
@@ -382,6 +406,11 @@ int beacon_parse_json(const char *buf, size_t len, struct beacon *b)
                  !(p.present[F_REFERRER] && (rc = set_referrer(b, p.str[F_REFERRER], p.len[F_REFERRER]))))
             rc = props_out(b, &p);
         if (rc == BEACON_OK) rc = set_engagement(b, &p);
+        if (rc == BEACON_OK) {
+            memcpy(b->tc, p.tc, p.tc_len + 1);
+            b->tc_len = p.tc_len;
+            b->analytics_storage = p.storage;
+        }
     }
     if (p.gen) yajl_gen_free(p.gen);
     return rc;

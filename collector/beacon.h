@@ -2,6 +2,8 @@
  *
  * Accepts the Plausible Events API body, long or short keys:
  *   {"domain"|"d", "name"|"n", "url"|"u", "referrer"|"r", "props"|"p", "sd", "e"}
+ * and two consent signals of the site's consent manager: "tc" (a TC string
+ * of base64url and '.') and "analytics_storage" ("denied" or "granted").
  * and the pixel's query string d=&u=&r=&n=. What comes out holds no more than
  * the product keeps: the path, the referrer's host, the utm_* values, the
  * custom props (an object of scalars, or that object JSON-encoded in a
@@ -27,6 +29,7 @@
 #define BEACON_ENGAGEMENT "engagement"       /* the event name that carries sd and e */
 #define BEACON_SCROLL_MAX RAWHIT_SCROLL_MAX  /* sd: percent */
 #define BEACON_ENGAGED_MAX_MS RAWHIT_ENGAGED_MAX_MS
+#define BEACON_TC_MAX 4096          /* a TC string (collector/tcf.h) */
 
 enum beacon_utm { UTM_SOURCE, UTM_MEDIUM, UTM_CAMPAIGN, UTM_TERM, UTM_CONTENT, UTM_COUNT };
 
@@ -41,6 +44,11 @@ struct beacon {
     int engagement;                         /* name is BEACON_ENGAGEMENT: the two below */
     unsigned scroll_depth;                  /* sd, 0..BEACON_SCROLL_MAX */
     uint32_t engaged_ms;                    /* e, 0..BEACON_ENGAGED_MAX_MS */
+    /* Consent signals the snippet read from the page's consent manager
+     * (collector/cmp.h): never stored with the hit. */
+    char tc[BEACON_TC_MAX + 1];             /* "tc": the CMP's TC string, or "" */
+    size_t tc_len;
+    int analytics_storage;                  /* Google Consent Mode: -1 absent, 0 denied, 1 granted */
 };
 
 enum beacon_status {

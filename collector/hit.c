@@ -9,6 +9,7 @@
 #include "api-internal.h"
 #include "client.h"
 #include "clock.h"
+#include "cmp.h"
 #include "geo.h"
 #include "hash.h"
 #include "keys.h"
@@ -22,6 +23,7 @@
 
 #include "log.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -74,7 +76,9 @@ struct hit {
     struct beacon b;
     struct sockaddr_storage client;     /* until enrich() */
     int64_t now_ms;
-    struct seen *seen;                  /* the consent cookie's cache slot */
+    struct seen *seen;                  /* the consent cookie's cache slot; NULL when
+                                           consent came from the site's CMP */
+    struct http_str user_agent;         /* the request's, for a CMP visitor's id */
     const struct ua_info *ua;           /* until the next ua_classify() */
     char country[3], region[16];
     unsigned char visitor[RAWHIT_VISITOR_LEN];
@@ -210,9 +214,17 @@ static int gate(struct api *a, struct http_conn *c, const struct http_request *r
         refuse(a, c, sig[0] == 'g' ? REFUSED_GPC : REFUSED_DNT, h->cors);
         return -1;
     }
+    if (h->b.analytics_storage == 0) {      /* Google Consent Mode only ever restricts */
+        refuse(a, c, REFUSED_NO_CONSENT, h->cors);
+        return -1;
+    }
     h->now_ms = clock_now_ms();
-    if (!r->cookie.p ||
-        check_cookie(a, r->cookie, site, h->now_ms / 1000, &h->seen) != CONSENT_GRANTED) {
+    h->seen = NULL;
+    h->user_agent = r->user_agent;
+    int granted = site->consent != CFG_CONSENT_FAIRSTAT
+        ? cmp_check(a->cmp, site, r->cookie.p, r->cookie.n, h->b.tc, h->b.tc_len) == CMP_GRANTED
+        : r->cookie.p && check_cookie(a, r->cookie, site, h->now_ms / 1000, &h->seen) == CONSENT_GRANTED;
+    if (!granted) {
         refuse(a, c, REFUSED_NO_CONSENT, h->cors);
         return -1;
     }
@@ -229,6 +241,27 @@ static int gate(struct api *a, struct http_conn *c, const struct http_request *r
 /* Enrich                                                                    */
 /* ------------------------------------------------------------------------ */
 
+/* A visitor whose consent comes from the site's CMP has no receipt: their
+ * id is the salt's hash of what the request gives, the client address and
+ * the User-Agent (the first CMP_UA_MAX bytes), held nowhere. It changes
+ * when the address does; see docs/protocol.md, Consent sources. */
+#define CMP_UA_MAX 512
+
+static int anonymous_visitor(struct hit_cache *hc, struct hit *h, char hex[VISITOR_HEX_LEN + 1])
+{
+    char msg[INET6_ADDRSTRLEN + 2 + CMP_UA_MAX];
+    const void *addr = h->client.ss_family == AF_INET6
+        ? (const void *)&((struct sockaddr_in6 *)&h->client)->sin6_addr
+        : (const void *)&((struct sockaddr_in *)&h->client)->sin_addr;
+    if (!inet_ntop(h->client.ss_family == AF_INET6 ? AF_INET6 : AF_INET, addr, msg, INET6_ADDRSTRLEN))
+        return -1;
+    size_t n = strlen(msg), ua = h->user_agent.p ? h->user_agent.n : 0;
+    if (ua > CMP_UA_MAX) ua = CMP_UA_MAX;
+    msg[n++] = '\n';           /* no receipt id holds one: the two never meet */
+    if (ua) memcpy(msg + n, h->user_agent.p, ua);
+    return visitor_key_hash(hc->vkey, h->b.domain, strlen(h->b.domain), msg, n + ua, hex);
+}
+
 /* The visitor hash of the hit's receipt on its site under today's salt:
  * from the cookie's cache slot (which is per site) when made today. */
 static int visitor_of(struct hit_cache *hc, struct hit *h)
@@ -244,11 +277,14 @@ static int visitor_of(struct hit_cache *hc, struct hit *h)
         }
     }
     if (day != hc->salt_day) return -1;
+    char hex[VISITOR_HEX_LEN + 1];
+    if (!h->seen)
+        return anonymous_visitor(hc, h, hex) == 0 &&
+               rawhit_visitor_from_hex(hex, VISITOR_HEX_LEN, h->visitor) == 0 ? 0 : -2;
     if (h->seen->day == day) {
         memcpy(h->visitor, h->seen->visitor, sizeof h->visitor);
         return 0;
     }
-    char hex[VISITOR_HEX_LEN + 1];
     if (visitor_key_hash(hc->vkey, h->b.domain, strlen(h->b.domain), h->seen->receipt,
                          CONSENT_RECEIPT_LEN, hex) != 0 ||
         rawhit_visitor_from_hex(hex, VISITOR_HEX_LEN, h->visitor) != 0)
@@ -262,8 +298,9 @@ static int visitor_of(struct hit_cache *hc, struct hit *h)
 static int enrich(struct api *a, struct http_conn *c, struct hit *h)
 {
     geo_lookup(a->geo, (struct sockaddr *)&h->client, h->country, h->region);
-    memset(&h->client, 0, sizeof h->client);
     int rc = visitor_of(a->hits, h);
+    memset(&h->client, 0, sizeof h->client);
+    h->user_agent.p = NULL;
     if (rc < 0) {
         api_reply_error(a, c, 503, h->cors, rc == -1 ? "daily salt unavailable" : "cannot hash");
         return -1;

@@ -284,9 +284,44 @@ static void url_helpers_respect_bounds(void **state)
     assert_int_equal(url_host_norm("ex ample", 8, host, sizeof host), -1);
 }
 
+static void consent_signals_of_the_page_are_parsed_and_bounded(void **state)
+{
+    (void)state;
+    static struct beacon b;
+    const char ok[] = "{\"d\":\"a.test\",\"u\":\"https://a.test/\",\"tc\":\"CP99dOAP-ARZQ.IAAA\","
+                      "\"analytics_storage\":\"denied\"}";
+    assert_int_equal(beacon_parse_json(ok, strlen(ok), &b), BEACON_OK);
+    assert_string_equal(b.tc, "CP99dOAP-ARZQ.IAAA");
+    assert_int_equal(b.tc_len, 18);
+    assert_int_equal(b.analytics_storage, 0);
+    const char plain[] = "{\"d\":\"a.test\",\"u\":\"https://a.test/\",\"analytics_storage\":\"granted\"}";
+    assert_int_equal(beacon_parse_json(plain, strlen(plain), &b), BEACON_OK);
+    assert_int_equal(b.tc_len, 0);
+    assert_string_equal(b.tc, "");
+    assert_int_equal(b.analytics_storage, 1);
+    const char none[] = "{\"d\":\"a.test\",\"u\":\"https://a.test/\"}";
+    assert_int_equal(beacon_parse_json(none, strlen(none), &b), BEACON_OK);
+    assert_int_equal(b.analytics_storage, -1);
+    static const char *const bad[] = {
+        "{\"d\":\"a.test\",\"u\":\"https://a.test/\",\"analytics_storage\":\"maybe\"}",
+        "{\"d\":\"a.test\",\"u\":\"https://a.test/\",\"analytics_storage\":false}",
+        "{\"d\":\"a.test\",\"u\":\"https://a.test/\",\"tc\":\"CP99 dOAP\"}",
+        "{\"d\":\"a.test\",\"u\":\"https://a.test/\",\"tc\":1}",
+        "{\"d\":\"a.test\",\"u\":\"https://a.test/\",\"tc\":\"A\",\"tc\":\"B\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_not_equal(beacon_parse_json(bad[i], strlen(bad[i]), &b), BEACON_OK);
+    static char big[BEACON_TC_MAX + 128];
+    int n = snprintf(big, sizeof big, "{\"d\":\"a.test\",\"u\":\"https://a.test/\",\"tc\":\"");
+    memset(big + n, 'A', BEACON_TC_MAX + 1);
+    strcpy(big + n + BEACON_TC_MAX + 1, "\"}");
+    assert_int_equal(beacon_parse_json(big, strlen(big), &b), BEACON_TOO_LONG);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(consent_signals_of_the_page_are_parsed_and_bounded),
         cmocka_unit_test(long_keys_keep_path_utm_and_referrer_host),
         cmocka_unit_test(short_keys_and_props_work),
         cmocka_unit_test(self_referral_and_non_http_referrers_are_dropped),

@@ -191,7 +191,7 @@ static void a_bad_value_of_each_type_names_key_and_reason(void **state)
         {"collector.trusted_proxies=10.0.0.0/8, 10.0.0.0/33",
          "-o: collector.trusted_proxies: not an address or CIDR: '10.0.0.0/33'"},
         {"site a.test.origins=a.test", "-o: site a.test.origins: origin must start with http"},
-        {"site a.test.consent=banner", "-o: site a.test.consent: not one of fairstat: 'banner'"},
+        {"site a.test.consent=banner", "-o: site a.test.consent: not one of fairstat|tcf|cookiebot|onetrust|klaro|cookieconsent|custom: 'banner'"},
         {"site a.test.colour=blue", "-o: site a.test.colour: unknown key"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -208,10 +208,6 @@ static void keys_whose_feature_is_missing_are_refused(void **state)
     (void)state;
     static const char *const refused[] = {
         "[serve]\nlisten = 127.0.0.1:8090\n", "[serve]\ntokens =\n",
-        "[site a.test]\ntcf_purposes = 1,8\n", "[site a.test]\ntcf_vendor = 1\n",
-        "[site a.test]\nconsent_group = C0002\n", "[site a.test]\nconsent_service = x\n",
-        "[site a.test]\nconsent_category = x\n", "[site a.test]\nconsent_cookie = x\n",
-        "[site a.test]\nconsent_match = x\n",
     };
     char err[512];
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
@@ -223,15 +219,52 @@ static void keys_whose_feature_is_missing_are_refused(void **state)
     char *over[] = {"serve.listen=127.0.0.1:1"};
     assert_null(load("[collector]\n", over, 1, err));
     assert_non_null(strstr(err, "-o: serve.listen: not implemented yet ("));
+}
+
+static void consent_sources_and_their_keys_are_checked_at_load(void **state)
+{
+    (void)state;
+    char err[512];
     static const char *const sources[] = {"tcf", "cookiebot", "onetrust", "klaro",
-                                          "cookieconsent", "custom"};
+                                          "cookieconsent"};
     for (size_t i = 0; i < sizeof sources / sizeof sources[0]; i++) {
         char text[64];
         snprintf(text, sizeof text, "[site a.test]\nconsent = %s\n", sources[i]);
-        assert_null(load(text, NULL, 0, err));
-        assert_non_null(strstr(err, ":2: site a.test.consent: '"));
-        assert_non_null(strstr(err, "' is not implemented yet ("));
-        assert_non_null(strstr(err, "); use fairstat"));
+        struct cfg *c = load(text, NULL, 0, err);
+        assert_non_null(c);
+        assert_int_equal(c->sites[0].consent, (int)CFG_CONSENT_TCF + (int)i);
+        assert_string_equal(c->sites[0].tcf_purposes, "1,8");
+        assert_string_equal(c->sites[0].consent_group, "C0002");
+        assert_string_equal(c->sites[0].consent_service, "fairstat");
+        assert_string_equal(c->sites[0].consent_category, "analytics");
+        cfg_free(c);
+    }
+    struct cfg *c = load("[site a.test]\nconsent = custom\nconsent_cookie = my_consent\n"
+                         "consent_match = ^(yes|all)$\ntcf_purposes = 1, 7,8\ntcf_vendor = 755\n",
+                         NULL, 0, err);
+    assert_non_null(c);
+    assert_int_equal(c->sites[0].consent, CFG_CONSENT_CUSTOM);
+    cfg_free(c);
+    static const struct { const char *text, *says; } bad[] = {
+        {"[site a.test]\nconsent = custom\n", "custom needs consent_cookie and consent_match"},
+        {"[site a.test]\nconsent = custom\nconsent_cookie = x\n", "custom needs consent_cookie"},
+        {"[site a.test]\nconsent = custom\nconsent_match = x\n", "custom needs consent_cookie"},
+        {"[site a.test]\nconsent_match = (unclosed\n", "not a PCRE2 pattern"},
+        {"[site a.test]\nconsent_cookie = a;b\n", "not a valid cookie name"},
+        {"[site a.test]\ntcf_purposes = 0\n", "not a list of TCF purposes"},
+        {"[site a.test]\ntcf_purposes = 25\n", "not a list of TCF purposes"},
+        {"[site a.test]\ntcf_purposes = 1;8\n", "not a list of TCF purposes"},
+        {"[site a.test]\ntcf_purposes = ,\n", "not a list of TCF purposes"},
+        {"[site a.test]\ntcf_vendor = 0\n", "not a TCF vendor id"},
+        {"[site a.test]\ntcf_vendor = 9000\n", "not a TCF vendor id"},
+        {"[site a.test]\ntcf_vendor = 12x\n", "not a TCF vendor id"},
+        {"[site a.test]\nconsent_group = C0002:1\n", "1 to 64 characters"},
+        {"[site a.test]\nconsent_service =\n", "1 to 64 characters"},
+        {"[site a.test]\nconsent = iab\n", "not one of fairstat|tcf|cookiebot|onetrust|klaro|cookieconsent|custom"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_null(load(bad[i].text, NULL, 0, err));
+        if (!strstr(err, bad[i].says)) fail_msg("%s: expected '%s', got '%s'", bad[i].text, bad[i].says, err);
     }
 }
 
@@ -409,6 +442,7 @@ int main(void)
         cmocka_unit_test(bad_value_names_file_line_and_key),
         cmocka_unit_test(a_bad_value_of_each_type_names_key_and_reason),
         cmocka_unit_test(keys_whose_feature_is_missing_are_refused),
+        cmocka_unit_test(consent_sources_and_their_keys_are_checked_at_load),
         cmocka_unit_test(secret_file_is_read_without_its_final_newline),
         cmocka_unit_test(the_example_config_loads_with_its_commented_keys),
         cmocka_unit_test(unknown_key_and_section_are_errors),
