@@ -285,32 +285,13 @@ static void answer_stored(struct api_pending *p)
         http_respond(p->c, 202, p->headers, NULL, NULL, 0);
 }
 
-/* A hit id is 48 bits: a 24-bit epoch, random, and a 24-bit sequence number
- * within it. An epoch is used on one Redis connection only (a new one is
- * drawn whenever the store reconnects, or its sequence runs out), and Redis
- * runs a connection's commands in order, so of the hits of an epoch sent to
- * Redis, those that landed are a prefix of the sequence. The fold uses that
- * to tell whether a replayed hit's original landed (docs/aggregator.md,
- * Exactly once). That holds only for hits that were written or whose write
- * timed out: a hit Redis surely did not take (not sent, or refused with an
- * error reply) may be followed by hits of its epoch that did land, so it is
- * given another id before it is spooled (unwritten_id()). */
+/* A new random epoch (see hit_id()). */
 static uint32_t draw_epoch(struct hit_cache *hc)
 {
     uint64_t z = (hc->next_id += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return (uint32_t)((z ^ (z >> 31)) & 0xffffff);
-}
-
-static uint64_t hit_id(struct hit_cache *hc, unsigned long long gen)
-{
-    if (hc->store_gen != gen || hc->seq >= HIT_SEQ_MAX) {
-        hc->epoch = draw_epoch(hc);
-        hc->seq = 0;
-        hc->store_gen = gen;
-    }
-    return (uint64_t)hc->epoch << 24 | hc->seq++;
 }
 
 /* The id of a hit Redis did not take: from an epoch of its own that no
@@ -379,6 +360,26 @@ static void answer(redisReply *r, void *arg)
     else if (r->type == REDIS_REPLY_ERROR) spool_or_refuse(p, 0);
     else answer_stored(p);
     api_pending_put(p);
+}
+
+/* A hit id is 48 bits: a 24-bit epoch, random, and a 24-bit sequence number
+ * within it. An epoch is used on one Redis connection only (a new one is
+ * drawn whenever the store reconnects, or its sequence runs out), and Redis
+ * runs a connection's commands in order, so of the hits of an epoch sent to
+ * Redis, those that landed are a prefix of the sequence. The fold uses that
+ * to tell whether a replayed hit's original landed (docs/aggregator.md,
+ * Exactly once). That holds only for hits that were written or whose write
+ * timed out: a hit Redis surely did not take (not sent, or refused with an
+ * error reply) may be followed by hits of its epoch that did land, so it is
+ * given another id before it is spooled (unwritten_id()). */
+static uint64_t hit_id(struct hit_cache *hc, unsigned long long gen)
+{
+    if (hc->store_gen != gen || hc->seq >= HIT_SEQ_MAX) {
+        hc->epoch = draw_epoch(hc);
+        hc->seq = 0;
+        hc->store_gen = gen;
+    }
+    return (uint64_t)hc->epoch << 24 | hc->seq++;
 }
 
 /* XADD of a packed hit to site's stream into buf: its length, or 0. */
