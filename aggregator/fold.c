@@ -971,7 +971,8 @@ static int withdrawn_stale(struct fold *f)
 
 /* A hit id is a 24-bit epoch and a 24-bit sequence number; the hits of an
  * epoch went over one Redis connection in sequence order, so those that
- * landed are a prefix of it. Only two kinds of hit can have a twin: a
+ * landed are a prefix of it (a hit Redis surely did not take, unsent or
+ * refused, is spooled by the collector under an epoch never sent). Only two kinds of hit can have a twin: a
  * replayed one (RAWHIT_F_REPLAYED: written again from the collector's spool,
  * perhaps more than once) and the original of a replayed one whose write
  * timed out. The site keeps

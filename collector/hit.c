@@ -66,6 +66,7 @@ struct hit_cache {
     uint64_t next_id;           /* splitmix64 state behind the epochs */
     uint32_t epoch, seq;        /* the hit id's halves, see hit_id() */
     unsigned long long store_gen; /* store_generation() the epoch belongs to */
+    uint32_t unwritten_epoch, unwritten_seq; /* see unwritten_id() */
     char resp[8192];            /* the XADD being formatted; bounded by struct beacon */
 };
 
@@ -94,6 +95,7 @@ struct hit_cache *hit_cache_new(void)
     RAND_bytes((unsigned char *)&h->seed, sizeof h->seed);
     RAND_bytes((unsigned char *)&h->next_id, sizeof h->next_id);
     h->salt_day = -1;
+    h->unwritten_seq = HIT_SEQ_MAX;     /* its epoch is drawn when first needed */
     return h;
 }
 
@@ -325,11 +327,58 @@ static void answer_stored(struct api_pending *p)
         http_respond(p->c, 202, p->headers, NULL, NULL, 0);
 }
 
+/* A new random epoch (see hit_id()). */
+static uint32_t draw_epoch(struct hit_cache *hc)
+{
+    uint64_t z = (hc->next_id += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return (uint32_t)((z ^ (z >> 31)) & 0xffffff);
+}
+
+/* The id of a hit Redis did not take: from an epoch of its own that no
+ * hit sent to Redis ever carries, so the fold finds no original of it that
+ * landed and counts its replay (once: the replayed ids are kept). Hits
+ * spooled while Redis is down, or during a reconnect (the connection's new
+ * epoch is drawn before it is up), and hits refused with an error reply
+ * (Redis out of memory, loading, read-only) all take this path. */
+static uint64_t unwritten_id(struct hit_cache *hc)
+{
+    if (hc->unwritten_seq >= HIT_SEQ_MAX) {
+        do hc->unwritten_epoch = draw_epoch(hc);
+        while (hc->unwritten_epoch == hc->epoch);
+        hc->unwritten_seq = 0;
+    }
+    return (uint64_t)hc->unwritten_epoch << 24 | hc->unwritten_seq++;
+}
+
+/* Gives the packed hit of p an unwritten_id(): 0, or -1 when it cannot be
+ * repacked (it always can: it was packed here). */
+static int reid_unwritten(struct api_pending *p)
+{
+    struct rawhit r;
+    char buf[RAWHIT_MAX];
+    if (rawhit_decode(p->hit, p->hit_len, &r) < 0) return -1;
+    r.id = unwritten_id(p->a->hits);
+    size_t len = rawhit_encode(&r, buf, sizeof buf);
+    if (!len || len > sizeof p->hit) return -1;
+    memcpy(p->hit, buf, len);
+    p->hit_len = len;
+    return 0;
+}
+
 /* Redis did not take the hit: the spool does, and the 202 is sent once the
- * record is written; or 503 when there is no spool or it is full. */
+ * record is written; or 503 when there is no spool or it is full. Unless
+ * its write timed out (SPOOL_F_AMBIGUOUS: it may have landed, and keeps its
+ * id so that the fold can tell), it surely did not land: it gets an id of
+ * its own (unwritten_id()). */
 static void spool_or_refuse(struct api_pending *p, unsigned flags)
 {
     struct api *a = p->a;
+    if (a->spool && !(flags & SPOOL_F_AMBIGUOUS) && reid_unwritten(p) < 0) {
+        api_reply_error(a, p->c, 503, p->headers, "cannot encode");
+        return;
+    }
     int rc = a->spool ? spool_append(a->spool, flags, p->t_ms, p->site, strlen(p->site), p->hit,
                                      p->hit_len)
                       : SPOOL_IO;
@@ -361,15 +410,14 @@ static void answer(redisReply *r, void *arg)
  * runs a connection's commands in order, so of the hits of an epoch sent to
  * Redis, those that landed are a prefix of the sequence. The fold uses that
  * to tell whether a replayed hit's original landed (docs/aggregator.md,
- * Exactly once). Hits spooled while Redis is down keep the epoch of the last
- * connection: they are sent only as replays. */
+ * Exactly once). That holds only for hits that were written or whose write
+ * timed out: a hit Redis surely did not take (not sent, or refused with an
+ * error reply) may be followed by hits of its epoch that did land, so it is
+ * given another id before it is spooled (unwritten_id()). */
 static uint64_t hit_id(struct hit_cache *hc, unsigned long long gen)
 {
     if (hc->store_gen != gen || hc->seq >= HIT_SEQ_MAX) {
-        uint64_t z = (hc->next_id += 0x9e3779b97f4a7c15ULL);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        hc->epoch = (uint32_t)((z ^ (z >> 31)) & 0xffffff);
+        hc->epoch = draw_epoch(hc);
         hc->seq = 0;
         hc->store_gen = gen;
     }
