@@ -849,7 +849,7 @@ static int finish_sites(struct loader *l)
                 name[n] = '_';
                 for (size_t k = 0; k < m; k++) {
                     char ch = s->name[k];
-                    name[n + 1 + k] = isalnum((unsigned char)ch) || ch == '_' ? ch : '_';
+                    name[n + 1 + k] = isalnum((unsigned char)ch) || strchr("._-", ch) ? ch : '_';
                 }
                 name[n + 1 + m] = '\0';
             }

@@ -51,9 +51,9 @@ struct cfg_site {
     char *timezone;             /* NULL: aggregator.timezone */
     /* The site's own consent cookie (consent.c). After load both are set:
      * cookie is the name given, else consent.cookie alone when this is the
-     * only site, else consent.cookie "_" the site name with every character
-     * outside [A-Za-z0-9_] as "_" (what the snippet derives from
-     * data-domain); cookie_domain is the one given, else
+     * only site, else consent.cookie "_" the site name (fs_consent_example.com:
+     * what the snippet derives from data-domain), a character outside
+     * [A-Za-z0-9._-] as "_"; cookie_domain is the one given, else
      * consent.cookie_domain ("" = host-only). */
     char *cookie;
     char *cookie_domain;

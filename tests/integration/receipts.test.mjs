@@ -68,10 +68,10 @@ function parseCsv(text) {
 test('each site sets its own cookie, named after it, on its own domain', async () => {
   const a = await choose(A, true);
   const b = await choose(B, false);
-  assert.match(a.r.headers.get('set-cookie'), /^fs_consent_a_test=1\.1\.[^;]+; Max-Age=\d+; Path=\/; SameSite=Lax; Domain=a\.test$/);
-  assert.match(b.r.headers.get('set-cookie'), /^fs_consent_b_test=1\.0\.[^;]+; Max-Age=\d+; Path=\/; SameSite=Lax; Domain=b\.test$/);
-  assert.equal(a.body.cookie, 'fs_consent_a_test');
-  assert.equal(b.body.cookie, 'fs_consent_b_test');
+  assert.match(a.r.headers.get('set-cookie'), /^fs_consent_a\.test=1\.1\.[^;]+; Max-Age=\d+; Path=\/; SameSite=Lax; Domain=a\.test$/);
+  assert.match(b.r.headers.get('set-cookie'), /^fs_consent_b\.test=1\.0\.[^;]+; Max-Age=\d+; Path=\/; SameSite=Lax; Domain=b\.test$/);
+  assert.equal(a.body.cookie, 'fs_consent_a.test');
+  assert.equal(b.body.cookie, 'fs_consent_b.test');
   // Each site reads its own cookie only: A's cookie is no consent on B.
   const both = `${a.pair}; ${b.pair}`;
   assert.equal((await consent('GET', '?domain=' + A, { cookie: both })).status, 200);
@@ -95,8 +95,8 @@ test('a 404 for site B clears B\'s cookie only, never A\'s', async () => {
   const r = await consent('DELETE', '?domain=' + B, { cookie: a.pair });
   assert.equal(r.status, 404);
   const cleared = r.headers.getSetCookie();
-  assert.deepEqual(cleared.map((c) => c.split('=')[0]), ['fs_consent_b_test']);
-  assert.match(cleared[0], /^fs_consent_b_test=; Max-Age=0; .*Domain=b\.test$/);
+  assert.deepEqual(cleared.map((c) => c.split('=')[0]), ['fs_consent_b.test']);
+  assert.match(cleared[0], /^fs_consent_b\.test=; Max-Age=0; .*Domain=b\.test$/);
   // A's choice stands.
   const shown = await consent('GET', '?domain=' + A, { cookie: a.pair });
   assert.equal(shown.status, 200);
@@ -104,7 +104,7 @@ test('a 404 for site B clears B\'s cookie only, never A\'s', async () => {
   // A withdrawal on A clears A's cookie, and only it.
   const w = await consent('DELETE', '?domain=' + A, { cookie: a.pair });
   assert.equal(w.status, 200);
-  assert.deepEqual(w.headers.getSetCookie().map((c) => c.split(';')[0]), ['fs_consent_a_test=']);
+  assert.deepEqual(w.headers.getSetCookie().map((c) => c.split(';')[0]), ['fs_consent_a.test=']);
 });
 
 test('receipts carry schema, method and policy, and nothing that identifies the person', async () => {

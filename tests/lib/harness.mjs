@@ -155,7 +155,7 @@ export async function startRedis(extra = []) {
 
 // example.com keeps the cookie name of a one-site install (fs_consent), as an
 // existing install that adds a second site does; shop.test gets the derived
-// one (fs_consent_shop_test).
+// one (fs_consent_shop.test).
 export const DEFAULT_SITES = {
   'example.com': { origins: 'https://example.com, https://www.example.com', cookie: 'fs_consent' },
   'shop.test': { origins: 'https://shop.test' },

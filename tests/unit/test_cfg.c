@@ -255,9 +255,9 @@ static void each_site_gets_its_own_cookie_name_and_domain(void **state)
     if (!c) fail_msg("%s", err);
     assert_string_equal(c->sites[0].cookie, "fs_consent");
     assert_string_equal(c->sites[0].cookie_domain, "");
-    assert_string_equal(c->sites[1].cookie, "fs_consent_shop_b_org");
+    assert_string_equal(c->sites[1].cookie, "fs_consent_shop-b.org");
     assert_string_equal(c->sites[1].cookie_domain, "shop-b.org");
-    assert_string_equal(c->sites[2].cookie, "fs_consent_c_net");
+    assert_string_equal(c->sites[2].cookie, "fs_consent_c.net");
     cfg_free(c);
     /* Two sites on one cookie (name and domain) would overwrite each other. */
     assert_null(load("[site a.com]\ncookie = x\n[site b.com]\ncookie = x\n", NULL, 0, err));

@@ -32,7 +32,7 @@ static struct cfg *make_cfg(const char *secret, const char *previous)
 
 /* A site as cfg_load() leaves it: its own cookie name. */
 static struct cfg_site site_cfg = {.name = (char *)SITE, .cookie = (char *)"fs_consent"};
-static struct cfg_site other_cfg = {.name = (char *)"other.org", .cookie = (char *)"fs_consent_other_org"};
+static struct cfg_site other_cfg = {.name = (char *)"other.org", .cookie = (char *)"fs_consent_other.org"};
 
 static int issue(struct consent *k, int analytics, long long t, const char *rid, char *out)
 {
@@ -181,14 +181,14 @@ static void each_site_reads_only_its_own_cookie(void **state)
     char mine[CONSENT_COOKIE_MAX + 1], theirs[CONSENT_COOKIE_MAX + 1], hdr[512];
     issue(k, 1, NOW, "DDDDDDDDDDDDDDDDDDDDDD", mine);
     consent_issue(k, "other.org", 0, NOW, "EEEEEEEEEEEEEEEEEEEEEE", theirs, sizeof theirs);
-    snprintf(hdr, sizeof hdr, "fs_consent_other_org=%s; fs_consent=%s", theirs, mine);
+    snprintf(hdr, sizeof hdr, "fs_consent_other.org=%s; fs_consent=%s", theirs, mine);
     struct consent_cookie cc;
     assert_int_equal(consent_check(k, &site_cfg, hdr, strlen(hdr), NOW, &cc), CONSENT_GRANTED);
     assert_string_equal(cc.receipt, "DDDDDDDDDDDDDDDDDDDDDD");
     assert_int_equal(consent_check(k, &other_cfg, hdr, strlen(hdr), NOW, &cc), CONSENT_DENIED);
     assert_string_equal(cc.receipt, "EEEEEEEEEEEEEEEEEEEEEE");
     /* Only the other site's cookie: none for this one, whatever it says. */
-    snprintf(hdr, sizeof hdr, "fs_consent_other_org=%s", theirs);
+    snprintf(hdr, sizeof hdr, "fs_consent_other.org=%s", theirs);
     assert_int_equal(consent_check(k, &site_cfg, hdr, strlen(hdr), NOW, NULL), CONSENT_NONE);
     consent_free(k);
     cfg_free(c);
