@@ -134,11 +134,21 @@ test('receipts carry schema, method and policy, and nothing that identifies the 
 
 test('consents: JSON and CSV hold the same receipts, field for field', async () => {
   const given = await choose(A, true);
+  // A receipt of an earlier version (schema 0, an id CSV must quote), and an
+  // entry that is no receipt at all (no time): the first exported, the other not.
+  const LEGACY = 'legacy,"q"';
+  await redis.client.cmd('XADD', `fs:{${A}}:consent`, '*', 'id', LEGACY, 'a', 'grant', 'an', '1', 'pv', '0',
+    't', String(Date.now()));
+  await redis.client.cmd('XADD', `fs:{${A}}:consent`, '*', 'id', 'no-time', 'a', 'grant');
   const j = await agg('consents', '--site', A, '--format', 'json');
   assert.equal(j.code, 0, j.stderr);
   const { receipts } = JSON.parse(j.stdout);
-  const entries = (await streamEntries(redis.client, `fs:{${A}}:consent`));
+  const entries = (await streamEntries(redis.client, `fs:{${A}}:consent`)).filter((e) => e.t);
   assert.equal(receipts.length, entries.length);
+  const legacy = receipts.find((x) => x.receipt_id === LEGACY);
+  assert.deepEqual([legacy.schema_version, legacy.method, legacy.policy_sha256, legacy.policy_version],
+    [0, null, null, '0']);
+  assert.equal(receipts.find((x) => x.action === 'withdraw').method, 'withdrawal');
   const rec = receipts.find((x) => x.receipt_id === given.body.receipt && x.action === 'grant');
   assert.deepEqual(Object.keys(rec), ['schema_version', 'record_id', 'receipt_id', 'site', 'time', 'time_ms',
     'action', 'purpose', 'analytics', 'method', 'policy_version', 'policy_sha256']);
@@ -207,7 +217,8 @@ test('audit: withdrawals and purges as counts, filtered by site, table and json'
 });
 
 test('report: consent coverage per day from the receipts, in every format', async () => {
-  const entries = await streamEntries(redis.client, `fs:{${A}}:consent`);
+  // Receipts only: the entry without a time is none.
+  const entries = (await streamEntries(redis.client, `fs:{${A}}:consent`)).filter((e) => e.t);
   const count = (a) => entries.filter((e) => e.a === a).length;
   const day = today();
   const r = await agg('report', '--site', A, '--from', day, '--to', day, '--format', 'json');
