@@ -65,6 +65,13 @@ static int forget_site(struct agg *a, const struct erase_request *req, long long
     return rc;
 }
 
+/* The site's policy hash, for the forget receipt. */
+static const char *policy_of(const struct cfg *c, const char *site)
+{
+    const struct cfg_site *s = cfg_site_find(c, site, strlen(site));
+    return s ? s->policy_sha256 : "";
+}
+
 int forget_run(struct agg *a, const char *receipt, const char *site, FILE *out)
 {
     long long erased = 0;
@@ -77,7 +84,9 @@ int forget_run(struct agg *a, const char *receipt, const char *site, FILE *out)
         struct erase_request req = {.site = s->name, .receipt = receipt, .now_ms = now,
                                     .raw_max_age_ms = a->cfg->retention.raw_max_age_s * 1000LL,
                                     .mode = site ? ERASE_ALWAYS : ERASE_IF_KNOWN,
-                                    .by = ERASE_BY_AGGREGATOR};
+                                    .by = ERASE_BY_AGGREGATOR,
+                                    .policy_version = a->cfg->consent.policy_version,
+                                    .policy_sha256 = policy_of(a->cfg, s->name)};
         long long n;
         int recorded;
         if (forget_site(a, &req, &n, &recorded) < 0) return -1;

@@ -2,7 +2,8 @@
  *
  * Parses "-c FILE [-o section.key=value]... COMMAND [options]", loads the
  * config, builds the shared state (agg.h) and hands over to run (run.c),
- * report (report.c), purge (purge.c) or forget (forget.c). Exit status:
+ * report (report.c), purge (purge.c), forget (forget.c), consents
+ * (consents.c) or audit (audit.c). Exit status:
  * 0 ok, 1 runtime failure (Redis unreachable...), 2 usage or config error,
  * always with one line on stderr saying which.
  */
@@ -14,8 +15,10 @@
 #include <string.h>
 
 #include "agg.h"
+#include "audit.h"
 #include "cfg.h"
 #include "clock.h"
+#include "consents.h"
 #include "forget.h"
 #include "log.h"
 #include "purge.h"
@@ -37,7 +40,11 @@ static const char usage_text[] =
     "  report --site S [--from YYYY-MM-DD] [--to YYYY-MM-DD | --period day|7d|30d|month|12mo]\n"
     "         [--format table|json|csv|html] [--limit N] [--other]\n"
     "  purge [--dry-run] [--as-of RFC3339]   enforce the retention limits\n"
-    "  forget --receipt ID [--site S]     erase a visitor's buffered hits\n";
+    "  forget --receipt ID [--site S]     erase a visitor's buffered hits\n"
+    "  consents --site S [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--receipt ID]\n"
+    "         [--format json|csv]          export consent receipts for an auditor\n"
+    "  audit [--site S] [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--format table|json]\n"
+    "                                     what was purged and erased (counts only)\n";
 
 static int usage(const char *fmt, const char *arg)
 {
@@ -181,6 +188,78 @@ static int cmd_forget(struct agg *a, int argc, char **argv)
     return 0;
 }
 
+/* --from/--to of consents and audit: a day each, inclusive. 0, or 2 after a
+ * usage line. */
+static int day_option(const char *cmd, int argc, char **argv, int *i, int64_t *from, int64_t *to)
+{
+    int is_from = is_opt(argv[*i], "--from");
+    const char *v = opt_value(argc, argv, i, is_from ? "--from" : "--to");
+    if (!v || clock_parse_day(v, is_from ? from : to) < 0) {
+        fprintf(stderr, "fairstat-aggregator: %s: --from/--to need a date YYYY-MM-DD, got '%s' (see --help)\n",
+                cmd, v ? v : "");
+        return 2;
+    }
+    return 0;
+}
+
+static int cmd_consents(struct agg *a, int argc, char **argv)
+{
+    struct consents_opts o = {.from_day = -1, .to_day = -1, .format = CONSENTS_JSON};
+    for (int i = 0; i < argc; i++) {
+        const char *v;
+        if (is_opt(argv[i], "--site")) {
+            if (!(o.site = opt_value(argc, argv, &i, "--site"))) return usage("consents: --site needs a value%s", "");
+        } else if (is_opt(argv[i], "--from") || is_opt(argv[i], "--to")) {
+            if (day_option("consents", argc, argv, &i, &o.from_day, &o.to_day)) return 2;
+        } else if (is_opt(argv[i], "--receipt")) {
+            if (!(o.receipt = opt_value(argc, argv, &i, "--receipt")) || !forget_receipt_ok(o.receipt))
+                return usage("consents: --receipt needs a receipt id%s", "");
+        } else if (is_opt(argv[i], "--format")) {
+            v = opt_value(argc, argv, &i, "--format");
+            if (v && strcmp(v, "json") == 0) o.format = CONSENTS_JSON;
+            else if (v && strcmp(v, "csv") == 0) o.format = CONSENTS_CSV;
+            else return usage("consents: --format must be json or csv, got '%s'", v ? v : "");
+        } else {
+            return usage("consents: unknown option '%s'", argv[i]);
+        }
+    }
+    if (!o.site) return usage("consents: --site S is required%s", "");
+    if (o.from_day >= 0 && o.to_day >= 0 && o.from_day > o.to_day)
+        return usage("consents: --from is after --to%s", "");
+    if (consents_run(a, &o, stdout) < 0) {
+        fprintf(stderr, "fairstat-aggregator: consents: %s\n", a->err);
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_audit(struct agg *a, int argc, char **argv)
+{
+    struct audit_opts o = {.from_day = -1, .to_day = -1, .format = AUDIT_TABLE};
+    for (int i = 0; i < argc; i++) {
+        const char *v;
+        if (is_opt(argv[i], "--site")) {
+            if (!(o.site = opt_value(argc, argv, &i, "--site"))) return usage("audit: --site needs a value%s", "");
+        } else if (is_opt(argv[i], "--from") || is_opt(argv[i], "--to")) {
+            if (day_option("audit", argc, argv, &i, &o.from_day, &o.to_day)) return 2;
+        } else if (is_opt(argv[i], "--format")) {
+            v = opt_value(argc, argv, &i, "--format");
+            if (v && strcmp(v, "table") == 0) o.format = AUDIT_TABLE;
+            else if (v && strcmp(v, "json") == 0) o.format = AUDIT_JSON;
+            else return usage("audit: --format must be table or json, got '%s'", v ? v : "");
+        } else {
+            return usage("audit: unknown option '%s'", argv[i]);
+        }
+    }
+    if (o.from_day >= 0 && o.to_day >= 0 && o.from_day > o.to_day)
+        return usage("audit: --from is after --to%s", "");
+    if (audit_run(a, &o, stdout) < 0) {
+        fprintf(stderr, "fairstat-aggregator: audit: %s\n", a->err);
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *conf = NULL;
@@ -202,14 +281,16 @@ int main(int argc, char **argv)
         }
     }
     if (!conf) return usage("-c FILE is required%s", "");
-    if (optind >= argc) return usage("a command is required: run, report, purge or forget%s", "");
+    if (optind >= argc) return usage("a command is required: run, report, purge, forget, consents or audit%s", "");
     const char *cmd = argv[optind];
     int (*fn)(struct agg *, int, char **) = NULL;
     if (strcmp(cmd, "run") == 0) fn = cmd_run;
     else if (strcmp(cmd, "report") == 0) fn = cmd_report;
     else if (strcmp(cmd, "purge") == 0) fn = cmd_purge;
     else if (strcmp(cmd, "forget") == 0) fn = cmd_forget;
-    else return usage("unknown command '%s' (run, report, purge, forget)", cmd);
+    else if (strcmp(cmd, "consents") == 0) fn = cmd_consents;
+    else if (strcmp(cmd, "audit") == 0) fn = cmd_audit;
+    else return usage("unknown command '%s' (run, report, purge, forget, consents, audit)", cmd);
 
     char err[512];
     struct cfg *cfg = cfg_load(conf, overrides, n_over, err, sizeof err);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "agg.h"
+#include "consents.h"
 #include "fold.h"
 #include "hash.h"
 #include "keys.h"
@@ -529,6 +530,75 @@ error:
     return NULL;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Consent coverage                                                          */
+/* ------------------------------------------------------------------------ */
+
+/* Choices per local day of the range, from the receipts (consents.h): never
+ * from refused beacons, of which nothing is written anywhere. */
+enum { COVER_ACCEPT, COVER_REJECT, COVER_WITHDRAW, COVER_N };
+
+struct cover {
+    struct clock_zone *zone;
+    int64_t from_day, ndays;
+    long long (*n)[COVER_N];
+};
+
+static int cover_count(const struct consent_record *rec, void *arg)
+{
+    struct cover *c = arg;
+    int64_t d = clock_local_days(c->zone, rec->t_ms) - c->from_day;
+    if (d < 0 || d >= c->ndays) return 0;
+    if (strcmp(rec->action, "grant") == 0) c->n[d][COVER_ACCEPT]++;
+    else if (strcmp(rec->action, "deny") == 0) c->n[d][COVER_REJECT]++;
+    else if (strcmp(rec->action, "withdraw") == 0) c->n[d][COVER_WITHDRAW]++;
+    return 0;                   /* forget: an operator's erasure, not a visitor's choice */
+}
+
+/* [{date, accept, reject, withdraw, accept_share}] for each day with a
+ * choice; accept_share = accept / (accept + reject) in percent, one decimal,
+ * null without either. NULL with a->err set. */
+static json_t *consent_coverage(struct agg *a, struct agg_site *s, const struct report_opts *o,
+                                json_t *notes)
+{
+    struct cover c = {.zone = s->zone, .from_day = o->from_day, .ndays = o->to_day - o->from_day + 1};
+    json_t *arr = json_array();
+    if (!arr || !(c.n = calloc((size_t)c.ndays, sizeof *c.n))) {
+        json_decref(arr);
+        snprintf(a->err, sizeof a->err, "out of memory");
+        return NULL;
+    }
+    /* A day either side in UTC covers every time zone; cover_count cuts. */
+    if (consents_read(a, s->name, (o->from_day - 1) * CLOCK_DAY_MS, (o->to_day + 2) * CLOCK_DAY_MS,
+                      cover_count, &c) < 0) {
+        free(c.n);
+        json_decref(arr);
+        return NULL;
+    }
+    for (int64_t d = 0; d < c.ndays; d++) {
+        long long acc = c.n[d][COVER_ACCEPT], rej = c.n[d][COVER_REJECT];
+        if (!acc && !rej && !c.n[d][COVER_WITHDRAW]) continue;
+        char date[11];
+        clock_format_day_dashed(o->from_day + d, date);
+        json_t *row = json_object();
+        json_object_set_new(row, "date", json_string(date));
+        json_object_set_new(row, "accept", json_integer(acc));
+        json_object_set_new(row, "reject", json_integer(rej));
+        json_object_set_new(row, "withdraw", json_integer(c.n[d][COVER_WITHDRAW]));
+        json_object_set_new(row, "accept_share",
+                            acc + rej ? json_real(round(1000.0 * (double)acc / (double)(acc + rej)) / 10.0)
+                                      : json_null());
+        json_array_append_new(arr, row);
+    }
+    free(c.n);
+    json_t *why = json_array();
+    note(why, "choices recorded on the consent banner, from the receipts; accept_share is "
+              "accept / (accept + reject) in %%; a withdrawal is followed by a refusal, "
+              "counted under reject too");
+    json_object_set_new(notes, "consent_coverage", why);
+    return arr;
+}
+
 json_t *report_build(struct agg *a, const struct report_opts *o)
 {
     struct agg_site *s = agg_site(a, o->site);
@@ -652,6 +722,12 @@ json_t *report_build(struct agg *a, const struct report_opts *o)
     }
     json_object_set_new(report, "props", props);
     json_object_set_new(report, "timeseries", series);
+    json_t *coverage = consent_coverage(a, s, o, notes);
+    if (!coverage) {
+        json_decref(notes);
+        goto error;
+    }
+    json_object_set_new(report, "consent_coverage", coverage);
     if (ndays > 1) {
         json_t *why = json_array();
         note(why, "visitors are counted per day: one visitor of two days counts on both, "

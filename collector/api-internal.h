@@ -14,6 +14,8 @@
 
 /* The CORS lines of one answer (see api.c's cors_headers). */
 #define API_CORS_MAX 1024
+/* The Set-Cookie and Cache-Control lines of a consent answer (receipt.c). */
+#define API_COOKIE_MAX 800
 
 struct client_limit;
 struct hit_cache;
@@ -54,7 +56,7 @@ struct api_pending {
     struct http_conn *c;
     enum api_pending_kind kind;
     char site[BEACON_DOMAIN_MAX + 1];
-    char headers[API_CORS_MAX + 640];  /* CORS and Set-Cookie lines, ready to send */
+    char headers[API_CORS_MAX + API_COOKIE_MAX];  /* CORS and Set-Cookie lines, ready to send */
     char body[512];                     /* consent: the JSON body before "held" */
     char receipt[CONSENT_RECEIPT_LEN + 1];  /* withdrawal: whose */
     long long expires_s;

@@ -190,10 +190,10 @@ long long consent_max_age_s(const struct cfg *c)
     return (long long)c->consent.max_age_days * CLOCK_DAY_S;
 }
 
-int consent_find(const struct consent *k, const char *h, size_t n,
+int consent_find(const struct cfg_site *site, const char *h, size_t n,
                  const char **value, size_t *len)
 {
-    const char *name = k->cfg->consent.cookie;
+    const char *name = site->cookie;
     size_t nl = strlen(name);
     size_t i = 0;
     while (i < n) {
@@ -217,13 +217,13 @@ int consent_find(const struct consent *k, const char *h, size_t n,
     return -1;
 }
 
-enum consent_verdict consent_check(struct consent *k, const char *site, const char *h, size_t n,
-                                   long long now, struct consent_cookie *out)
+enum consent_verdict consent_check(struct consent *k, const struct cfg_site *site, const char *h,
+                                   size_t n, long long now, struct consent_cookie *out)
 {
     const char *v;
     size_t vn;
-    if (consent_find(k, h, n, &v, &vn) < 0) return CONSENT_NONE;
-    return consent_verify(k, site, v, vn, now, out);
+    if (consent_find(site, h, n, &v, &vn) < 0) return CONSENT_NONE;
+    return consent_verify(k, site->name, v, vn, now, out);
 }
 
 /* A proxy that merges repeated headers joins them with commas ("1, 1"):

@@ -9,7 +9,9 @@
  * keeps old cookies valid), over
  *     site "\n" policy_version "\n" everything before the last dot
  * so a cookie is consent for one site and one policy version only.
- * Expired, tampered, malformed or unsigned cookies count as no consent. The
+ * Expired, tampered, malformed or unsigned cookies count as no consent.
+ * Each site has its own cookie name and domain (cfg_site.cookie,
+ * .cookie_domain): a choice on one site never touches another's. The
  * cookie is not HttpOnly: the snippet reads field a to know a choice exists.
  *
  * One struct consent per worker thread: it holds keyed MAC contexts that are
@@ -47,15 +49,16 @@ struct consent;
 struct consent *consent_new(const struct cfg *c);
 void consent_free(struct consent *k);
 
-/* Finds the configured cookie in a Cookie header and verifies it. Fills out
- * (when not NULL) for CONSENT_GRANTED and CONSENT_DENIED. */
-enum consent_verdict consent_check(struct consent *k, const char *site,
+/* Finds site's own cookie (site->cookie) in a Cookie header and verifies
+ * it for site. Another site's cookie is never looked at. Fills out (when
+ * not NULL) for CONSENT_GRANTED and CONSENT_DENIED. */
+enum consent_verdict consent_check(struct consent *k, const struct cfg_site *site,
                                    const char *cookie_header, size_t n,
                                    long long now, struct consent_cookie *out);
 
-/* Finds the configured cookie's value in a Cookie header (quotes removed).
- * 0 with value and len set, or -1 when the header has no such cookie. */
-int consent_find(const struct consent *k, const char *cookie_header, size_t n,
+/* Finds site's cookie's value in a Cookie header (quotes removed). 0 with
+ * value and len set, or -1 when the header has no such cookie. */
+int consent_find(const struct cfg_site *site, const char *cookie_header, size_t n,
                  const char **value, size_t *len);
 
 /* Verifies one cookie value (what follows "name=") for site. */

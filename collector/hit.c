@@ -138,7 +138,7 @@ static enum consent_verdict check_cookie(struct api *a, struct http_str cookie,
     const char *v;
     size_t n;
     *out = NULL;
-    if (consent_find(a->consent, cookie.p, cookie.n, &v, &n) < 0) return CONSENT_NONE;
+    if (consent_find(site, cookie.p, cookie.n, &v, &n) < 0) return CONSENT_NONE;
     if (n == 0 || n > CONSENT_COOKIE_MAX) return CONSENT_INVALID;
     uint64_t h = hash_fnv1a(hc->seed ^ HASH_FNV_OFFSET, v, n);
     h = hash_fnv1a(h, &site, sizeof site);

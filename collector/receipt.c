@@ -18,6 +18,11 @@
  * all the same, so that a flood of them cannot crowd out the beacons. */
 #define MAX_SCANS 4
 
+/* A Set-Cookie line and Cache-Control: cfg.c bounds the name (CFG_COOKIE_MAX)
+ * and the domain (CFG_COOKIE_DOMAIN_MAX), the value is CONSENT_COOKIE_MAX. */
+#define COOKIE_LINE_MAX (CFG_COOKIE_MAX + CONSENT_COOKIE_MAX + CFG_COOKIE_DOMAIN_MAX + 160)
+_Static_assert(COOKIE_LINE_MAX <= API_COOKIE_MAX, "api_pending.headers holds the cookie line");
+
 /* The salts this collector holds (salt.h); never an error: a salt not loaded
  * is a salt not used. */
 static int held_salt(void *arg, int64_t day, char *buf, size_t cap)
@@ -33,40 +38,58 @@ static int held_salt(void *arg, int64_t day, char *buf, size_t cap)
  * withdraw, erases them and records the withdrawal and its audit record in
  * the same atomic step. cb gets the script's answer (erase_reply). 0, or -1
  * when Redis is down now (cb is then never called). */
-static int erase_hits(struct store *s, const struct cfg *cfg, const char *site,
+static int erase_hits(struct store *s, const struct cfg *cfg, const struct cfg_site *site,
                       const char *receipt, int64_t now_ms, int withdraw, store_cb cb, void *arg)
 {
-    struct erase_request req = {.site = site, .receipt = receipt, .now_ms = now_ms,
+    struct erase_request req = {.site = site->name, .receipt = receipt, .now_ms = now_ms,
                                 .raw_max_age_ms = cfg->retention.raw_max_age_s * 1000LL,
                                 .mode = withdraw ? ERASE_ALWAYS : ERASE_COUNT,
-                                .by = ERASE_BY_COLLECTOR};
+                                .by = ERASE_BY_COLLECTOR,
+                                .policy_version = cfg->consent.policy_version,
+                                .policy_sha256 = site->policy_sha256};
     struct erase_call call;
     if (erase_command(&call, &req, held_salt, NULL) < 0) return -1;
     return store_command(s, cb, arg, call.argc, call.argv, call.len);
 }
 
-static void set_cookie_line(const struct cfg *cfg, const char *value, long long max_age,
-                            char *out, size_t len)
+/* The Set-Cookie line of site's own cookie, and only of it: a choice on one
+ * site never sets or clears another's. */
+static void set_cookie_line(const struct cfg *cfg, const struct cfg_site *site, const char *value,
+                            long long max_age, char *out, size_t len)
 {
     char domain[300] = "";
-    if (cfg->consent.cookie_domain[0])
-        snprintf(domain, sizeof domain, "; Domain=%s", cfg->consent.cookie_domain);
+    if (site->cookie_domain[0]) snprintf(domain, sizeof domain, "; Domain=%s", site->cookie_domain);
     snprintf(out, len, "Set-Cookie: %s=%s; Max-Age=%lld; Path=/; SameSite=Lax%s%s\r\n"
              "Cache-Control: no-store\r\n",
-             cfg->consent.cookie, value, max_age, cfg->consent.secure ? "; Secure" : "", domain);
+             site->cookie, value, max_age, cfg->consent.secure ? "; Secure" : "", domain);
 }
 
-/* The receipt as a JSON object, without its closing brace. */
-static void receipt_json(const struct cfg *cfg, const struct consent_cookie *cc, char *out, size_t len)
+/* The receipt as a JSON object, without its closing brace. cookie: the
+ * site's cookie name, so that a script can find it. */
+static void receipt_json(const struct cfg *cfg, const struct cfg_site *site,
+                         const struct consent_cookie *cc, char *out, size_t len)
 {
     char issued[32], expires[32];
     clock_format_rfc3339(cc->issued * 1000, issued);
     clock_format_rfc3339((cc->issued + consent_max_age_s(cfg)) * 1000, expires);
     snprintf(out, len,
              "{\"receipt\":\"%s\",\"analytics\":%s,\"policy_version\":\"%s\",\"time\":\"%s\","
-             "\"expires\":\"%s\"",
+             "\"expires\":\"%s\",\"cookie\":\"%.*s\"",
              cc->receipt, cc->analytics ? "true" : "false", cfg->consent.policy_version, issued,
-             expires);
+             expires, CFG_COOKIE_MAX, site->cookie);
+}
+
+/* How the choice was given, from ?method= (the snippet sends "settings"
+ * when its settings reopened the banner): "banner" when absent, NULL when
+ * not one of the two a visitor's choice can come from. */
+static const char *choice_method(const struct http_request *r)
+{
+    char m[16];
+    int n = r->query.p ? url_query_get(r->query.p, r->query.n, "method", m, sizeof m) : -1;
+    if (n == -1) return "banner";
+    if (strcmp(m, "banner") == 0) return "banner";
+    if (strcmp(m, "settings") == 0) return "settings";
+    return NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -99,12 +122,18 @@ void receipt_record(struct api *a, struct http_conn *c, const struct http_reques
                                                               : beacon_strerror(rc));
         return;
     }
-    if (!api_site(a, c, r, domain, cors)) return;
+    const char *method = choice_method(r);
+    if (!method) {
+        api_reply_error(a, c, 400, cors, "method is banner or settings");
+        return;
+    }
+    const struct cfg_site *site = api_site(a, c, r, domain, cors);
+    if (!site) return;
     long long now = clock_now_ms();
     struct consent_cookie cc = {.analytics = analytics, .issued = now / 1000};
     /* A visitor who chooses again keeps the receipt id: one visitor, one id. */
     struct consent_cookie old;
-    enum consent_verdict v = r->cookie.p ? consent_check(a->consent, domain, r->cookie.p,
+    enum consent_verdict v = r->cookie.p ? consent_check(a->consent, site, r->cookie.p,
                                                          r->cookie.n, now / 1000, &old)
                                          : CONSENT_NONE;
     if ((v == CONSENT_GRANTED || v == CONSENT_DENIED) &&
@@ -124,21 +153,26 @@ void receipt_record(struct api *a, struct http_conn *c, const struct http_reques
         api_reply_error(a, c, 503, cors, "out of memory");
         return;
     }
-    char cookie[600];
-    set_cookie_line(a->cfg, value, consent_max_age_s(a->cfg), cookie, sizeof cookie);
+    char cookie[COOKIE_LINE_MAX];
+    set_cookie_line(a->cfg, site, value, consent_max_age_s(a->cfg), cookie, sizeof cookie);
     snprintf(p->headers, sizeof p->headers, "%s%s", cors, cookie);
-    receipt_json(a->cfg, &cc, p->body, sizeof p->body);
+    receipt_json(a->cfg, site, &cc, p->body, sizeof p->body);
 
+    /* The receipt (docs/protocol.md, Receipts): nothing in it identifies the
+     * person; no address, no User-Agent, no visitor hash. */
     char key[300], t[24];
     keys_consent(key, sizeof key, domain);
     snprintf(t, sizeof t, "%lld", now);
     const char *argv[] = {"XADD", key, "*", RECEIPT_ID, cc.receipt,
                           RECEIPT_ACTION, analytics ? "grant" : "deny",
                           RECEIPT_CHOICE, analytics ? "1" : "0",
-                          RECEIPT_POLICY, a->cfg->consent.policy_version, RECEIPT_TIME, t};
-    size_t lens[13];
-    for (int i = 0; i < 13; i++) lens[i] = strlen(argv[i]);
-    if (store_command(a->store, on_recorded, p, 13, argv, lens) < 0) {
+                          RECEIPT_POLICY, a->cfg->consent.policy_version, RECEIPT_TIME, t,
+                          RECEIPT_SCHEMA, RECEIPT_SCHEMA_VERSION, RECEIPT_METHOD, method,
+                          RECEIPT_POLICY_HASH, site->policy_sha256};
+    enum { ARGC = sizeof argv / sizeof argv[0] };
+    size_t lens[ARGC];
+    for (int i = 0; i < ARGC; i++) lens[i] = strlen(argv[i]);
+    if (store_command(a->store, on_recorded, p, ARGC, argv, lens) < 0) {
         api_pending_put(p);
         api_reply_error(a, c, 503, cors, "storage unavailable");
     }
@@ -182,24 +216,27 @@ static void show_or_withdraw(struct api *a, struct http_conn *c, const struct ht
                              const char *cors, int withdraw)
 {
     char domain[BEACON_DOMAIN_MAX + 1];
-    char clear[400];
-    set_cookie_line(a->cfg, "", 0, clear, sizeof clear);
+    char clear[COOKIE_LINE_MAX];
     int n = url_query_get(r->query.p, r->query.n, "domain", domain, sizeof domain);
     for (int i = 0; i < n; i++) domain[i] = (char)tolower((unsigned char)domain[i]);
     if (n <= 0) {
         api_reply_error(a, c, 400, cors, "domain is required: ?domain=example.com");
         return;
     }
-    if (!api_site(a, c, r, domain, cors)) return;
+    const struct cfg_site *site = api_site(a, c, r, domain, cors);
+    if (!site) return;
+    /* Clears this site's cookie only: a 404 for one site leaves every other
+     * site's choice alone. */
+    set_cookie_line(a->cfg, site, "", 0, clear, sizeof clear);
     struct consent_cookie cc;
     long long now = clock_now_ms();
-    enum consent_verdict v = r->cookie.p ? consent_check(a->consent, domain, r->cookie.p,
+    enum consent_verdict v = r->cookie.p ? consent_check(a->consent, site, r->cookie.p,
                                                          r->cookie.n, now / 1000, &cc)
                                          : CONSENT_NONE;
     if ((v == CONSENT_GRANTED || v == CONSENT_DENIED) && revoke_contains(domain, cc.receipt, now / 1000))
         v = CONSENT_WITHDRAWN;
     if (v != CONSENT_GRANTED && v != CONSENT_DENIED) {
-        char hdr[API_CORS_MAX + 400];
+        char hdr[API_CORS_MAX + COOKIE_LINE_MAX];
         snprintf(hdr, sizeof hdr, "%s%s", cors, withdraw ? clear : "");
         metrics_count_status(&a->m, 404);
         static const char body[] = "{\"error\":\"no consent recorded\"}\n";
@@ -219,8 +256,8 @@ static void show_or_withdraw(struct api *a, struct http_conn *c, const struct ht
     memcpy(p->receipt, cc.receipt, sizeof p->receipt);
     p->expires_s = cc.issued + consent_max_age_s(a->cfg);
     snprintf(p->headers, sizeof p->headers, "%s%s", cors, withdraw ? clear : "Cache-Control: no-store\r\n");
-    receipt_json(a->cfg, &cc, p->body, sizeof p->body);
-    if (erase_hits(a->store, a->cfg, domain, cc.receipt, now, withdraw, on_counted, p) < 0) {
+    receipt_json(a->cfg, site, &cc, p->body, sizeof p->body);
+    if (erase_hits(a->store, a->cfg, site, cc.receipt, now, withdraw, on_counted, p) < 0) {
         api_pending_put(p);
         api_reply_error(a, c, 503, cors, "storage unavailable");
         return;

@@ -33,6 +33,8 @@
 #include "clock.h"
 #include "hash.h"
 
+#include <openssl/evp.h>
+
 /* ------------------------------------------------------------------------ */
 /* Value parsers                                                             */
 /* ------------------------------------------------------------------------ */
@@ -221,6 +223,19 @@ static const char *check_cookie_name(const char *v)
     return !*v || strpbrk(v, "=;, \t\"") ? "not a valid cookie name" : NULL;
 }
 
+static const char *check_site_cookie(const char *v)
+{
+    return *v ? check_cookie_name(v) : NULL;
+}
+
+static const char *check_sha256(const char *v)
+{
+    if (!*v) return NULL;
+    size_t n = strlen(v);
+    if (n != 64 || strspn(v, "0123456789abcdefABCDEF") != n) return "not 64 hex digits";
+    return NULL;
+}
+
 static const char *check_policy_version(const char *v)
 {
     size_t n = strlen(v);
@@ -402,6 +417,14 @@ static const struct key site_keys[] = {
      .help = "custom: a PCRE2 pattern the cookie must match"},
     {SITE_KEY("timezone", T_STR, timezone, NULL),
      .help = "time zone of this site's daily statistics; unset = aggregator.timezone"},
+    {SITE_KEY("cookie", T_STR, cookie, ""), .check = check_site_cookie,
+     .help = "name of this site's consent cookie; unset = derived from consent.cookie"},
+    {SITE_KEY("cookie_domain", T_STR, cookie_domain, NULL),
+     .help = "Domain attribute of this site's cookie; unset = consent.cookie_domain"},
+    {SITE_KEY("policy_sha256", T_STR, policy_sha256, ""), .check = check_sha256,
+     .help = "SHA-256 (hex) of the policy text the site shows; in every receipt"},
+    {SITE_KEY("policy_file", T_STR, policy_file, ""),
+     .help = "the policy text, hashed at start into policy_sha256"},
 };
 
 #define LEN(a) (sizeof (a) / sizeof (a)[0])
@@ -813,6 +836,109 @@ static int apply(struct loader *l, const char *section, const char *name, const 
 }
 
 /* ------------------------------------------------------------------------ */
+/* After the file and the overrides: what sites derive                       */
+/* ------------------------------------------------------------------------ */
+
+/* The largest policy file hashed: a policy, not a data set. */
+#define POLICY_FILE_MAX (16 * 1024 * 1024)
+
+static void set_str(char **dst, char *v)
+{
+    free(*dst);
+    *dst = v;
+}
+
+/* SHA-256 of the file at path as 64 lower-case hex digits into hex. */
+static int hash_file(struct loader *l, const char *sec, const char *path, char hex[65])
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return fail(l, sec, "policy_file", "cannot read '%s': %s", path, strerror(errno));
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char buf[65536], digest[32];
+    unsigned dlen = 0;
+    size_t n, total = 0;
+    int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    while (ok && (n = fread(buf, 1, sizeof buf, fp)) > 0 && (total += n) <= POLICY_FILE_MAX)
+        ok = EVP_DigestUpdate(md, buf, n);
+    int bad_read = ferror(fp);
+    fclose(fp);
+    ok = ok && !bad_read && total <= POLICY_FILE_MAX && EVP_DigestFinal_ex(md, digest, &dlen);
+    EVP_MD_CTX_free(md);
+    if (!ok || dlen != 32)
+        return fail(l, sec, "policy_file", "cannot hash '%s' (unreadable or over 16 MiB)", path);
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    return 0;
+}
+
+struct cookie_ref {
+    const char *name, *domain, *site;
+};
+
+static int cookie_cmp(const void *x, const void *y)
+{
+    const struct cookie_ref *a = x, *b = y;
+    int c = strcmp(a->name, b->name);
+    return c ? c : strcasecmp(a->domain, b->domain);
+}
+
+/* Each site's cookie name and domain and its policy hash. Two sites with
+ * the same cookie name and domain would overwrite each other's choice, the
+ * very thing per-site cookies prevent: refused. */
+static int finish_sites(struct loader *l)
+{
+    struct cfg *c = l->c;
+    char sec[300];
+    for (size_t i = 0; i < c->n_sites; i++) {
+        struct cfg_site *s = &c->sites[i];
+        snprintf(sec, sizeof sec, "site %.280s", s->name);
+        if (!*s->cookie) {
+            /* One site: the name every earlier version used, so that an
+             * existing install keeps its visitors' choices. */
+            size_t n = strlen(c->consent.cookie), m = strlen(s->name);
+            char *name = xrealloc(NULL, n + 1 + m + 1);
+            memcpy(name, c->consent.cookie, n + 1);
+            if (c->n_sites > 1) {
+                name[n] = '_';
+                for (size_t k = 0; k < m; k++) {
+                    char ch = s->name[k];
+                    name[n + 1 + k] = isalnum((unsigned char)ch) || strchr("._-", ch) ? ch : '_';
+                }
+                name[n + 1 + m] = '\0';
+            }
+            set_str(&s->cookie, name);
+        }
+        if (strlen(s->cookie) > CFG_COOKIE_MAX)
+            return fail(l, sec, "cookie", "'%.40s...' is longer than %d characters; set a shorter one",
+                        s->cookie, CFG_COOKIE_MAX);
+        if (!s->cookie_domain) s->cookie_domain = xstrdup(c->consent.cookie_domain);
+        if (strlen(s->cookie_domain) > CFG_COOKIE_DOMAIN_MAX || strpbrk(s->cookie_domain, ";, \t\"\r\n"))
+            return fail(l, sec, "cookie_domain", "not a domain: '%.60s'", s->cookie_domain);
+        if (*s->policy_file && *s->policy_sha256)
+            return fail(l, sec, "policy_file", "set policy_file or policy_sha256, not both");
+        if (*s->policy_file) {
+            char hex[65];
+            if (hash_file(l, sec, s->policy_file, hex) < 0) return -1;
+            set_str(&s->policy_sha256, xstrdup(hex));
+        }
+        for (char *p = s->policy_sha256; *p; p++) *p = (char)tolower((unsigned char)*p);
+    }
+    if (c->n_sites < 2) return 0;
+    struct cookie_ref *refs = xrealloc(NULL, c->n_sites * sizeof *refs);
+    for (size_t i = 0; i < c->n_sites; i++)
+        refs[i] = (struct cookie_ref){c->sites[i].cookie, c->sites[i].cookie_domain, c->sites[i].name};
+    qsort(refs, c->n_sites, sizeof *refs, cookie_cmp);
+    int rc = 0;
+    for (size_t i = 1; i < c->n_sites && rc == 0; i++) {
+        if (cookie_cmp(&refs[i - 1], &refs[i]) != 0) continue;
+        snprintf(sec, sizeof sec, "site %.280s", refs[i].site);
+        rc = fail(l, sec, "cookie", "'%s' is also the cookie of [site %s] on the same domain; "
+                  "give one of them its own cookie name", refs[i].name, refs[i - 1].site);
+    }
+    free(refs);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Loading                                                                   */
 /* ------------------------------------------------------------------------ */
 
@@ -910,7 +1036,7 @@ struct cfg *cfg_load(const char *path, char *const *overrides, size_t n,
     for (size_t i = 0; i < n; i++)
         if (apply_override(&l, overrides[i]) < 0) goto error;
     l.where = path;
-    if (check_sites(&l) < 0) goto error;
+    if (check_sites(&l) < 0 || finish_sites(&l) < 0) goto error;
     free(l.site_slot);
     return c;
 

@@ -32,6 +32,10 @@ enum cfg_consent_mode {
     CFG_CONSENT_CUSTOM
 };
 
+/* Longest consent cookie name and Domain attribute a site may have. */
+#define CFG_COOKIE_MAX 128
+#define CFG_COOKIE_DOMAIN_MAX 253
+
 struct cfg_site {
     char *name;                 /* the [site NAME] section name: the beacon's domain */
     char **origins;             /* allowed Origin values, e.g. "https://example.com" */
@@ -45,6 +49,19 @@ struct cfg_site {
     char *consent_cookie;       /* custom: a cookie name; "" only when not custom */
     char *consent_match;        /* custom: PCRE2 pattern, compiled at load to check it */
     char *timezone;             /* NULL: aggregator.timezone */
+    /* The site's own consent cookie (consent.c). After load both are set:
+     * cookie is the name given, else consent.cookie alone when this is the
+     * only site, else consent.cookie "_" the site name (fs_consent_example.com:
+     * what the snippet derives from data-domain), a character outside
+     * [A-Za-z0-9._-] as "_"; cookie_domain is the one given, else
+     * consent.cookie_domain ("" = host-only). */
+    char *cookie;
+    char *cookie_domain;
+    /* The SHA-256 (64 lower-case hex) of the policy text the site shows,
+     * from policy_sha256 or hashed from policy_file at load; "" = not
+     * given. Every receipt of the site carries it. */
+    char *policy_sha256;
+    char *policy_file;          /* as given; "" = none */
 };
 
 struct cfg_cidr {

@@ -12,6 +12,7 @@ extern const char erase_script[];
 
 static const char *const actions[] = {[ERASE_BY_COLLECTOR] = "withdraw", [ERASE_BY_AGGREGATOR] = "forget"};
 static const char *const names[] = {[ERASE_BY_COLLECTOR] = "collector", [ERASE_BY_AGGREGATOR] = "aggregator"};
+static const char *const methods[] = {[ERASE_BY_COLLECTOR] = "withdrawal", [ERASE_BY_AGGREGATOR] = "forget"};
 
 /* When a withdrawn visitor of UTC day `day` may leave the withdrawn set: no
  * raw hit of that day outlives retention.raw_max_age after the day's end
@@ -72,6 +73,9 @@ int erase_command(struct erase_call *out, const struct erase_request *req, erase
     v[c - 1 + ERASE_ARG_SITE] = req->site;
     v[c - 1 + ERASE_ARG_ACTION] = actions[req->by];
     v[c - 1 + ERASE_ARG_BY] = names[req->by];
+    v[c - 1 + ERASE_ARG_POLICY] = req->policy_version ? req->policy_version : "";
+    v[c - 1 + ERASE_ARG_POLICY_HASH] = req->policy_sha256 ? req->policy_sha256 : "";
+    v[c - 1 + ERASE_ARG_METHOD] = methods[req->by];
     c += ERASE_ARG_HASHES - 1;
     for (int k = 0; k < out->nhashes; k++) {
         v[c++] = out->hashes[k];

@@ -16,8 +16,9 @@
  *   - it deletes at once the visitor's hits among the newest ERASE_SCAN
  *     entries of the stream (all of them when the aggregator keeps up), and
  *     their visit states (fs:{S}:v:DAY);
- *   - it writes the withdrawal receipt to fs:{S}:consent and one fs:audit
- *     record.
+ *   - it writes the withdrawal receipt to fs:{S}:consent (schema 1: with
+ *     policy version and hash, method "withdrawal" or "forget") and one
+ *     fs:audit record.
  *
  * No step walks the stream past ERASE_SCAN entries, so a withdrawal costs
  * Redis the same with 10 or 500,000 hits waiting. GET /consent counts within
@@ -80,7 +81,10 @@ enum erase_lua_slots {
     ERASE_ARG_SITE = 4,
     ERASE_ARG_ACTION = 5,     /* "withdraw" | "forget" */
     ERASE_ARG_BY = 6,         /* "collector" | "aggregator" */
-    ERASE_ARG_HASHES = 7,
+    ERASE_ARG_POLICY = 7,     /* the receipt's policy version */
+    ERASE_ARG_POLICY_HASH = 8, /* the site's policy SHA-256, "" when none */
+    ERASE_ARG_METHOD = 9,     /* "withdrawal" | "forget" */
+    ERASE_ARG_HASHES = 10,
     ERASE_PAGE = 500,         /* consent entries read per XRANGE (forget only) */
     ERASE_SCAN = 100,         /* newest raw entries a call looks at, at most */
 };
@@ -90,11 +94,13 @@ enum erase_lua_slots {
     X(ERASE_COUNT) X(ERASE_ALWAYS) X(ERASE_IF_KNOWN) X(ERASE_KEY_HITS) X(ERASE_KEY_CONSENT) \
     X(ERASE_KEY_AUDIT) X(ERASE_ARG_MODE) X(ERASE_ARG_RECEIPT) X(ERASE_ARG_TIME)             \
     X(ERASE_ARG_SITE) X(ERASE_ARG_ACTION) X(ERASE_ARG_BY) X(ERASE_ARG_HASHES) X(ERASE_PAGE)   \
+    X(ERASE_ARG_POLICY) X(ERASE_ARG_POLICY_HASH) X(ERASE_ARG_METHOD)                         \
     X(ERASE_KEY_WITHDRAWN) X(ERASE_KEY_GEN) X(ERASE_KEY_VISITS) X(ERASE_SCAN)                \
     X(RAWHIT_VISITOR_AT) X(RAWHIT_VISITOR_LEN) X(RAWHIT_VERSION)
 #define ERASE_LUA_STRINGS(X)                                                                \
     X(KEYS_GROUP) X(HIT_VISITOR) X(RAWHIT_FIELD) X(RECEIPT_ID) X(RECEIPT_ACTION)            \
-    X(RECEIPT_CHOICE) X(RECEIPT_TIME)
+    X(RECEIPT_CHOICE) X(RECEIPT_TIME) X(RECEIPT_POLICY) X(RECEIPT_SCHEMA) X(RECEIPT_METHOD)    \
+    X(RECEIPT_POLICY_HASH) X(RECEIPT_SCHEMA_VERSION)
 
 /* Salts that may be held: one hash each. */
 #define ERASE_MAX_SALTS (KEYS_SALT_LAST_HELD - KEYS_SALT_FIRST_HELD + 1)
@@ -114,6 +120,8 @@ struct erase_request {
     int64_t raw_max_age_ms; /* retention.raw_max_age: how long a withdrawn visitor is kept */
     enum erase_mode mode;
     enum erase_by by;
+    const char *policy_version; /* borrowed; consent.policy_version */
+    const char *policy_sha256;  /* borrowed; the site's, NULL or "" = none */
 };
 
 /* One command ready to send: argv[0..argc) with their lengths. */

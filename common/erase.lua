@@ -84,7 +84,9 @@ redis.call('INCR', KEYS[ERASE_KEY_GEN])
 
 local t, site = ARGV[ERASE_ARG_TIME], ARGV[ERASE_ARG_SITE]
 redis.call('XADD', consent, '*', RECEIPT_ID, receipt, RECEIPT_ACTION, ARGV[ERASE_ARG_ACTION],
-           RECEIPT_CHOICE, '0', RECEIPT_TIME, t)
+           RECEIPT_CHOICE, '0', RECEIPT_POLICY, ARGV[ERASE_ARG_POLICY], RECEIPT_TIME, t,
+           RECEIPT_SCHEMA, RECEIPT_SCHEMA_VERSION, RECEIPT_METHOD, ARGV[ERASE_ARG_METHOD],
+           RECEIPT_POLICY_HASH, ARGV[ERASE_ARG_POLICY_HASH])
 redis.call('XADD', audit, '*', 'action', ARGV[ERASE_ARG_ACTION], 'by', ARGV[ERASE_ARG_BY],
            'site', site, 'hits', n, 't', t)
 return {n, 1, complete}

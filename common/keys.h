@@ -54,6 +54,11 @@ int64_t keys_salt_expires_ms(int64_t day);
 #define RECEIPT_CHOICE  "an"   /* analytics: "1" | "0" */
 #define RECEIPT_POLICY  "pv"   /* policy version */
 #define RECEIPT_TIME    "t"    /* ms since the epoch */
+/* Since receipt schema 1 (docs/protocol.md, Receipts): */
+#define RECEIPT_SCHEMA  "sv"   /* RECEIPT_SCHEMA_VERSION; absent = 0, the fields above only */
+#define RECEIPT_METHOD  "m"    /* "banner" | "settings" | "withdrawal" | "forget" */
+#define RECEIPT_POLICY_HASH "ps" /* SHA-256 hex of the site's policy text; "" = not configured */
+#define RECEIPT_SCHEMA_VERSION "1"
 
 int keys_hits(char *buf, size_t len, const char *site);
 int keys_consent(char *buf, size_t len, const char *site);

@@ -4,7 +4,7 @@
 // Embedded as <script defer src="https://stats.example.com/fs.js"
 // data-domain="example.com"></script>; options are data-* attributes on that
 // tag (docs/snippet.md). It stores nothing in the browser itself: the choice
-// lives in the collector's signed cookie (fs_consent, readable so that the
+// lives in the collector's signed cookie (the site's own, readable so that the
 // script knows a choice exists: "1.<a>.…", a = 1 accepted, 0 declined) and
 // beacons carry no identifier. The collector enforces consent, GPC and DNT
 // again; the checks here are defence in depth and save traffic.
@@ -35,15 +35,15 @@ function start(script, preset) {
   // The browser says no (Global Privacy Control, Do Not Track): never send, never ask.
   const refused = nav.globalPrivacyControl || nav.doNotTrack == 1;
   let lang = (data('lang') || d.documentElement.lang).slice(0, 2);
-  if (!TEXTS[lang]) lang = 'en';
-  const t = TEXTS[lang];
+  const t = TEXTS[lang] || TEXTS[lang = 'en'];
 
   // --------------------------------------------------------------- state
 
   let choice;          // true accepted, false declined, undefined not known
   let allowed;         // may beacons go out now
   let last;            // path of the last pageview, against duplicates
-  const consentUrl = '/consent?domain=' + domain;
+  // Once the settings reopened the banner, choices say so (?method=settings).
+  let consentUrl = '/consent?domain=' + domain;
 
   // keepalive: a choice or beacon made just before leaving the page arrives.
   const request = (method, path, body) =>
@@ -58,13 +58,13 @@ function start(script, preset) {
 
   const show = () => bannerOpen(data, lang, t, choice, choose);
   // In external mode the site's consent manager owns the settings.
-  const settings = () => external || show();
+  const settings = () => external || show(consentUrl += '&method=settings');
 
   // Accepting starts beacons once the collector has set its cookie; declining
   // stops them at once. Withdrawing an earlier accept first erases what the
   // collector still holds, then records the refusal so nobody asks again.
   function choose(ok) {
-    const record = () => request('POST', '/consent', JSON.stringify({ domain, analytics: ok }))
+    const record = () => request('POST', consentUrl, JSON.stringify({ domain, analytics: ok }))
       .then((r) => r.ok && setChoice(ok));
     if (ok !== choice) {
       allowed = 0;
@@ -97,7 +97,7 @@ function start(script, preset) {
       pageview();
     };
   }
-  w.addEventListener('popstate', pageview);
+  addEventListener('popstate', pageview);
 
   // Clicks: "privacy settings" links, and the opt-in link tracking.
   d.addEventListener('click', (e) => {
@@ -131,10 +131,12 @@ function start(script, preset) {
     // The site's consent manager decides; the collector reads its cookie.
     setChoice(true);
   } else {
-    // The collector's cookie; a collector on another host sets it for the
-    // site's domain (consent.cookie_domain) so that the page can read it.
-    const m = d.cookie.match((data('cookie') || 'fs_consent') + '=\\d+\\.([01])');
-    if (m) setChoice(m[1] > 0);
+    // The site's own cookie: data-cookie, else the name the collector
+    // derives from the site (fs_consent_example.com), or fs_consent, that of
+    // a one-site collector. A collector on another host sets it for
+    // the site's domain ([site] cookie_domain) so that the page can read it.
+    const m = d.cookie.match((data('cookie') || 'fs_consent(_' + domain + ')?') + '=1.(.)');
+    if (m) setChoice(m.pop() > 0);
     else if (!refused) show();
   }
 }

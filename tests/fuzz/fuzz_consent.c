@@ -25,9 +25,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct cfg *c = cfg_load(path, NULL, 0, err, sizeof err);
         if (!c || !(k = consent_new(c))) abort();
     }
+    static struct cfg_site site = {.name = (char *)"example.com", .cookie = (char *)"fs_consent"};
     struct consent_cookie cc;
     /* A random input forging a valid 256-bit MAC would be a finding. */
-    if (consent_check(k, "example.com", (const char *)data, size, 1764400000, &cc) == CONSENT_GRANTED)
+    if (consent_check(k, &site, (const char *)data, size, 1764400000, &cc) == CONSENT_GRANTED)
         __builtin_trap();
     consent_verify(k, "example.com", (const char *)data, size, 1764400000, &cc);
     return 0;

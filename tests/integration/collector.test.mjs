@@ -663,7 +663,7 @@ describe('collector with 10,000 sites', () => {
     // before: at least one whole refresh of all 10,001 streams lies between.
     for (let k = 0; k < 2; k++) {
       const cookie = await consentCookie(col.base, LAST);
-      const receipt = cookie.split('.')[3];
+      const receipt = cookie.split('=')[1].split('.')[3];
       const hit = () => beacon(col.base, { d: LAST, n: 'pageview', u: `https://${LAST}/b` }, { cookie });
       assert.equal((await hit()).status, 202, 'the verdict is cached before the withdrawal');
       await withdrawElsewhere(receipt);

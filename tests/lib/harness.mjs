@@ -153,8 +153,11 @@ export async function startRedis(extra = []) {
 
 // --------------------------------------------------------------- collector
 
+// example.com keeps the cookie name of a one-site install (fs_consent), as an
+// existing install that adds a second site does; shop.test gets the derived
+// one (fs_consent_shop.test).
 export const DEFAULT_SITES = {
-  'example.com': { origins: 'https://example.com, https://www.example.com' },
+  'example.com': { origins: 'https://example.com, https://www.example.com', cookie: 'fs_consent' },
   'shop.test': { origins: 'https://shop.test' },
 };
 

@@ -285,6 +285,68 @@ static void secret_file_is_read_without_its_final_newline(void **state)
     cfg_free(c);
 }
 
+static void each_site_gets_its_own_cookie_name_and_domain(void **state)
+{
+    (void)state;
+    char err[512];
+    /* One site: the name of every earlier version, so its cookies still count. */
+    struct cfg *c = load("[consent]\ncookie_domain = example.com\n[site example.com]\norigins = https://example.com\n", NULL, 0, err);
+    assert_non_null(c);
+    assert_string_equal(c->sites[0].cookie, "fs_consent");
+    assert_string_equal(c->sites[0].cookie_domain, "example.com");
+    assert_string_equal(c->sites[0].policy_sha256, "");
+    cfg_free(c);
+    /* Several: derived from the site unless given; the domain per site. */
+    c = load("[site example.com]\ncookie = fs_consent\n[site shop-b.org]\ncookie_domain = shop-b.org\n"
+             "[site c.net]\norigins = https://c.net\n", NULL, 0, err);
+    if (!c) fail_msg("%s", err);
+    assert_string_equal(c->sites[0].cookie, "fs_consent");
+    assert_string_equal(c->sites[0].cookie_domain, "");
+    assert_string_equal(c->sites[1].cookie, "fs_consent_shop-b.org");
+    assert_string_equal(c->sites[1].cookie_domain, "shop-b.org");
+    assert_string_equal(c->sites[2].cookie, "fs_consent_c.net");
+    cfg_free(c);
+    /* Two sites on one cookie (name and domain) would overwrite each other. */
+    assert_null(load("[site a.com]\ncookie = x\n[site b.com]\ncookie = x\n", NULL, 0, err));
+    assert_non_null(strstr(err, "site b.com.cookie: 'x' is also the cookie of [site a.com]"));
+    c = load("[site a.com]\ncookie = x\ncookie_domain = a.com\n[site b.com]\ncookie = x\n", NULL, 0, err);
+    assert_non_null(c);
+    cfg_free(c);
+    assert_null(load("[site a.com]\ncookie = bad;name\n", NULL, 0, err));
+    assert_non_null(strstr(err, "not a valid cookie name"));
+}
+
+static void policy_hash_is_given_or_computed_from_the_file(void **state)
+{
+    (void)state;
+    char err[512], policy[64] = "/tmp/fs-test-policy-XXXXXX", text[256];
+    int fd = mkstemp(policy);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "abc", 3), 3);
+    close(fd);
+    snprintf(text, sizeof text, "[site a.com]\npolicy_file = %s\n", policy);
+    struct cfg *c = load(text, NULL, 0, err);
+    if (!c) fail_msg("%s", err);
+    /* SHA-256("abc"), FIPS 180-2 appendix B.1 */
+    assert_string_equal(c->sites[0].policy_sha256,
+                        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    cfg_free(c);
+    snprintf(text, sizeof text, "[site a.com]\npolicy_file = %s\npolicy_sha256 = %064d\n", policy, 0);
+    assert_null(load(text, NULL, 0, err));
+    assert_non_null(strstr(err, "not both"));
+    unlink(policy);
+    assert_null(load("[site a.com]\npolicy_file = /nonexistent/policy.html\n", NULL, 0, err));
+    assert_non_null(strstr(err, "a.com.policy_file: cannot read"));
+    c = load("[site a.com]\npolicy_sha256 = BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD\n",
+             NULL, 0, err);
+    assert_non_null(c);
+    assert_string_equal(c->sites[0].policy_sha256,
+                        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    cfg_free(c);
+    assert_null(load("[site a.com]\npolicy_sha256 = abc\n", NULL, 0, err));
+    assert_non_null(strstr(err, "not 64 hex digits"));
+}
+
 /* The shipped example must start both programs, and so must each key it
  * shows commented out (";key = value"); refused keys it may only mention. */
 static void the_example_config_loads_with_its_commented_keys(void **state)
@@ -296,7 +358,7 @@ static void the_example_config_loads_with_its_commented_keys(void **state)
     cfg_free(c);
     FILE *fp = fopen("config/fairstat.conf", "r");
     assert_non_null(fp);
-    char text[8192] = "", line[256];
+    char text[32768] = "", line[256];
     size_t uncommented = 0;
     while (fgets(line, sizeof line, fp)) {
         const char *p = line;
@@ -445,6 +507,8 @@ int main(void)
         cmocka_unit_test(consent_sources_and_their_keys_are_checked_at_load),
         cmocka_unit_test(secret_file_is_read_without_its_final_newline),
         cmocka_unit_test(the_example_config_loads_with_its_commented_keys),
+        cmocka_unit_test(each_site_gets_its_own_cookie_name_and_domain),
+        cmocka_unit_test(policy_hash_is_given_or_computed_from_the_file),
         cmocka_unit_test(unknown_key_and_section_are_errors),
         cmocka_unit_test(short_secret_is_refused),
         cmocka_unit_test(bad_override_is_reported_as_such),

@@ -30,6 +30,10 @@ static struct cfg *make_cfg(const char *secret, const char *previous)
 
 #define SITE "example.com"
 
+/* A site as cfg_load() leaves it: its own cookie name. */
+static struct cfg_site site_cfg = {.name = (char *)SITE, .cookie = (char *)"fs_consent"};
+static struct cfg_site other_cfg = {.name = (char *)"other.org", .cookie = (char *)"fs_consent_other.org"};
+
 static int issue(struct consent *k, int analytics, long long t, const char *rid, char *out)
 {
     return consent_issue(k, SITE, analytics, t, rid, out, CONSENT_COOKIE_MAX + 1);
@@ -159,12 +163,33 @@ static void cookie_header_is_searched_for_our_name_only(void **state)
     char v[CONSENT_COOKIE_MAX + 1], hdr[512];
     issue(k, 1, NOW, "DDDDDDDDDDDDDDDDDDDDDD", v);
     snprintf(hdr, sizeof hdr, "a=b; xfs_consent=nope;  fs_consent=%s ; z=1", v);
-    assert_int_equal(consent_check(k, SITE, hdr, strlen(hdr), NOW, NULL), CONSENT_GRANTED);
+    assert_int_equal(consent_check(k, &site_cfg, hdr, strlen(hdr), NOW, NULL), CONSENT_GRANTED);
     snprintf(hdr, sizeof hdr, "fs_consentx=%s", v);
-    assert_int_equal(consent_check(k, SITE, hdr, strlen(hdr), NOW, NULL), CONSENT_NONE);
-    assert_int_equal(consent_check(k, SITE, "", 0, NOW, NULL), CONSENT_NONE);
-    assert_int_equal(consent_check(k, SITE, ";;;", 3, NOW, NULL), CONSENT_NONE);
-    assert_int_equal(consent_check(k, SITE, "fs_consent=", 11, NOW, NULL), CONSENT_INVALID);
+    assert_int_equal(consent_check(k, &site_cfg, hdr, strlen(hdr), NOW, NULL), CONSENT_NONE);
+    assert_int_equal(consent_check(k, &site_cfg, "", 0, NOW, NULL), CONSENT_NONE);
+    assert_int_equal(consent_check(k, &site_cfg, ";;;", 3, NOW, NULL), CONSENT_NONE);
+    assert_int_equal(consent_check(k, &site_cfg, "fs_consent=", 11, NOW, NULL), CONSENT_INVALID);
+    consent_free(k);
+    cfg_free(c);
+}
+
+static void each_site_reads_only_its_own_cookie(void **state)
+{
+    (void)state;
+    struct cfg *c = make_cfg(SECRET, NULL);
+    struct consent *k = consent_new(c);
+    char mine[CONSENT_COOKIE_MAX + 1], theirs[CONSENT_COOKIE_MAX + 1], hdr[512];
+    issue(k, 1, NOW, "DDDDDDDDDDDDDDDDDDDDDD", mine);
+    consent_issue(k, "other.org", 0, NOW, "EEEEEEEEEEEEEEEEEEEEEE", theirs, sizeof theirs);
+    snprintf(hdr, sizeof hdr, "fs_consent_other.org=%s; fs_consent=%s", theirs, mine);
+    struct consent_cookie cc;
+    assert_int_equal(consent_check(k, &site_cfg, hdr, strlen(hdr), NOW, &cc), CONSENT_GRANTED);
+    assert_string_equal(cc.receipt, "DDDDDDDDDDDDDDDDDDDDDD");
+    assert_int_equal(consent_check(k, &other_cfg, hdr, strlen(hdr), NOW, &cc), CONSENT_DENIED);
+    assert_string_equal(cc.receipt, "EEEEEEEEEEEEEEEEEEEEEE");
+    /* Only the other site's cookie: none for this one, whatever it says. */
+    snprintf(hdr, sizeof hdr, "fs_consent_other.org=%s", theirs);
+    assert_int_equal(consent_check(k, &site_cfg, hdr, strlen(hdr), NOW, NULL), CONSENT_NONE);
     consent_free(k);
     cfg_free(c);
 }
@@ -202,6 +227,7 @@ int main(void)
         cmocka_unit_test(expired_and_future_cookies_are_refused),
         cmocka_unit_test(malformed_values_are_invalid),
         cmocka_unit_test(cookie_header_is_searched_for_our_name_only),
+        cmocka_unit_test(each_site_reads_only_its_own_cookie),
         cmocka_unit_test(gpc_and_dnt_refuse_only_when_honoured),
         cmocka_unit_test(no_secret_no_consent_module),
     };

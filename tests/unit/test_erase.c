@@ -62,6 +62,8 @@ static long long xlen(const char *key)
     return n;
 }
 
+#define POLICY_SHA256 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
 static void add_hit(const char *visitor, const char *path)
 {
     freeReplyObject(CMD("XADD fs:{" SITE "}:hits * t 1 n pageview p %s v %s", path, visitor));
@@ -73,7 +75,8 @@ static long long erase_c(enum erase_mode mode, const char *receipt, int *recorde
 {
     struct erase_request req = {.site = SITE, .receipt = receipt, .now_ms = NOW,
                                 .raw_max_age_ms = RAW_MAX_AGE_MS, .mode = mode,
-                                .by = ERASE_BY_AGGREGATOR};
+                                .by = ERASE_BY_AGGREGATOR, .policy_version = "7",
+                                .policy_sha256 = POLICY_SHA256};
     struct erase_call call;
     assert_int_equal(erase_command(&call, &req, test_salt, NULL), 0);
     redisReply *r = redisCommandArgv(rs.rc, call.argc, call.argv, call.len);
@@ -190,6 +193,9 @@ static void command_hashes_under_every_salt_held(void **state)
     assert_string_equal(call.argv[argv0 + ERASE_ARG_RECEIPT - 1], RECEIPT);
     assert_string_equal(call.argv[argv0 + ERASE_ARG_ACTION - 1], "withdraw");
     assert_string_equal(call.argv[argv0 + ERASE_ARG_BY - 1], "collector");
+    assert_string_equal(call.argv[argv0 + ERASE_ARG_METHOD - 1], "withdrawal");
+    assert_string_equal(call.argv[argv0 + ERASE_ARG_POLICY - 1], "");
+    assert_string_equal(call.argv[argv0 + ERASE_ARG_POLICY_HASH - 1], "");
     /* (hash, expiry) per salt: a hit of day D lives at most raw_max_age past D's end. */
     assert_int_equal(call.argc, argv0 + ERASE_ARG_HASHES - 1 + 2 * 2);
     char y[VISITOR_HEX_LEN + 1];
@@ -252,6 +258,14 @@ static void erase_writes_the_receipt_and_an_audit_record_of_counts_only(void **s
     assert_string_equal(v, "forget");
     assert_true(last_field("fs:{" SITE "}:consent", RECEIPT_TIME, v, sizeof v));
     assert_string_equal(v, "1714600000000");
+    /* Receipt schema 1: how, under which policy (docs/protocol.md, Receipts). */
+    const char *schema[][2] = {{RECEIPT_SCHEMA, RECEIPT_SCHEMA_VERSION}, {RECEIPT_METHOD, "forget"},
+                               {RECEIPT_POLICY, "7"}, {RECEIPT_POLICY_HASH, POLICY_SHA256},
+                               {RECEIPT_CHOICE, "0"}};
+    for (size_t i = 0; i < sizeof schema / sizeof schema[0]; i++) {
+        assert_true(last_field("fs:{" SITE "}:consent", schema[i][0], v, sizeof v));
+        assert_string_equal(v, schema[i][1]);
+    }
 
     assert_int_equal(xlen(KEYS_AUDIT), 1);
     const char *want[][2] = {{"action", "forget"}, {"by", "aggregator"}, {"site", SITE},
