@@ -7,6 +7,7 @@
 #   make stop         stop what `make run` started (from another terminal)
 #   make test         install what the tests need too, build, run every suite
 #   make unit         build and run the C unit tests
+#   make fuzz         build the libFuzzer targets and run each for FUZZ_TIME seconds (60)
 #   make bench        collector vs nginx CPU per hit under two loads, many sites, drain,
 #                     report times on a large data set (see bench/README.md)
 #   make deps         install what building and running need; `make deps-test` adds
@@ -132,7 +133,7 @@ bench:
 	@sh bench/run.sh
 
 fuzz:
-	@$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk
+	@$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk fuzz-run
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/fairstat $(DESTDIR)/etc/fairstat

@@ -6,6 +6,7 @@
  */
 #include "beacon.h"
 #include "url.h"
+#include "utf8.h"
 
 #include <ctype.h>
 #include <stddef.h>
@@ -28,6 +29,7 @@ const char *beacon_strerror(int status)
     case BEACON_BAD_URL: return "url is not an absolute http(s) URL";
     case BEACON_BAD_FIELD: return "a field has the wrong type or characters";
     case BEACON_BAD_ENGAGEMENT: return "an engagement event needs sd (percent) and e (ms) as non-negative integers";
+    case BEACON_BAD_UTF8: return "text is not valid UTF-8";
     default: return "bad beacon";
     }
 }
@@ -57,6 +59,7 @@ static int set_name(struct beacon *b, const char *s, size_t n)
     if (n == 0) return BEACON_BAD_FIELD;
     if (n > BEACON_NAME_MAX) return BEACON_TOO_LONG;
     if (has_control(s, n)) return BEACON_BAD_FIELD;
+    if (!utf8_valid(s, n)) return BEACON_BAD_UTF8;
     memcpy(b->name, s, n);
     b->name[n] = '\0';
     return BEACON_OK;
@@ -67,6 +70,7 @@ static int set_url(struct beacon *b, const char *s, size_t n)
     struct url_parts u;
     if (n == 0) return BEACON_MISSING;
     if (n > BEACON_URL_MAX) return BEACON_TOO_LONG;
+    if (!utf8_valid(s, n)) return BEACON_BAD_UTF8;
     if (has_control(s, n) || url_split(s, n, &u) < 0) return BEACON_BAD_URL;
     /* Path parameters (";jsessionid=...") carry session ids, not pages. */
     const char *semi = memchr(u.path.p, ';', u.path.n);
@@ -78,7 +82,9 @@ static int set_url(struct beacon *b, const char *s, size_t n)
     b->path[u.path.n] = '\0';
     for (int i = 0; i < UTM_COUNT; i++) {
         int r = url_query_get(u.query.p, u.query.n, utm_names[i], b->utm[i], sizeof b->utm[i]);
-        if (r == -2) b->utm[i][0] = '\0';   /* a mangled campaign tag is dropped, not fatal */
+        /* A mangled campaign tag (or one percent-encoding bytes that are
+         * not UTF-8, as old Latin-1 links do) is dropped, not fatal. */
+        if (r == -2 || (r > 0 && !utf8_valid(b->utm[i], (size_t)r))) b->utm[i][0] = '\0';
     }
     return BEACON_OK;
 }
@@ -91,6 +97,7 @@ static int set_referrer(struct beacon *b, const char *s, size_t n)
     b->referrer[0] = '\0';
     if (n == 0) return BEACON_OK;
     if (n > BEACON_URL_MAX) return BEACON_TOO_LONG;
+    if (!utf8_valid(s, n)) return BEACON_BAD_UTF8;
     if (url_split(s, n, &u) < 0) return BEACON_OK;
     if (url_host_norm(u.host.p, u.host.n, b->referrer, sizeof b->referrer) < 0) {
         b->referrer[0] = '\0';
@@ -262,6 +269,9 @@ static int on_bool(void *ctx, int b) { return scalar(ctx, 'b', b ? "" : NULL, 0)
 static int on_number(void *ctx, const char *s, size_t n) { return scalar(ctx, 'n', s, n); }
 static int on_string(void *ctx, const unsigned char *s, size_t n)
 {
+    /* yajl checks only the shape of UTF-8: overlongs and surrogates, raw or
+     * from \u escapes, pass it. Checked again after decoding. */
+    if (!utf8_valid((const char *)s, n)) return fail_with(ctx, BEACON_BAD_UTF8);
     return scalar(ctx, 's', (const char *)s, n);
 }
 
@@ -318,6 +328,7 @@ static int on_end_array(void *ctx)
 static int on_map_key(void *ctx, const unsigned char *k, size_t n)
 {
     struct parse *p = ctx;
+    if (!utf8_valid((const char *)k, n)) return fail_with(p, BEACON_BAD_UTF8);
     if (in_props(p)) {
         if (n > 64 || has_control((const char *)k, n)) return fail_with(p, BEACON_BAD_FIELD);
         if (p->prop_keys == BEACON_PROPS_KEYS) return fail_with(p, BEACON_TOO_LONG);
@@ -357,6 +368,7 @@ static int parse_body(const char *buf, size_t len, struct parse *p)
     p->field = F_NONE;
     p->gen = NULL;
     p->prop_keys = 0;
+    if (!utf8_valid(buf, len) || !utf8_json_escapes_valid(buf, len)) return BEACON_BAD_UTF8;
     yajl_handle h = yajl_alloc(&callbacks, NULL, p);
     if (!h) return BEACON_BAD_JSON;
     yajl_status st = yajl_parse(h, (const unsigned char *)buf, len);

@@ -60,6 +60,7 @@ enum beacon_status {
     BEACON_BAD_URL,
     BEACON_BAD_FIELD,           /* wrong type or forbidden characters */
     BEACON_BAD_ENGAGEMENT,      /* an engagement without sd and e in range */
+    BEACON_BAD_UTF8,            /* text not strict UTF-8 (overlong, surrogate, lone \uD800) */
 };
 
 int beacon_parse_json(const char *buf, size_t len, struct beacon *b);

@@ -51,6 +51,12 @@ static int trusted(const struct cfg *cfg, const struct sockaddr *sa)
                           sa->sa_family, b);
 }
 
+int client_is_trusted_proxy(const struct sockaddr *sa, void *cfg)
+{
+    const struct cfg *c = cfg;
+    return c->collector.n_trusted_proxies && trusted(c, sa);
+}
+
 void client_addr(const struct cfg *cfg, const struct http_request *r, struct sockaddr_storage *out)
 {
     memcpy(out, r->peer, r->peer_len < sizeof *out ? r->peer_len : sizeof *out);

@@ -19,6 +19,10 @@
  * at the last good one). */
 void client_addr(const struct cfg *cfg, const struct http_request *r, struct sockaddr_storage *out);
 
+/* 1 when the peer at sa is one of collector.trusted_proxies (cfg is a
+ * const struct cfg *: the signature is http_limits' exempt callback). */
+int client_is_trusted_proxy(const struct sockaddr *sa, void *cfg);
+
 /* A token bucket per client, in a fixed table keyed by a per-process random
  * seed: rate requests per second, bursts of twice that (at least 20). An
  * IPv6 client counts by its /64. One per worker thread; not thread-safe. */

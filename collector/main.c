@@ -10,6 +10,7 @@
 #include "api.h"
 #include "assets.h"
 #include "cfg.h"
+#include "client.h"
 #include "clock.h"
 #include "gen.h"
 #include "geo.h"
@@ -105,6 +106,10 @@ static void *worker_main(void *arg)
         .read_timeout_ms = c->collector.read_timeout_ms,
         .idle_timeout_ms = c->collector.idle_timeout_ms,
         .max_connections = c->collector.max_connections,
+        .max_per_address = c->collector.max_connections_per_address,
+        .exempt = client_is_trusted_proxy,
+        .exempt_arg = (void *)c,
+        .pressure_idle_timeout_ms = c->collector.idle_timeout_under_pressure_ms,
     };
     struct timeval tick = {0, 100000};
     w->base = event_base_new();

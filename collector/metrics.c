@@ -114,6 +114,9 @@ size_t metrics_render(char *buf, size_t len)
             hsum.bad_requests += hs.bad_requests;
             hsum.too_large += hs.too_large;
             hsum.header_too_large += hs.header_too_large;
+            hsum.refused_per_address += hs.refused_per_address;
+            hsum.evicted_idle += hs.evicted_idle;
+            hsum.lingering_closes += hs.lingering_closes;
             conns += http_server_connections(m->http);
         }
     }
@@ -142,6 +145,14 @@ size_t metrics_render(char *buf, size_t len)
     put(&o, "# TYPE fairstat_http_connections gauge\nfairstat_http_connections %ld\n", conns);
     put(&o, "# TYPE fairstat_http_refused_connections_total counter\n"
             "fairstat_http_refused_connections_total %llu\n", hsum.refused_connections);
+    put(&o, "# HELP fairstat_http_refused_per_address_total Connections over max_connections_per_address (also in refused_connections).\n"
+            "# TYPE fairstat_http_refused_per_address_total counter\n"
+            "fairstat_http_refused_per_address_total %llu\n", hsum.refused_per_address);
+    put(&o, "# HELP fairstat_http_idle_evicted_total Idle keep-alive connections closed under pressure.\n"
+            "# TYPE fairstat_http_idle_evicted_total counter\n"
+            "fairstat_http_idle_evicted_total %llu\n", hsum.evicted_idle);
+    put(&o, "# TYPE fairstat_http_lingering_closes_total counter\n"
+            "fairstat_http_lingering_closes_total %llu\n", hsum.lingering_closes);
     put(&o, "# TYPE fairstat_consent_receipts_total counter\nfairstat_consent_receipts_total %llu\n",
         receipts);
     put(&o, "# TYPE fairstat_consent_withdrawals_total counter\nfairstat_consent_withdrawals_total %llu\n",

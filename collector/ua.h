@@ -15,9 +15,14 @@
 
 #include <stddef.h>
 
-/* Only the first UA_MAX_LEN bytes of a User-Agent are looked at: real ones are
- * far shorter, and the bound caps the regex cost and the cache entry size. */
-#define UA_MAX_LEN 512
+/* Only the first UA_MAX_LEN bytes of a User-Agent are looked at: the cap
+ * bounds the regex work per distinct string and the cache entry size. A miss
+ * runs every rule that does not match over the whole string, so its cost
+ * grows with the length: measured with bench/ua_cost.c (CPU time), distinct
+ * crafted strings cost about 2x a distinct real one at 256 bytes, 2-3.5x at
+ * 512. Real ones are shorter (uap-core's 1,717 test strings: median 141
+ * bytes, longest 276, whose first 256 bytes classify it the same). */
+#define UA_MAX_LEN 256
 
 struct ua_info {
     char browser[32];   /* uap-core family, e.g. "Firefox", "Chrome Mobile"; "Other" */
@@ -31,7 +36,7 @@ struct ua;
 /* Compiles the rules (first call in the process, about 100 ms; later calls
  * share them) and makes a cache of cache_entries results, rounded down to a
  * power of two and capped at 2^20 (0 = no cache). The cache costs about
- * cache_entries * (UA_MAX_LEN + 96) bytes, e.g. 2.4 MB for 4096. Returns NULL
+ * cache_entries * (UA_MAX_LEN + 96) bytes, e.g. 1.4 MB for 4096. Returns NULL
  * and a message in err on failure. Free with ua_free(). */
 struct ua *ua_new(size_t cache_entries, char *err, size_t errlen);
 

@@ -83,6 +83,8 @@ struct cfg {
         long read_timeout_ms;   /* whole-request deadline */
         long idle_timeout_ms;   /* keep-alive connection with no request */
         int max_connections;    /* per thread */
+        int max_connections_per_address;    /* per thread; 0 = no cap */
+        long idle_timeout_under_pressure_ms; /* idle keep-alive timeout past 3/4 of max_connections */
         double rate_limit;      /* requests/s per client; 0 = off */
         char *spool_dir;        /* "" = no spool */
         size_t spool_max_bytes; /* all threads together */

@@ -26,6 +26,7 @@
 #include <http_parser.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +36,11 @@
 
 #define READ_CHUNK 16384
 #define FIELD_MAX 32
+#define ADDR_KEY 9              /* family byte + IPv4 address or IPv6 /64 */
+#define LINGER_MS 2000          /* lingering close: how long to read and discard */
+#define LINGER_BYTES (4 * 1024 * 1024)  /* ... and how much at most */
 
-enum conn_state { C_READING, C_HANDLING, C_WRITING };
+enum conn_state { C_READING, C_HANDLING, C_WRITING, C_LINGERING };
 
 enum header_id { H_NONE = -1, H_COOKIE, H_ORIGIN, H_USER_AGENT, H_CONTENT_TYPE,
                  H_FORWARDED_FOR, H_ACCEPT_ENCODING, H_SEC_GPC, H_DNT, H_EXPECT, H_COUNT };
@@ -57,6 +61,8 @@ struct http_parse {
     http_parser parser;
     size_t max_header, max_body;
     int error_status;           /* set by a callback that refused */
+    int refused;                /* the status that spent this parser, or 0 */
+    int scan;                   /* where head_scan() stands (enum scan_state) */
     int in_message;             /* a request has begun and not ended */
     int in_trailer;             /* headers after a chunked body: not captured */
     int keepalive;
@@ -83,8 +89,13 @@ struct http_server {
     struct http_limits lim;
     http_handler handler;
     void *arg;
-    const struct timeval *read_tv, *idle_tv;    /* libevent common timeouts */
+    const struct timeval *read_tv, *idle_tv,    /* libevent common timeouts */
+                         *pressure_tv, *linger_tv;
     struct http_conn *conns;                    /* all open connections */
+    struct http_conn *idle_head, *idle_tail;    /* no request under way, oldest first */
+    struct addr_count { unsigned char key[ADDR_KEY]; unsigned count; } *addrs;
+    size_t addr_cap;                            /* a power of two; 0 without a cap */
+    uint64_t addr_seed;
     int n_conns;
     int stopping;
     struct http_stats stats;
@@ -102,9 +113,15 @@ struct http_conn {
     int gone;                   /* fatal error while handling: free when answered */
     int keepalive;
     int read_paused;
+    int linger;                 /* close lingering: input may be left unread */
+    int counted;                /* holds a slot in the per-address count */
+    int idle;                   /* on the server's idle list */
+    long long idle_since_ms;
+    size_t linger_left;
+    struct http_conn *idle_prev, *idle_next;
 
-    char *pending;              /* bytes that arrived while HANDLING */
-    size_t pending_len;
+    char *pending;              /* what a read() brought beyond one request */
+    size_t pending_len, pending_off;
 
     char *out;
     size_t out_len, out_off, out_cap;
@@ -117,6 +134,85 @@ struct http_conn {
 /* ------------------------------------------------------------------------ */
 /* The parser                                                                */
 /* ------------------------------------------------------------------------ */
+
+/* http-parser as Debian builds it is lenient where RFC 9112 is not: it takes
+ * bare LF line ends, obs-fold continuation lines and spaces in a header name
+ * ("Transfer-Encoding : chunked" is honoured as chunked, a request smuggling
+ * risk behind a proxy that reads it differently). head_scan() walks the
+ * request line and the headers before the parser sees them and refuses
+ * those with 400, as nginx does for all but bare LF (RFC 9112 5.1 and 5.2
+ * say a server MUST reject whitespace before the colon and MAY reject
+ * obs-fold; we take the strict reading of 2.2 for bare LF too). The body,
+ * chunk framing included, stays the parser's. */
+enum scan_state {
+    S_PRE,          /* before the request line: empty lines (CRLF) skipped */
+    S_PRE_CR,
+    S_REQLINE,
+    S_LINE_CR,      /* a CR that must be followed by LF */
+    S_FIELD_START,  /* start of a header line, or of the empty line */
+    S_NAME,
+    S_VALUE,
+    S_END_CR,       /* the CR of the empty line that ends the head */
+    S_BODY,         /* head done: the parser alone until the request ends */
+};
+
+/* RFC 9110 tchar: the characters of a header name. */
+static int is_tchar(unsigned char ch)
+{
+    if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'))
+        return 1;
+    return ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+/* Scans up to len bytes of a request's head. Returns how many bytes the
+ * parser may take now (all of them, or up to the end of the head), or -1
+ * when the head breaks the framing rules above. */
+static long head_scan(struct http_parse *p, const char *buf, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)buf[i];
+        switch (p->scan) {
+        case S_PRE:
+            if (ch == '\r') p->scan = S_PRE_CR;
+            else if (ch == '\n') return -1;
+            else p->scan = S_REQLINE;
+            break;
+        case S_PRE_CR:
+            if (ch != '\n') return -1;
+            p->scan = S_PRE;
+            break;
+        case S_REQLINE:
+            if (ch == '\r') p->scan = S_LINE_CR;
+            else if (ch == '\n') return -1;
+            break;
+        case S_LINE_CR:
+            if (ch != '\n') return -1;
+            p->scan = S_FIELD_START;
+            break;
+        case S_FIELD_START:
+            if (ch == '\r') p->scan = S_END_CR;
+            else if (is_tchar(ch)) p->scan = S_NAME;
+            else return -1;     /* obs-fold, a bare LF, an empty name */
+            break;
+        case S_NAME:
+            if (ch == ':') p->scan = S_VALUE;
+            else if (!is_tchar(ch)) return -1;  /* whitespace before the colon */
+            break;
+        case S_VALUE:
+            if (ch == '\r') p->scan = S_LINE_CR;
+            else if (ch < 0x20 && ch != '\t') return -1;    /* bare LF, NUL, CTLs */
+            else if (ch == 0x7f) return -1;
+            break;
+        case S_END_CR:
+            if (ch != '\n') return -1;
+            p->scan = S_BODY;
+            return (long)(i + 1);
+        default:
+            return (long)len;
+        }
+    }
+    return (long)len;
+}
 
 static int on_message_begin(http_parser *hp)
 {
@@ -229,6 +325,10 @@ static int on_header_value(http_parser *hp, const char *at, size_t len)
 static int on_headers_complete(http_parser *hp)
 {
     struct http_parse *p = hp->data;
+    if (hp->http_major != 1) {  /* HTTP/2.0 or HTTP/9.9 spelled as text */
+        p->error_status = 400;
+        return -1;
+    }
     if (hp->content_length != ULLONG_MAX && hp->content_length > p->max_body) {
         p->error_status = 413;
         return -1;
@@ -257,6 +357,7 @@ static int on_message_complete(http_parser *hp)
     struct http_parse *p = hp->data;
     p->keepalive = http_should_keep_alive(hp);
     p->in_message = 0;
+    p->scan = S_PRE;
     http_parser_pause(hp, 1);   /* one request at a time: the rest waits */
     return 0;
 }
@@ -357,21 +458,145 @@ int http_feed(struct http_parse *p, const char *buf, size_t len, size_t *used,
               struct http_request *req)
 {
     p->started = p->expect_continue = 0;
+    *used = 0;
+    if (p->refused) return p->refused;
     /* Paused after the previous request: its caller is done with it. */
     if (HTTP_PARSER_ERRNO(&p->parser) == HPE_PAUSED) http_parser_pause(&p->parser, 0);
-    *used = len ? http_parser_execute(&p->parser, &parser_settings, buf, len) : 0;
-    enum http_errno e = HTTP_PARSER_ERRNO(&p->parser);
-    if (e == HPE_PAUSED) {
-        request_of(p, req);
-        return HTTP_FEED_REQUEST;
+    while (*used < len) {
+        size_t chunk = len - *used;
+        if (p->scan != S_BODY) {
+            long k = head_scan(p, buf + *used, chunk);
+            if (k < 0) return p->refused = 400;
+            chunk = (size_t)k;
+        }
+        size_t n = http_parser_execute(&p->parser, &parser_settings, buf + *used, chunk);
+        *used += n;
+        enum http_errno e = HTTP_PARSER_ERRNO(&p->parser);
+        if (e == HPE_PAUSED) {
+            request_of(p, req);
+            return HTTP_FEED_REQUEST;
+        }
+        if (e != HPE_OK) return p->refused = p->error_status ? p->error_status : 400;
+        if (n < chunk) break;   /* the parser takes no more (after an Upgrade) */
     }
-    if (e != HPE_OK) return p->error_status ? p->error_status : 400;
     return HTTP_FEED_MORE;
 }
 
 /* ------------------------------------------------------------------------ */
 /* Connection lifetime                                                       */
 /* ------------------------------------------------------------------------ */
+
+static long long now_ms(struct http_server *s)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(s->base, &tv);
+    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* The per-address count. A peer is keyed by its IPv4 address or its IPv6
+ * /64 (what one host usually holds), in an open-addressing table sized at
+ * twice max_connections, so it never fills. */
+static int addr_key(const struct sockaddr_storage *ss, unsigned char key[ADDR_KEY])
+{
+    memset(key, 0, ADDR_KEY);
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        key[0] = 4;
+        memcpy(key + 1, &in->sin_addr, 4);
+        return 0;
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        const unsigned char *b = in6->sin6_addr.s6_addr;
+        static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(b, v4mapped, 12) == 0) {
+            key[0] = 4;
+            memcpy(key + 1, b + 12, 4);
+        } else {
+            key[0] = 6;
+            memcpy(key + 1, b, 8);
+        }
+        return 0;
+    }
+    return -1;                  /* unix sockets and the like: not counted */
+}
+
+/* Where a key's probe chain starts: FNV-1a from a per-server random seed,
+ * so that a client cannot pick addresses that collide on purpose. */
+static size_t addr_home(const struct http_server *s, const unsigned char key[ADDR_KEY])
+{
+    uint64_t h = s->addr_seed;
+    for (int i = 0; i < ADDR_KEY; i++) h = (h ^ key[i]) * 0x100000001b3ULL;
+    return (size_t)(h ^ (h >> 29)) & (s->addr_cap - 1);
+}
+
+static size_t addr_slot(const struct http_server *s, const unsigned char key[ADDR_KEY])
+{
+    size_t i = addr_home(s, key);
+    while (s->addrs[i].count && memcmp(s->addrs[i].key, key, ADDR_KEY) != 0)
+        i = (i + 1) & (s->addr_cap - 1);
+    return i;
+}
+
+/* Takes a slot for the peer of c; -1 when its address is at the cap. */
+static int addr_take(struct http_server *s, struct http_conn *c)
+{
+    unsigned char key[ADDR_KEY];
+    if (!s->addrs || addr_key(&c->peer, key) < 0) return 0;
+    if (s->lim.exempt && s->lim.exempt((const struct sockaddr *)&c->peer, s->lim.exempt_arg))
+        return 0;
+    size_t i = addr_slot(s, key);
+    if (s->addrs[i].count >= (unsigned)s->lim.max_per_address) return -1;
+    if (!s->addrs[i].count) memcpy(s->addrs[i].key, key, ADDR_KEY);
+    s->addrs[i].count++;
+    c->counted = 1;
+    return 0;
+}
+
+/* Gives the slot back; an emptied entry is removed by shifting its probe
+ * chain back (no tombstones, so lookups stay short however long we run). */
+static void addr_release(struct http_server *s, struct http_conn *c)
+{
+    unsigned char key[ADDR_KEY];
+    if (!c->counted || addr_key(&c->peer, key) < 0) return;
+    c->counted = 0;
+    size_t i = addr_slot(s, key), mask = s->addr_cap - 1;
+    if (!s->addrs[i].count || --s->addrs[i].count) return;
+    for (size_t j = (i + 1) & mask; s->addrs[j].count; j = (j + 1) & mask) {
+        size_t home = addr_home(s, s->addrs[j].key);
+        /* j may move to i unless its home lies cyclically in (i, j]. */
+        int stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (stays) continue;
+        s->addrs[i] = s->addrs[j];
+        s->addrs[j].count = 0;
+        i = j;
+    }
+}
+
+/* Keep-alive connections idle between requests, oldest first: when a new
+ * connection needs a slot, or the server is under pressure, these are
+ * closed first. A new connection that has not sent its first request is
+ * not on the list: it has read_timeout_ms to send it. */
+static void idle_unlink(struct http_conn *c)
+{
+    struct http_server *s = c->srv;
+    if (!c->idle) return;
+    c->idle = 0;
+    if (c->idle_prev) c->idle_prev->idle_next = c->idle_next; else s->idle_head = c->idle_next;
+    if (c->idle_next) c->idle_next->idle_prev = c->idle_prev; else s->idle_tail = c->idle_prev;
+    c->idle_prev = c->idle_next = NULL;
+}
+
+static void idle_link(struct http_conn *c)
+{
+    struct http_server *s = c->srv;
+    idle_unlink(c);
+    c->idle = 1;
+    c->idle_since_ms = now_ms(s);
+    c->idle_prev = s->idle_tail;
+    if (s->idle_tail) s->idle_tail->idle_next = c; else s->idle_head = c;
+    s->idle_tail = c;
+}
 
 static void conn_free(struct http_conn *c)
 {
@@ -383,10 +608,36 @@ static void conn_free(struct http_conn *c)
     if (c->prev) c->prev->next = c->next; else s->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     s->n_conns--;
+    idle_unlink(c);
+    addr_release(s, c);
     parse_release(&c->parse);
     free(c->pending);
     free(c->out);
     free(c);
+}
+
+/* Over three quarters of max_connections open: idle keep-alive connections
+ * get the short pressure timeout instead of idle_timeout. */
+static int under_pressure(const struct http_server *s)
+{
+    return (long)s->n_conns * 4 >= (long)s->lim.max_connections * 3;
+}
+
+/* Closes idle connections that have waited longer than the pressure
+ * timeout (armed before the pressure began, their timers say otherwise),
+ * and, when every slot is taken, the oldest idle one. */
+static void shed_idle(struct http_server *s)
+{
+    if (!under_pressure(s)) return;
+    long long now = now_ms(s);
+    while (s->idle_head && now - s->idle_head->idle_since_ms >= s->lim.pressure_idle_timeout_ms) {
+        s->stats.evicted_idle++;
+        conn_free(s->idle_head);
+    }
+    if (s->n_conns >= s->lim.max_connections && s->idle_head) {
+        s->stats.evicted_idle++;
+        conn_free(s->idle_head);
+    }
 }
 
 /* The peer is gone (error): close the socket now; the struct waits if the
@@ -406,23 +657,59 @@ static void conn_close(struct http_conn *c)
     conn_free(c);
 }
 
-/* The peer finished sending (EOF). A request being handled still gets its
- * answer -- a client may half-close after its last request -- then the
- * connection closes. */
-static void conn_eof(struct http_conn *c)
+static void arm_timer(struct http_conn *c, const struct timeval *tv)
 {
-    if (c->state == C_READING) {
-        conn_free(c);
-        return;
-    }
-    c->keepalive = 0;
+    event_add(&c->ev_timer, tv);
+}
+
+/* Stops reading until the current response is out: what the peer sends
+ * meanwhile waits in the kernel (and, when that fills, in the peer), so
+ * pipelined requests are never read beyond what we hold. */
+static void pause_reading(struct http_conn *c)
+{
+    if (c->read_paused) return;
     event_del(&c->ev_read);
     c->read_paused = 1;
 }
 
-static void arm_timer(struct http_conn *c, const struct timeval *tv)
+static void resume_reading(struct http_conn *c)
 {
-    event_add(&c->ev_timer, tv);
+    if (!c->read_paused) return;
+    c->read_paused = 0;
+    event_add(&c->ev_read, NULL);
+}
+
+/* Closing a socket with unread input makes the kernel send a reset, and a
+ * client still sending its large request may then lose our answer before
+ * reading it. So, as nginx's lingering_close: stop writing, read and
+ * discard for a short while (LINGER_MS, at most LINGER_BYTES), then close. */
+static void start_linger(struct http_conn *c)
+{
+    struct http_server *s = c->srv;
+    if (c->fd < 0 || shutdown(c->fd, SHUT_WR) < 0) {
+        conn_free(c);
+        return;
+    }
+    c->state = C_LINGERING;
+    c->linger_left = LINGER_BYTES;
+    free(c->pending);
+    c->pending = NULL;
+    c->pending_len = c->pending_off = 0;
+    s->stats.lingering_closes++;
+    resume_reading(c);
+    arm_timer(c, s->linger_tv);
+}
+
+static void linger_read(struct http_conn *c)
+{
+    char buf[READ_CHUNK];
+    ssize_t n = read(c->fd, buf, sizeof buf);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    if (n <= 0 || (size_t)n >= c->linger_left) {
+        conn_free(c);
+        return;
+    }
+    c->linger_left -= (size_t)n;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -568,10 +855,12 @@ void http_respond(struct http_conn *c, int status, const char *extra_headers,
     flush_out(c);
 }
 
-/* Answers a request the parser refused, then closes. */
+/* Answers a request the parser refused, then closes (lingering: the
+ * refused request may still be arriving). */
 static void respond_error(struct http_conn *c, int status)
 {
     c->keepalive = 0;
+    c->linger = 1;
     c->state = C_HANDLING;
     event_del(&c->ev_timer);
     char body[96];
@@ -581,45 +870,53 @@ static void respond_error(struct http_conn *c, int status)
 
 static void after_response(struct http_conn *c)
 {
-    if (!c->keepalive || c->srv->stopping) {
-        conn_free(c);
+    struct http_server *s = c->srv;
+    if (!c->keepalive || s->stopping) {
+        /* Unread input (a refused request, pipelined requests after a
+         * "Connection: close") would turn the close into a reset. */
+        if (c->linger || c->pending_off < c->pending_len) start_linger(c);
+        else conn_free(c);
         return;
     }
     c->state = C_READING;
-    arm_timer(c, c->srv->idle_tv);
-    if (c->read_paused) {
-        c->read_paused = 0;
-        event_add(&c->ev_read, NULL);
-    }
+    resume_reading(c);
     /* Pipelined bytes wait for the next turn of the loop rather than being
      * parsed here: answering them here would recurse once per request. */
-    if (c->pending_len) event_active(&c->ev_read, EV_READ, 0);
+    if (c->pending_off < c->pending_len) {
+        arm_timer(c, s->read_tv);
+        event_active(&c->ev_read, EV_READ, 0);
+        return;
+    }
+    idle_link(c);
+    arm_timer(c, under_pressure(s) ? s->pressure_tv : s->idle_tv);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Reading                                                                   */
 /* ------------------------------------------------------------------------ */
 
+/* Keeps what one read() brought beyond the request it completed. Reading
+ * stops while a request is handled, so this is never more than one read
+ * (READ_CHUNK bytes), however many requests the peer pipelines. */
 static void stash(struct http_conn *c, const char *data, size_t len)
 {
-    size_t cap = c->srv->lim.max_header + c->srv->lim.max_body;
-    if (c->pending_len + len > cap) {
-        /* The peer pipelines more than one request's worth: stop reading
-         * until we caught up. What was read beyond the cap is dropped and
-         * the connection is closed after the current response. */
-        c->keepalive = 0;
-        event_del(&c->ev_read);
-        c->read_paused = 1;
-        return;
-    }
-    char *p = realloc(c->pending, c->pending_len + len);
+    char *p = malloc(len);
     if (!p) {
-        c->keepalive = 0;
+        c->keepalive = 0;       /* the rest is lost: say so by closing */
         return;
     }
-    memcpy(p + c->pending_len, data, len);
+    memcpy(p, data, len);
+    free(c->pending);
     c->pending = p;
-    c->pending_len += len;
+    c->pending_len = len;
+    c->pending_off = 0;
+}
+
+static void drop_pending(struct http_conn *c)
+{
+    free(c->pending);
+    c->pending = NULL;
+    c->pending_len = c->pending_off = 0;
 }
 
 /* A client that sent "Expect: 100-continue" waits for this before sending
@@ -632,19 +929,24 @@ static void send_continue(struct http_conn *c)
     (void)w;
 }
 
-static void feed(struct http_conn *c, const char *data, size_t len)
+/* Parses len bytes at data: from a read() into a stack buffer, or the
+ * pending buffer itself (from_pending). Every book-keeping step comes
+ * before dispatch: the handler may answer, and so free c, at once. */
+static void feed(struct http_conn *c, const char *data, size_t len, int from_pending)
 {
-    if (c->state != C_READING) {
-        stash(c, data, len);
-        return;
-    }
     struct http_request req;
     size_t used;
+    idle_unlink(c);
     int rc = http_feed(&c->parse, data, len, &used, &req);
     if (c->parse.started) arm_timer(c, c->srv->read_tv);
     if (c->parse.expect_continue) send_continue(c);
+    if (from_pending) {
+        c->pending_off += used;
+        if (rc != HTTP_FEED_REQUEST || c->pending_off >= c->pending_len) drop_pending(c);
+    } else if (rc == HTTP_FEED_REQUEST && used < len) {
+        stash(c, data + used, len - used);
+    }
     if (rc == HTTP_FEED_REQUEST) {
-        if (used < len) stash(c, data + used, len - used);
         dispatch(c, &req);
     } else if (rc != HTTP_FEED_MORE) {
         struct http_stats *st = &c->srv->stats;
@@ -659,24 +961,28 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     struct http_conn *c = arg;
-    if (c->pending_len && c->state == C_READING) {
-        char *pend = c->pending;
-        size_t pn = c->pending_len;
-        c->pending = NULL;
-        c->pending_len = 0;
-        feed(c, pend, pn);      /* may stash what follows the next request */
-        free(pend);
+    if (c->state == C_LINGERING) {
+        linger_read(c);
+        return;
+    }
+    if (c->state != C_READING) {
+        pause_reading(c);       /* backpressure: one request at a time */
+        return;
+    }
+    if (c->pending_off < c->pending_len) {
+        feed(c, c->pending + c->pending_off, c->pending_len - c->pending_off, 1);
         return;
     }
     char buf[READ_CHUNK];
     ssize_t n = read(fd, buf, sizeof buf);
     if (n > 0) {
-        feed(c, buf, (size_t)n);
+        feed(c, buf, (size_t)n, 0);
         return;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-    if (n == 0) conn_eof(c);    /* a half-sent request is simply dropped */
-    else conn_close(c);
+    /* EOF or an error with no request under way: every complete request
+     * before it was answered; a half-sent one is simply dropped. */
+    conn_close(c);
 }
 
 static void on_write(evutil_socket_t fd, short what, void *arg)
@@ -691,8 +997,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct http_conn *c = arg;
-    if (c->state == C_WRITING) {
-        conn_free(c);           /* the response did not drain in time */
+    if (c->state == C_WRITING || c->state == C_LINGERING) {
+        conn_free(c);           /* the response did not drain in time, or lingering is over */
         return;
     }
     if (c->state != C_READING) return;
@@ -709,17 +1015,27 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 {
     (void)l;
     struct http_server *s = arg;
+    shed_idle(s);
     if (s->n_conns >= s->lim.max_connections || s->stopping) {
         s->stats.refused_connections++;
         close(fd);
         return;
     }
     struct http_conn *c = calloc(1, sizeof *c);
-    if (!c || parse_init(&c->parse, s->lim.max_header, s->lim.max_body) < 0) goto error;
+    if (!c) goto error;
     c->srv = s;
     c->fd = fd;
     memcpy(&c->peer, sa, (size_t)salen < sizeof c->peer ? (size_t)salen : sizeof c->peer);
     c->peer_len = (socklen_t)salen;
+    if (addr_take(s, c) < 0) {
+        s->stats.refused_per_address++;
+        s->stats.refused_connections++;
+        goto error;
+    }
+    if (parse_init(&c->parse, s->lim.max_header, s->lim.max_body) < 0) {
+        addr_release(s, c);
+        goto error;
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     event_assign(&c->ev_read, s->base, fd, EV_READ | EV_PERSIST, on_read, c);
@@ -795,13 +1111,30 @@ struct http_server *http_server_new(struct event_base *base, const char *addr,
     s->lim = *lim;
     s->handler = handler;
     s->arg = arg;
+    if (s->lim.pressure_idle_timeout_ms <= 0 ||
+        s->lim.pressure_idle_timeout_ms > s->lim.idle_timeout_ms)
+        s->lim.pressure_idle_timeout_ms = s->lim.idle_timeout_ms;
     s->read_tv = common_timeout(base, lim->read_timeout_ms);
     s->idle_tv = common_timeout(base, lim->idle_timeout_ms);
+    s->pressure_tv = common_timeout(base, s->lim.pressure_idle_timeout_ms);
+    s->linger_tv = common_timeout(base, LINGER_MS);
+    if (lim->max_per_address > 0) {
+        s->addr_cap = 16;
+        while (s->addr_cap < 2 * (size_t)lim->max_connections) s->addr_cap *= 2;
+        s->addrs = calloc(s->addr_cap, sizeof *s->addrs);
+        if (!s->addrs) {
+            snprintf(err, errlen, "out of memory");
+            free(s);
+            return NULL;
+        }
+        evutil_secure_rng_get_bytes(&s->addr_seed, sizeof s->addr_seed);
+    }
     s->listener = evconnlistener_new_bind(base, on_accept, s,
         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC,
         1024, (struct sockaddr *)&ss, sslen);
     if (!s->listener) {
         snprintf(err, errlen, "collector.listen: cannot listen on %s: %s", addr, strerror(errno));
+        free(s->addrs);
         free(s);
         return NULL;
     }
@@ -836,6 +1169,7 @@ void http_server_free(struct http_server *s)
     if (s->listener) evconnlistener_free(s->listener);
     if (s->ev_resume) event_free(s->ev_resume);
     while (s->conns) conn_free(s->conns);
+    free(s->addrs);
     free(s);
 }
 

@@ -52,7 +52,10 @@ struct http_request {
  * in max_header bytes and the body in max_body bytes. It refuses, before the
  * handler sees anything: more than max_header bytes of request line and
  * headers (431, or 414 within the URL), a Content-Length or a chunked body
- * over max_body (413), anything that is not HTTP/1.x (400). Of a repeated
+ * over max_body (413), anything that is not HTTP/1.x (400), and with 400
+ * what RFC 9112 forbids in the head: a line ended by a bare LF, an obs-fold
+ * continuation line, whitespace or another non-token byte in a header name
+ * (before the colon), control bytes in a header value. Of a repeated
  * header the first counts, except X-Forwarded-For (the last) and Sec-GPC
  * and DNT (any "1"); headers in a chunked trailer are not read. */
 struct http_parse;
@@ -74,12 +77,26 @@ void http_parse_free(struct http_parse *p);
 int http_feed(struct http_parse *p, const char *buf, size_t len, size_t *used,
               struct http_request *req);
 
+/* Fields added later are 0 in an older caller's initializer: 0 keeps the
+ * behaviour from before them. */
 struct http_limits {
     size_t max_header;          /* request line + headers */
     size_t max_body;
     long read_timeout_ms;       /* from the first byte of a request to its end */
     long idle_timeout_ms;       /* keep-alive wait for the next request */
-    int max_connections;
+    int max_connections;        /* per server (worker) */
+    /* Open connections per peer address (an IPv4 address, an IPv6 /64), per
+     * server: counted by each worker for its own socket, without locks. 0 =
+     * no cap. Peers exempt() says 1 for (trusted proxies, whose clients the
+     * per-address count cannot see before the headers) are not counted. */
+    int max_per_address;
+    int (*exempt)(const struct sockaddr *peer, void *exempt_arg);
+    void *exempt_arg;
+    /* Once 3/4 of max_connections are open, idle keep-alive connections are
+     * closed after this instead of idle_timeout_ms, oldest first; and when
+     * all are open, a new connection closes the oldest idle one. 0 (or more
+     * than idle_timeout_ms) = idle_timeout_ms. */
+    long pressure_idle_timeout_ms;
 };
 
 typedef void (*http_handler)(struct http_conn *c, const struct http_request *req, void *arg);
@@ -105,6 +122,9 @@ void http_respond(struct http_conn *c, int status, const char *extra_headers,
 struct http_stats {
     unsigned long long requests, bad_requests, too_large, header_too_large, timeouts,
                        refused_connections;
+    unsigned long long refused_per_address;     /* also in refused_connections */
+    unsigned long long evicted_idle;            /* idle connections closed under pressure */
+    unsigned long long lingering_closes;
 };
 void http_server_stats(const struct http_server *s, struct http_stats *out);
 

@@ -4,7 +4,8 @@
 #   sh scripts/deps.sh run     build and run: compiler, libraries, redis-server, node
 #                              + npm, curl, and the npm "dependencies" (esbuild for the
 #                              snippet, the demo's GeoIP database)       (make deps, make run)
-#   sh scripts/deps.sh test    run + cmocka, Chromium and the npm "devDependencies"
+#   sh scripts/deps.sh test    run + cmocka, Chromium, clang with its libFuzzer runtime (the
+#                              fuzz corpora replay) and the npm "devDependencies"
 #                              (playwright-core, the UA and crawler data) (make deps-test, make test)
 #   sh scripts/deps.sh bench   run + wrk, nginx-light, iproute2            (make bench)
 #
@@ -39,6 +40,9 @@ case "$part" in
 test)
     want libcmocka-dev
     [ -x /usr/bin/chromium ] || want chromium
+    # libFuzzer (tests/fuzz): Debian 12's clang is 14; its fuzzer runtime is a package apart.
+    command -v clang >/dev/null 2>&1 || want clang
+    want libclang-rt-14-dev
     ;;
 bench)
     command -v wrk >/dev/null 2>&1 || want wrk

@@ -23,6 +23,32 @@ for t in "$@"; do
     pass=$((pass + p)); fail=$((fail + f))
 done
 
+# The fuzz targets' seed corpora, each input once (-runs=0): one pass or fail
+# per target. Needs clang with the libFuzzer runtime (make deps-test installs
+# it); without it the step is skipped, and says so.
+if [ -n "$suites" ]; then
+    if printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' |
+        clang -fsanitize=fuzzer -x c - -o "$log.fuzzprobe" >/dev/null 2>&1; then
+        rm -f "$log.fuzzprobe"
+        echo "== fuzz corpora replay"
+        if make --no-print-directory -f tests/fuzz/fuzz.mk fuzz-all >"$log" 2>&1; then
+            for c in tests/fuzz/corpus/*/; do
+                t=$(basename "$c")
+                if ./build/fuzz/fuzz_"$t" -runs=0 "$c" >"$log" 2>&1; then
+                    echo "ok fuzz_$t ($(ls "$c" | wc -l) seeds)"; pass=$((pass + 1))
+                else
+                    cat "$log"; echo "FAILED fuzz_$t"; fail=$((fail + 1))
+                fi
+            done
+        else
+            cat "$log"; echo "FAILED: building the fuzz targets"; fail=$((fail + 1))
+        fi
+    else
+        rm -f "$log.fuzzprobe"
+        echo "== fuzz corpora replay: SKIPPED (no clang with libFuzzer; make deps-test installs it)"
+    fi
+fi
+
 # One file per node process, one after another: each file starts its own
 # redis-server and collector, so they must not run at the same time.
 for suite in $suites; do

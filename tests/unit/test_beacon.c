@@ -198,10 +198,57 @@ static void bad_utf8_and_nul_are_refused(void **state)
     (void)state;
     struct beacon b;
     const char bad[] = "{\"d\":\"a.com\",\"u\":\"https://a.com/\xff\xfe\"}";
-    assert_int_equal(beacon_parse_json(bad, sizeof bad - 1, &b), BEACON_BAD_JSON);
+    assert_int_equal(beacon_parse_json(bad, sizeof bad - 1, &b), BEACON_BAD_UTF8);
     assert_int_equal(PARSE("{\"d\":\"a.com\",\"u\":\"https://a.com/\\u0000x\"}", &b), BEACON_BAD_JSON);
     const char nul[] = "{\"d\":\"a.com\",\0\"u\":\"https://a.com\"}";
     assert_int_equal(beacon_parse_json(nul, sizeof nul - 1, &b), BEACON_BAD_JSON);
+}
+
+/* yajl checks only the shape of UTF-8; every one of these would have been
+ * stored. Raw bytes, \u escapes, in every field and in props. */
+static void overlong_surrogate_and_out_of_range_utf8_are_refused(void **state)
+{
+    (void)state;
+    struct beacon b;
+    static const char *const bad[] = {
+        "{\"d\":\"a.com\",\"u\":\"https://a.com/\xc0\xaf\"}",             /* overlong '/' */
+        "{\"d\":\"a.com\",\"u\":\"https://a.com/\xe0\x80\xaf\"}",
+        "{\"d\":\"a.com\",\"u\":\"https://a.com/\xed\xa0\x80\"}",         /* surrogate D800 */
+        "{\"d\":\"a.com\",\"u\":\"https://a.com/\xf4\x90\x80\x80\"}",     /* U+110000 */
+        "{\"d\":\"a.com\",\"u\":\"https://a.com/\\ud800\"}",               /* lone high */
+        "{\"d\":\"a.com\",\"u\":\"https://a.com/\\udc00\"}",               /* lone low */
+        "{\"d\":\"a.com\",\"u\":\"https://a.com/\\ud800\\u0041\"}",
+        "{\"d\":\"a.com\",\"u\":\"https://a.com/\",\"n\":\"\\udbff\"}",
+        "{\"d\":\"a.com\",\"u\":\"https://a.com/\",\"r\":\"https://b.com/\xc1\xbf\"}",
+        "{\"d\":\"a.com\",\"u\":\"https://a.com/\",\"p\":{\"k\":\"\\udfff\"}}",
+        "{\"d\":\"a.com\",\"u\":\"https://a.com/\",\"p\":{\"\xc0\x80\":\"v\"}}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (beacon_parse_json(bad[i], strlen(bad[i]), &b) != BEACON_BAD_UTF8) fail_msg("passed: %s", bad[i]);
+    /* A pair is one code point (U+1F600), and passes. */
+    assert_int_equal(PARSE("{\"d\":\"a.com\",\"u\":\"https://a.com/\\ud83d\\ude00\",\"n\":\"\xc3\xa9\"}", &b),
+                     BEACON_OK);
+    assert_string_equal(b.path, "/\xf0\x9f\x98\x80");
+}
+
+static void the_pixel_refuses_invalid_utf8_after_percent_decoding(void **state)
+{
+    (void)state;
+    struct beacon b;
+    static const char *const bad[] = {
+        "d=a.com&u=https%3A%2F%2Fa.com%2F%C0%AF",
+        "d=a.com&u=https%3A%2F%2Fa.com%2F%FF",
+        "d=a.com&u=https%3A%2F%2Fa.com%2F%ED%A0%80",
+        "d=a.com&u=https%3A%2F%2Fa.com%2F&n=%E9t%E9",
+        "d=a.com&u=https%3A%2F%2Fa.com%2F&r=https%3A%2F%2Fb.com%2F%80",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (beacon_parse_query(bad[i], strlen(bad[i]), &b) != BEACON_BAD_UTF8) fail_msg("passed: %s", bad[i]);
+    const char *ok = "d=a.com&u=https%3A%2F%2Fa.com%2F%C3%A9%3Futm_source%3D%25E9t%25E9%26utm_medium%3D%25C3%25A9";
+    assert_int_equal(beacon_parse_query(ok, strlen(ok), &b), BEACON_OK);
+    assert_string_equal(b.path, "/\xc3\xa9");
+    assert_string_equal(b.utm[UTM_SOURCE], "");         /* Latin-1 tag dropped */
+    assert_string_equal(b.utm[UTM_MEDIUM], "\xc3\xa9");
 }
 
 static void overlong_fields_are_refused(void **state)
@@ -333,6 +380,8 @@ int main(void)
         cmocka_unit_test(malformed_bodies_are_refused),
         cmocka_unit_test(bad_utf8_and_nul_are_refused),
         cmocka_unit_test(overlong_fields_are_refused),
+        cmocka_unit_test(overlong_surrogate_and_out_of_range_utf8_are_refused),
+        cmocka_unit_test(the_pixel_refuses_invalid_utf8_after_percent_decoding),
         cmocka_unit_test(pixel_query_is_parsed_like_the_body),
         cmocka_unit_test(consent_body_needs_domain_and_boolean),
         cmocka_unit_test(url_helpers_respect_bounds),

@@ -328,6 +328,71 @@ static void a_bad_request_line_is_refused_with_400_and_stays_refused(void **stat
     }
 }
 
+/* RFC 9112: what Debian's lenient http-parser lets through, each refused
+ * with 400 before the handler sees it, whole or byte by byte. */
+static void framing_tricks_are_refused_with_400(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length\t: 1\r\n\r\nx",
+        "GET / HTTP/1.1\r\nX Y: 1\r\n\r\n",
+        "GET / HTTP/1.1\r\nUser-Agent: a\r\n b\r\n\r\n",          /* obs-fold */
+        "GET / HTTP/1.1\r\nUser-Agent: a\r\n\tb\r\n\r\n",
+        "GET / HTTP/1.1\r\n Host: a\r\n\r\n",
+        "GET / HTTP/1.1\nHost: a\r\n\r\n",                          /* bare LF */
+        "GET / HTTP/1.1\r\nHost: a\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\n\n",
+        "GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n",                 /* bare CR */
+        "GET / HTTP/1.1\r\n: a\r\n\r\n",                           /* empty name */
+        "GET / HTTP/1.1\r\nX-A: a\x01b\r\n\r\n",                  /* CTL in a value */
+        "GET / HTTP/1.1\r\nX-A: a\x7f\r\n\r\n",
+        "GET / HTTP/9.9\r\nHost: a\r\n\r\n",                       /* unknown major */
+        "GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+        "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        "GET / HTTP/0.9\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct http_request req;
+        size_t used;
+        struct http_parse *p = http_parse_new(MAX_HEADER, MAX_BODY);
+        if (feed(p, bad[i], &used, &req) != 400) fail_msg("not refused whole: %s", bad[i]);
+        assert_int_equal(feed(p, GET_HEALTH, &used, &req), 400);  /* spent */
+        http_parse_free(p);
+        p = http_parse_new(MAX_HEADER, MAX_BODY);
+        if (feed_bytes(p, bad[i], &used, &req) != 400) fail_msg("not refused bytewise: %s", bad[i]);
+        http_parse_free(p);
+    }
+}
+
+static void tabs_in_values_obs_text_empty_lines_before_and_http_1_0_pass(void **state)
+{
+    struct http_request req;
+    size_t used;
+    assert_int_equal(feed(*state, "\r\n\r\nGET / HTTP/1.1\r\nUser-Agent:\tA\t\xc3\xa9\r\n\r\n",
+                          &used, &req), HTTP_FEED_REQUEST);
+    assert_str(req.user_agent, "A\t\xc3\xa9");
+    struct http_parse *p = http_parse_new(MAX_HEADER, MAX_BODY);
+    assert_int_equal(feed(p, "GET / HTTP/1.0\r\n\r\n", &used, &req), HTTP_FEED_REQUEST);
+    http_parse_free(p);
+    p = http_parse_new(MAX_HEADER, MAX_BODY);
+    assert_int_equal(feed(p, "GET / HTTP/1.7\r\n\r\n", &used, &req), HTTP_FEED_REQUEST);
+    http_parse_free(p);
+}
+
+/* A body may hold any bytes, CR and LF included: the head rules stop at
+ * the empty line, and start again with the next request. */
+static void a_body_with_bare_lf_passes_and_the_next_head_is_checked_again(void **state)
+{
+    struct http_request req;
+    size_t used;
+    const char *wire = "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\na\nb c"
+                       "GET / HTTP/1.1\nHost: a\r\n\r\n";
+    assert_int_equal(feed(*state, wire, &used, &req), HTTP_FEED_REQUEST);
+    assert_str(req.body, "a\nb c");
+    assert_int_equal(http_feed(*state, wire + used, strlen(wire + used), &used, &req), 400);
+}
+
 static void a_half_sent_request_waits_for_more(void **state)
 {
     struct http_request req;
@@ -360,6 +425,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_url_over_max_header_is_refused_with_414, setup, teardown),
         cmocka_unit_test_setup_teardown(a_bad_request_line_is_refused_with_400_and_stays_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(a_half_sent_request_waits_for_more, setup, teardown),
+        cmocka_unit_test(framing_tricks_are_refused_with_400),
+        cmocka_unit_test_setup_teardown(tabs_in_values_obs_text_empty_lines_before_and_http_1_0_pass, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_body_with_bare_lf_passes_and_the_next_head_is_checked_again, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
