@@ -2,7 +2,8 @@
  *
  * Parses "-c FILE [-o section.key=value]... COMMAND [options]", loads the
  * config, builds the shared state (agg.h) and hands over to run (run.c),
- * report (report.c), purge (purge.c) or forget (forget.c). Exit status:
+ * report (report.c), purge (purge.c), forget (forget.c) or serve (serve.c);
+ * token prints a new access token for serve. Exit status:
  * 0 ok, 1 runtime failure (Redis unreachable...), 2 usage or config error,
  * always with one line on stderr saying which.
  */
@@ -20,6 +21,8 @@
 #include "log.h"
 #include "purge.h"
 #include "report.h"
+#include "auth.h"
+#include "serve.h"
 
 #define MAX_OVERRIDES 64
 
@@ -37,7 +40,9 @@ static const char usage_text[] =
     "  report --site S [--from YYYY-MM-DD] [--to YYYY-MM-DD]\n"
     "         [--format table|json|csv] [--limit N] [--other]\n"
     "  purge [--dry-run] [--as-of RFC3339]   enforce the retention limits\n"
-    "  forget --receipt ID [--site S]     erase a visitor's buffered hits\n";
+    "  forget --receipt ID [--site S]     erase a visitor's buffered hits\n"
+    "  serve                              the dashboard and Stats API on serve.listen\n"
+    "  token [--site S]                   print a new access token and its serve.tokens entry\n";
 
 static int usage(const char *fmt, const char *arg)
 {
@@ -167,6 +172,35 @@ static int cmd_forget(struct agg *a, int argc, char **argv)
     return 0;
 }
 
+static int cmd_serve(struct agg *a, int argc, char **argv)
+{
+    if (argc > 0) return usage("serve: unknown option '%s'", argv[0]);
+    return serve_run(a);
+}
+
+/* The token goes to stdout once and is stored nowhere: only its hash goes
+ * into the config. */
+static int cmd_token(struct agg *a, int argc, char **argv)
+{
+    (void)a;
+    const char *site = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (is_opt(argv[i], "--site")) {
+            if (!(site = opt_value(argc, argv, &i, "--site")) || !*site || strpbrk(site, ", \t@"))
+                return usage("token: --site needs a site name%s", "");
+        } else {
+            return usage("token: unknown option '%s'", argv[i]);
+        }
+    }
+    char token[64], sha[65];
+    if (auth_token_generate(token, sha) < 0) {
+        fprintf(stderr, "fairstat-aggregator: token: no randomness from the OS\n");
+        return 1;
+    }
+    printf("%s\ntokens = sha256:%s%s%s\n", token, sha, site ? "@" : "", site ? site : "");
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     const char *conf = NULL;
@@ -188,14 +222,16 @@ int main(int argc, char **argv)
         }
     }
     if (!conf) return usage("-c FILE is required%s", "");
-    if (optind >= argc) return usage("a command is required: run, report, purge or forget%s", "");
+    if (optind >= argc) return usage("a command is required: run, report, purge, forget, serve or token%s", "");
     const char *cmd = argv[optind];
     int (*fn)(struct agg *, int, char **) = NULL;
     if (strcmp(cmd, "run") == 0) fn = cmd_run;
     else if (strcmp(cmd, "report") == 0) fn = cmd_report;
     else if (strcmp(cmd, "purge") == 0) fn = cmd_purge;
     else if (strcmp(cmd, "forget") == 0) fn = cmd_forget;
-    else return usage("unknown command '%s' (run, report, purge, forget)", cmd);
+    else if (strcmp(cmd, "serve") == 0) fn = cmd_serve;
+    else if (strcmp(cmd, "token") == 0) fn = cmd_token;
+    else return usage("unknown command '%s' (run, report, purge, forget, serve, token)", cmd);
 
     char err[512];
     struct cfg *cfg = cfg_load(conf, overrides, n_over, err, sizeof err);

@@ -37,6 +37,18 @@ int keys_hour(char *buf, size_t len, const char *site, const char *yyyymmddhh)
     return fit(snprintf(buf, len, "fs:{%s}:h:%s", site, yyyymmddhh), len);
 }
 
+int keys_realtime_minute(char *buf, size_t len, const char *site, int64_t unix_minute)
+{
+    int64_t y;
+    unsigned m, d;
+    int64_t day = unix_minute >= 0 ? unix_minute / (CLOCK_DAY_S / 60) : -1;
+    if (day < 0) return -1;
+    int64_t rest = unix_minute - day * (CLOCK_DAY_S / 60);
+    clock_civil_from_days(day, &y, &m, &d);
+    return fit(snprintf(buf, len, "fs:{%s}:rt:%04lld%02u%02u%02d%02d", site, (long long)y, m, d,
+                        (int)(rest / 60), (int)(rest % 60)), len);
+}
+
 int keys_cursor(char *buf, size_t len, const char *site)
 {
     return fit(snprintf(buf, len, "fs:{%s}:cursor", site), len);

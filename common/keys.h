@@ -63,6 +63,9 @@ int keys_day(char *buf, size_t len, const char *site, const char *yyyymmdd, cons
 int keys_uv(char *buf, size_t len, const char *site, const char *yyyymmdd, const char *page);
 /* fs:{S}:h:YYYYMMDDHH */
 int keys_hour(char *buf, size_t len, const char *site, const char *yyyymmddhh);
+/* fs:{S}:rt:YYYYMMDDHHMM: HyperLogLog of the visitors of one UTC minute
+ * (unix_minute = ms since the epoch / 60000), for "current visitors" */
+int keys_realtime_minute(char *buf, size_t len, const char *site, int64_t unix_minute);
 /* fs:{S}:cursor: the id of the last raw hit the fold counted */
 int keys_cursor(char *buf, size_t len, const char *site);
 /* fs:{S}:lease: which aggregator folds the site now */

@@ -194,7 +194,6 @@ static void keys_whose_feature_is_missing_are_refused(void **state)
     (void)state;
     static const char *const refused[] = {
         "[collector]\nspool_dir = var/spool\n", "[collector]\nspool_max_bytes = 64m\n",
-        "[serve]\nlisten = 127.0.0.1:8090\n", "[serve]\ntokens =\n",
         "[site a.test]\ntcf_purposes = 1,8\n", "[site a.test]\ntcf_vendor = 1\n",
         "[site a.test]\nconsent_group = C0002\n", "[site a.test]\nconsent_service = x\n",
         "[site a.test]\nconsent_category = x\n", "[site a.test]\nconsent_cookie = x\n",
