@@ -1,6 +1,7 @@
 /* auth.c -- tokens, sessions and share links (see auth.h). */
 #include "auth.h"
 
+#include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -59,12 +60,40 @@ static void tohex(const unsigned char *p, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+#define TOKENS_FILE_MAX (1 << 20)
+
+/* The entries of a tokens file: separated by commas or white space, '#'
+ * comments to the end of a line. Malloc'd, NULL with err. */
+static char *read_tokens_file(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    char *buf = f ? malloc(TOKENS_FILE_MAX + 1) : NULL;
+    size_t n = buf ? fread(buf, 1, TOKENS_FILE_MAX + 1, f) : 0;
+    if (!f || !buf || ferror(f) || n > TOKENS_FILE_MAX) {
+        snprintf(err, errlen, "serve.tokens: %s: %s", path, !f ? strerror(errno) : "cannot read (at most 1 MiB)");
+        if (f) fclose(f);
+        free(buf);
+        return NULL;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    for (char *p = buf; *p; p++) {
+        if (*p == '#')
+            while (*p && *p != '\n') *p++ = ' ';
+        if (*p == '\n' || *p == '\r') *p = ' ';
+        if (!*p) break;
+    }
+    return buf;
+}
+
 struct auth *auth_new(const struct cfg *cfg, char *err, size_t errlen)
 {
     struct auth *a = calloc(1, sizeof *a);
+    char *file = NULL;
     if (!a) goto oom;
     a->cfg = cfg;
     const char *v = cfg->serve.tokens ? cfg->serve.tokens : "";
+    if (strncmp(v, "file:", 5) == 0 && !(v = file = read_tokens_file(v + 5, err, errlen))) goto error;
     while (*v) {
         while (*v == ' ' || *v == '\t' || *v == ',') v++;
         size_t n = strcspn(v, ", \t");
@@ -82,13 +111,19 @@ struct auth *auth_new(const struct cfg *cfg, char *err, size_t errlen)
             snprintf(err, errlen, "serve.tokens: not hex: '%.*s'", (int)(n > 80 ? 80 : n), v);
             goto error;
         }
-        if (n > 71 && !(t->site = strndup(v + 72, n - 72))) goto oom;
+        if (n > 71 && (v[71] != '@' || n == 72)) {
+            snprintf(err, errlen, "serve.tokens: not sha256:HEX[@SITE]: '%.*s'", (int)(n > 80 ? 80 : n), v);
+            goto error;
+        }
+        if (n > 72 && !(t->site = strndup(v + 72, n - 72))) goto oom;
         v += n;
     }
+    free(file);
     return a;
 oom:
     snprintf(err, errlen, "out of memory");
 error:
+    free(file);
     auth_free(a);
     return NULL;
 }

@@ -2,7 +2,8 @@
  * sessions, share links.
  *
  * Tokens are never stored, only their SHA-256 (serve.tokens, "sha256:HEX" for
- * every site, "sha256:HEX@SITE" for one); a presented token is hashed and
+ * every site, "sha256:HEX@SITE" for one, comma-separated, or file:PATH of a
+ * file listing them, read once at start); a presented token is hashed and
  * compared with each listed hash in constant time (CRYPTO_memcmp, every entry
  * compared whatever matched). A dashboard login trades a token for a session:
  * 32 random bytes, kept in this process's memory with an expiry and the
@@ -28,7 +29,7 @@
 
 struct auth;
 
-/* The tokens of cfg->serve.tokens (syntax checked by cfg.c). NULL with a
+/* The tokens of cfg->serve.tokens (or of its file). NULL with a
  * reason in err. cfg is borrowed and must outlive the result. */
 struct auth *auth_new(const struct cfg *cfg, char *err, size_t errlen);
 void auth_free(struct auth *a);

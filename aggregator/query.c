@@ -209,14 +209,14 @@ error:
 
 static int parse_filter(struct filter *f, json_t *v, char *err, size_t errlen)
 {
+    const char *op = json_string_value(json_array_get(v, 0));
+    if (op && (!strcmp(op, "and") || !strcmp(op, "or") || !strcmp(op, "not")))
+        BAD("Filter operator `%s` is not supported: only a list of simple filters (combined with and)", op);
     if (!json_is_array(v) || json_array_size(v) < 3)
         BAD("Invalid filter: each filter is [operator, dimension, [values]]");
-    const char *op = json_string_value(json_array_get(v, 0));
     const char *dim = json_string_value(json_array_get(v, 1));
     json_t *vals = json_array_get(v, 2);
     if (!op || !dim) BAD("Invalid filter: operator and dimension must be strings");
-    if (!strcmp(op, "and") || !strcmp(op, "or") || !strcmp(op, "not"))
-        BAD("Filter operator `%s` is not supported: only a list of simple filters (combined with and)", op);
     int k = find_name(op_names, sizeof op_names / sizeof op_names[0], op);
     if (k < 0) BAD("Filter operator `%.50s` is not supported (is, is_not, contains, contains_not)", op);
     if (json_array_size(v) > 3) BAD("Filter modifiers are not supported");

@@ -230,9 +230,12 @@ static int sha256_ref_ok(const char *s, size_t n, int site_allowed)
     return site_allowed && s[7 + 64] == '@' && n > 7 + 64 + 1;
 }
 
-/* serve.tokens: comma-separated sha256:HEX[@SITE]; aggregator/auth.c reads them. */
+/* serve.tokens: comma-separated sha256:HEX[@SITE], or file:PATH of a file
+ * holding them (a line holds 199 characters: two tokens); aggregator/auth.c
+ * reads them, and the file, when serve starts. */
 static const char *check_tokens(const char *v)
 {
+    if (strncmp(v, "file:", 5) == 0) return v[5] ? NULL : "file: needs a path";
     while (*v) {
         while (*v == ' ' || *v == '\t' || *v == ',') v++;
         size_t n = strcspn(v, ", \t");

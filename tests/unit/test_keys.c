@@ -29,6 +29,19 @@ static void built_keys_carry_the_site_in_a_hash_tag(void **state)
     assert_int_equal(keys_hits(k, 8, SITE), -1);   /* never truncated */
 }
 
+static void realtime_keys_name_the_utc_minute(void **state)
+{
+    (void)state;
+    char k[128];
+    int64_t minute = (day("20240501") * 86400 + 13 * 3600 + 7 * 60) / 60;
+    assert_int_equal(keys_realtime_minute(k, sizeof k, SITE, minute), (int)strlen(PREFIX "rt:202405011307"));
+    assert_string_equal(k, PREFIX "rt:202405011307");
+    keys_realtime_minute(k, sizeof k, SITE, minute - (13 * 60 + 7) - 1);
+    assert_string_equal(k, PREFIX "rt:202404302359");
+    assert_int_equal(keys_realtime_minute(k, 10, SITE, minute), -1);
+    assert_int_equal(KEY_DAY(k), -1);   /* not an aggregate: it expires by itself */
+}
+
 static void aggregate_keys_are_dated_by_their_name(void **state)
 {
     (void)state;
@@ -115,6 +128,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(built_keys_carry_the_site_in_a_hash_tag),
+        cmocka_unit_test(realtime_keys_name_the_utc_minute),
         cmocka_unit_test(aggregate_keys_are_dated_by_their_name),
         cmocka_unit_test(other_keys_are_never_dated),
         cmocka_unit_test(a_streams_name_gives_back_its_site),
