@@ -1334,7 +1334,8 @@ char *query_run(struct agg *a, struct query *q, int min_visitors, int *status, c
         if (q->total_rows) json_object_set_new(meta, "total_rows", json_integer(1));
     }
     resp = json_pack("{s:O,s:O,s:o}", "results", results, "meta", meta, "query", echo(q));
-    if (!resp || !(out = json_dumps(resp, JSON_COMPACT))) oom(&r);
+    /* 2 decimals at most (views_per_visit): no binary tail like 3.3300000000000001 */
+    if (!resp || !(out = json_dumps(resp, JSON_COMPACT | JSON_REAL_PRECISION(12)))) oom(&r);
 out:
     /* replies may still be queued behind a failure: start afresh */
     if (!out) agg_disconnect(a);
