@@ -332,7 +332,7 @@ static int parse_pagination(struct query *q, json_t *v, char *err, size_t errlen
             if (n < 1 || n > QUERY_MAX_LIMIT) BAD("pagination.limit must be 1..%d", QUERY_MAX_LIMIT);
             q->limit = (size_t)n;
         } else if (!strcmp(k, "offset")) {
-            if (n < 0 || n > 1000000) BAD("pagination.offset must be 0..1000000");
+            if (n < 0 || n > QUERY_MAX_OFFSET) BAD("pagination.offset must be 0..%d", QUERY_MAX_OFFSET);
             q->offset = (size_t)n;
         } else {
             BAD("Unknown pagination key `%.50s`", k);
@@ -548,6 +548,12 @@ int query_resolve(struct query *q, struct clock_zone *zone, int64_t now_ms, long
     if (n > QUERY_MAX_DAYS) BAD("Invalid date_range: longer than ten years");
     if (q->src == SRC_HOURS && n > QUERY_MAX_HOUR_DAYS)
         BAD("Invalid date_range: time:hour covers at most %d days", QUERY_MAX_HOUR_DAYS);
+    /* visitors of filtered pages: one HyperLogLog key per page and day */
+    for (size_t i = 0; q->src == SRC_FILTERED && q->fdim == DIM_PAGE && i < q->nmetrics; i++)
+        for (size_t j = 0; q->metrics[i] == M_VISITORS && j < q->nfilters; j++)
+            if (q->filters[j].dim == DIM_PAGE && (int64_t)q->filters[j].n * n > QUERY_MAX_PAGE_DAYS)
+                BAD("Invalid query: visitors of %zu pages over %lld days is more than %d page-days",
+                    q->filters[j].n, (long long)n, QUERY_MAX_PAGE_DAYS);
     return 0;
 error:
     return -1;
@@ -581,6 +587,7 @@ struct row {
     size_t len;
     long long n;                /* the source's count */
     long long visitors;         /* event:page only; -1: not held */
+    int visitors_known;         /* visitors asked for already */
 };
 
 struct map {
@@ -612,7 +619,7 @@ static struct row *map_get(struct map *m, const char *name, size_t len)
         if (!copy) return NULL;
         memcpy(copy, name, len);
         copy[len] = '\0';
-        m->slot[j] = (struct row){copy, len, 0, -1};
+        m->slot[j] = (struct row){copy, len, 0, -1, 0};
         m->n++;
     }
     return &m->slot[j];
@@ -1018,7 +1025,7 @@ error:
  * HyperLogLog (SMISMEMBER) and their pageviews (HMGET); then one PFCOUNT per
  * page over the days it has one. -1 (not held) when a day with pageviews of
  * the page has none. */
-static int page_visitors(struct run *r, struct row **rows, size_t n)
+static int page_visitors_chunk(struct run *r, struct row **rows, size_t n)
 {
     if (n == 0) return 0;
     struct query *q = r->q;
@@ -1088,6 +1095,25 @@ out:
     free(argv);
     free(held);
     return rc;
+}
+
+#define VISITOR_CHUNK 256      /* rows per pipeline: bounds the per-day flags and commands */
+
+/* The visitors of the rows not asked for yet, VISITOR_CHUNK rows at a time. */
+static int page_visitors(struct run *r, struct row **rows, size_t n)
+{
+    struct row *chunk[VISITOR_CHUNK];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i]->visitors_known) continue;
+        rows[i]->visitors_known = 1;
+        chunk[k++] = rows[i];
+        if (k == VISITOR_CHUNK) {
+            if (page_visitors_chunk(r, chunk, k) < 0) return -1;
+            k = 0;
+        }
+    }
+    return page_visitors_chunk(r, chunk, k);
 }
 
 /* ------------------------------------------------------------------------ */

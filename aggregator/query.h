@@ -36,6 +36,8 @@ struct query;
 #define QUERY_MAX_LIMIT 10000       /* Plausible's largest page */
 #define QUERY_MAX_DAYS 3660         /* ten years */
 #define QUERY_MAX_HOUR_DAYS 366     /* time:hour reads 24 hashes a day */
+#define QUERY_MAX_OFFSET 100000     /* rows before the page asked for */
+#define QUERY_MAX_PAGE_DAYS 20000   /* visitors of filtered pages: HyperLogLogs read at once */
 
 /* Parses and validates a request body of len bytes. NULL with the reason in
  * err (a 400). The query owns copies of everything it keeps; free it with

@@ -377,7 +377,10 @@ static void route_realtime(struct serve *s, struct http_conn *c, const struct ht
     const char *argv[REALTIME_MINUTES + 2] = {"PFCOUNT"};
     int64_t now_min = clock_now_ms() / 60000;
     for (int i = 0; i <= REALTIME_MINUTES; i++) {
-        keys_realtime_minute(keys[i], sizeof keys[i], site->name, now_min - i);
+        if (keys_realtime_minute(keys[i], sizeof keys[i], site->name, now_min - i) < 0) {
+            respond_error(s, c, req, 400, "site_id too long");
+            return;
+        }
         argv[i + 1] = keys[i];
     }
     redisReply *r = agg_command_argv(s->a, REALTIME_MINUTES + 2, argv, NULL);

@@ -163,6 +163,16 @@ static void date_ranges_resolve_to_local_days(void **state)
     assert_int_equal(query_resolve(q, z, now, 365, err, sizeof err), -1);
     assert_non_null(strstr(err, "time:hour covers at most"));
     query_free(q);
+    /* visitors of 100 pages over ten years would read 365,300 HyperLogLogs at once */
+    char json[4096];
+    int n = snprintf(json, sizeof json, "{\"site_id\":\"a\",\"metrics\":[\"visitors\"],"
+                     "\"date_range\":[\"2015-01-01\",\"2024-12-31\"],\"filters\":[[\"is\",\"event:page\",[");
+    for (int i = 0; i < 100; i++) n += snprintf(json + n, sizeof json - (size_t)n, "%s\"/%d\"", i ? "," : "", i);
+    snprintf(json + n, sizeof json - (size_t)n, "]]]}");
+    assert_non_null(q = parse(json, err));
+    assert_int_equal(query_resolve(q, z, now, 365, err, sizeof err), -1);
+    assert_non_null(strstr(err, "page-days"));
+    query_free(q);
     clock_zone_free(z);
 }
 
