@@ -94,9 +94,13 @@ static void *worker_main(void *arg)
         goto error;
     }
     if (!(w->api = api_new(w->base, c, w->geo, w->err, sizeof w->err))) goto error;
+    char herr[sizeof w->err - 16];
     w->http = http_server_new(w->base, c->collector.listen, &lim, api_handle, w->api,
-                              w->err, sizeof w->err);
-    if (!w->http) goto error;
+                              herr, sizeof herr);
+    if (!w->http) {
+        snprintf(w->err, sizeof w->err, "collector.%s", herr);   /* names the key */
+        goto error;
+    }
     api_attach_http(w->api, w->http);
     w->ev_tick = event_new(w->base, -1, EV_PERSIST, on_tick, w);
     if (!w->ev_tick || event_add(w->ev_tick, &tick) < 0) {
