@@ -34,7 +34,8 @@ static int add_site(struct agg *a, const char *name, const char *tz, char *err, 
     memset(s, 0, sizeof *s);
     if (keys_hits(s->stream, sizeof s->stream, name) < 0 ||
         keys_cursor(s->cursor_key, sizeof s->cursor_key, name) < 0 ||
-        keys_lease(s->lease_key, sizeof s->lease_key, name) < 0) {
+        keys_lease(s->lease_key, sizeof s->lease_key, name) < 0 ||
+        keys_withdrawn_gen(s->gen_key, sizeof s->gen_key, name) < 0) {
         snprintf(err, errlen, "site name too long: '%.60s...'", name);
         return -1;
     }

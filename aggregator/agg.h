@@ -31,6 +31,7 @@ struct agg_site {
     char stream[512];           /* fs:{S}:hits */
     char cursor_key[512];       /* fs:{S}:cursor */
     char lease_key[512];        /* fs:{S}:lease */
+    char gen_key[512];          /* fs:{S}:withdrawn:gen */
     struct clock_zone *zone;    /* owned */
     struct fold *fold;          /* owned, created on first use */
     char cursor[64];            /* the last id counted, as last read; "" = none */
@@ -41,7 +42,7 @@ struct agg_site {
 };
 
 struct agg_stats {
-    uint64_t read, counted, skipped, batches;
+    uint64_t read, counted, skipped, dropped, batches;
 };
 
 struct agg {

@@ -147,6 +147,15 @@ struct fold {
     char day[CLOCK_DAY_LEN + 1], hour[CLOCK_HOUR_LEN + 1];
     uint32_t daykey[FOLD_NDIMS], hourkey;
 
+    /* The withdrawn visitors (erase.h), loaded at generation wgen; wseen is
+     * the generation read with this batch. Open addressing over the 8-byte
+     * visitor as a number; wzero stands for the visitor 0. */
+    uint64_t *wslot;
+    size_t wcap, wn;
+    int wzero, wloaded, wread;
+    char wgen[24], wseen[24];
+    size_t dropped;
+
     struct str *args;
     size_t nargs, capargs;
     const char **argv;
@@ -355,6 +364,7 @@ static void capsets_trim(struct fold *f)
 void fold_forget(struct fold *f)
 {
     for (size_t i = 0; i < f->ncaps; i++) set_clear(&f->caps[i]);
+    f->wloaded = 0;
 }
 
 /* The member a count of m goes to in a capped hash: m itself when known or
@@ -554,6 +564,7 @@ void fold_free(struct fold *f)
     free(f->capq);
     free(f->visits);
     free(f->visitt.slot);
+    free(f->wslot);
     free(f->args);
     free(f->argv);
     free(f->argvlen);
@@ -567,7 +578,9 @@ void fold_reset(struct fold *f)
     f->ncapq = 0;
     f->alen = 0;
     f->nkeys = 0;
-    f->nhits = f->skipped = 0;
+    f->nhits = f->skipped = f->dropped = 0;
+    f->wseen[0] = '\0';
+    f->wread = 0;
     f->nsums = 0;
     f->nvisits = 0;
     f->collected = 0;
@@ -580,10 +593,13 @@ void fold_reset(struct fold *f)
     table_clear(&f->keyt);
     table_clear(&f->sumt);
     table_clear(&f->visitt);
-    /* KEYS[FOLD_KEY_STREAM] and KEYS[FOLD_KEY_CURSOR] come first. */
+    /* The fixed KEYS come first, in fold_key's order. */
     char key[600];
     key_index(f, key, keys_hits(key, sizeof key, f->site));
     key_index(f, key, keys_cursor(key, sizeof key, f->site));
+    key_index(f, key, keys_withdrawn(key, sizeof key, f->site));
+    key_index(f, key, keys_withdrawn_gen(key, sizeof key, f->site));
+    key_index(f, KEYS_AUDIT, (int)strlen(KEYS_AUDIT));
 }
 
 size_t fold_entries(const struct fold *f)
@@ -594,6 +610,11 @@ size_t fold_entries(const struct fold *f)
 size_t fold_skipped(const struct fold *f)
 {
     return f->skipped;
+}
+
+size_t fold_dropped(const struct fold *f)
+{
+    return f->dropped;
 }
 
 const char *fold_last_id(const struct fold *f)
@@ -785,6 +806,85 @@ static int visit_loaded(struct fold *f, size_t i, size_t j, const char *value, s
 }
 
 /* ------------------------------------------------------------------------ */
+/* Withdrawn visitors                                                        */
+/* ------------------------------------------------------------------------ */
+
+static uint64_t visitor_word(const unsigned char *v)
+{
+    uint64_t w;
+    memcpy(&w, v, sizeof w);
+    return w;
+}
+
+static size_t wslot_of(const struct fold *f, uint64_t w)
+{
+    return (size_t)hash_fnv1a(f->seed, &w, sizeof w) & (f->wcap - 1);
+}
+
+static void withdrawn_clear(struct fold *f)
+{
+    if (f->wslot) memset(f->wslot, 0, f->wcap * sizeof *f->wslot);
+    f->wn = 0;
+    f->wzero = 0;
+}
+
+static int withdrawn_add(struct fold *f, const unsigned char *v)
+{
+    uint64_t w = visitor_word(v);
+    if (w == 0) return f->wzero = 1, 0;
+    if (2 * (f->wn + 1) > f->wcap) {
+        size_t cap = f->wcap ? 2 * f->wcap : 64;
+        uint64_t *old = f->wslot, *slot = calloc(cap, sizeof *slot);
+        if (!slot) return -1;
+        size_t oldcap = f->wcap;
+        f->wslot = slot;
+        f->wcap = cap;
+        for (size_t i = 0; i < oldcap; i++) {
+            if (!old[i]) continue;
+            size_t j = wslot_of(f, old[i]);
+            while (slot[j]) j = (j + 1) & (cap - 1);
+            slot[j] = old[i];
+        }
+        free(old);
+    }
+    size_t j = wslot_of(f, w);
+    while (f->wslot[j] && f->wslot[j] != w) j = (j + 1) & (f->wcap - 1);
+    if (!f->wslot[j]) f->wslot[j] = w, f->wn++;
+    return 0;
+}
+
+static int withdrawn_has(const struct fold *f, const unsigned char *v)
+{
+    uint64_t w = visitor_word(v);
+    if (w == 0) return f->wzero;
+    if (!f->wn) return 0;
+    for (size_t j = wslot_of(f, w); f->wslot[j]; j = (j + 1) & (f->wcap - 1))
+        if (f->wslot[j] == w) return 1;
+    return 0;
+}
+
+int fold_withdrawn_gen(struct fold *f, const char *gen, size_t len)
+{
+    if (len >= sizeof f->wseen) return -1;
+    memcpy(f->wseen, gen, len);
+    f->wseen[len] = '\0';
+    return 0;
+}
+
+/* Whether this batch must read the withdrawn set: its generation moved since
+ * the copy was loaded. No generation yet: nobody withdrew, the set is empty. */
+static int withdrawn_stale(struct fold *f)
+{
+    if (!f->wseen[0]) {
+        withdrawn_clear(f);
+        f->wloaded = 1;
+        f->wgen[0] = '\0';
+        return 0;
+    }
+    return !f->wloaded || strcmp(f->wgen, f->wseen) != 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Reads: what the batch needs from Redis before it can be counted           */
 /* ------------------------------------------------------------------------ */
 
@@ -801,15 +901,17 @@ int fold_reads(struct fold *f, size_t *n)
         if (grow(&f->capq, &f->capcapq, f->ncapq + 1, sizeof *f->capq) < 0) return -1;
         f->capq[f->ncapq++] = (uint32_t)i;
     }
-    *n = f->ngroups + f->ncapq;
+    f->wread = withdrawn_stale(f);
+    *n = f->ngroups + f->ncapq + (size_t)f->wread;
     return 0;
 }
 
-/* Reads 0..ngroups-1 are the visit states of a day (HMGET), the others the
- * members of a capped key (HKEYS, SMEMBERS). */
+/* Reads 0..ngroups-1 are the visit states of a day (HMGET), the next ncapq
+ * the members of a capped key (HKEYS, SMEMBERS), the last (when wread) the
+ * withdrawn set (ZRANGE key 0 -1). */
 int fold_read(struct fold *f, size_t i, int *argc, const char *const **argv, const size_t **lens)
 {
-    size_t n = i < f->ngroups ? 2 + f->groups[i].n : 2;
+    size_t n = i < f->ngroups ? 2 + f->groups[i].n : i < f->ngroups + f->ncapq ? 2 : 4;
     if (grow(&f->rargv, &f->caprargv, n, sizeof *f->rargv) < 0 ||
         grow(&f->rlens, &f->caprlens, n, sizeof *f->rlens) < 0)
         return -1;
@@ -822,11 +924,20 @@ int fold_read(struct fold *f, size_t i, int *argc, const char *const **argv, con
             f->rargv[2 + j] = (const char *)f->visits[g->visits[j]].visitor;
             f->rlens[2 + j] = RAWHIT_VISITOR_LEN;
         }
-    } else {
+    } else if (i < f->ngroups + f->ncapq) {
         const struct capset *cs = &f->caps[f->capq[i - f->ngroups]];
         f->rargv[0] = cs->page_set ? "SMEMBERS" : "HKEYS";
         f->rargv[1] = cs->key;
         f->rlens[1] = cs->keylen;
+    } else {
+        const struct str *k = &f->keys[FOLD_KEY_WITHDRAWN - 1];
+        f->rargv[0] = "ZRANGE";
+        f->rargv[1] = AT(f, *k);
+        f->rlens[1] = k->len;
+        f->rargv[2] = "0";
+        f->rargv[3] = "-1";
+        f->rlens[2] = 1;
+        f->rlens[3] = 2;
     }
     f->rlens[0] = strlen(f->rargv[0]);
     *argc = (int)n;
@@ -840,6 +951,16 @@ int fold_read_answer(struct fold *f, size_t i, size_t n, const char *const *vals
     if (i < f->ngroups) {
         for (size_t j = 0; j < n && j < f->groups[i].n; j++)
             if (visit_loaded(f, i, j, vals[j], lens[j]) < 0) return -1;
+        return 0;
+    }
+    if (i >= f->ngroups + f->ncapq) {
+        withdrawn_clear(f);
+        for (size_t j = 0; j < n; j++)
+            if (vals[j] && lens[j] == RAWHIT_VISITOR_LEN &&
+                withdrawn_add(f, (const unsigned char *)vals[j]) < 0)
+                return -1;
+        memcpy(f->wgen, f->wseen, sizeof f->wgen);
+        f->wloaded = 1;
         return 0;
     }
     struct capset *cs = &f->caps[f->capq[i - f->ngroups]];
@@ -984,6 +1105,10 @@ int fold_compute(struct fold *f, int64_t now_ms)
     if (collect_visits(f) < 0) return -1;
     for (size_t i = 0; i < f->nhits; i++) {
         struct fhit *x = &f->hits[i];
+        if ((x->h.flags & RAWHIT_F_VISITOR) && withdrawn_has(f, x->h.visitor)) {
+            f->dropped++;
+            continue;
+        }
         if (bucket(f, x->t) < 0) return -1;
         const struct rawhit *h = &x->h;
         int pageview = h->n[RAWHIT_NAME] == 0 ||
@@ -1068,7 +1193,8 @@ int fold_argv(struct fold *f, const char *sha, const char *expect, long long add
     if (!f->last[0] || next_id(f->last, trim, sizeof trim) < 0) return -1;
     f->nargs = 0;
     if (arg_s(f, expect) < 0 || arg_s(f, f->last) < 0 || arg_s(f, trim) < 0 ||
-        arg_i(f, added) < 0 || arg_i(f, length) < 0)
+        arg_i(f, added) < 0 || arg_i(f, length) < 0 || arg_s(f, f->wseen) < 0 ||
+        arg_i(f, (long long)f->dropped) < 0 || arg_i(f, f->now) < 0 || arg_s(f, f->site) < 0)
         return -1;
     size_t counts = f->nargs;
     if (arg_s(f, "0") < 0 || arg_s(f, "0") < 0 || arg_s(f, "0") < 0 || arg_s(f, "0") < 0) return -1;

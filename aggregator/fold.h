@@ -13,8 +13,15 @@
  *     aggregator, nor a replay of this one, counted the range meanwhile) and
  *     that no entry was deleted from the stream since it was read (a withdrawal
  *     or a purge: the batch is then read again, without the deleted hits);
+ *   - it checks that the withdrawn set (fs:{S}:withdrawn, erase.h) is the one
+ *     the batch was counted against: its generation has not moved;
  *   - it adds the deltas, writes the visit states, moves the cursor to the
  *     batch's last id and trims the stream up to it (XTRIM MINID).
+ *
+ * A hit of a withdrawn visitor is never counted: the fold drops it, and the
+ * XTRIM deletes it with the rest of the range; one fs:audit record (action
+ * "drop") says how many a batch dropped. That is what makes a withdrawal cost
+ * O(1) in Redis whatever the backlog (erase.h).
  *
  * Counting, moving the cursor and deleting the raw entries are one script, so
  * after any crash either all of a batch happened or none of it. Several
@@ -57,6 +64,9 @@
 enum fold_key {
     FOLD_KEY_STREAM = 1,        /* fs:{S}:hits */
     FOLD_KEY_CURSOR,            /* fs:{S}:cursor: the last id counted */
+    FOLD_KEY_WITHDRAWN,         /* fs:{S}:withdrawn: visitors whose hits are dropped */
+    FOLD_KEY_GEN,               /* fs:{S}:withdrawn:gen */
+    FOLD_KEY_AUDIT,             /* fs:audit */
     FOLD_KEY_FIRST_OTHER
 };
 
@@ -70,6 +80,10 @@ enum fold_argv {
     FOLD_ARGV_TRIM,             /* the id after it: XTRIM MINID */
     FOLD_ARGV_ADDED,            /* the stream's entries-added when read */
     FOLD_ARGV_LENGTH,           /* its length when read */
+    FOLD_ARGV_GEN,              /* the withdrawn set's generation counted against; "" = none */
+    FOLD_ARGV_DROPPED,          /* hits of withdrawn visitors dropped */
+    FOLD_ARGV_NOW,              /* ms: stamps the audit record, prunes the withdrawn set */
+    FOLD_ARGV_SITE,
     FOLD_ARGV_NINCR,
     FOLD_ARGV_NPF,
     FOLD_ARGV_NSADD,
@@ -102,18 +116,21 @@ enum fold_status {
     FOLD_APPLIED = 0,
     FOLD_MOVED,                 /* the cursor is not where the batch began */
     FOLD_DELETED,               /* entries were deleted since the range was read */
+    FOLD_WITHDRAWN,             /* a visitor was withdrawn since the batch was counted */
 };
 
 /* What luagen (common/build.mk) writes into fold.lua as `local NAME = value`. */
 #define FOLD_LUA_INTS(X)                                                                   \
-    X(FOLD_KEY_STREAM) X(FOLD_KEY_CURSOR)                                                  \
+    X(FOLD_KEY_STREAM) X(FOLD_KEY_CURSOR) X(FOLD_KEY_WITHDRAWN) X(FOLD_KEY_GEN)            \
+    X(FOLD_KEY_AUDIT)                                                                      \
     X(FOLD_ARGV_EXPECT) X(FOLD_ARGV_LAST) X(FOLD_ARGV_TRIM) X(FOLD_ARGV_ADDED)             \
-    X(FOLD_ARGV_LENGTH) X(FOLD_ARGV_NINCR) X(FOLD_ARGV_NPF) X(FOLD_ARGV_NSADD)             \
+    X(FOLD_ARGV_LENGTH) X(FOLD_ARGV_GEN) X(FOLD_ARGV_DROPPED) X(FOLD_ARGV_NOW)             \
+    X(FOLD_ARGV_SITE) X(FOLD_ARGV_NINCR) X(FOLD_ARGV_NPF) X(FOLD_ARGV_NSADD)             \
     X(FOLD_ARGV_NVISIT) X(FOLD_ARGV_FIRST_GROUP)                                           \
     X(FOLD_IG_KEY) X(FOLD_IG_COUNT) X(FOLD_IG_HEAD)                                        \
     X(FOLD_AG_KEY) X(FOLD_AG_COUNT) X(FOLD_AG_HEAD)                                        \
     X(FOLD_VG_KEY) X(FOLD_VG_AT) X(FOLD_VG_COUNT) X(FOLD_VG_HEAD)                          \
-    X(FOLD_APPLIED) X(FOLD_MOVED) X(FOLD_DELETED)
+    X(FOLD_APPLIED) X(FOLD_MOVED) X(FOLD_DELETED) X(FOLD_WITHDRAWN)
 #define FOLD_LUA_STRINGS(X)
 
 /* fold.lua, with the constants above prepended; SCRIPT LOAD it and call it
@@ -179,13 +196,22 @@ void fold_reset(struct fold *f);
 int fold_add(struct fold *f, const char *id, size_t idlen, const char *const *fv,
              const size_t *fvlen, size_t nfv);
 
+/* The withdrawn set's generation as read with the batch (GET
+ * fs:{S}:withdrawn:gen; len 0 for none). When it is not the one the fold's
+ * copy of the set was loaded at, fold_reads() reads the set again. 0, or -1
+ * when it does not fit. */
+int fold_withdrawn_gen(struct fold *f, const char *gen, size_t len);
+
 size_t fold_entries(const struct fold *f);
+/* Hits of withdrawn visitors the batch dropped (after fold_compute). */
+size_t fold_dropped(const struct fold *f);
 /* Entries that were not raw hits. */
 size_t fold_skipped(const struct fold *f);
 
 /* What the batch must read from Redis before it can be counted: the visit
- * states of its visitors (HMGET, one per UTC day) and what this process does
- * not know yet of the capped keys it touches (HKEYS / SMEMBERS). *n reads;
+ * states of its visitors (HMGET, one per UTC day), what this process does
+ * not know yet of the capped keys it touches (HKEYS / SMEMBERS) and, when its
+ * generation moved, the withdrawn set (ZRANGE). *n reads;
  * fold_read() lays read i out as argv[0..argc) with lengths (valid until the
  * next call on f), and the elements of its array reply go to
  * fold_read_answer() (vals[j] NULL for a nil). Send them all, then answer

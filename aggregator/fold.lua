@@ -11,8 +11,13 @@
 --     withdrawal or a purge): entries-added minus length moves only when an
 --     entry is deleted, so comparing both with their values at read time
 --     tells, in O(1), without walking the range;
+--   * no visitor may have been withdrawn since the batch was counted (the
+--     withdrawn set's generation): fold.c dropped the hits of the visitors
+--     withdrawn when it read, and must drop a newly withdrawn one's too;
 --   * then it adds, writes the visit states, moves the cursor to the
---     batch's last id and trims the stream up to it.
+--     batch's last id and trims the stream up to it -- the dropped hits of
+--     withdrawn visitors with the rest, never counted, and an audit record
+--     says how many.
 --
 -- Redis runs a script to its end before serving anyone else and logs its
 -- effects as one block, so a batch is counted and its raw entries deleted
@@ -32,6 +37,9 @@ for i = 1, #info, 2 do
 end
 if added - tonumber(ARGV[FOLD_ARGV_ADDED]) ~= length - tonumber(ARGV[FOLD_ARGV_LENGTH]) then
   return {FOLD_DELETED}
+end
+if (redis.call('GET', KEYS[FOLD_KEY_GEN]) or '') ~= ARGV[FOLD_ARGV_GEN] then
+  return {FOLD_WITHDRAWN}
 end
 
 -- Long argument lists go in slices: Lua's unpack has a stack limit.
@@ -78,4 +86,13 @@ end
 
 redis.call('SET', cursor, ARGV[FOLD_ARGV_LAST])
 redis.call('XTRIM', stream, 'MINID', ARGV[FOLD_ARGV_TRIM])
+
+-- Withdrawn visitors: their hits of this range went with the trim, uncounted.
+local now = ARGV[FOLD_ARGV_NOW]
+if tonumber(ARGV[FOLD_ARGV_DROPPED]) > 0 then
+  redis.call('XADD', KEYS[FOLD_KEY_AUDIT], '*', 'action', 'drop', 'by', 'aggregator',
+             'site', ARGV[FOLD_ARGV_SITE], 'hits', ARGV[FOLD_ARGV_DROPPED], 't', now)
+end
+-- Entries past their time: no raw hit of their day can be left.
+redis.call('ZREMRANGEBYSCORE', KEYS[FOLD_KEY_WITHDRAWN], '-inf', '(' .. now)
 return {FOLD_APPLIED}

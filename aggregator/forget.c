@@ -57,7 +57,7 @@ static int forget_site(struct agg *a, const struct erase_request *req, long long
     }
     redisReply *r = agg_command_argv(a, call.argc, call.argv, call.len);
     if (!r) return -1;
-    int rc = erase_reply(r, hits, recorded);
+    int rc = erase_reply(r, hits, recorded, NULL);
     if (rc < 0)
         snprintf(a->err, sizeof a->err, "erase on %.120s: %.100s", req->site,
                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
@@ -75,6 +75,7 @@ int forget_run(struct agg *a, const char *receipt, const char *site, FILE *out)
         struct agg_site *s = &a->sites[i];
         if (site && strcmp(site, s->name) != 0) continue;
         struct erase_request req = {.site = s->name, .receipt = receipt, .now_ms = now,
+                                    .raw_max_age_ms = a->cfg->retention.raw_max_age_s * 1000LL,
                                     .mode = site ? ERASE_ALWAYS : ERASE_IF_KNOWN,
                                     .by = ERASE_BY_AGGREGATOR};
         long long n;

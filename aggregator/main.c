@@ -37,7 +37,7 @@ static void on_signal(int sig)
 static const char usage_text[] =
     "usage: fairstat-aggregator -c FILE [-o section.key=value]... [-v] COMMAND\n"
     "  run [--once]                       fold queued hits into aggregates (daemon)\n"
-    "  report --site S [--from YYYY-MM-DD] [--to YYYY-MM-DD]\n"
+    "  report --site S [--from YYYY-MM-DD] [--to YYYY-MM-DD | --period day|7d|30d|month|12mo]\n"
     "         [--format table|json|csv] [--limit N] [--other]\n"
     "  purge [--dry-run] [--as-of RFC3339]   enforce the retention limits\n"
     "  forget --receipt ID [--site S]     erase a visitor's buffered hits\n"
@@ -81,6 +81,7 @@ static int cmd_run(struct agg *a, int argc, char **argv)
 static int cmd_report(struct agg *a, int argc, char **argv)
 {
     struct report_opts o = {.limit = 10, .format = REPORT_TABLE, .from_day = -1, .to_day = -1};
+    const char *period = NULL;
     for (int i = 0; i < argc; i++) {
         const char *v;
         if (is_opt(argv[i], "--site")) {
@@ -91,6 +92,11 @@ static int cmd_report(struct agg *a, int argc, char **argv)
             if (!(v = opt_value(argc, argv, &i, from ? "--from" : "--to")) ||
                 clock_parse_day(v, from ? &o.from_day : &o.to_day) < 0)
                 return usage("report: --from/--to need a date YYYY-MM-DD, got '%s'", v ? v : "");
+        } else if (is_opt(argv[i], "--period")) {
+            int64_t f, t;
+            if (!(v = opt_value(argc, argv, &i, "--period")) || report_period(v, 0, &f, &t) < 0)
+                return usage("report: --period must be day, 7d, 30d, month or 12mo, got '%s'", v ? v : "");
+            period = v;
         } else if (is_opt(argv[i], "--format")) {
             if (!(v = opt_value(argc, argv, &i, "--format")) || report_parse_format(v, &o.format) < 0)
                 return usage("report: --format must be table, json or csv, got '%s'", v ? v : "");
@@ -108,9 +114,12 @@ static int cmd_report(struct agg *a, int argc, char **argv)
         }
     }
     if (!o.site) return usage("report: --site S is required%s", "");
+    if (period && (o.from_day >= 0 || o.to_day >= 0))
+        return usage("report: --period or --from/--to, not both%s", "");
     struct agg_site *s = agg_site(a, o.site);
     if (!s) return usage("report: bad site name '%s'", o.site);
     int64_t today = clock_local_days(s->zone, clock_now_ms());
+    if (period) report_period(period, today, &o.from_day, &o.to_day);
     if (o.to_day < 0) o.to_day = o.from_day >= 0 && o.from_day > today ? o.from_day : today;
     if (o.from_day < 0) o.from_day = o.to_day < today ? o.to_day : today;
     if (o.from_day > o.to_day) return usage("report: --from is after --to%s", "");

@@ -4,12 +4,14 @@
  * (a year is ~6,000 commands, one round trip), then a second pipeline asks
  * PFCOUNT of the top pages' per-day HyperLogLogs. Breakdowns are merged over
  * the days in a jansson object used as a map, then sorted by count (ties by
- * name, so output is stable) and cut at --limit. The model (report.h) keeps
+ * name, so output is stable) and cut at --limit and min_visitors (rows.h),
+ * keyed by the name the output shows. The model (report.h) keeps
  * its keys in insertion order, which the table and CSV renderers rely on.
  */
 #include "report.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +19,7 @@
 #include "fold.h"
 #include "hash.h"
 #include "keys.h"
+#include "rows.h"
 
 /* The breakdowns, in output order: dim, JSON section, label, metric. */
 static const struct {
@@ -52,6 +55,29 @@ int report_parse_format(const char *s, enum report_format *f)
     return 0;
 }
 
+int report_period(const char *name, int64_t today, int64_t *from, int64_t *to)
+{
+    int64_t y;
+    unsigned m, d;
+    clock_civil_from_days(today, &y, &m, &d);
+    *to = today;
+    if (strcmp(name, "day") == 0) {
+        *from = today;
+    } else if (strcmp(name, "7d") == 0) {
+        *from = today - 6;
+    } else if (strcmp(name, "30d") == 0) {
+        *from = today - 29;
+    } else if (strcmp(name, "month") == 0) {
+        *from = clock_days_from_civil(y, m, 1);
+    } else if (strcmp(name, "12mo") == 0) {
+        /* Eleven months back from this one: m - 11, borrowing a year. */
+        *from = m > 11 ? clock_days_from_civil(y, m - 11, 1) : clock_days_from_civil(y - 1, m + 1, 1);
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
 static long long to_ll(const redisReply *r)
 {
     if (r->type == REDIS_REPLY_INTEGER) return r->integer;
@@ -60,47 +86,86 @@ static long long to_ll(const redisReply *r)
 }
 
 struct row {
-    const char *name;           /* owned by the map */
+    const char *name;           /* as output (rows_json_name), owned by the map */
     size_t len;
+    const char *raw;            /* as stored, when it differs from name (owned); else NULL */
+    size_t raw_len;
+    int merged;                 /* several stored names have this output name */
     long long n;
 };
 
-/* name -> count over the days of a breakdown: open addressing over rows
- * with their own copy of the name, so that each day's reply is merged and
- * freed as it arrives (a 30-day report holds one reply at a time). */
+/* The stored name of a row (for its uv:<page> key). */
+static const char *row_stored(const struct row *r, size_t *len)
+{
+    *len = r->raw ? r->raw_len : r->len;
+    return r->raw ? r->raw : r->name;
+}
+
+/* output name -> count over the days of a breakdown: open addressing over
+ * rows with their own copy of the name, so that each day's reply is merged
+ * and freed as it arrives (a 30-day report holds one reply at a time). Rows
+ * are keyed by the name the output shows, so that two stored names that
+ * would show alike are summed into one row rather than shown twice. */
 struct map {
     struct row *slot;
     size_t cap, n;
 };
 
-static int map_add(struct map *m, const char *name, size_t len, long long v)
+static int map_grow(struct map *m)
 {
-    if ((m->n + 1) * 2 > m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 256;
-        struct row *slot = calloc(cap, sizeof *slot);
-        if (!slot) return -1;
-        for (size_t i = 0; i < m->cap; i++) {
-            if (!m->slot[i].name) continue;
-            size_t j = hash_fnv1a(HASH_FNV_OFFSET, m->slot[i].name, m->slot[i].len) & (cap - 1);
-            while (slot[j].name) j = (j + 1) & (cap - 1);
-            slot[j] = m->slot[i];
-        }
-        free(m->slot);
-        m->slot = slot;
-        m->cap = cap;
+    size_t cap = m->cap ? m->cap * 2 : 256;
+    struct row *slot = calloc(cap, sizeof *slot);
+    if (!slot) return -1;
+    for (size_t i = 0; i < m->cap; i++) {
+        if (!m->slot[i].name) continue;
+        size_t j = hash_fnv1a(HASH_FNV_OFFSET, m->slot[i].name, m->slot[i].len) & (cap - 1);
+        while (slot[j].name) j = (j + 1) & (cap - 1);
+        slot[j] = m->slot[i];
     }
+    free(m->slot);
+    m->slot = slot;
+    m->cap = cap;
+    return 0;
+}
+
+static char *dup_bytes(const char *s, size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (!copy) return NULL;
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+    return copy;
+}
+
+static int map_add(struct map *m, const char *stored, size_t stored_len, long long v)
+{
+    if ((m->n + 1) * 2 > m->cap && map_grow(m) < 0) return -1;
+    size_t len = stored_len;
+    int oom;
+    char *esc = rows_json_name(stored, stored_len, &len, &oom);
+    if (oom) return -1;
+    const char *name = esc ? esc : stored;
     size_t j = hash_fnv1a(HASH_FNV_OFFSET, name, len) & (m->cap - 1);
     while (m->slot[j].name && !(m->slot[j].len == len && memcmp(m->slot[j].name, name, len) == 0))
         j = (j + 1) & (m->cap - 1);
-    if (!m->slot[j].name) {
-        char *copy = malloc(len + 1);
-        if (!copy) return -1;
-        memcpy(copy, name, len);
-        copy[len] = '\0';
-        m->slot[j] = (struct row){copy, len, 0};
+    struct row *r = &m->slot[j];
+    if (!r->name) {
+        char *copy = esc ? esc : dup_bytes(stored, stored_len);
+        char *raw = esc ? dup_bytes(stored, stored_len) : NULL;
+        if (!copy || (esc && !raw)) {
+            free(copy);
+            free(raw);
+            return -1;
+        }
+        *r = (struct row){.name = copy, .len = len, .raw = raw, .raw_len = stored_len};
         m->n++;
+    } else {
+        size_t had_len;
+        const char *had = row_stored(r, &had_len);
+        if (had_len != stored_len || memcmp(had, stored, stored_len) != 0) r->merged = 1;
+        free(esc);
     }
-    m->slot[j].n += v;
+    r->n += v;
     return 0;
 }
 
@@ -128,12 +193,16 @@ static int row_cmp(const void *pa, const void *pb)
 {
     const struct row *a = pa, *b = pb;
     if (a->n != b->n) return a->n > b->n ? -1 : 1;
-    return strcmp(a->name, b->name);
+    int c = memcmp(a->name, b->name, a->len < b->len ? a->len : b->len);
+    return c ? c : (a->len > b->len) - (a->len < b->len);
 }
 
 static void map_free(struct map *m)
 {
-    for (size_t i = 0; i < m->cap; i++) free((char *)m->slot[i].name);
+    for (size_t i = 0; i < m->cap; i++) {
+        free((char *)m->slot[i].name);
+        free((char *)m->slot[i].raw);
+    }
     free(m->slot);
 }
 
@@ -179,7 +248,9 @@ static int collect(struct agg *a, redisReply **out, size_t n)
     return 0;
 }
 
-/* PFCOUNT over the per-day uv:<page> keys of each of the first n rows. */
+/* Visitors of rows[0..n) (PFCOUNT over each page's per-day uv:<page> keys)
+ * into out[], -1 where a page has none (past aggregator.max_page_visitors)
+ * or none can be told (a row of several stored names, a name with a NUL). */
 static int page_visitors(struct agg *a, const char *site, const struct report_opts *o,
                          const struct row *rows, size_t n, long long *out)
 {
@@ -193,18 +264,22 @@ static int page_visitors(struct agg *a, const char *site, const struct report_op
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
+        size_t len;
+        const char *page = row_stored(&rows[i], &len);
+        int known = !rows[i].merged && strlen(page) == len;
         argv[0] = "PFCOUNT";
         for (size_t d = 0; d < ndays; d++) {
             char day[CLOCK_DAY_LEN + 1];
             clock_format_day(o->from_day + (int64_t)d, day);
             char *k = keys + d * 1200;
-            if (keys_uv(k, 1200, site, day, rows[i].name) < 0) k[0] = '\0';
+            if (!known || keys_uv(k, 1200, site, day, page) < 0) k[0] = '\0';
             argv[d + 1] = k;
         }
         redisAppendCommandArgv(a->rc, (int)ndays + 1, argv, NULL);
     }
     if (collect(a, rep, n) < 0) goto out;
-    for (size_t i = 0; i < n; i++) out[i] = rep[i]->type == REDIS_REPLY_INTEGER ? rep[i]->integer : 0;
+    for (size_t i = 0; i < n; i++)
+        out[i] = rep[i]->type == REDIS_REPLY_INTEGER && rep[i]->integer > 0 ? rep[i]->integer : -1;
     rc = 0;
 out:
     for (size_t i = 0; rep && i < n; i++)
@@ -215,45 +290,105 @@ out:
     return rc;
 }
 
-static json_t *breakdown(struct agg *a, const char *site, const struct report_opts *o, size_t b,
-                         const struct map *map)
+/* Breakdowns whose empty values are not stored (docs/aggregator.md): their
+ * rows may sum to less than the visits. */
+static int skips_empty(enum fold_dim d)
 {
-    size_t n;
+    return d == FOLD_UTM_SOURCE || d == FOLD_UTM_MEDIUM || d == FOLD_UTM_CAMPAIGN || d == FOLD_UTM_TERM ||
+           d == FOLD_UTM_CONTENT || d == FOLD_REGION;
+}
+
+static void note(json_t *notes, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(json_t *notes, const char *fmt, ...)
+{
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    json_array_append_new(notes, json_string(buf));
+}
+
+/* Why the rows of breakdown b do not sum to its total, one sentence each,
+ * into notes (a JSON array): the output says so rather than leave a reader
+ * to wonder. sum = what the rows shown (with "(other)") add up to. */
+static void explain(json_t *notes, const struct report_opts *o, size_t b, const struct rows_fold *f,
+                    long long sum, long long total, long long min_visitors)
+{
+    const char *unit = strcmp(breakdowns[b].metric, "count") == 0 ? "events" : breakdowns[b].metric;
+    if (f->hidden)
+        note(notes, "%zu row%s with fewer than %lld visitors (aggregator.min_visitors) %s counted in (other)",
+             f->hidden, f->hidden == 1 ? "" : "s", min_visitors, f->hidden == 1 ? "is" : "are");
+    if (f->other_n)
+        note(notes, "(other) holds %lld %s of members past aggregator.max_members on a day", f->other_n, unit);
+    if (f->cut && !o->other)
+        note(notes, "%zu more row%s (%lld %s) past --limit %d %s not shown; --other adds them as (other)",
+             f->cut, f->cut == 1 ? "" : "s", f->cut_n, unit, o->limit, f->cut == 1 ? "is" : "are");
+    if (breakdowns[b].dim == FOLD_PAGE && f->shown)
+        note(notes, "visitors are counted per page: one visitor of two pages counts on both, "
+                    "so they do not add up to the total");
+    long long listed = sum + (o->other ? 0 : f->cut_n), missing = total - listed;
+    if (missing > 0 && skips_empty(breakdowns[b].dim)) {
+        if (sum > 0) note(notes, "%lld %s have no %s and are not listed", missing, unit, breakdowns[b].label);
+    } else if (missing != 0) {
+        note(notes, "the rows add up to %lld %s, the totals say %lld", listed, unit, total);
+    }
+}
+
+/* Breakdown b as a JSON array of rows, after small-count protection and
+ * --limit (rows.h); why its rows do not sum to total, if they do not, goes
+ * into notes. */
+static json_t *breakdown(struct agg *a, const char *site, const struct report_opts *o, size_t b,
+                         const struct map *map, long long total, json_t *notes)
+{
+    size_t n, known = 0;
     struct row *rows = sorted(map, &n);
     json_t *arr = json_array();
     long long *vis = NULL;
     if (!rows || !arr) goto error;
     int pages = breakdowns[b].dim == FOLD_PAGE;
-    size_t shown = n < (size_t)o->limit ? n : (size_t)o->limit;
-    if (pages) {
-        /* Ask for visitors of a few more rows than shown: min_visitors may hide some. */
-        size_t ask = a->cfg->aggregator.min_visitors > 0 ? n : shown;
-        vis = calloc(ask ? ask : 1, sizeof *vis);
-        if (!vis || page_visitors(a, site, o, rows, ask, vis) < 0) goto error;
-    }
-    long long other = 0;
-    size_t added = 0;
+    long long k = a->cfg->aggregator.min_visitors, sum = 0;
+    if (pages && !(vis = calloc(n ? n : 1, sizeof *vis))) goto error;
+    struct rows_fold f;
+    rows_fold_init(&f, k, (size_t)o->limit);
     for (size_t i = 0; i < n; i++) {
-        int hidden = pages && a->cfg->aggregator.min_visitors > 0 && vis[i] < a->cfg->aggregator.min_visitors;
-        if (added >= (size_t)o->limit || hidden) {
-            other += rows[i].n;
-            continue;
+        /* Visitors are asked for in rounds, only while rows may still be
+         * shown: a breakdown of 50,000 pages costs a few PFCOUNTs, not all. */
+        if (pages && i == known && f.shown < f.limit) {
+            size_t ask = (f.limit - f.shown) * (k > 0 ? 2 : 1);
+            if (ask > n - i) ask = n - i;
+            if (page_visitors(a, site, o, rows + i, ask, vis + i) < 0) goto error;
+            known = i + ask;
         }
+        long long v = pages && i < known ? vis[i] : -1;
+        if (rows_fold_next(&f, rows[i].name, rows[i].len, rows[i].n, v) != ROWS_SHOW) continue;
         json_t *r = json_object();
-        json_object_set_new(r, breakdowns[b].label, json_string(rows[i].name));
+        json_t *name = json_stringn(rows[i].name, rows[i].len);
+        if (!r || !name) {
+            json_decref(r);
+            json_decref(name);
+            goto error;
+        }
+        json_object_set_new(r, breakdowns[b].label, name);
         json_object_set_new(r, breakdowns[b].metric, json_integer(rows[i].n));
         /* A page past aggregator.max_page_visitors on every day of the range
          * has no visitor count: null, not a zero that would look measured. */
-        if (pages) json_object_set_new(r, "visitors", vis[i] > 0 ? json_integer(vis[i]) : json_null());
+        if (pages) json_object_set_new(r, "visitors", v > 0 ? json_integer(v) : json_null());
         json_array_append_new(arr, r);
-        added++;
+        sum += rows[i].n;
     }
-    if (o->other && other > 0) {
+    long long other = rows_fold_other(&f, o->other);
+    if (other > 0) {
         json_t *r = json_object();
-        json_object_set_new(r, breakdowns[b].label, json_string("(other)"));
+        json_object_set_new(r, breakdowns[b].label, json_string(ROWS_OTHER));
         json_object_set_new(r, breakdowns[b].metric, json_integer(other));
         json_array_append_new(arr, r);
+        sum += other;
     }
+    json_t *why = json_array();
+    if (why) explain(why, o, b, &f, sum, total, k);
+    if (why && json_array_size(why) > 0) json_object_set_new(notes, breakdowns[b].section, why);
+    else json_decref(why);
     free(rows);
     free(vis);
     return arr;
@@ -364,15 +499,27 @@ json_t *report_build(struct agg *a, const struct report_opts *o)
     rates(pv, visits, bounces, dur, totals);
     json_object_set_new(totals, "events", json_integer(events));
     json_object_set_new(report, "totals", totals);
+    json_t *notes = json_object();
     for (size_t b = 0; b < NBREAK; b++) {
-        json_t *arr = breakdown(a, s->name, o, b, &maps[b]);
+        const char *m = breakdowns[b].metric;
+        long long total = strcmp(m, "pageviews") == 0 ? pv : strcmp(m, "visits") == 0 ? visits : events;
+        json_t *arr = breakdown(a, s->name, o, b, &maps[b], total, notes);
         if (!arr) {
             json_decref(series);
+            json_decref(notes);
             goto error;
         }
         json_object_set_new(report, breakdowns[b].section, arr);
     }
     json_object_set_new(report, "timeseries", series);
+    if (ndays > 1) {
+        json_t *why = json_array();
+        note(why, "visitors are counted per day: one visitor of two days counts on both, "
+                  "so the days do not add up to the total");
+        json_object_set_new(notes, "timeseries", why);
+    }
+    /* Not an array: the renderers do not take it for a breakdown. */
+    json_object_set_new(report, "notes", notes);
     for (size_t i = 0; i < ncmd; i++) freeReplyObject(rep[i]);
     free(rep);
     for (size_t b = 0; b < NBREAK; b++) map_free(&maps[b]);

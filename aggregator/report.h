@@ -5,6 +5,9 @@
  * the one model every output format renders: JSON as is, table and CSV by
  * report_format.c. Visitors over a range are the union of the daily
  * HyperLogLogs (PFCOUNT over several keys), never a sum of daily counts.
+ * Every breakdown row passes the rules of rows.h (min_visitors, names that
+ * are not UTF-8) before it enters the model; "notes" (an object: section ->
+ * sentences) says why a breakdown's rows do not add up to the totals.
  */
 #ifndef FAIRSTAT_REPORT_H
 #define FAIRSTAT_REPORT_H
@@ -32,6 +35,13 @@ json_t *report_build(struct agg *a, const struct report_opts *o);
 
 /* Renders r to out in format. 0, or -1 on a write error. */
 int report_print(const json_t *r, enum report_format format, FILE *out);
+
+/* The days of a named period relative to today (days since 1970-01-01 in
+ * the site's timezone), both inclusive: "day" today; "7d", "30d" the last 7
+ * or 30 days, today included; "month" this calendar month to today; "12mo"
+ * the last 12 calendar months, this one included (to today), as Plausible
+ * counts them. 0, or -1 when name is none of these. */
+int report_period(const char *name, int64_t today, int64_t *from, int64_t *to);
 
 /* "table"|"json"|"csv" -> format. 0 or -1. */
 int report_parse_format(const char *s, enum report_format *f);

@@ -5,11 +5,17 @@
  * columns are the keys of its rows -- so a new breakdown needs no change here.
  * CSV is long-form (section,key,metric,value) so that one header fits every
  * section; text cells that a spreadsheet would run as a formula get a quote
- * prefix, because page paths and event names come from the public.
+ * prefix, because page paths and event names come from the public. Every
+ * text the table prints from the model goes through rows_term_escape(), so a
+ * name cannot move the cursor, recolour the terminal or reorder the line
+ * (rows.h). The model's "notes" (why rows do not add up to the totals) are an
+ * object, not an array, so no renderer takes them for a breakdown: the table
+ * prints them under their section, CSV as "note" rows at the end.
  */
 #include <string.h>
 
 #include "report.h"
+#include "rows.h"
 
 #define NAME_WIDTH 48
 
@@ -21,13 +27,29 @@ static void scalar(const json_t *v, char *buf, size_t len)
     else buf[0] = '\0';
 }
 
-/* Cuts s to width display columns (bytes, but never inside a UTF-8 sequence). */
-static void cut(char *s, size_t width)
+/* A cell of the table: strings escaped for the terminal and cut to width
+ * bytes ("..." at the end; never inside a character or an escape). */
+static void cell(const json_t *v, char *buf, size_t len, size_t width)
 {
-    if (strlen(s) <= width) return;
-    size_t n = width - 3;
-    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
-    memcpy(s + n, "...", 4);
+    if (!json_is_string(v)) {
+        scalar(v, buf, len);
+        return;
+    }
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    if (width + 1 < len) len = width + 1;
+    if (rows_term_escape(s, n, buf, len) < n) {
+        rows_term_escape(s, n, buf, len - 3);
+        strcat(buf, "...");
+    }
+}
+
+/* A string of the model, escaped for the terminal, into buf. */
+static const char *term(const json_t *v, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (json_is_string(v)) rows_term_escape(json_string_value(v), json_string_length(v), buf, len);
+    return buf;
 }
 
 static void title(FILE *out, const char *section)
@@ -45,15 +67,14 @@ static void title(FILE *out, const char *section)
         }
     }
     char t[64];
-    snprintf(t, sizeof t, "%s", section);
+    rows_term_escape(section, strlen(section), t, sizeof t);
     for (char *p = t; *p; p++) if (*p == '_') *p = ' ';
     if (t[0] >= 'a' && t[0] <= 'z') t[0] = (char)(t[0] - 'a' + 'A');
     fprintf(out, "\n%s\n", t);
 }
 
-static void table(FILE *out, const char *section, const json_t *arr)
+static void table_rows(FILE *out, const json_t *arr)
 {
-    title(out, section);
     if (json_array_size(arr) == 0) {
         fputs("  (none)\n", out);
         return;
@@ -68,78 +89,104 @@ static void table(FILE *out, const char *section, const json_t *arr)
         if (c < 16) cols[c++] = k;
     }
     ncol = c;
-    char buf[1024];
-    for (size_t i = 0; i < ncol; i++) width[i] = strlen(cols[i]);
     size_t idx;
     const json_t *row;
+    char buf[1024], head[16][64];
+    for (size_t i = 0; i < ncol; i++) {
+        rows_term_escape(cols[i], strlen(cols[i]), head[i], sizeof head[i]);
+        width[i] = strlen(head[i]);
+    }
     json_array_foreach(arr, idx, row) {
         for (size_t i = 0; i < ncol; i++) {
-            scalar(json_object_get(row, cols[i]), buf, sizeof buf);
-            if (i == 0) cut(buf, NAME_WIDTH);
+            cell(json_object_get(row, cols[i]), buf, sizeof buf, i == 0 ? NAME_WIDTH : sizeof buf - 1);
             if (strlen(buf) > width[i]) width[i] = strlen(buf);
         }
     }
     for (size_t i = 0; i < ncol; i++)
-        fprintf(out, i == 0 ? "  %-*s" : "  %*s", (int)width[i], cols[i]);
+        fprintf(out, i == 0 ? "  %-*s" : "  %*s", (int)width[i], head[i]);
     fputc('\n', out);
     json_array_foreach(arr, idx, row) {
         for (size_t i = 0; i < ncol; i++) {
-            scalar(json_object_get(row, cols[i]), buf, sizeof buf);
-            if (i == 0) cut(buf, NAME_WIDTH);
+            cell(json_object_get(row, cols[i]), buf, sizeof buf, i == 0 ? NAME_WIDTH : sizeof buf - 1);
             fprintf(out, i == 0 ? "  %-*s" : "  %*s", (int)width[i], buf);
         }
         fputc('\n', out);
     }
 }
 
+static void table(FILE *out, const char *section, const json_t *arr, const json_t *notes)
+{
+    title(out, section);
+    table_rows(out, arr);
+    size_t i;
+    const json_t *text;
+    char buf[512];
+    json_array_foreach(json_object_get(notes, section), i, text)
+        fprintf(out, "  note: %s\n", term(text, buf, sizeof buf));
+}
+
 static void print_table(const json_t *r, FILE *out)
 {
-    fprintf(out, "%s  %s .. %s  (%s)\n", json_string_value(json_object_get(r, "site")),
-            json_string_value(json_object_get(r, "from")), json_string_value(json_object_get(r, "to")),
-            json_string_value(json_object_get(r, "timezone")));
+    char site[256], from[32], to[32], zone[128];
+    fprintf(out, "%s  %s .. %s  (%s)\n", term(json_object_get(r, "site"), site, sizeof site),
+            term(json_object_get(r, "from"), from, sizeof from), term(json_object_get(r, "to"), to, sizeof to),
+            term(json_object_get(r, "timezone"), zone, sizeof zone));
     const json_t *t = json_object_get(r, "totals");
     fputs("\nTotals\n", out);
     const char *k;
     const json_t *v;
     char buf[64];
     json_object_foreach((json_t *)t, k, v) {
-        scalar(v, buf, sizeof buf);
+        cell(v, buf, sizeof buf, sizeof buf - 1);
         const char *unit = strcmp(k, "bounce_rate") == 0 ? " %" : strcmp(k, "visit_duration") == 0 ? " s" : "";
         fprintf(out, "  %-16s %12s%s\n", k, buf, unit);
     }
     /* Empty optional breakdowns (UTM, regions, events) would only add noise. */
     json_object_foreach((json_t *)r, k, v) {
-        if (json_is_array(v) && (json_array_size(v) > 0 || strcmp(k, "pages") == 0)) table(out, k, v);
+        if (json_is_array(v) && (json_array_size(v) > 0 || strcmp(k, "pages") == 0))
+            table(out, k, v, json_object_get(r, "notes"));
     }
 }
 
-static void csv_cell(FILE *out, const char *s)
+/* s[0..n): names may hold any byte JSON can (a NUL too), so by length. */
+static void csv_cell(FILE *out, const char *s, size_t n)
 {
-    int formula = s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@';
-    if (!formula && !strpbrk(s, ",\"\r\n")) {
-        fputs(s, out);
+    int formula = n > 0 && (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@');
+    int quote = formula;
+    for (size_t i = 0; i < n && !quote; i++) quote = s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n';
+    if (!quote) {
+        fwrite(s, 1, n, out);
         return;
     }
     fputc('"', out);
     if (formula) fputc('\'', out);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', out);
-        fputc(*s, out);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"') fputc('"', out);
+        fputc(s[i], out);
     }
     fputc('"', out);
 }
 
-static void csv_row(FILE *out, const char *section, const char *key, const char *metric, const json_t *v)
+static void csv_text(FILE *out, const json_t *v)
 {
     char buf[64];
-    csv_cell(out, section);
-    fputc(',', out);
-    csv_cell(out, key);
-    fputc(',', out);
-    csv_cell(out, metric);
-    fputc(',', out);
+    if (json_is_string(v)) {
+        csv_cell(out, json_string_value(v), json_string_length(v));
+        return;
+    }
     scalar(v, buf, sizeof buf);
     fputs(buf, out);
+}
+
+static void csv_row(FILE *out, const char *section, const json_t *key, const char *metric, const json_t *v)
+{
+    csv_cell(out, section, strlen(section));
+    fputc(',', out);
+    if (key) csv_text(out, key);
+    fputc(',', out);
+    csv_cell(out, metric, strlen(metric));
+    fputc(',', out);
+    csv_text(out, v);
     fputs("\r\n", out);
 }
 
@@ -148,23 +195,26 @@ static void print_csv(const json_t *r, FILE *out)
     fputs("section,key,metric,value\r\n", out);
     const char *k, *m;
     const json_t *v, *mv;
-    json_object_foreach((json_t *)json_object_get(r, "totals"), k, v) csv_row(out, "totals", "", k, v);
+    json_object_foreach((json_t *)json_object_get(r, "totals"), k, v) csv_row(out, "totals", NULL, k, v);
     json_object_foreach((json_t *)r, k, v) {
         if (!json_is_array(v)) continue;
         size_t i;
         const json_t *row;
         json_array_foreach(v, i, row) {
-            const char *name = NULL;
-            char label[1100];
+            const json_t *name = NULL;
             json_object_foreach((json_t *)row, m, mv) {
                 if (!name) {
-                    scalar(mv, label, sizeof label);
-                    name = label;
+                    name = mv;
                     continue;
                 }
                 csv_row(out, k, name, m, mv);
             }
         }
+    }
+    json_object_foreach((json_t *)json_object_get(r, "notes"), k, v) {
+        size_t i;
+        const json_t *text;
+        json_array_foreach(v, i, text) csv_row(out, k, NULL, "note", text);
     }
 }
 

@@ -207,20 +207,29 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
     snprintf(count, sizeof count, "%d", a->cfg->aggregator.batch);
     const char *info[] = {"XINFO", "STREAM", s->stream};
     const char *range[] = {"XRANGE", s->stream, from, "+", "COUNT", count};
-    if (agg_append_argv(a, 3, info, NULL) < 0 || agg_append_argv(a, 6, range, NULL) < 0) return -1;
+    const char *gen[] = {"GET", s->gen_key};
+    if (agg_append_argv(a, 3, info, NULL) < 0 || agg_append_argv(a, 6, range, NULL) < 0 ||
+        agg_append_argv(a, 2, gen, NULL) < 0)
+        return -1;
     redisReply *ri = agg_get_reply(a), *rr = ri ? agg_get_reply(a) : NULL;
-    if (!rr) {
+    redisReply *rg = rr ? agg_get_reply(a) : NULL;
+    if (!rg) {
         if (ri) freeReplyObject(ri);
+        if (rr) freeReplyObject(rr);
         return -1;
     }
     long long length = 0, added = 0;
     int rc = 0;
     if (ri->type == REDIS_REPLY_ERROR) {
         /* No stream yet: nothing to fold. */
-    } else if (stream_counts(ri, &length, &added) < 0 || rr->type != REDIS_REPLY_ARRAY) {
-        rc = bad(a, s, "XINFO/XRANGE", NULL);
+    } else if (stream_counts(ri, &length, &added) < 0 || rr->type != REDIS_REPLY_ARRAY ||
+               (rg->type != REDIS_REPLY_STRING && rg->type != REDIS_REPLY_NIL)) {
+        rc = bad(a, s, "XINFO/XRANGE/GET", NULL);
     } else if (rr->elements > 0) {
         fold_reset(s->fold);
+        if (fold_withdrawn_gen(s->fold, rg->type == REDIS_REPLY_STRING ? rg->str : "",
+                               rg->type == REDIS_REPLY_STRING ? rg->len : 0) < 0)
+            rc = bad(a, s, "GET withdrawn generation", NULL);
         const char *fv[MAX_FIELDS];
         size_t fvlen[MAX_FIELDS];
         for (size_t i = 0; i < rr->elements && rc == 0; i++) {
@@ -247,8 +256,9 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
             if (status == FOLD_APPLIED) {
                 snprintf(s->cursor, sizeof s->cursor, "%s", fold_last_id(s->fold));
                 a->stats.read += fold_entries(s->fold);
-                a->stats.counted += fold_entries(s->fold) - fold_skipped(s->fold);
+                a->stats.counted += fold_entries(s->fold) - fold_skipped(s->fold) - fold_dropped(s->fold);
                 a->stats.skipped += fold_skipped(s->fold);
+                a->stats.dropped += fold_dropped(s->fold);
                 a->stats.batches++;
                 *again = fold_entries(s->fold) >= (size_t)a->cfg->aggregator.batch;
                 log_debug("%s: applied %zu entries up to %s", s->name, fold_entries(s->fold), s->cursor);
@@ -258,10 +268,11 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
                 s->cursor_known = 0;
                 *again = 1;
                 log_info("%s: cursor moved by another aggregator; reading again", s->name);
-            } else if (status == FOLD_DELETED) {
+            } else if (status == FOLD_DELETED || status == FOLD_WITHDRAWN) {
                 fold_forget(s->fold);
                 *again = 1;
-                log_debug("%s: entries deleted while folding; reading again", s->name);
+                log_debug("%s: entries deleted or a visitor withdrawn while folding; reading again",
+                          s->name);
             } else {
                 rc = bad(a, s, "apply script on", r);
                 r = NULL;
@@ -272,6 +283,7 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
     }
     freeReplyObject(ri);
     freeReplyObject(rr);
+    freeReplyObject(rg);
     return rc;
 }
 
@@ -419,8 +431,9 @@ int agg_run(struct agg *a, int once)
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
     }
     release_leases(a);
-    log_info("done: %llu entries read, %llu counted, %llu already counted or withdrawn",
+    log_info("done: %llu entries read, %llu counted, %llu dropped (withdrawn visitors), "
+             "%llu not raw hits",
              (unsigned long long)a->stats.read, (unsigned long long)a->stats.counted,
-             (unsigned long long)a->stats.skipped);
+             (unsigned long long)a->stats.dropped, (unsigned long long)a->stats.skipped);
     return 0;
 }

@@ -15,6 +15,7 @@
 #   BENCH_SITES=10000     the realistic load again with that many extra [site] sections (0 = skip)
 #   BENCH_DRAIN_REALISTIC=1   the aggregator's drain on hits the realistic load stored (0 = skip)
 #   BENCH_DRAIN=0         skip bench/drain.sh (the aggregator's drain rate; runs last if present)
+#   BENCH_ERASE=0         skip bench/erase.mjs (GET/DELETE /consent cost by backlog)
 #   BENCH_DATASET=0       skip bench/dataset.sh (aggregate memory and report times; BENCH_DATASET_HITS)
 #   BENCH_KEEP=1          keep the temp dir (configs, logs, raw wrk output) for a post-mortem
 #   SERVER_CPU=0 LOAD_CPU=1   cores for the servers and for wrk + redis
@@ -772,6 +773,14 @@ if [ "${BENCH_DRAIN:-1}" = 1 ] && [ -x "$ROOT/bench/drain.sh" ]; then
     drc=$(cat "$TMP/drain.rc" 2>/dev/null || echo '?')
     sed 's/^/  /' "$TMP/drain.out" >> "$TMP/summary"
     [ "$drc" = 0 ] || echo "!!! bench/drain.sh exited with status $drc" >> "$TMP/summary"
+fi
+
+# ---------------------------------------------------------------- erasure cost (bench/erase.mjs)
+if [ "${BENCH_ERASE:-1}" = 1 ] && [ -f "$ROOT/bench/erase.mjs" ]; then
+    stop_all    # erase.mjs brings its own redis and collector
+    say "bench: bench/erase.mjs"
+    { echo ""; echo "GET / DELETE /consent, Redis time of one call by backlog (bench/erase.mjs):"; } >> "$TMP/summary"
+    node "$ROOT/bench/erase.mjs" 2>&1 | sed 's/^/  /' >> "$TMP/summary"
 fi
 
 # ---------------------------------------------------------------- large data set (bench/dataset.sh)

@@ -13,8 +13,9 @@
 #include <stdio.h>
 #include <string.h>
 
-/* GET and DELETE each scan the site's raw stream inside Redis: a few at a
- * time per worker, so that a flood of them cannot stall Redis. */
+/* GET and DELETE each look at the newest ERASE_SCAN raw entries inside
+ * Redis (erase.h: bounded whatever the backlog); a few at a time per worker
+ * all the same, so that a flood of them cannot crowd out the beacons. */
 #define MAX_SCANS 4
 
 /* The salts this collector holds (salt.h); never an error: a salt not loaded
@@ -32,10 +33,11 @@ static int held_salt(void *arg, int64_t day, char *buf, size_t cap)
  * withdraw, erases them and records the withdrawal and its audit record in
  * the same atomic step. cb gets the script's answer (erase_reply). 0, or -1
  * when Redis is down now (cb is then never called). */
-static int erase_hits(struct store *s, const char *site, const char *receipt, int64_t now_ms,
-                      int withdraw, store_cb cb, void *arg)
+static int erase_hits(struct store *s, const struct cfg *cfg, const char *site,
+                      const char *receipt, int64_t now_ms, int withdraw, store_cb cb, void *arg)
 {
     struct erase_request req = {.site = site, .receipt = receipt, .now_ms = now_ms,
+                                .raw_max_age_ms = cfg->retention.raw_max_age_s * 1000LL,
                                 .mode = withdraw ? ERASE_ALWAYS : ERASE_COUNT,
                                 .by = ERASE_BY_COLLECTOR};
     struct erase_call call;
@@ -152,7 +154,8 @@ static void on_counted(redisReply *r, void *arg)
     struct api *a = p->a;
     a->scans--;
     long long hits;
-    if (erase_reply(r, &hits, NULL) < 0) {
+    int complete;
+    if (erase_reply(r, &hits, NULL, &complete) < 0) {
         api_reply_error(a, p->c, 503, p->headers, "storage unavailable");
         api_pending_put(p);
         return;
@@ -163,9 +166,11 @@ static void on_counted(redisReply *r, void *arg)
         METRIC_INC(a->m.withdrawals);
         revoke_add(p->site, p->receipt, p->expires_s);
         a->m.erased += (unsigned long long)hits;
-        n = snprintf(body, sizeof body, "{\"withdrawn\":true,\"erased\":%lld}\n", hits);
+        n = snprintf(body, sizeof body, "{\"withdrawn\":true,\"erased\":%lld,\"complete\":%s}\n",
+                     hits, complete ? "true" : "false");
     } else {
-        n = snprintf(body, sizeof body, "%s,\"held\":{\"hits\":%lld}}\n", p->body, hits);
+        n = snprintf(body, sizeof body, "%s,\"held\":{\"hits\":%lld,\"complete\":%s}}\n", p->body,
+                     hits, complete ? "true" : "false");
     }
     http_respond(p->c, 200, p->headers, "application/json", body, (size_t)n);
     api_pending_put(p);
@@ -215,7 +220,7 @@ static void show_or_withdraw(struct api *a, struct http_conn *c, const struct ht
     p->expires_s = cc.issued + consent_max_age_s(a->cfg);
     snprintf(p->headers, sizeof p->headers, "%s%s", cors, withdraw ? clear : "Cache-Control: no-store\r\n");
     receipt_json(a->cfg, &cc, p->body, sizeof p->body);
-    if (erase_hits(a->store, domain, cc.receipt, now, withdraw, on_counted, p) < 0) {
+    if (erase_hits(a->store, a->cfg, domain, cc.receipt, now, withdraw, on_counted, p) < 0) {
         api_pending_put(p);
         api_reply_error(a, c, 503, cors, "storage unavailable");
         return;

@@ -59,6 +59,16 @@ int keys_lease(char *buf, size_t len, const char *site)
     return fit(snprintf(buf, len, "fs:{%s}:lease", site), len);
 }
 
+int keys_withdrawn(char *buf, size_t len, const char *site)
+{
+    return fit(snprintf(buf, len, "fs:{%s}:withdrawn", site), len);
+}
+
+int keys_withdrawn_gen(char *buf, size_t len, const char *site)
+{
+    return fit(snprintf(buf, len, "fs:{%s}:withdrawn:gen", site), len);
+}
+
 int keys_visits(char *buf, size_t len, const char *site, const char *yyyymmdd)
 {
     return fit(snprintf(buf, len, "fs:{%s}:v:%s", site, yyyymmdd), len);

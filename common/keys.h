@@ -72,6 +72,12 @@ int keys_cursor(char *buf, size_t len, const char *site);
 int keys_lease(char *buf, size_t len, const char *site);
 /* fs:{S}:v:YYYYMMDD: visit states of a UTC day, field = visitor (8 bytes) */
 int keys_visits(char *buf, size_t len, const char *site, const char *yyyymmdd);
+/* fs:{S}:withdrawn: sorted set of withdrawn visitors (8 bytes, visitor.h),
+ * score = when the entry may go (ms): the fold drops their hits uncounted */
+int keys_withdrawn(char *buf, size_t len, const char *site);
+/* fs:{S}:withdrawn:gen: counter raised by every withdrawal, so that a fold
+ * knows in O(1) whether the set changed since it read it */
+int keys_withdrawn_gen(char *buf, size_t len, const char *site);
 /* fs:salt:YYYYMMDD */
 int keys_salt(char *buf, size_t len, const char *yyyymmdd);
 

@@ -310,12 +310,12 @@ describe('collector', () => {
     const g = await fetch(col.base + '/consent?domain=example.com', { headers: { cookie: mine } });
     assert.equal(g.status, 200);
     const info = await g.json();
-    assert.equal(info.held.hits, 2);
+    assert.deepEqual(info.held, { hits: 2, complete: true });
     assert.equal(info.analytics, true);
 
     const d = await fetch(col.base + '/consent?domain=example.com', { method: 'DELETE', headers: { cookie: mine } });
     assert.equal(d.status, 200);
-    assert.deepEqual(await d.json(), { withdrawn: true, erased: 2 });
+    assert.deepEqual(await d.json(), { withdrawn: true, erased: 2, complete: true });
     assert.match(d.headers.get('set-cookie'), /^fs_consent=; Max-Age=0/);
     assert.equal(await xlen(), 1, "the other visitor's hit stays");
     const receipts = await streamEntries(redis.client, 'fs:{example.com}:consent');

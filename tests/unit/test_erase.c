@@ -8,6 +8,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -20,6 +22,7 @@
 #define SITE "example.com"
 #define RECEIPT "receipt-123"
 #define NOW 1714600000000LL   /* 2024-05-01T21:46:40Z */
+#define RAW_MAX_AGE_MS (24 * 3600 * 1000LL)
 
 static struct redis_server rs;
 #define CMD(...) redis_server_cmd(&rs, __VA_ARGS__)
@@ -64,10 +67,12 @@ static void add_hit(const char *visitor, const char *path)
     freeReplyObject(CMD("XADD fs:{" SITE "}:hits * t 1 n pageview p %s v %s", path, visitor));
 }
 
-/* Runs the script as the programs do; returns hits, *recorded as answered. */
-static long long erase(enum erase_mode mode, const char *receipt, int *recorded)
+/* Runs the script as the programs do; returns hits, *recorded and
+ * *complete as answered. */
+static long long erase_c(enum erase_mode mode, const char *receipt, int *recorded, int *complete)
 {
-    struct erase_request req = {.site = SITE, .receipt = receipt, .now_ms = NOW, .mode = mode,
+    struct erase_request req = {.site = SITE, .receipt = receipt, .now_ms = NOW,
+                                .raw_max_age_ms = RAW_MAX_AGE_MS, .mode = mode,
                                 .by = ERASE_BY_AGGREGATOR};
     struct erase_call call;
     assert_int_equal(erase_command(&call, &req, test_salt, NULL), 0);
@@ -75,9 +80,38 @@ static long long erase(enum erase_mode mode, const char *receipt, int *recorded)
     assert_non_null(r);
     if (r->type == REDIS_REPLY_ERROR) fail_msg("script error: %s", r->str);
     long long hits = -1;
-    assert_int_equal(erase_reply(r, &hits, recorded), 0);
+    assert_int_equal(erase_reply(r, &hits, recorded, complete), 0);
     freeReplyObject(r);
     return hits;
+}
+
+static long long erase(enum erase_mode mode, const char *receipt, int *recorded)
+{
+    int complete = -1;
+    long long n = erase_c(mode, receipt, recorded, &complete);
+    assert_int_equal(complete, 1);     /* these tests' streams are short */
+    return n;
+}
+
+/* The 8 bytes of a hex visitor hash, as the withdrawn set holds it. */
+static void visitor_bin(const char *hex, unsigned char out[8])
+{
+    for (int i = 0; i < 8; i++) {
+        unsigned v;
+        assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
+        out[i] = (unsigned char)v;
+    }
+}
+
+/* ZSCORE of a binary visitor in the site's withdrawn set; -1 when absent. */
+static long long withdrawn_score(const char *hex)
+{
+    unsigned char bin[8];
+    visitor_bin(hex, bin);
+    redisReply *r = redisCommand(rs.rc, "ZSCORE fs:{" SITE "}:withdrawn %b", bin, (size_t)8);
+    long long v = r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
+    freeReplyObject(r);
+    return v;
 }
 
 /* The value of field in the only/last entry of stream, copied into out. */
@@ -136,7 +170,8 @@ static void add_mixed_hits(void)
 static void command_hashes_under_every_salt_held(void **state)
 {
     (void)state;
-    struct erase_request req = {.site = SITE, .receipt = RECEIPT, .now_ms = NOW, .mode = ERASE_COUNT,
+    struct erase_request req = {.site = SITE, .receipt = RECEIPT, .now_ms = NOW,
+                                .raw_max_age_ms = RAW_MAX_AGE_MS, .mode = ERASE_COUNT,
                                 .by = ERASE_BY_COLLECTOR};
     struct erase_call call;
     assert_int_equal(erase_command(&call, &req, test_salt, NULL), 0);
@@ -145,11 +180,25 @@ static void command_hashes_under_every_salt_held(void **state)
     assert_string_equal(call.argv[3 + ERASE_KEY_HITS - 1], "fs:{" SITE "}:hits");
     assert_string_equal(call.argv[3 + ERASE_KEY_CONSENT - 1], "fs:{" SITE "}:consent");
     assert_string_equal(call.argv[3 + ERASE_KEY_AUDIT - 1], KEYS_AUDIT);
-    int argv0 = 3 + ERASE_NKEYS;   /* ARGV[1] */
+    assert_string_equal(call.argv[3 + ERASE_KEY_WITHDRAWN - 1], "fs:{" SITE "}:withdrawn");
+    assert_string_equal(call.argv[3 + ERASE_KEY_GEN - 1], "fs:{" SITE "}:withdrawn:gen");
+    /* One visit-state key per salt held: yesterday's and today's. */
+    assert_string_equal(call.argv[3 + ERASE_KEY_VISITS - 1], "fs:{" SITE "}:v:20240430");
+    assert_string_equal(call.argv[3 + ERASE_KEY_VISITS], "fs:{" SITE "}:v:20240501");
+    assert_string_equal(call.argv[2], "7");
+    int argv0 = 3 + ERASE_NKEYS + call.nhashes;   /* ARGV[1] */
     assert_string_equal(call.argv[argv0 + ERASE_ARG_RECEIPT - 1], RECEIPT);
     assert_string_equal(call.argv[argv0 + ERASE_ARG_ACTION - 1], "withdraw");
     assert_string_equal(call.argv[argv0 + ERASE_ARG_BY - 1], "collector");
-    assert_int_equal(call.argc, argv0 + ERASE_ARG_HASHES - 1 + 2);
+    /* (hash, expiry) per salt: a hit of day D lives at most raw_max_age past D's end. */
+    assert_int_equal(call.argc, argv0 + ERASE_ARG_HASHES - 1 + 2 * 2);
+    char y[VISITOR_HEX_LEN + 1];
+    hash_for(clock_utc_day(NOW) - 1, RECEIPT, y);
+    assert_string_equal(call.argv[argv0 + ERASE_ARG_HASHES - 1], y);
+    char until[32];
+    snprintf(until, sizeof until, "%lld",
+             (long long)(clock_utc_day(NOW) * CLOCK_DAY_MS + RAW_MAX_AGE_MS + 3600 * 1000LL));
+    assert_string_equal(call.argv[argv0 + ERASE_ARG_HASHES], until);
     for (int i = 0; i < call.argc; i++) assert_int_equal(call.len[i], strlen(call.argv[i]));
     /* A salt that cannot be read is an error, not a salt skipped. */
     assert_int_equal(erase_command(&call, &req, failing_salt, NULL), -1);
@@ -271,15 +320,71 @@ static void if_known_records_where_hits_were_found(void **state)
     assert_int_equal(xlen(KEYS_AUDIT), 1);
 }
 
-static void hits_over_many_pages_are_all_found(void **state)
+static void a_stream_up_to_the_scan_is_found_whole(void **state)
 {
     (void)state;
     char mine[VISITOR_HEX_LEN + 1];
     hash_for(clock_utc_day(NOW), RECEIPT, mine);
-    for (int i = 0; i < 3 * ERASE_PAGE + 7; i++) add_hit(i % 3 == 0 ? mine : "0000000000000000", "/");
-    int n = (3 * ERASE_PAGE + 7 + 2) / 3;
-    assert_int_equal(erase(ERASE_ALWAYS, RECEIPT, NULL), n);
-    assert_int_equal(xlen("fs:{" SITE "}:hits"), 3 * ERASE_PAGE + 7 - n);
+    for (int i = 0; i < ERASE_SCAN; i++) add_hit(i % 3 == 0 ? mine : "0000000000000000", "/");
+    int n = (ERASE_SCAN + 2) / 3, complete = -1;
+    assert_int_equal(erase_c(ERASE_ALWAYS, RECEIPT, NULL, &complete), n);
+    assert_int_equal(complete, 1);
+    assert_int_equal(xlen("fs:{" SITE "}:hits"), ERASE_SCAN - n);
+}
+
+/* A backlog past ERASE_SCAN is not walked: the newest entries are looked at,
+ * the answer says the count is not complete, and the visitor goes to the
+ * withdrawn set, whose hits the fold drops (test_fold_script.c). */
+static void a_backlog_past_the_scan_is_left_to_the_fold(void **state)
+{
+    (void)state;
+    char mine[VISITOR_HEX_LEN + 1];
+    hash_for(clock_utc_day(NOW), RECEIPT, mine);
+    int total = 3 * ERASE_SCAN;
+    for (int i = 0; i < total; i++) add_hit(i % 3 == 0 ? mine : "0000000000000000", "/");
+    int complete = -1;
+    /* Among the newest ERASE_SCAN entries (i = total - ERASE_SCAN .. total - 1). */
+    int newest = 0;
+    for (int i = total - ERASE_SCAN; i < total; i++) newest += i % 3 == 0;
+    assert_int_equal(erase_c(ERASE_COUNT, RECEIPT, NULL, &complete), newest);
+    assert_int_equal(complete, 0);
+    assert_int_equal(erase_c(ERASE_ALWAYS, RECEIPT, NULL, &complete), newest);
+    assert_int_equal(complete, 0);
+    assert_int_equal(xlen("fs:{" SITE "}:hits"), total - newest);
+    assert_true(withdrawn_score(mine) > NOW);
+}
+
+static void withdrawal_marks_the_visitor_and_forgets_its_visits(void **state)
+{
+    (void)state;
+    int64_t today = clock_utc_day(NOW);
+    char y[VISITOR_HEX_LEN + 1], t[VISITOR_HEX_LEN + 1], other[VISITOR_HEX_LEN + 1];
+    hash_for(today - 1, RECEIPT, y);
+    hash_for(today, RECEIPT, t);
+    hash_for(today, "someone-else", other);
+    unsigned char tb[8], ob[8];
+    visitor_bin(t, tb);
+    visitor_bin(other, ob);
+    freeReplyObject(redisCommand(rs.rc, "HSET fs:{" SITE "}:v:20240501 %b state %b state", tb,
+                                 (size_t)8, ob, (size_t)8));
+    /* COUNT changes nothing. */
+    assert_int_equal(erase(ERASE_COUNT, RECEIPT, NULL), 0);
+    assert_int_equal(withdrawn_score(t), -1);
+
+    assert_int_equal(erase(ERASE_ALWAYS, RECEIPT, NULL), 0);
+    assert_int_equal(withdrawn_score(y), today * CLOCK_DAY_MS + RAW_MAX_AGE_MS + 3600 * 1000LL);
+    assert_int_equal(withdrawn_score(t), (today + 1) * CLOCK_DAY_MS + RAW_MAX_AGE_MS + 3600 * 1000LL);
+    assert_int_equal(withdrawn_score(other), -1);
+    redisReply *r = CMD("GET fs:{" SITE "}:withdrawn:gen");
+    assert_string_equal(r->str, "1");
+    freeReplyObject(r);
+    /* The visitor's visit state is gone, the other visitor's is not. */
+    r = CMD("HLEN fs:{" SITE "}:v:20240501");
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    r = redisCommand(rs.rc, "HEXISTS fs:{" SITE "}:v:20240501 %b", ob, (size_t)8);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
 }
 
 static void a_missing_stream_or_group_is_no_error(void **state)
@@ -298,17 +403,22 @@ static void reply_parser_refuses_what_the_script_does_not_send(void **state)
     (void)state;
     long long hits = 0;
     int recorded = 0;
-    assert_int_equal(erase_reply(NULL, &hits, &recorded), -1);
+    int complete = 0;
+    assert_int_equal(erase_reply(NULL, &hits, &recorded, &complete), -1);
     redisReply *r = redisCommand(rs.rc, "PING");
-    assert_int_equal(erase_reply(r, &hits, &recorded), -1);
+    assert_int_equal(erase_reply(r, &hits, &recorded, &complete), -1);
     freeReplyObject(r);
     r = redisCommand(rs.rc, "EVAL %s 0", "return {1}");
-    assert_int_equal(erase_reply(r, &hits, &recorded), -1);
+    assert_int_equal(erase_reply(r, &hits, &recorded, &complete), -1);
     freeReplyObject(r);
     r = redisCommand(rs.rc, "EVAL %s 0", "return {7, 1}");
-    assert_int_equal(erase_reply(r, &hits, &recorded), 0);
+    assert_int_equal(erase_reply(r, &hits, &recorded, &complete), -1);
+    freeReplyObject(r);
+    r = redisCommand(rs.rc, "EVAL %s 0", "return {7, 1, 1}");
+    assert_int_equal(erase_reply(r, &hits, &recorded, &complete), 0);
     assert_int_equal(hits, 7);
     assert_int_equal(recorded, 1);
+    assert_int_equal(complete, 1);
     freeReplyObject(r);
 }
 
@@ -323,7 +433,9 @@ int main(void)
         cmocka_unit_test_setup(if_known_writes_nothing_for_an_unknown_receipt_without_hits, flush),
         cmocka_unit_test_setup(if_known_records_a_receipt_issued_here_without_hits, flush),
         cmocka_unit_test_setup(if_known_records_where_hits_were_found, flush),
-        cmocka_unit_test_setup(hits_over_many_pages_are_all_found, flush),
+        cmocka_unit_test_setup(a_stream_up_to_the_scan_is_found_whole, flush),
+        cmocka_unit_test_setup(a_backlog_past_the_scan_is_left_to_the_fold, flush),
+        cmocka_unit_test_setup(withdrawal_marks_the_visitor_and_forgets_its_visits, flush),
         cmocka_unit_test_setup(a_missing_stream_or_group_is_no_error, flush),
         cmocka_unit_test(reply_parser_refuses_what_the_script_does_not_send),
     };

@@ -131,6 +131,7 @@ struct batch {
     char expect[64];
     long long length, added;
     size_t entries;
+    int read_withdrawn;         /* the batch read the withdrawn set */
 };
 
 /* Reads up to count entries past site's cursor into a batch of fold f (kept
@@ -146,6 +147,11 @@ static struct batch *read_batch_into(struct fold *f, const char *site, int count
     assert_true(keys_cursor(ck, sizeof ck, site) > 0);
     redisReply *c = CMD("GET %s", ck);
     snprintf(b->expect, sizeof b->expect, "%s", c->type == REDIS_REPLY_STRING ? c->str : "");
+    freeReplyObject(c);
+    assert_true(keys_withdrawn_gen(ck, sizeof ck, site) > 0);
+    c = CMD("GET %s", ck);
+    assert_int_equal(fold_withdrawn_gen(b->fold, c->type == REDIS_REPLY_STRING ? c->str : "",
+                                        c->type == REDIS_REPLY_STRING ? c->len : 0), 0);
     freeReplyObject(c);
     redisReply *info = redisCommand(rs.rc, "XINFO STREAM %s", stream_key(site));
     assert_non_null(info);
@@ -179,6 +185,7 @@ static struct batch *read_batch_into(struct fold *f, const char *site, int count
         const char *const *argv;
         const size_t *lens;
         assert_int_equal(fold_read(b->fold, i, &argc, &argv, &lens), 0);
+        if (strcmp(argv[0], "ZRANGE") == 0) b->read_withdrawn = 1;
         redisReply *m = redisCommandArgv(rs.rc, argc, (const char **)argv, lens);
         assert_non_null(m);
         assert_int_equal(m->type, REDIS_REPLY_ARRAY);
@@ -359,6 +366,121 @@ static void an_entry_deleted_after_the_read_sends_the_batch_back(void **state)
     assert_int_equal(count("totals", "pageviews"), 1);
     assert_int_equal(visitors(NULL), 1);
     free_batch(b);
+}
+
+/* A withdrawal as erase.lua writes it: the visitor's 8 bytes in the withdrawn
+ * set until `until` (ms), the generation raised. */
+static void withdraw(const char *visitor, long long until)
+{
+    unsigned char v[RAWHIT_VISITOR_LEN];
+    assert_int_equal(rawhit_visitor_from_hex(visitor, strlen(visitor), v), 0);
+    char key[600];
+    assert_true(keys_withdrawn(key, sizeof key, SITE) > 0);
+    freeReplyObject(redisCommand(rs.rc, "ZADD %s %lld %b", key, until, v, sizeof v));
+    assert_true(keys_withdrawn_gen(key, sizeof key, SITE) > 0);
+    freeReplyObject(CMD("INCR %s", key));
+}
+
+static long long audit_drops(void)
+{
+    redisReply *r = CMD("XRANGE %s - +", KEYS_AUDIT);
+    long long hits = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *f = r->element[i]->element[1];
+        int drop = 0;
+        long long n = 0;
+        for (size_t k = 0; k + 1 < f->elements; k += 2) {
+            if (strcmp(f->element[k]->str, "action") == 0) drop = strcmp(f->element[k + 1]->str, "drop") == 0;
+            if (strcmp(f->element[k]->str, "hits") == 0) n = atoll(f->element[k + 1]->str);
+        }
+        if (drop) hits += n;
+    }
+    freeReplyObject(r);
+    return hits;
+}
+
+static void a_withdrawn_visitors_hits_are_dropped_uncounted_and_trimmed(void **state)
+{
+    (void)state;
+    long long later = clock_now_ms() + 3600 * 1000LL;
+    pageview(T0, "/a", "00000000000000a1");
+    pageview(T0 + MIN, "/gone", "00000000000000a2");
+    hit(T0 + 2 * MIN, "signup", "/gone", "00000000000000a2");
+    pageview(T0 + 3 * MIN, "/b", "00000000000000a1");
+    withdraw("00000000000000a2", later);
+
+    assert_int_equal(fold_all(T0 + 3 * MIN), 4);
+    assert_int_equal(count("totals", "pageviews"), 2);
+    assert_int_equal(count("totals", "visits"), 1);
+    assert_int_equal(count("totals", "events"), 0);
+    assert_int_equal(count("page", "/gone"), 0);
+    assert_int_equal(visitors(NULL), 1);
+    /* Deleted with the range, and the deletion counted in the audit trail. */
+    assert_int_equal(stream_length(SITE), 0);
+    assert_int_equal(audit_drops(), 2);
+}
+
+static void a_withdrawal_after_the_read_sends_the_batch_back(void **state)
+{
+    (void)state;
+    pageview(T0, "/a", "00000000000000a1");
+    pageview(T0 + MIN, "/gone", "00000000000000a2");
+    struct batch *b = read_batch(SITE, 1000);
+    withdraw("00000000000000a2", clock_now_ms() + 3600 * 1000LL);
+    assert_int_equal(apply(b, T0 + MIN), FOLD_WITHDRAWN);
+    assert_int_equal(count("totals", "pageviews"), 0);
+    assert_int_equal(stream_length(SITE), 2);
+    free_batch(b);
+
+    assert_int_equal(fold_all(T0 + MIN), 2);
+    assert_int_equal(count("totals", "pageviews"), 1);
+    assert_int_equal(count("page", "/gone"), 0);
+    assert_int_equal(audit_drops(), 1);
+}
+
+static void a_kept_fold_reads_the_withdrawn_set_only_when_it_changed(void **state)
+{
+    (void)state;
+    struct fold *f = fold_new(SITE, utc, max_members, max_page_visitors);
+    assert_non_null(f);
+    long long later = clock_now_ms() + 3600 * 1000LL;
+    /* Nobody withdrawn yet: nothing to read. */
+    pageview(T0, "/a", "00000000000000a1");
+    struct batch *b = read_batch_into(f, SITE, 1000);
+    assert_false(b->read_withdrawn);
+    assert_int_equal(apply(b, T0), FOLD_APPLIED);
+    free_batch(b);
+
+    withdraw("00000000000000a2", later);
+    pageview(T0 + MIN, "/gone", "00000000000000a2");
+    b = read_batch_into(f, SITE, 1000);
+    assert_true(b->read_withdrawn);
+    assert_int_equal(apply(b, T0 + MIN), FOLD_APPLIED);
+    free_batch(b);
+
+    /* Same generation: the copy in memory still holds, and still drops. */
+    pageview(T0 + 2 * MIN, "/gone", "00000000000000a2");
+    pageview(T0 + 2 * MIN, "/b", "00000000000000a1");
+    b = read_batch_into(f, SITE, 1000);
+    assert_false(b->read_withdrawn);
+    assert_int_equal(apply(b, T0 + 2 * MIN), FOLD_APPLIED);
+    free_batch(b);
+    assert_int_equal(count("totals", "pageviews"), 2);
+    assert_int_equal(count("page", "/gone"), 0);
+    assert_int_equal(audit_drops(), 2);
+    fold_free(f);
+}
+
+static void withdrawn_entries_past_their_time_are_pruned(void **state)
+{
+    (void)state;
+    withdraw("00000000000000a2", clock_now_ms() - 1000);
+    withdraw("00000000000000a3", clock_now_ms() + 3600 * 1000LL);
+    pageview(T0, "/a", "00000000000000a1");
+    assert_int_equal(fold_all(T0), 1);
+    char key[600];
+    assert_true(keys_withdrawn(key, sizeof key, SITE) > 0);
+    assert_int_equal(integer(CMD("ZCARD %s", key)), 1);
 }
 
 static void a_hit_queued_after_the_read_waits_for_the_next_batch(void **state)
@@ -702,6 +824,10 @@ int main(void)
         cmocka_unit_test_setup(two_aggregators_on_one_range_count_it_once, fresh),
         cmocka_unit_test_setup(an_entry_deleted_after_the_read_sends_the_batch_back, fresh),
         cmocka_unit_test_setup(a_hit_queued_after_the_read_waits_for_the_next_batch, fresh),
+        cmocka_unit_test_setup(a_withdrawn_visitors_hits_are_dropped_uncounted_and_trimmed, fresh),
+        cmocka_unit_test_setup(a_withdrawal_after_the_read_sends_the_batch_back, fresh),
+        cmocka_unit_test_setup(a_kept_fold_reads_the_withdrawn_set_only_when_it_changed, fresh),
+        cmocka_unit_test_setup(withdrawn_entries_past_their_time_are_pruned, fresh),
         cmocka_unit_test_setup(small_batches_add_up_to_the_same_counts, fresh),
         cmocka_unit_test_setup(the_apply_costs_one_argument_per_distinct_member_not_per_hit, fresh),
         cmocka_unit_test_setup(second_pageview_takes_back_the_bounce_adds_duration_and_moves_the_exit, fresh),
