@@ -30,6 +30,8 @@
 #include "fold.h"
 #include "hash.h"
 #include "keys.h"
+#include "report.h"
+#include "rows.h"
 
 /* ------------------------------------------------------------------------ */
 /* Vocabulary                                                                */
@@ -514,11 +516,6 @@ static int64_t month_start(int64_t day, int back)
     return clock_days_from_civil(idx / 12, (unsigned)(idx % 12) + 1, 1);
 }
 
-static int64_t month_end(int64_t day)
-{
-    return month_start(day, -1) - 1;
-}
-
 int query_resolve(struct query *q, struct clock_zone *zone, int64_t now_ms, long retention_days,
                   char *err, size_t errlen)
 {
@@ -526,17 +523,17 @@ int query_resolve(struct query *q, struct clock_zone *zone, int64_t now_ms, long
     int64_t y;
     unsigned m, d;
     q->zone = zone;
+    /* The periods the report knows mean the same here (report_period);
+     * every range ends today. */
     switch (q->range) {
-    case R_DAY: q->from_day = q->to_day = today; break;
-    case R_7D: q->from_day = today - 6; q->to_day = today; break;
-    case R_30D: q->from_day = today - 29; q->to_day = today; break;
-    case R_MONTH: q->from_day = month_start(today, 0); q->to_day = month_end(today); break;
-    case R_6MO: q->from_day = month_start(today, 5); q->to_day = month_end(today); break;
-    case R_12MO: q->from_day = month_start(today, 11); q->to_day = month_end(today); break;
+    case R_DAY: case R_7D: case R_30D: case R_MONTH: case R_12MO:
+        report_period(range_names[q->range], today, &q->from_day, &q->to_day);
+        break;
+    case R_6MO: q->from_day = month_start(today, 5); q->to_day = today; break;
     case R_YEAR:
         clock_civil_from_days(today, &y, &m, &d);
         q->from_day = clock_days_from_civil(y, 1, 1);
-        q->to_day = clock_days_from_civil(y, 12, 31);
+        q->to_day = today;
         break;
     case R_ALL:
         q->from_day = today - (retention_days < QUERY_MAX_DAYS ? retention_days : QUERY_MAX_DAYS - 1);
@@ -1137,33 +1134,16 @@ static json_t *metric_value(int m, const struct day_totals *t)
     return json_null();
 }
 
-/* A member as a JSON string: paths and names come from visitors' requests
- * and may hold invalid UTF-8, which JSON cannot carry; such bytes become
- * U+FFFD rather than dropping the row (rows must still sum to the totals). */
+/* A member as a JSON string: a name that is not UTF-8 keeps its bytes as
+ * "\xNN" (rows_json_name), as the report writes it. NULL when out of memory. */
 static json_t *member_string(const char *s, size_t n)
 {
-    json_t *j = json_stringn(s, n);
-    if (j) return j;
-    char *o = malloc(n * 3 + 1);
-    size_t k = 0;
-    if (!o) return NULL;
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)s[i];
-        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        json_t *t = len && i + len <= n ? json_stringn(s + i, len) : NULL;
-        if (t) {
-            memcpy(o + k, s + i, len);
-            k += len;
-            i += len;
-            json_decref(t);
-        } else {
-            memcpy(o + k, "\xEF\xBF\xBD", 3);
-            k += 3;
-            i++;
-        }
-    }
-    j = json_stringn(o, k);
-    free(o);
+    size_t len;
+    int oom = 0;
+    char *esc = rows_json_name(s, n, &len, &oom);
+    if (oom) return NULL;
+    json_t *j = esc ? json_stringn(esc, len) : json_stringn(s, n);
+    free(esc);
     return j;
 }
 
@@ -1243,8 +1223,11 @@ static int member_results(struct run *r, struct map *map, int min_visitors, json
     for (size_t i = 0; i < map->cap; i++) {
         struct row *row = &map->slot[i];
         if (!row->name || row->n <= 0) continue;       /* an exit page moved away */
-        /* The count bounds the visitors from above: under K, so are they. */
-        if (min_visitors > 0 && row->n < min_visitors) {
+        /* The data's own "(other)" (members past aggregator.max_members) and
+         * rows whose count, a bound on their visitors, is under K go to the
+         * one "(other)" row at the end (rows.h). */
+        if ((row->len == ROWS_OTHER_LEN && memcmp(row->name, ROWS_OTHER, ROWS_OTHER_LEN) == 0) ||
+            rows_below_min(min_visitors, -1, row->n)) {
             other += row->n;
             row->n = -row->n;   /* set apart */
             continue;
@@ -1282,7 +1265,7 @@ static int member_results(struct run *r, struct map *map, int min_visitors, json
          * the selection is made again without them. */
         size_t hidden = 0;
         for (size_t i = 0; pages && min_visitors > 0 && i < n; i++) {
-            if (list[i]->visitors >= 0 && list[i]->visitors < min_visitors) {
+            if (list[i]->visitors >= 0 && rows_below_min(min_visitors, list[i]->visitors, list[i]->n)) {
                 other += list[i]->n;
                 list[i]->n = -list[i]->n;
                 hidden++;
@@ -1308,7 +1291,7 @@ static int member_results(struct run *r, struct map *map, int min_visitors, json
                             : dims[q->dim].count == M_VISITS ? &t.visits : &t.events;
             *slot = other;
             t.visitors_null = 1;
-            json_array_append_new(results, result(q, &t, json_pack("[s]", FOLD_OTHER)));
+            json_array_append_new(results, result(q, &t, json_pack("[s]", ROWS_OTHER)));
         }
         free(list);
         free(h.r);

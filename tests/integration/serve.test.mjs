@@ -212,6 +212,19 @@ test('aggregator.min_visitors folds small rows into (other) in the API too', asy
   }
 });
 
+test('names that are not UTF-8 keep their bytes as \\xNN; the data\'s own (other) is one last row', async () => {
+  const key = `fs:{${SITE}}:d:20240503:source`;
+  await redis.client.cmd('HSET', key, Buffer.from([0x62, 0x61, 0x64, 0xff]), 2, '(other)', 3, 'a.example', 5);
+  const s = await startServe();
+  try {
+    assert.deepEqual(await rows(s.base, { metrics: ['visits'], dimensions: ['visit:source'], date_range: ['2024-05-03', '2024-05-03'] }),
+      [['a.example', 5], ['bad\\xff', 2], ['(other)', 3]]);
+  } finally {
+    await s.stop();
+    await redis.client.cmd('DEL', key);
+  }
+});
+
 test('the response has Plausible\'s shape: results of metrics and dimensions, meta, the resolved query', async () => {
   const s = await startServe();
   try {
