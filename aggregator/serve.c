@@ -22,8 +22,7 @@
 #include "keys.h"
 #include "log.h"
 #include "query.h"
-
-extern const struct embed_file web_files[];
+#include "web.h"
 
 #define SERVE_MAX_HEADER (16 * 1024)
 #define SERVE_MAX_BODY (64 * 1024)      /* a query is a few hundred bytes */
