@@ -35,6 +35,16 @@ struct fhit {
     /* The visitor in hex, the HyperLogLog member: the form earlier versions
      * added, so that one visitor stays one member across an upgrade. */
     char vhex[2 * RAWHIT_VISITOR_LEN + 1];
+    uint8_t twin;               /* its id is in the site's record of replayed ids */
+};
+
+enum { TWINS_UNKNOWN, TWINS_EMPTY, TWINS_SOME };  /* what is known of fs:{S}:twins */
+
+/* uint64 -> uint64, open addressing, key + 1 stored (0 = empty): the ids
+ * and epochs of a batch for the dedupe. */
+struct idmap {
+    uint64_t *k, *v;
+    size_t cap, n;
 };
 
 /* A (key, member) sum: a counter delta, a HyperLogLog member, a set member. */
@@ -118,7 +128,7 @@ struct fold {
     struct table keyt;
 
     struct fhit *hits;
-    size_t nhits, caphits, skipped;
+    size_t nhits, caphits, skipped, duplicates;
     int collected;              /* visit states gathered (collect_visits) */
     int64_t now;
     char last[64], expect_trim[64];
@@ -155,6 +165,17 @@ struct fold {
     int wzero, wloaded, wread;
     char wgen[24], wseen[24];
     size_t dropped;
+    /* Hit-id dedupe (see "Dedupe" below): what is known of fs:{S}:twins
+     * across batches, this batch's replayed ids counted and its epochs'
+     * highest sequence numbers. */
+    int twins_state;            /* TWINS_UNKNOWN, TWINS_EMPTY, TWINS_SOME */
+    int64_t window_ms;
+    size_t nreplayed;
+    struct idmap counted, epochs;
+    uint32_t twinskey, seqkey;
+    size_t dreads[3], ndreads;  /* which dedupe reads this batch sends */
+    unsigned char *dbuf;        /* the ids or epochs of a dedupe read */
+    size_t capdbuf;
 
     struct str *args;
     size_t nargs, capargs;
@@ -365,6 +386,7 @@ void fold_forget(struct fold *f)
 {
     for (size_t i = 0; i < f->ncaps; i++) set_clear(&f->caps[i]);
     f->wloaded = 0;
+    f->twins_state = TWINS_UNKNOWN;
 }
 
 /* The member a count of m goes to in a capped hash: m itself when known or
@@ -532,6 +554,7 @@ struct fold *fold_new(const char *site, struct clock_zone *zone, int max_members
     f->zone = zone;
     if (getrandom(&f->seed, sizeof f->seed, 0) != sizeof f->seed) f->seed = (uint64_t)(uintptr_t)f;
     f->seed ^= HASH_FNV_OFFSET;
+    f->window_ms = FOLD_DEDUPE_WINDOW_MS;
     fold_reset(f);
     if (f->nkeys != FOLD_KEY_FIRST_OTHER - 1) goto error;
     return f;
@@ -568,8 +591,18 @@ void fold_free(struct fold *f)
     free(f->args);
     free(f->argv);
     free(f->argvlen);
+    free(f->dbuf);
+    free(f->counted.k);
+    free(f->counted.v);
+    free(f->epochs.k);
+    free(f->epochs.v);
     free(f);
 }
+
+static void dedupe_reset(struct fold *f);
+static int arg(struct fold *f, const char *s, size_t len);
+static int arg_i(struct fold *f, long long v);
+static long long keys_at(uint32_t i);
 
 void fold_reset(struct fold *f)
 {
@@ -578,7 +611,7 @@ void fold_reset(struct fold *f)
     f->ncapq = 0;
     f->alen = 0;
     f->nkeys = 0;
-    f->nhits = f->skipped = f->dropped = 0;
+    f->nhits = f->skipped = f->dropped = f->duplicates = 0;
     f->wseen[0] = '\0';
     f->wread = 0;
     f->nsums = 0;
@@ -600,6 +633,7 @@ void fold_reset(struct fold *f)
     key_index(f, key, keys_withdrawn(key, sizeof key, f->site));
     key_index(f, key, keys_withdrawn_gen(key, sizeof key, f->site));
     key_index(f, KEYS_AUDIT, (int)strlen(KEYS_AUDIT));
+    dedupe_reset(f);
 }
 
 size_t fold_entries(const struct fold *f)
@@ -615,6 +649,11 @@ size_t fold_skipped(const struct fold *f)
 size_t fold_dropped(const struct fold *f)
 {
     return f->dropped;
+}
+
+size_t fold_duplicates(const struct fold *f)
+{
+    return f->duplicates;
 }
 
 const char *fold_last_id(const struct fold *f)
@@ -695,6 +734,7 @@ int fold_add(struct fold *f, const char *id, size_t idlen, const char *const *fv
     }
     x->t = t;
     x->visit = 0;
+    x->twin = 0;
     if (x->h.flags & RAWHIT_F_VISITOR) rawhit_visitor_to_hex(x->h.visitor, x->vhex);
     f->nhits++;
     return 0;
@@ -885,6 +925,263 @@ static int withdrawn_stale(struct fold *f)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Dedupe: a hit id counted once (docs/aggregator.md, Exactly once)          */
+/* ------------------------------------------------------------------------ */
+
+/* A hit id is a 24-bit epoch and a 24-bit sequence number; the hits of an
+ * epoch went over one Redis connection in sequence order, so those that
+ * landed are a prefix of it. Only two kinds of hit can have a twin: a
+ * replayed one (RAWHIT_F_REPLAYED: written again from the collector's spool,
+ * perhaps more than once) and the original of a replayed one whose write
+ * timed out. The site keeps
+ *   fs:{S}:twins  the ids of the replayed hits counted (field: 6 bytes)
+ *   fs:{S}:seq    per epoch (field: 3 bytes) the highest sequence number of
+ *                 an original hit counted,
+ * both expiring FOLD_DEDUPE_WINDOW_MS (retention.raw_max_age) after their
+ * last write. A replayed hit is a twin when its id was counted (twins) or
+ * its original landed: some original of its epoch with as high a sequence
+ * number was counted (seq; it landed first, the replay came after the
+ * collector gave the write up). An original is a twin when its replay was
+ * counted before it (twins). The reads cost nothing while no hit was
+ * replayed: twins is read only while it exists, seq only for the epochs of
+ * replayed hits; seq is written once per batch, one field per epoch. */
+
+#define EPOCH_OF(id) ((id) >> 24 & 0xffffff)
+#define SEQ_OF(id) ((id) & 0xffffff)
+
+static uint64_t *idmap_slot(struct fold *f, struct idmap *m, uint64_t key, int add)
+{
+    if (add && (m->n + 1) * 2 > m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 64;
+        uint64_t *k = calloc(cap, sizeof *k), *v = calloc(cap, sizeof *v);
+        if (!k || !v) {
+            free(k);
+            free(v);
+            return NULL;
+        }
+        for (size_t i = 0; i < m->cap; i++) {
+            if (!m->k[i]) continue;
+            size_t j = hash_fnv1a(f->seed, &m->k[i], sizeof m->k[i]) & (cap - 1);
+            while (k[j]) j = (j + 1) & (cap - 1);
+            k[j] = m->k[i];
+            v[j] = m->v[i];
+        }
+        free(m->k);
+        free(m->v);
+        m->k = k;
+        m->v = v;
+        m->cap = cap;
+    }
+    if (!m->cap) return NULL;
+    uint64_t stored = key + 1;
+    size_t j = hash_fnv1a(f->seed, &stored, sizeof stored) & (m->cap - 1);
+    while (m->k[j] && m->k[j] != stored) j = (j + 1) & (m->cap - 1);
+    if (!m->k[j]) {
+        if (!add) return NULL;
+        m->k[j] = stored;
+        m->v[j] = 0;
+        m->n++;
+    }
+    return &m->v[j];
+}
+
+static void idmap_clear(struct idmap *m)
+{
+    if (m->cap) memset(m->k, 0, m->cap * sizeof *m->k);
+    m->n = 0;
+}
+
+static void dedupe_reset(struct fold *f)
+{
+    idmap_clear(&f->counted);
+    idmap_clear(&f->epochs);
+    f->nreplayed = 0;
+    f->ndreads = 0;
+    f->twinskey = f->seqkey = 0;
+}
+
+/* The record's keys join the batch's KEYS only when a batch uses them. */
+static int dedupe_keys(struct fold *f)
+{
+    char key[600];
+    if (f->twinskey) return 0;
+    int64_t k1 = key_index(f, key, keys_twins(key, sizeof key, f->site));
+    int64_t k2 = key_index(f, key, keys_seq(key, sizeof key, f->site));
+    if (k1 < 0 || k2 < 0) return -1;
+    f->twinskey = (uint32_t)k1;
+    f->seqkey = (uint32_t)k2;
+    return 0;
+}
+
+void fold_set_dedupe_window(struct fold *f, int64_t ms)
+{
+    f->window_ms = ms > 0 ? ms : FOLD_DEDUPE_WINDOW_MS;
+}
+
+static void id_bytes(uint64_t v, unsigned char *out, int n)
+{
+    for (int i = 0; i < n; i++) out[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* Decides which dedupe reads the batch needs (numbered DR_*). */
+enum { DR_TWINS_EXIST, DR_TWINS, DR_SEQ };
+
+static int dedupe_plan(struct fold *f)
+{
+    f->nreplayed = 0;
+    for (size_t i = 0; i < f->nhits; i++) {
+        f->hits[i].twin = 0;
+        if (f->hits[i].h.flags & RAWHIT_F_REPLAYED) f->nreplayed++;
+    }
+    f->ndreads = 0;
+    if (f->twins_state != TWINS_EMPTY && f->nhits) {
+        f->dreads[f->ndreads++] = DR_TWINS_EXIST;
+        f->dreads[f->ndreads++] = DR_TWINS;
+    }
+    if (f->nreplayed) {
+        for (size_t i = 0; i < f->nhits; i++)
+            if ((f->hits[i].h.flags & RAWHIT_F_REPLAYED) &&
+                !idmap_slot(f, &f->epochs, EPOCH_OF(f->hits[i].h.id), 1))
+                return -1;
+        f->dreads[f->ndreads++] = DR_SEQ;
+    }
+    return f->ndreads ? dedupe_keys(f) : 0;
+}
+
+/* Lays dedupe read j out; ids and epochs go through the arena. */
+static int dedupe_read(struct fold *f, size_t j, size_t *n)
+{
+    size_t at = 2;
+    switch (f->dreads[j]) {
+    case DR_TWINS_EXIST:
+        if (grow(&f->rargv, &f->caprargv, 3, sizeof *f->rargv) < 0 ||
+            grow(&f->rlens, &f->caprlens, 3, sizeof *f->rlens) < 0)
+            return -1;
+        f->rargv[0] = "HRANDFIELD";
+        f->rargv[1] = AT(f, f->keys[f->twinskey]);
+        f->rlens[1] = f->keys[f->twinskey].len;
+        f->rargv[2] = "1";
+        f->rlens[2] = 1;
+        *n = 3;
+        return 0;
+    case DR_TWINS:
+        if (grow(&f->rargv, &f->caprargv, 2 + f->nhits, sizeof *f->rargv) < 0 ||
+            grow(&f->rlens, &f->caprlens, 2 + f->nhits, sizeof *f->rlens) < 0)
+            return -1;
+        if (grow(&f->dbuf, &f->capdbuf, f->nhits * RAWHIT_ID_LEN + 1, 1) < 0) return -1;
+        f->rargv[0] = "HMGET";
+        f->rargv[1] = AT(f, f->keys[f->twinskey]);
+        f->rlens[1] = f->keys[f->twinskey].len;
+        for (size_t i = 0; i < f->nhits; i++) {
+            unsigned char *b = f->dbuf + i * RAWHIT_ID_LEN;
+            id_bytes(f->hits[i].h.id, b, RAWHIT_ID_LEN);
+            f->rargv[at] = (const char *)b;
+            f->rlens[at++] = RAWHIT_ID_LEN;
+        }
+        break;
+    default:
+        if (grow(&f->rargv, &f->caprargv, 2 + f->epochs.n, sizeof *f->rargv) < 0 ||
+            grow(&f->rlens, &f->caprlens, 2 + f->epochs.n, sizeof *f->rlens) < 0)
+            return -1;
+        if (grow(&f->dbuf, &f->capdbuf, f->epochs.n * 3 + 1, 1) < 0) return -1;
+        f->rargv[0] = "HMGET";
+        f->rargv[1] = AT(f, f->keys[f->seqkey]);
+        f->rlens[1] = f->keys[f->seqkey].len;
+        for (size_t i = 0, k = 0; i < f->epochs.cap; i++) {
+            if (!f->epochs.k[i]) continue;
+            unsigned char *b = f->dbuf + 3 * k++;
+            id_bytes(f->epochs.k[i] - 1, b, 3);
+            f->rargv[at] = (const char *)b;
+            f->rlens[at++] = 3;
+        }
+        break;
+    }
+    *n = at;
+    return 0;
+}
+
+static int dedupe_answer(struct fold *f, size_t j, size_t n, const char *const *vals,
+                         const size_t *lens)
+{
+    switch (f->dreads[j]) {
+    case DR_TWINS_EXIST:
+        f->twins_state = n ? TWINS_SOME : TWINS_EMPTY;
+        return 0;
+    case DR_TWINS:
+        for (size_t i = 0; i < n && i < f->nhits; i++) f->hits[i].twin = vals[i] != NULL;
+        return 0;
+    default: {
+        size_t at = 0;
+        for (size_t i = 0; i < f->epochs.cap && at < n; i++) {
+            if (!f->epochs.k[i]) continue;
+            /* stored as highest seq + 1, 0 = none counted */
+            uint64_t v = 0;
+            for (size_t k = 0; vals[at] && k < lens[at] && vals[at][k] >= '0' && vals[at][k] <= '9'; k++)
+                v = v * 10 + (uint64_t)(vals[at][k] - '0');
+            f->epochs.v[i] = v;
+            at++;
+        }
+        (void)lens;
+        return 0;
+    }
+    }
+}
+
+/* 1 when x was counted already (it is dropped from the sums), 0 when it is
+ * to count now; -1 when out of memory. In stream order, within the batch
+ * too. */
+static int dedupe_skip(struct fold *f, const struct fhit *x)
+{
+    uint64_t id = x->h.id;
+    if (!id) return 0;                  /* entries of earlier versions have none */
+    if (x->twin || idmap_slot(f, &f->counted, id, 0)) return 1;
+    uint64_t *top = idmap_slot(f, &f->epochs, EPOCH_OF(id), !(x->h.flags & RAWHIT_F_REPLAYED));
+    if (x->h.flags & RAWHIT_F_REPLAYED) {
+        if (top && *top > SEQ_OF(id)) return 1;     /* its original landed and counted */
+        return idmap_slot(f, &f->counted, id, 1) ? 0 : -1;
+    }
+    if (!top) return -1;
+    if (*top < SEQ_OF(id) + 1) *top = SEQ_OF(id) + 1;
+    return 0;
+}
+
+/* The writes: the replayed ids counted, the epochs' highest sequence
+ * numbers; as groups of the script's hash-with-expiry layout (FOLD_VG_*). */
+static int dedupe_args(struct fold *f, int64_t now_ms, size_t *ngroups)
+{
+    *ngroups = 0;
+    int64_t at = now_ms + f->window_ms;
+    if ((f->counted.n || f->epochs.n) && dedupe_keys(f) < 0) return -1;
+    if (f->counted.n) {
+        if (arg_i(f, keys_at(f->twinskey)) < 0 || arg_i(f, at) < 0 ||
+            arg_i(f, (long long)f->counted.n) < 0)
+            return -1;
+        for (size_t i = 0; i < f->counted.cap; i++) {
+            if (!f->counted.k[i]) continue;
+            unsigned char b[RAWHIT_ID_LEN];
+            id_bytes(f->counted.k[i] - 1, b, RAWHIT_ID_LEN);
+            if (arg(f, (const char *)b, sizeof b) < 0 || arg(f, "1", 1) < 0) return -1;
+        }
+        (*ngroups)++;
+        f->twins_state = TWINS_SOME;    /* once applied; forgotten if not */
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < f->epochs.cap; i++) n += f->epochs.k[i] && f->epochs.v[i];
+    if (n) {
+        if (arg_i(f, keys_at(f->seqkey)) < 0 || arg_i(f, at) < 0 || arg_i(f, (long long)n) < 0)
+            return -1;
+        for (size_t i = 0; i < f->epochs.cap; i++) {
+            if (!f->epochs.k[i] || !f->epochs.v[i]) continue;
+            unsigned char b[3];
+            id_bytes(f->epochs.k[i] - 1, b, 3);
+            if (arg(f, (const char *)b, 3) < 0 || arg_i(f, (long long)f->epochs.v[i]) < 0) return -1;
+        }
+        (*ngroups)++;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Reads: what the batch needs from Redis before it can be counted           */
 /* ------------------------------------------------------------------------ */
 
@@ -902,7 +1199,8 @@ int fold_reads(struct fold *f, size_t *n)
         f->capq[f->ncapq++] = (uint32_t)i;
     }
     f->wread = withdrawn_stale(f);
-    *n = f->ngroups + f->ncapq + (size_t)f->wread;
+    if (dedupe_plan(f) < 0) return -1;
+    *n = f->ngroups + f->ncapq + (size_t)f->wread + f->ndreads;
     return 0;
 }
 
@@ -911,6 +1209,15 @@ int fold_reads(struct fold *f, size_t *n)
  * withdrawn set (ZRANGE key 0 -1). */
 int fold_read(struct fold *f, size_t i, int *argc, const char *const **argv, const size_t **lens)
 {
+    if (i >= f->ngroups + f->ncapq + (size_t)f->wread) {
+        size_t n;
+        if (dedupe_read(f, i - f->ngroups - f->ncapq - (size_t)f->wread, &n) < 0) return -1;
+        f->rlens[0] = strlen(f->rargv[0]);
+        *argc = (int)n;
+        *argv = f->rargv;
+        *lens = f->rlens;
+        return 0;
+    }
     size_t n = i < f->ngroups ? 2 + f->groups[i].n : i < f->ngroups + f->ncapq ? 2 : 4;
     if (grow(&f->rargv, &f->caprargv, n, sizeof *f->rargv) < 0 ||
         grow(&f->rlens, &f->caprlens, n, sizeof *f->rlens) < 0)
@@ -948,6 +1255,8 @@ int fold_read(struct fold *f, size_t i, int *argc, const char *const **argv, con
 
 int fold_read_answer(struct fold *f, size_t i, size_t n, const char *const *vals, const size_t *lens)
 {
+    if (i >= f->ngroups + f->ncapq + (size_t)f->wread)
+        return dedupe_answer(f, i - f->ngroups - f->ncapq - (size_t)f->wread, n, vals, lens);
     if (i < f->ngroups) {
         for (size_t j = 0; j < n && j < f->groups[i].n; j++)
             if (visit_loaded(f, i, j, vals[j], lens[j]) < 0) return -1;
@@ -1111,6 +1420,12 @@ int fold_compute(struct fold *f, int64_t now_ms)
         }
         if (bucket(f, x->t) < 0) return -1;
         const struct rawhit *h = &x->h;
+        int dup = dedupe_skip(f, x);
+        if (dup < 0) return -1;
+        if (dup) {
+            f->duplicates++;
+            continue;
+        }
         int pageview = h->n[RAWHIT_NAME] == 0 ||
                        (h->n[RAWHIT_NAME] == 8 && memcmp(h->s[RAWHIT_NAME], "pageview", 8) == 0);
         if ((pageview ? count_pageview(f, x) : count_event(f, x)) < 0) return -1;
@@ -1231,7 +1546,9 @@ int fold_argv(struct fold *f, const char *sha, const char *expect, long long add
     free(start);
     free(order);
     if (rc < 0) return -1;
-    if (visit_args(f, f->now, &nvisit) < 0) return -1;
+    size_t ndedupe;
+    if (visit_args(f, f->now, &nvisit) < 0 || dedupe_args(f, f->now, &ndedupe) < 0) return -1;
+    nvisit += ndedupe;
     const size_t nums[4] = {nincr, npf, nsadd, nvisit};
     for (int k = 0; k < 4; k++) {
         char num[24];

@@ -53,6 +53,7 @@
 
 #define FOLD_IDLE_MS (30 * 60 * 1000LL)   /* a longer gap ends a visit */
 #define FOLD_LEASE_MS 10000               /* a site's lease, renewed per batch */
+#define FOLD_DEDUPE_WINDOW_MS (24 * 3600 * 1000LL)  /* default; retention.raw_max_age */
 
 /* ------------------------------------------------------------------------ */
 /* The script's arguments: fold.c writes them, fold.lua reads them           */
@@ -205,6 +206,13 @@ int fold_withdrawn_gen(struct fold *f, const char *gen, size_t len);
 size_t fold_entries(const struct fold *f);
 /* Hits of withdrawn visitors the batch dropped (after fold_compute). */
 size_t fold_dropped(const struct fold *f);
+/* Hits of the last fold_compute() not counted: counted before under their
+ * id (a replay, or the original of one). */
+size_t fold_duplicates(const struct fold *f);
+
+/* How long the record of possibly twinned ids is kept (fs:{S}:twins,
+ * fs:{S}:seq): retention.raw_max_age, past which a spooled hit is dropped. */
+void fold_set_dedupe_window(struct fold *f, int64_t ms);
 /* Entries that were not raw hits. */
 size_t fold_skipped(const struct fold *f);
 

@@ -202,6 +202,7 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
         snprintf(a->err, sizeof a->err, "out of memory folding %.120s", s->name);
         return -1;
     }
+    fold_set_dedupe_window(s->fold, (int64_t)a->cfg->retention.raw_max_age_s * 1000);
     char from[72], count[16];
     snprintf(from, sizeof from, s->cursor[0] ? "(%s" : "-", s->cursor);
     snprintf(count, sizeof count, "%d", a->cfg->aggregator.batch);
@@ -256,7 +257,8 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
             if (status == FOLD_APPLIED) {
                 snprintf(s->cursor, sizeof s->cursor, "%s", fold_last_id(s->fold));
                 a->stats.read += fold_entries(s->fold);
-                a->stats.counted += fold_entries(s->fold) - fold_skipped(s->fold) - fold_dropped(s->fold);
+                a->stats.counted += fold_entries(s->fold) - fold_skipped(s->fold) -
+                                    fold_dropped(s->fold) - fold_duplicates(s->fold);
                 a->stats.skipped += fold_skipped(s->fold);
                 a->stats.dropped += fold_dropped(s->fold);
                 a->stats.batches++;

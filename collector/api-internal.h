@@ -10,6 +10,7 @@
 #include "beacon.h"
 #include "consent.h"
 #include "metrics.h"
+#include "rawhit.h"
 
 /* The CORS lines of one answer (see api.c's cors_headers). */
 #define API_CORS_MAX 1024
@@ -17,7 +18,9 @@
 struct client_limit;
 struct hit_cache;
 struct sites;
+struct spool;
 struct api_pending;
+struct replay;
 
 /* One per worker thread; everything in it is that thread's. */
 struct api {
@@ -29,6 +32,9 @@ struct api {
     struct client_limit *limit;
     struct hit_cache *hits;     /* hit.c's caches */
     struct sites *sites;        /* the config's sites and origins by hash */
+    struct spool *spool;        /* NULL: collector.spool_dir is empty */
+    struct replay *replay;      /* hit.c: the spool's replay in progress */
+    struct event *ev_spool;     /* hit.c: replay and fsync timer */
     int scans;                  /* receipt.c: consent scans in flight */
     struct api_pending *free_list;
     struct metrics m;
@@ -46,6 +52,11 @@ struct api_pending {
     char body[512];                     /* consent: the JSON body before "held" */
     char receipt[CONSENT_RECEIPT_LEN + 1];  /* withdrawal: whose */
     long long expires_s;
+    /* hit: the packed hit and its time, kept for the spool should Redis
+     * not take it */
+    int64_t t_ms;
+    size_t hit_len;
+    char hit[RAWHIT_MAX];
     struct api_pending *next_free;
 };
 

@@ -14,6 +14,7 @@
 #include "receipt.h"
 #include "salt.h"
 #include "sites.h"
+#include "spool.h"
 #include "store.h"
 #include "ua.h"
 
@@ -152,16 +153,25 @@ static void handle_demo(struct api *a, struct http_conn *c, const struct http_re
     free(f.data);
 }
 
-static void handle_health(struct api *a, struct http_conn *c)
+/* /healthz: can this process take hits now? It needs today's salt, and
+ * Redis or room in the spool. /readyz: is Redis answering (a PING within
+ * collector.redis_timeout)? -- the one to route traffic by when several
+ * collectors share the load. */
+static void handle_health(struct api *a, struct http_conn *c, int ready_check)
 {
-    char salt[SALT_HEX_LEN + 1];
-    if (store_is_up(a->store) && salt_get(clock_utc_today(), salt) == 0) {
-        static const char ok[] = "{\"status\":\"ok\",\"redis\":\"up\"}\n";
-        http_respond(c, 200, "Cache-Control: no-store\r\n", "application/json", ok, sizeof ok - 1);
-    } else {
-        static const char down[] = "{\"status\":\"unavailable\",\"redis\":\"down\"}\n";
-        http_respond(c, 503, "Cache-Control: no-store\r\n", "application/json", down, sizeof down - 1);
-    }
+    char salt[SALT_HEX_LEN + 1], body[160];
+    int salt_ok = salt_get(clock_utc_today(), salt) == 0;
+    int redis = store_ready(a->store);
+    struct spool_stats st = {0};
+    if (a->spool) spool_stats(a->spool, &st);
+    int spool_ok = a->spool && st.bytes + 8192 <= a->cfg->collector.spool_max_bytes /
+                                                  (size_t)a->cfg->collector.threads;
+    int ok = ready_check ? redis && salt_ok : salt_ok && (store_is_up(a->store) || spool_ok);
+    int n = snprintf(body, sizeof body, "{\"status\":\"%s\",\"redis\":\"%s\",\"spool\":\"%s\"}\n",
+                     ok ? "ok" : "unavailable", redis ? "up" : "down",
+                     !a->spool ? "off" : spool_ok ? (st.bytes ? "in use" : "empty") : "full");
+    http_respond(c, ok ? 200 : 503, "Cache-Control: no-store\r\n", "application/json", body,
+                 (size_t)n);
 }
 
 static void handle_metrics(struct http_conn *c)
@@ -225,7 +235,9 @@ void api_handle(struct http_conn *c, const struct http_request *r, void *arg)
         else if (v == HTTP_VERB_OPTIONS) handle_preflight(a, c, r);
         else api_reply_error(a, c, 405, "Allow: GET, POST, DELETE, OPTIONS\r\n", "method not allowed");
     } else if (path_is(r, "/healthz") && (v == HTTP_VERB_GET || v == HTTP_VERB_HEAD)) {
-        handle_health(a, c);
+        handle_health(a, c, 0);
+    } else if (path_is(r, "/readyz") && (v == HTTP_VERB_GET || v == HTTP_VERB_HEAD)) {
+        handle_health(a, c, 1);
     } else if (path_is(r, "/metrics") && (v == HTTP_VERB_GET || v == HTTP_VERB_HEAD)) {
         handle_metrics(c);
     } else if (path_is(r, "/fs.js") && (v == HTTP_VERB_GET || v == HTTP_VERB_HEAD)) {
@@ -244,7 +256,7 @@ void api_handle(struct http_conn *c, const struct http_request *r, void *arg)
 /* ------------------------------------------------------------------------ */
 
 struct api *api_new(struct event_base *base, const struct cfg *c, const struct geo *geo,
-                    char *err, size_t errlen)
+                    int worker, char *err, size_t errlen)
 {
     struct api *a = calloc(1, sizeof *a);
     if (!a) {
@@ -265,6 +277,7 @@ struct api *api_new(struct event_base *base, const struct cfg *c, const struct g
     if (!(a->ua = ua_new(UA_CACHE, err, errlen))) goto error;
     if (!(a->store = store_new(base, c, err, errlen))) goto error;
     a->m.store = a->store;
+    if (hit_spool_start(a, base, worker, err, errlen) < 0) goto error;
     metrics_register(&a->m);
     return a;
 
@@ -283,8 +296,9 @@ void api_free(struct api *a)
     if (!a) return;
     a->m.store = NULL;
     a->m.http = NULL;
-    store_free(a->store);
+    store_free(a->store);       /* pending hits go to the spool */
     a->store = NULL;
+    hit_spool_stop(a);
     consent_free(a->consent);
     if (a->ua) ua_free(a->ua);
     client_limit_free(a->limit);

@@ -18,12 +18,14 @@
 struct api;
 struct geo;
 
-/* The cfg and geo must outlive the api. NULL + err on failure. */
+/* The cfg and geo must outlive the api; worker numbers the thread (its
+ * spool files). NULL + err on failure. */
 struct api *api_new(struct event_base *base, const struct cfg *c, const struct geo *geo,
-                    char *err, size_t errlen);
+                    int worker, char *err, size_t errlen);
 void api_attach_http(struct api *a, struct http_server *http);
 void api_handle(struct http_conn *c, const struct http_request *req, void *arg);
-/* Frees the Redis side first, so pending requests are answered (503). */
+/* Frees the Redis side first, so pending requests are answered (spooled
+ * hits 202, others 503), then fsyncs and closes the spool. */
 void api_free(struct api *a);
 
 #endif

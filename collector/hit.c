@@ -15,9 +15,12 @@
 #include "rawhit.h"
 #include "revoke.h"
 #include "salt.h"
+#include "spool.h"
 #include "store.h"
 #include "ua.h"
 #include "visitor.h"
+
+#include "log.h"
 
 #include <netinet/in.h>
 #include <openssl/crypto.h>
@@ -58,7 +61,9 @@ struct hit_cache {
     struct seen *seen;          /* SEEN_SETS * SEEN_WAYS */
     int64_t salt_day;           /* the day vkey was made for */
     struct visitor_key *vkey;
-    uint64_t next_id;           /* splitmix64 state behind the hit ids */
+    uint64_t next_id;           /* splitmix64 state behind the epochs */
+    uint32_t epoch, seq;        /* the hit id's halves, see hit_id() */
+    unsigned long long store_gen; /* store_generation() the epoch belongs to */
     char resp[8192];            /* the XADD being formatted; bounded by struct beacon */
 };
 
@@ -265,34 +270,78 @@ static int enrich(struct api *a, struct http_conn *c, struct hit *h)
 /* Store and answer                                                          */
 /* ------------------------------------------------------------------------ */
 
+static const char gif[] =
+    "GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01"
+    "\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00;";
+
+static void answer_stored(struct api_pending *p)
+{
+    METRIC_INC(p->a->m.accepted);
+    if (p->kind == API_PIXEL)
+        http_respond(p->c, 202, p->headers, "image/gif", gif, sizeof gif - 1);
+    else
+        http_respond(p->c, 202, p->headers, NULL, NULL, 0);
+}
+
+/* Redis did not take the hit: the spool does, and the 202 is sent once the
+ * record is written; or 503 when there is no spool or it is full. */
+static void spool_or_refuse(struct api_pending *p, unsigned flags)
+{
+    struct api *a = p->a;
+    int rc = a->spool ? spool_append(a->spool, flags, p->t_ms, p->site, strlen(p->site), p->hit,
+                                     p->hit_len)
+                      : SPOOL_IO;
+    if (rc == SPOOL_OK) {
+        METRIC_INC(a->m.spooled);
+        answer_stored(p);
+    } else if (rc == SPOOL_FULL) {
+        METRIC_INC(a->m.spool_full);
+        char hdr[sizeof p->headers + 32];
+        snprintf(hdr, sizeof hdr, "Retry-After: %d\r\n%s", HIT_RETRY_AFTER_S, p->headers);
+        api_reply_error(a, p->c, 503, hdr, "storage unavailable");
+    } else {
+        api_reply_error(a, p->c, 503, p->headers, "storage unavailable");
+    }
+}
+
 static void answer(redisReply *r, void *arg)
 {
-    static const char gif[] =
-        "GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01"
-        "\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00;";
     struct api_pending *p = arg;
-    struct api *a = p->a;
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-        api_reply_error(a, p->c, 503, p->headers, "storage unavailable");
-    } else {
-        METRIC_INC(a->m.accepted);
-        if (p->kind == API_PIXEL)
-            http_respond(p->c, 202, p->headers, "image/gif", gif, sizeof gif - 1);
-        else
-            http_respond(p->c, 202, p->headers, NULL, NULL, 0);
-    }
+    if (!r) spool_or_refuse(p, SPOOL_F_AMBIGUOUS);      /* timed out: it may have landed */
+    else if (r->type == REDIS_REPLY_ERROR) spool_or_refuse(p, 0);
+    else answer_stored(p);
     api_pending_put(p);
 }
 
-/* A hit id: 64 bits from a per-worker splitmix64 stream seeded from the
- * system's randomness; unique enough that two hits sharing one within the
- * dedupe window of a replay is not a practical event. */
-static uint64_t hit_id(struct hit_cache *hc)
+/* A hit id is 48 bits: a 24-bit epoch, random, and a 24-bit sequence number
+ * within it. An epoch is used on one Redis connection only (a new one is
+ * drawn whenever the store reconnects, or its sequence runs out), and Redis
+ * runs a connection's commands in order, so of the hits of an epoch sent to
+ * Redis, those that landed are a prefix of the sequence. The fold uses that
+ * to tell whether a replayed hit's original landed (docs/aggregator.md,
+ * Exactly once). Hits spooled while Redis is down keep the epoch of the last
+ * connection: they are sent only as replays. */
+static uint64_t hit_id(struct hit_cache *hc, unsigned long long gen)
 {
-    uint64_t z = (hc->next_id += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    if (hc->store_gen != gen || hc->seq >= HIT_SEQ_MAX) {
+        uint64_t z = (hc->next_id += 0x9e3779b97f4a7c15ULL);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        hc->epoch = (uint32_t)((z ^ (z >> 31)) & 0xffffff);
+        hc->seq = 0;
+        hc->store_gen = gen;
+    }
+    return (uint64_t)hc->epoch << 24 | hc->seq++;
+}
+
+/* XADD of a packed hit to site's stream into buf: its length, or 0. */
+static size_t format_xadd(char *buf, size_t cap, const char *site, const char *hit, size_t len)
+{
+    char key[300];
+    int kl = keys_hits(key, sizeof key, site);
+    const char *argv[] = {"XADD", key, "*", RAWHIT_FIELD, hit};
+    const size_t lens[] = {4, kl > 0 ? (size_t)kl : 0, 1, sizeof RAWHIT_FIELD - 1, len};
+    return kl > 0 && len ? store_format(buf, cap, 5, argv, lens) : 0;
 }
 
 static void store_hit(struct api *a, struct http_conn *c, const struct hit *h)
@@ -305,8 +354,8 @@ static void store_hit(struct api *a, struct http_conn *c, const struct hit *h)
     memcpy(p->headers, h->cors, strlen(h->cors) + 1);
 
     const struct beacon *b = &h->b;
-    struct rawhit r = {.id = hit_id(a->hits), .flags = RAWHIT_F_VISITOR,
-                       .device = rawhit_device_of(h->ua->device)};
+    struct rawhit r = {.id = hit_id(a->hits, store_generation(a->store)),
+                       .flags = RAWHIT_F_VISITOR, .device = rawhit_device_of(h->ua->device)};
     memcpy(r.visitor, h->visitor, sizeof r.visitor);
     rawhit_set(&r, RAWHIT_PATH, b->path);
     rawhit_set(&r, RAWHIT_BROWSER, h->ua->browser);
@@ -321,17 +370,164 @@ static void store_hit(struct api *a, struct http_conn *c, const struct hit *h)
     rawhit_set(&r, RAWHIT_COUNTRY, h->country);
     rawhit_set(&r, RAWHIT_REGION, h->region);
     rawhit_set(&r, RAWHIT_PROPS, b->props);
-    char key[300], packed[RAWHIT_MAX];
-    int kl = keys_hits(key, sizeof key, b->domain);
-    size_t pl = rawhit_encode(&r, packed, sizeof packed);
+    snprintf(p->site, sizeof p->site, "%s", b->domain);
+    p->t_ms = h->now_ms;
+    p->hit_len = rawhit_encode(&r, p->hit, sizeof p->hit);
     /* The time is the stream id's: XADD * stamps it when Redis takes it. */
-    const char *argv[] = {"XADD", key, "*", RAWHIT_FIELD, packed};
-    const size_t lens[] = {4, kl > 0 ? (size_t)kl : 0, 1, sizeof RAWHIT_FIELD - 1, pl};
-    size_t len = kl > 0 && pl ? store_format(a->hits->resp, sizeof a->hits->resp, 5, argv, lens) : 0;
-    if (!len || store_formatted(a->store, answer, p, a->hits->resp, len) < 0) {
+    size_t len = format_xadd(a->hits->resp, sizeof a->hits->resp, b->domain, p->hit, p->hit_len);
+    if (!len) {
         api_pending_put(p);
-        api_reply_error(a, c, 503, h->cors, "storage unavailable");
+        api_reply_error(a, c, 503, h->cors, "cannot encode");
+    } else if (store_formatted(a->store, answer, p, a->hits->resp, len) < 0) {
+        spool_or_refuse(p, 0);      /* Redis is down: it was never sent */
+        api_pending_put(p);
     }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Spool replay                                                              */
+/* ------------------------------------------------------------------------ */
+
+#define REPLAY_CHUNK 256
+
+struct replay {
+    struct spool_rec recs[REPLAY_CHUNK];
+    size_t n, inflight;
+    int failed;
+    long long last_sync_us;
+};
+
+static void replay_done(redisReply *r, void *arg)
+{
+    struct api *a = arg;
+    struct replay *rp = a->replay;
+    if (!r || r->type == REDIS_REPLY_ERROR) rp->failed = 1;
+    if (--rp->inflight > 0) return;
+    if (rp->failed) {
+        /* Sent again later from the same position: what did land is
+         * counted once by the fold. */
+        spool_replay_abort(a->spool);
+    } else {
+        METRIC_ADD(a->m.replayed, rp->n);
+        spool_replay_commit(a->spool);
+    }
+    rp->n = 0;
+}
+
+/* Records older than retention.raw_max_age are not sent: one audit record
+ * per site says how many went (counts only, like the purge's). */
+static void audit_expired(struct api *a, const struct spool_rec *recs, size_t n,
+                          const unsigned char *expired)
+{
+    char buf[1024], site[SPOOL_SITE_MAX + 1], hits[24], t[24];
+    unsigned char done[REPLAY_CHUNK] = {0};
+    snprintf(t, sizeof t, "%lld", (long long)clock_now_ms());
+    for (size_t i = 0; i < n; i++) {
+        if (!expired[i] || done[i]) continue;
+        long count = 0;
+        for (size_t j = i; j < n; j++) {
+            if (expired[j] && !done[j] && recs[j].site_len == recs[i].site_len &&
+                memcmp(recs[j].site, recs[i].site, recs[i].site_len) == 0) {
+                done[j] = 1;
+                count++;
+            }
+        }
+        memcpy(site, recs[i].site, recs[i].site_len);
+        site[recs[i].site_len] = '\0';
+        snprintf(hits, sizeof hits, "%ld", count);
+        log_warn("spool: %ld hits of %s older than retention.raw_max_age dropped", count, site);
+        const char *argv[] = {"XADD", KEYS_AUDIT, "*", "action", "spool_expired", "by", "collector",
+                              "site", site, "hits", hits, "t", t};
+        size_t len = store_format(buf, sizeof buf, 13, argv, NULL);
+        if (len && store_formatted(a->store, replay_done, a, buf, len) == 0) a->replay->inflight++;
+        else a->replay->failed = 1;
+    }
+}
+
+/* Sends the next chunk of the spool when Redis is up and no chunk is in
+ * flight; the chunk's position moves only once every write is answered. */
+static void replay_step(struct api *a)
+{
+    struct replay *rp = a->replay;
+    if (rp->inflight || !store_is_up(a->store) || !spool_pending(a->spool)) return;
+    size_t n;
+    if (spool_replay_begin(a->spool, rp->recs, REPLAY_CHUNK, &n) < 0) return;
+    rp->n = n;
+    rp->failed = 0;
+    rp->inflight = 1;           /* held until every command of the chunk is sent */
+    int64_t oldest = clock_now_ms() - (int64_t)a->cfg->retention.raw_max_age_s * 1000;
+    unsigned char expired[REPLAY_CHUNK] = {0};
+    int any_expired = 0;
+    for (size_t i = 0; i < n && !rp->failed; i++) {
+        const struct spool_rec *x = &rp->recs[i];
+        char site[SPOOL_SITE_MAX + 1], hit[RAWHIT_MAX];
+        struct rawhit h;
+        if (x->t_ms < oldest) {
+            expired[i] = 1;
+            any_expired = 1;
+            METRIC_INC(a->m.spool_expired);
+            continue;
+        }
+        memcpy(site, x->site, x->site_len);
+        site[x->site_len] = '\0';
+        if (rawhit_decode(x->hit, x->hit_len, &h) < 0) {
+            METRIC_INC(a->m.spool_corrupt);
+            continue;
+        }
+        /* Replayed, with the time it was taken: the stream id is later. */
+        h.flags |= RAWHIT_F_REPLAYED | RAWHIT_F_TIME;
+        h.t_ms = x->t_ms;
+        size_t hl = rawhit_encode(&h, hit, sizeof hit);
+        size_t len = format_xadd(a->hits->resp, sizeof a->hits->resp, site, hit, hl);
+        if (len && store_formatted(a->store, replay_done, a, a->hits->resp, len) == 0) rp->inflight++;
+        else rp->failed = 1;
+    }
+    if (any_expired && !rp->failed) audit_expired(a, rp->recs, n, expired);
+    struct redisReply ok = {.type = REDIS_REPLY_STATUS};
+    replay_done(&ok, a);        /* the hold */
+}
+
+static void on_spool_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct api *a = arg;
+    long long now = clock_mono_us();
+    if (now - a->replay->last_sync_us >= 1000000) {
+        spool_sync(a->spool);
+        a->replay->last_sync_us = now;
+    }
+    replay_step(a);
+}
+
+int hit_spool_start(struct api *a, struct event_base *base, int worker, char *err, size_t errlen)
+{
+    const struct cfg *c = a->cfg;
+    if (!c->collector.spool_dir || !c->collector.spool_dir[0]) return 0;
+    size_t share = c->collector.spool_max_bytes / (size_t)c->collector.threads;
+    if (!(a->spool = spool_open(c->collector.spool_dir, worker, c->collector.threads, share, err,
+                                errlen)))
+        return -1;
+    struct timeval tv = {0, HIT_SPOOL_TICK_MS * 1000};
+    if (!(a->replay = calloc(1, sizeof *a->replay)) ||
+        !(a->ev_spool = event_new(base, -1, EV_PERSIST, on_spool_timer, a)) ||
+        event_add(a->ev_spool, &tv) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    a->m.spool = a->spool;
+    return 0;
+}
+
+void hit_spool_stop(struct api *a)
+{
+    a->m.spool = NULL;
+    if (a->ev_spool) event_free(a->ev_spool);
+    a->ev_spool = NULL;
+    spool_close(a->spool);      /* fsyncs what was appended */
+    a->spool = NULL;
+    free(a->replay);
+    a->replay = NULL;
 }
 
 void hit_handle(struct api *a, struct http_conn *c, const struct http_request *r,

@@ -25,10 +25,10 @@
 #include <unistd.h>
 
 #define MAX_OVERRIDES 128
-#define DRAIN_MS 5000
 
 struct worker {
     pthread_t thread;
+    int index;
     const struct cfg *cfg;
     const struct geo *geo;
     struct event_base *base;
@@ -53,7 +53,11 @@ static void usage(FILE *fp)
           "  -t        check the configuration and exit\n", fp);
 }
 
-/* Polled by every worker: cheap, and needs no cross-thread libevent calls. */
+/* Polled by every worker: cheap, and needs no cross-thread libevent calls.
+ * On SIGTERM a worker stops accepting, lets its open connections finish what
+ * they asked (their hits answered: stored, or spooled) within
+ * collector.shutdown_timeout, then leaves its loop; api_free() answers what
+ * is left and fsyncs the spool. */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -64,7 +68,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         w->stop_started_ms = (clock_mono_us() / 1000);
         http_server_stop(w->http);
     }
-    if (http_server_connections(w->http) == 0 || (clock_mono_us() / 1000) - w->stop_started_ms > DRAIN_MS)
+    if (http_server_connections(w->http) == 0 ||
+        (clock_mono_us() / 1000) - w->stop_started_ms > w->cfg->collector.shutdown_timeout_ms)
         event_base_loopbreak(w->base);
 }
 
@@ -93,7 +98,7 @@ static void *worker_main(void *arg)
         snprintf(w->err, sizeof w->err, "cannot create event base");
         goto error;
     }
-    if (!(w->api = api_new(w->base, c, w->geo, w->err, sizeof w->err))) goto error;
+    if (!(w->api = api_new(w->base, c, w->geo, w->index, w->err, sizeof w->err))) goto error;
     char herr[sizeof w->err - 16];
     w->http = http_server_new(w->base, c->collector.listen, &lim, api_handle, w->api,
                               herr, sizeof herr);
@@ -230,6 +235,7 @@ int main(int argc, char **argv)
     int failed = 0;
     for (int i = 0; i < n; i++) {
         struct worker *w = &workers[i];
+        w->index = i;
         w->cfg = c;
         w->geo = geo;
         w->lock = &lock;

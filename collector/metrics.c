@@ -1,6 +1,7 @@
 /* metrics.c -- sums the workers' counters into Prometheus text (metrics.h). */
 #include "metrics.h"
 #include "http.h"
+#include "spool.h"
 #include "store.h"
 
 #include <pthread.h>
@@ -62,6 +63,9 @@ size_t metrics_render(char *buf, size_t len)
     struct out o = {buf, len, 0};
     unsigned long long accepted = 0, refused[REFUSED_COUNT] = {0}, rejected[ST_COUNT] = {0};
     unsigned long long receipts = 0, withdrawals = 0, erased = 0;
+    unsigned long long spooled = 0, spool_full = 0, replayed = 0, expired = 0, corrupt = 0;
+    unsigned long long spool_bytes = 0, spool_files = 0;
+    int ready = 1;
     struct store_stats st, sum = {0};
     struct http_stats hs, hsum = {0};
     long conns = 0;
@@ -76,6 +80,18 @@ size_t metrics_render(char *buf, size_t len)
         receipts += LOAD(m->receipts);
         withdrawals += LOAD(m->withdrawals);
         erased += LOAD(m->erased);
+        spooled += LOAD(m->spooled);
+        spool_full += LOAD(m->spool_full);
+        replayed += LOAD(m->replayed);
+        expired += LOAD(m->spool_expired);
+        corrupt += LOAD(m->spool_corrupt);
+        if (m->spool) {
+            struct spool_stats ss;
+            spool_stats(m->spool, &ss);
+            spool_bytes += ss.bytes;
+            spool_files += ss.files;
+            corrupt += ss.corrupt;
+        }
         /* Racy snapshots of the other workers' structs: counters only grow,
          * so a torn read costs at most one scrape's accuracy. */
         if (m->store) {
@@ -88,6 +104,7 @@ size_t metrics_render(char *buf, size_t len)
             for (int i = 0; i < 8; i++) sum.latency_le[i] += st.latency_le[i];
             sum.inflight += st.inflight;
             up &= st.up;
+            ready &= store_ready(m->store);
         }
         if (m->http) {
             http_server_stats(m->http, &hs);
@@ -109,7 +126,7 @@ size_t metrics_render(char *buf, size_t len)
     rejected[ST_413] += hsum.too_large;
     rejected[ST_431] += hsum.header_too_large;
 
-    put(&o, "# HELP fairstat_hits_accepted_total Hits stored in Redis (answered 202).\n"
+    put(&o, "# HELP fairstat_hits_accepted_total Hits answered 202: stored in Redis or spooled.\n"
             "# TYPE fairstat_hits_accepted_total counter\n"
             "fairstat_hits_accepted_total %llu\n", accepted);
     put(&o, "# HELP fairstat_hits_refused_total Hits refused by policy (answered 204), by reason.\n"
@@ -132,6 +149,27 @@ size_t metrics_render(char *buf, size_t len)
     put(&o, "# TYPE fairstat_erased_hits_total counter\nfairstat_erased_hits_total %llu\n", erased);
     put(&o, "# HELP fairstat_redis_up 1 when every worker's Redis connection is up.\n"
             "# TYPE fairstat_redis_up gauge\nfairstat_redis_up %d\n", up);
+    put(&o, "# HELP fairstat_redis_ready 1 when every worker's Redis answered a PING within "
+            "collector.redis_timeout (/readyz).\n"
+            "# TYPE fairstat_redis_ready gauge\nfairstat_redis_ready %d\n", ready);
+    put(&o, "# HELP fairstat_spool_hits_total Hits written to the spool (answered 202) because Redis "
+            "was down, slow or refused them.\n"
+            "# TYPE fairstat_spool_hits_total counter\nfairstat_spool_hits_total %llu\n", spooled);
+    put(&o, "# HELP fairstat_spool_full_total Hits answered 503 because the spool was full.\n"
+            "# TYPE fairstat_spool_full_total counter\nfairstat_spool_full_total %llu\n", spool_full);
+    put(&o, "# HELP fairstat_spool_replayed_total Spooled hits written to Redis and acknowledged.\n"
+            "# TYPE fairstat_spool_replayed_total counter\nfairstat_spool_replayed_total %llu\n",
+        replayed);
+    put(&o, "# HELP fairstat_spool_expired_total Spooled hits older than retention.raw_max_age, "
+            "dropped (with an fs:audit record).\n"
+            "# TYPE fairstat_spool_expired_total counter\nfairstat_spool_expired_total %llu\n",
+        expired);
+    put(&o, "# HELP fairstat_spool_corrupt_total Spool records skipped: torn or failing their "
+            "checksum.\n"
+            "# TYPE fairstat_spool_corrupt_total counter\nfairstat_spool_corrupt_total %llu\n", corrupt);
+    put(&o, "# HELP fairstat_spool_bytes Bytes waiting in the spool.\n"
+            "# TYPE fairstat_spool_bytes gauge\nfairstat_spool_bytes %llu\n", spool_bytes);
+    put(&o, "# TYPE fairstat_spool_files gauge\nfairstat_spool_files %llu\n", spool_files);
     put(&o, "# HELP fairstat_redis_queue_depth Commands sent to Redis and not yet answered.\n"
             "# TYPE fairstat_redis_queue_depth gauge\nfairstat_redis_queue_depth %ld\n", sum.inflight);
     put(&o, "# TYPE fairstat_redis_failures_total counter\nfairstat_redis_failures_total %llu\n",

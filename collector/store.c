@@ -46,6 +46,8 @@ struct store {
     long backoff_ms;
     struct event *ev_watch, *ev_reconnect;
     struct pending *free_list;
+    int ping_inflight;
+    long long last_pong_us;     /* 0: never */
     struct store_stats st;
 };
 
@@ -70,6 +72,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
     }
     log_info("redis: connected");
     s->up = 1;
+    s->ping_inflight = 0;
     s->backoff_ms = 100;
 }
 
@@ -237,6 +240,20 @@ static void drop(struct store *s, const char *why)
     schedule_reconnect(s);
 }
 
+static int store_send(struct store *s, store_cb cb, void *arg, int argc, const char **argv,
+                      const size_t *lens, const char *cmd, size_t len);
+
+static void on_pong(redisReply *reply, void *arg)
+{
+    struct store *s = arg;
+    s->ping_inflight = 0;
+    if (reply && reply->type != REDIS_REPLY_ERROR) s->last_pong_us = clock_mono_us();
+}
+
+/* The watch: a connection that does not connect, or a command unanswered,
+ * within collector.redis_timeout is dropped. A PING every tick while idle
+ * (or busy) keeps that true of a Redis that accepts connections but does
+ * not run (frozen), and tells store_ready() when Redis last answered. */
 static void on_watch(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -247,6 +264,10 @@ static void on_watch(evutil_socket_t fd, short what, void *arg)
         drop(s, "connect timed out");
     else if (s->ac && s->st.inflight > 0 && now - s->last_progress_us > limit)
         drop(s, "no reply within collector.redis_timeout");
+    else if (s->up && !s->ping_inflight) {
+        static const char ping[] = "*1\r\n$4\r\nPING\r\n";
+        if (store_send(s, on_pong, s, 0, NULL, NULL, ping, sizeof ping - 1) == 0) s->ping_inflight = 1;
+    }
 }
 
 static void on_reply(redisAsyncContext *ac, void *r, void *priv)
@@ -392,6 +413,17 @@ void store_free(struct store *s)
 int store_is_up(const struct store *s)
 {
     return s->up;
+}
+
+int store_ready(const struct store *s)
+{
+    return s->up && s->last_pong_us &&
+           clock_mono_us() - s->last_pong_us <= (long long)s->timeout_ms * 1000;
+}
+
+unsigned long long store_generation(const struct store *s)
+{
+    return s->st.reconnects;
 }
 
 void store_stats(const struct store *s, struct store_stats *out)

@@ -41,6 +41,12 @@ struct store_stats {
 struct store *store_new(struct event_base *base, const struct cfg *c, char *err, size_t errlen);
 void store_free(struct store *s);
 int store_is_up(const struct store *s);
+/* Connected, and Redis answered a PING within collector.redis_timeout (one
+ * is sent every quarter of it): what /readyz reports. */
+int store_ready(const struct store *s);
+/* Counts connections made: changes whenever commands may start going over
+ * a new connection (hit.c draws a new hit id epoch then). */
+unsigned long long store_generation(const struct store *s);
 
 /* Sends argv. cb is called exactly once, later, unless this returns -1
  * (Redis down now), in which case it is never called. */

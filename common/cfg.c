@@ -212,7 +212,6 @@ struct key {
 };
 
 /* Why a key is refused. When the feature lands, its rows drop .not_yet. */
-#define SPOOL "the spool arrives with the reliability work"
 #define INTEROP "consent managers other than fairstat arrive with the consent interop work"
 
 static const char *check_cookie_name(const char *v)
@@ -280,10 +279,12 @@ static const struct key keys[] = {
      .min = "1", .max = "1000000", .help = "open connections per thread"},
     {KEY("collector", "rate_limit", T_DOUBLE, collector.rate_limit, "0"), .min = "0", .max = "1e9",
      .help = "requests per second per client address; 0 = off"},
-    {KEY("collector", "spool_dir", T_STR, collector.spool_dir, "var/spool"), .not_yet = SPOOL,
-     .help = "where hits wait while Redis is down"},
-    {KEY("collector", "spool_max_bytes", T_SIZE, collector.spool_max_bytes, "64m"),
-     .not_yet = SPOOL, .help = "largest spool"},
+    {KEY("collector", "spool_dir", T_STR, collector.spool_dir, "var/spool"),
+     .help = "where hits wait while Redis is down or slow; empty = no spool (503 instead)"},
+    {KEY("collector", "spool_max_bytes", T_SIZE, collector.spool_max_bytes, "64m"), .min = "64k",
+     .help = "largest spool (all threads together); then 503 with Retry-After"},
+    {KEY("collector", "shutdown_timeout", T_MS, collector.shutdown_timeout_ms, "10s"),
+     .min = "100ms", .help = "SIGTERM: in-flight requests are finished within this"},
     {KEY("collector", "static_dir", T_STR, collector.static_dir, ""),
      .help = "directory of fs.js and demo/; empty = not served"},
     {KEY("collector", "redis_timeout", T_MS, collector.redis_timeout_ms, "2s"), .min = "50ms",

@@ -68,8 +68,9 @@ struct cfg {
         long idle_timeout_ms;   /* keep-alive connection with no request */
         int max_connections;    /* per thread */
         double rate_limit;      /* requests/s per client; 0 = off */
-        char *spool_dir;        /* not yet */
-        size_t spool_max_bytes; /* not yet */
+        char *spool_dir;        /* "" = no spool */
+        size_t spool_max_bytes; /* all threads together */
+        long shutdown_timeout_ms;
         char *static_dir;       /* /fs.js and /demo/ are served from here; "" = off */
         long redis_timeout_ms;  /* a command unanswered this long: Redis is down */
     } collector;

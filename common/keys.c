@@ -74,6 +74,16 @@ int keys_visits(char *buf, size_t len, const char *site, const char *yyyymmdd)
     return fit(snprintf(buf, len, "fs:{%s}:v:%s", site, yyyymmdd), len);
 }
 
+int keys_twins(char *buf, size_t len, const char *site)
+{
+    return fit(snprintf(buf, len, "fs:{%s}:twins", site), len);
+}
+
+int keys_seq(char *buf, size_t len, const char *site)
+{
+    return fit(snprintf(buf, len, "fs:{%s}:seq", site), len);
+}
+
 int keys_salt(char *buf, size_t len, const char *yyyymmdd)
 {
     return fit(snprintf(buf, len, "fs:salt:%s", yyyymmdd), len);

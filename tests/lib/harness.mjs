@@ -161,7 +161,7 @@ export const DEFAULT_SITES = {
 // Writes a config file. opts.sections: {section: {key: value}}; opts.sites as DEFAULT_SITES.
 export function writeConfig(dir, opts = {}) {
   const sections = {
-    collector: { listen: `127.0.0.1:${opts.port}`, threads: 1 },
+    collector: { listen: `127.0.0.1:${opts.port}`, threads: 1, spool_dir: path.join(dir, 'spool') },
     redis: { url: opts.redisUrl },
     consent: { secret: SECRET, secure: 'no' },
     geoip: { database: '' },

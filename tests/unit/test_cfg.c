@@ -221,7 +221,6 @@ static void keys_whose_feature_is_missing_are_refused(void **state)
 {
     (void)state;
     static const char *const refused[] = {
-        "[collector]\nspool_dir = var/spool\n", "[collector]\nspool_max_bytes = 64m\n",
         "[site a.test]\ntcf_purposes = 1,8\n", "[site a.test]\ntcf_vendor = 1\n",
         "[site a.test]\nconsent_group = C0002\n", "[site a.test]\nconsent_service = x\n",
         "[site a.test]\nconsent_category = x\n", "[site a.test]\nconsent_cookie = x\n",
@@ -234,9 +233,9 @@ static void keys_whose_feature_is_missing_are_refused(void **state)
         assert_non_null(strstr(err, ": not implemented yet ("));
         assert_non_null(strstr(err, "); remove the key"));
     }
-    char *over[] = {"collector.spool_dir=/tmp"};
+    char *over[] = {"site a.test.tcf_vendor=1"};
     assert_null(load("[collector]\n", over, 1, err));
-    assert_non_null(strstr(err, "-o: collector.spool_dir: not implemented yet ("));
+    assert_non_null(strstr(err, "-o: site a.test.tcf_vendor: not implemented yet ("));
     static const char *const sources[] = {"tcf", "cookiebot", "onetrust", "klaro",
                                           "cookieconsent", "custom"};
     for (size_t i = 0; i < sizeof sources / sizeof sources[0]; i++) {

@@ -787,6 +787,90 @@ static void an_unreadable_entry_is_trimmed_and_counts_nothing(void **state)
 
 /* ------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------ */
+/* Hit ids: each counted once (docs/aggregator.md, Exactly once)             */
+/* ------------------------------------------------------------------------ */
+
+#define EPOCH 0x123456ULL
+#define ID(seq) (EPOCH << 24 | (seq))
+
+/* An original (flags 0) or a replay (RAWHIT_F_REPLAYED) of hit id at t. */
+static void hit_as(int64_t t, uint64_t id, unsigned flags, const char *path)
+{
+    struct rawhit h = {.id = id, .flags = RAWHIT_F_TIME | flags, .t_ms = t,
+                       .device = RAWHIT_DEVICE_DESKTOP};
+    rawhit_set(&h, RAWHIT_PATH, path);
+    char buf[RAWHIT_MAX];
+    size_t n = rawhit_encode(&h, buf, sizeof buf);
+    assert_true(n > 0);
+    xadd_raw(SITE, RAWHIT_FIELD, buf, n);
+}
+
+static void the_same_replayed_id_twice_in_one_batch_counts_once(void **state)
+{
+    (void)state;
+    hit_as(T0, ID(1), RAWHIT_F_REPLAYED, "/r");
+    hit_as(T0, ID(1), RAWHIT_F_REPLAYED, "/r");
+    hit_as(T0, ID(2), RAWHIT_F_REPLAYED, "/r");
+    assert_int_equal(fold_all(T0), 3);
+    assert_int_equal(count("totals", "pageviews"), 2);
+}
+
+static void the_same_replayed_id_across_batches_counts_once(void **state)
+{
+    (void)state;
+    hit_as(T0, ID(1), RAWHIT_F_REPLAYED, "/r");
+    hit_as(T0, ID(2), RAWHIT_F_REPLAYED, "/r");
+    hit_as(T0, ID(1), RAWHIT_F_REPLAYED, "/r");     /* replayed again after a crash */
+    hit_as(T0, ID(2), RAWHIT_F_REPLAYED, "/r");
+    assert_int_equal(fold_everything(T0, 1), 4);
+    assert_int_equal(count("totals", "pageviews"), 2);
+}
+
+static void a_replay_after_its_original_landed_is_dropped(void **state)
+{
+    (void)state;
+    /* Originals 1..3 went over one connection; the writes of 2 and 3 timed
+     * out, 2 landed (so 1 did too), 3 did not: 2 and 3 are replayed. */
+    hit_as(T0, ID(1), 0, "/o");
+    hit_as(T0, ID(2), 0, "/o");
+    assert_int_equal(fold_all(T0), 2);
+    hit_as(T0, ID(2), RAWHIT_F_REPLAYED, "/o");
+    hit_as(T0, ID(3), RAWHIT_F_REPLAYED, "/o");
+    assert_int_equal(fold_everything(T0, 1), 2);
+    assert_int_equal(count("totals", "pageviews"), 3);
+    /* In one batch alike. */
+    hit_as(T0, ID(4), 0, "/p");
+    hit_as(T0, ID(4), RAWHIT_F_REPLAYED, "/p");
+    hit_as(T0, ID(5), RAWHIT_F_REPLAYED, "/p");
+    assert_int_equal(fold_all(T0), 3);
+    assert_int_equal(count("page", "/p"), 2);
+}
+
+static void an_original_landing_after_its_replay_is_dropped(void **state)
+{
+    (void)state;
+    hit_as(T0, ID(7), RAWHIT_F_REPLAYED, "/late");
+    assert_int_equal(fold_all(T0), 1);
+    hit_as(T0, ID(7), 0, "/late");                  /* across batches */
+    hit_as(T0, ID(8), RAWHIT_F_REPLAYED, "/late");
+    hit_as(T0, ID(8), 0, "/late");                  /* in one batch */
+    hit_as(T0, ID(9), 0, "/late");                  /* no twin: counts */
+    assert_int_equal(fold_all(T0), 4);
+    assert_int_equal(count("page", "/late"), 3);
+}
+
+static void hits_of_other_epochs_and_earlier_versions_are_left_alone(void **state)
+{
+    (void)state;
+    hit_as(T0, ID(5), 0, "/e");
+    hit_as(T0, (EPOCH + 1) << 24 | 1, RAWHIT_F_REPLAYED, "/e");  /* another connection's */
+    hit_as(T0, 0, 0, "/e");                                        /* no id */
+    hit_as(T0, 0, 0, "/e");
+    assert_int_equal(fold_all(T0), 4);
+    assert_int_equal(count("page", "/e"), 4);
+}
+
 static int start(void **state)
 {
     (void)state;
@@ -839,6 +923,11 @@ int main(void)
         cmocka_unit_test_setup(a_fold_kept_across_batches_forgets_its_caps_when_a_batch_is_refused, fresh),
         cmocka_unit_test_setup(only_the_first_pages_of_a_day_get_a_visitor_count, fresh),
         cmocka_unit_test_setup(custom_events_count_events_not_pageviews, fresh),
+        cmocka_unit_test_setup(the_same_replayed_id_twice_in_one_batch_counts_once, fresh),
+        cmocka_unit_test_setup(the_same_replayed_id_across_batches_counts_once, fresh),
+        cmocka_unit_test_setup(a_replay_after_its_original_landed_is_dropped, fresh),
+        cmocka_unit_test_setup(an_original_landing_after_its_replay_is_dropped, fresh),
+        cmocka_unit_test_setup(hits_of_other_epochs_and_earlier_versions_are_left_alone, fresh),
         cmocka_unit_test_setup(entries_written_field_by_field_by_earlier_versions_still_count, fresh),
         cmocka_unit_test_setup(an_unreadable_entry_is_trimmed_and_counts_nothing, fresh),
     };
