@@ -43,6 +43,7 @@ struct spool {
     /* replay */
     char *rbuf;
     size_t rlen;                        /* bytes of rbuf handed out by the last begin */
+    unsigned long long rcorrupt;        /* records it skipped: counted at commit, once */
     int reading;
     struct spool_stats st;
 };
@@ -356,6 +357,7 @@ int spool_replay_begin(struct spool *s, struct spool_rec *out, size_t max, size_
 {
     *n = 0;
     s->rlen = 0;
+    s->rcorrupt = 0;
     s->reading = 0;
     /* The file being written is replayed too: close it, appends go on in a
      * new one. */
@@ -383,6 +385,12 @@ int spool_replay_begin(struct spool *s, struct spool_rec *out, size_t max, size_
             log_error("spool: %s: %s", path, strerror(errno));
             return -1;
         }
+        if ((size_t)got < want) {
+            /* Cut short under us (by hand): what is gone is gone, and the
+             * rest of the file is read to its new end, not forever. */
+            s->st.bytes -= (unsigned long long)(want - (size_t)got);
+            f->size = f->pos + (off_t)got;
+        }
         size_t at = 0, len = (size_t)got;
         int eof = (off_t)got == f->size - f->pos;
         while (at < len && *n < max) {
@@ -394,15 +402,15 @@ int spool_replay_begin(struct spool *s, struct spool_rec *out, size_t max, size_
             } else if (r == 0 && !eof) {
                 break;                      /* the rest comes with the next read */
             } else {
-                s->st.corrupt++;            /* torn tail (r == 0 at the end) or corrupt */
+                s->rcorrupt++;              /* torn tail (r == 0 at the end) or corrupt */
                 log_warn("spool: %s: %s record at offset %lld skipped", path,
                          r == 0 ? "torn" : "corrupt", (long long)(f->pos + (off_t)at));
                 at += skip;
             }
         }
-        if (at == 0 && *n == 0) {
+        if (at == 0 && *n == 0 && len > 0) {
             /* One record longer than a read: cannot be one of ours. */
-            s->st.corrupt++;
+            s->rcorrupt++;
             at = len;
         }
         s->rlen = at;
@@ -416,6 +424,8 @@ int spool_replay_commit(struct spool *s)
 {
     if (!s->reading) return 0;
     s->reading = 0;
+    s->st.corrupt += s->rcorrupt;
+    s->rcorrupt = 0;
     struct sfile *f = &s->files[0];
     f->pos += (off_t)s->rlen;
     s->st.bytes -= s->rlen;
@@ -435,6 +445,7 @@ void spool_replay_abort(struct spool *s)
 {
     s->reading = 0;
     s->rlen = 0;
+    s->rcorrupt = 0;    /* skipped again by the next begin, counted then */
 }
 
 void spool_stats(const struct spool *s, struct spool_stats *out)

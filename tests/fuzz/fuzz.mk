@@ -1,7 +1,7 @@
 # tests/fuzz/fuzz.mk -- builds every tests/fuzz/fuzz_*.c as a libFuzzer binary.
 #
 #   make fuzz                       (the top Makefile runs this file)
-#   ./build/fuzz/fuzz_http -max_total_time=60     (fuzz_beacon, fuzz_consent, fuzz_rawhit, fuzz_ua alike)
+#   ./build/fuzz/fuzz_http -max_total_time=60     (fuzz_beacon, fuzz_consent, fuzz_rawhit, fuzz_spool, fuzz_ua alike)
 #
 # Each target links the sources of common/ and collector/ (not collector/main.c),
 # compiled here again with coverage and AddressSanitizer into build/fuzz/, so

@@ -8,7 +8,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import {
+  mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
@@ -248,6 +250,100 @@ test('SIGTERM: in-flight hits are answered, the spool synced, exit 0', async () 
     await c.start();
     await drained(c);
     report('collector SIGTERM under load', st, await counted(c.conf));
+  } finally {
+    await c.kill();
+    await redis.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// The spool directory damaged while the collector is down: the restart must
+// still start, replay every good record once and count the bad ones.
+//   Redis down: A (5 beacons) spooled, the collector killed; a copy of A's
+//   file kept; Redis up, the collector restarted replays A (file deleted).
+//   Redis down again: B (8) spooled into a new file, the collector killed.
+//   Damage: (a) B's last record cut in its middle; (b) a byte flipped in the
+//   payload of B's fourth record; (c) position files deleted (none is left
+//   when nothing was partly replayed) and A's file put back without one, as
+//   if its deletion had been lost: replayed from the start, counted once;
+//   (d) a garbage file named like a spool file.
+// Expected: A, and B but its fourth and last, each counted once; 3 records
+// skipped (torn, corrupt, garbage).
+// (A collector started while Redis is down answers 503: it has no salts. So
+// the collector is restarted only with Redis up.)
+test('a damaged spool directory: the collector starts, replays the good records once, counts the bad', async () => {
+  const redis = await persistentRedis();
+  const dir = mkdtempSync(path.join(tmpdir(), 'fs-faults-'));
+  const spool = path.join(dir, 'spool');
+  const c = await collector(dir, redis);
+  const spoolFiles = () => readdirSync(spool).filter((f) => /^w\d+-\d+\.spool$/.test(f)).sort();
+  // Offsets of the records of a spool file: u32 length, u32 CRC32C, payload.
+  const records = (file) => {
+    const buf = readFileSync(path.join(spool, file));
+    const at = [];
+    for (let o = 0; o + 8 <= buf.length; o += 8 + buf.readUInt32LE(o)) at.push(o);
+    return { buf, at };
+  };
+  const post = async (cookie, n) => {
+    const pages = [];
+    for (let i = 0; i < n; i++) {
+      const [p, body] = page();
+      const r = await fetch(c.base + '/api/event', {
+        method: 'POST', body, headers: { 'content-type': 'text/plain', 'user-agent': FIREFOX, cookie },
+      });
+      assert.equal(r.status, 202, `beacon ${p} spooled`);
+      pages.push(p);
+    }
+    return pages;
+  };
+  try {
+    const cookie = await consentCookie(c.base, SITE);
+    await redis.kill();
+    const a = await post(cookie, 5);
+    await c.kill('SIGKILL');
+    const [fileA] = spoolFiles();
+    assert.equal(records(fileA).at.length, 5);
+    const savedA = readFileSync(path.join(spool, fileA));
+    await redis.start();
+    await c.start();
+    await drained(c);
+    assert.deepEqual(spoolFiles(), [], 'A replayed and its file deleted');
+
+    await redis.kill();
+    const b = await post(cookie, 8);
+    await c.kill('SIGKILL');
+    const [fileB, ...more] = spoolFiles();
+    assert.deepEqual(more, []);
+    assert.notEqual(fileB, fileA, 'spool file names do not repeat');
+    const rb = records(fileB);
+    assert.equal(rb.at.length, 8);
+
+    // (b) one byte of B's fourth record's payload (in its site name) flipped.
+    rb.buf[rb.at[3] + 8 + 11 + 2] ^= 0x20;
+    // (a) B's last record torn in its middle.
+    const last = rb.at[7];
+    writeFileSync(path.join(spool, fileB), rb.buf.subarray(0, last + 8 + (rb.buf.readUInt32LE(last) >> 1)));
+    // (c) no position files; A's file back under its own name.
+    for (const f of readdirSync(spool)) if (f.endsWith('.pos')) unlinkSync(path.join(spool, f));
+    writeFileSync(path.join(spool, fileA), savedA, { mode: 0o600 });
+    // (d) garbage named like a spool file (its "length" is absurd).
+    writeFileSync(path.join(spool, 'w0-0000000099.spool'), 'this is not a spool record\n'.repeat(10),
+      { mode: 0o600 });
+
+    await redis.start();
+    await c.start();                         // it starts, whatever the directory holds
+    await drained(c);
+    assert.deepEqual(spoolFiles(), [], 'every file read to its end and deleted');
+    assert.equal(await c.metric('fairstat_spool_corrupt_total'), 3, 'torn + flipped + garbage');
+    assert.equal(await c.metric('fairstat_spool_replayed_total'), 5 + 6);
+
+    const good = [...a, ...b.filter((_, i) => i !== 3 && i !== 7)];
+    const count = await counted(c.conf);
+    console.log(`# damaged spool: 202 ${a.length + b.length}, good records ${good.length}, ` +
+      `counted ${count.total}, skipped 3`);
+    assert.deepEqual([...count.pages.keys()].sort(), [...good].sort(), 'the good records, and only them');
+    for (const p of good) assert.equal(count.pages.get(p), 1, `${p} counted once`);
+    assert.equal(count.total, good.length);
   } finally {
     await c.kill();
     await redis.stop();
