@@ -476,7 +476,9 @@ int serve_run(struct agg *a)
         goto out;
     }
     if (!(s.http = http_server_new(s.base, a->cfg->serve.listen, &lim, handle, &s, err, sizeof err))) {
-        fprintf(stderr, "fairstat-aggregator: serve.%s\n", err);
+        /* the HTTP layer names the collector's key: name ours */
+        const char *why = strstr(err, ": ");
+        fprintf(stderr, "fairstat-aggregator: serve.listen%s\n", why ? why : err);
         goto out;
     }
     sigterm = evsignal_new(s.base, SIGTERM, on_signal, &s);

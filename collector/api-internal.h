@@ -22,8 +22,13 @@ struct spool;
 struct api_pending;
 struct replay;
 
-/* One per worker thread; everything in it is that thread's. */
+/* One per worker thread; everything in it is that thread's. cfg, geo,
+ * sites and consent belong to gen, the reloadable generation in use
+ * (gen.h), and change together in api_reload(), between requests. */
 struct api {
+    struct gen *gen;
+    struct gen_box *box;
+    int worker;
     const struct cfg *cfg;
     const struct geo *geo;
     struct store *store;
@@ -31,7 +36,7 @@ struct api {
     struct ua *ua;
     struct client_limit *limit;
     struct hit_cache *hits;     /* hit.c's caches */
-    struct sites *sites;        /* the config's sites and origins by hash */
+    const struct sites *sites;  /* the config's sites and origins by hash */
     struct spool *spool;        /* NULL: collector.spool_dir is empty */
     struct replay *replay;      /* hit.c: the spool's replay in progress */
     struct event *ev_spool;     /* hit.c: replay and fsync timer */

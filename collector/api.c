@@ -10,6 +10,7 @@
 #include "assets.h"
 #include "client.h"
 #include "clock.h"
+#include "gen.h"
 #include "hit.h"
 #include "receipt.h"
 #include "salt.h"
@@ -206,6 +207,7 @@ static int rate_limited(struct api *a, const struct http_request *r)
 void api_handle(struct http_conn *c, const struct http_request *r, void *arg)
 {
     struct api *a = arg;
+    api_reload(a);
     enum http_verb v = r->verb;
     char cors[API_CORS_MAX];
 
@@ -255,23 +257,25 @@ void api_handle(struct http_conn *c, const struct http_request *r, void *arg)
 /* Life cycle                                                                */
 /* ------------------------------------------------------------------------ */
 
-struct api *api_new(struct event_base *base, const struct cfg *c, const struct geo *geo,
-                    int worker, char *err, size_t errlen)
+struct api *api_new(struct event_base *base, struct gen *g, struct gen_box *box, int worker,
+                    char *err, size_t errlen)
 {
     struct api *a = calloc(1, sizeof *a);
     if (!a) {
         snprintf(err, errlen, "out of memory");
+        gen_release(g);
         return NULL;
     }
-    a->cfg = c;
-    a->geo = geo;
-    if (!(a->limit = client_limit_new(c->collector.rate_limit)) || !(a->hits = hit_cache_new()) ||
-        !(a->sites = sites_new(c))) {
+    a->gen = g;
+    a->box = box;
+    a->worker = worker;
+    a->cfg = g->cfg;
+    a->geo = g->geo;
+    a->sites = g->sites;
+    a->consent = g->consent[worker];
+    const struct cfg *c = g->cfg;
+    if (!(a->limit = client_limit_new(c->collector.rate_limit)) || !(a->hits = hit_cache_new())) {
         snprintf(err, errlen, "out of memory");
-        goto error;
-    }
-    if (!(a->consent = consent_new(c))) {
-        snprintf(err, errlen, "consent.secret: missing or unusable");
         goto error;
     }
     if (!(a->ua = ua_new(UA_CACHE, err, errlen))) goto error;
@@ -284,6 +288,22 @@ struct api *api_new(struct event_base *base, const struct cfg *c, const struct g
 error:
     api_free(a);
     return NULL;
+}
+
+/* Requests in flight keep only copies (the site's name, ready headers), and
+ * the cookie cache is keyed by site pointers and verdicts of the old keys:
+ * it is emptied, so nothing of the old generation is read after the swap. */
+void api_reload(struct api *a)
+{
+    struct gen *g = gen_take(a->box);
+    if (!g) return;
+    hit_cache_clear(a->hits);
+    a->cfg = g->cfg;
+    a->geo = g->geo;
+    a->sites = g->sites;
+    a->consent = g->consent[a->worker];
+    gen_release(a->gen);
+    a->gen = g;
 }
 
 void api_attach_http(struct api *a, struct http_server *http)
@@ -299,11 +319,10 @@ void api_free(struct api *a)
     store_free(a->store);       /* pending hits go to the spool */
     a->store = NULL;
     hit_spool_stop(a);
-    consent_free(a->consent);
     if (a->ua) ua_free(a->ua);
     client_limit_free(a->limit);
     hit_cache_free(a->hits);
-    sites_free(a->sites);
+    gen_release(a->gen);
     while (a->free_list) {
         struct api_pending *p = a->free_list;
         a->free_list = p->next_free;

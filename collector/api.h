@@ -16,12 +16,19 @@
 #include "http.h"
 
 struct api;
-struct geo;
+struct gen;
+struct gen_box;
 
-/* The cfg and geo must outlive the api; worker numbers the thread (its
- * spool files). NULL + err on failure. */
-struct api *api_new(struct event_base *base, const struct cfg *c, const struct geo *geo,
-                    int worker, char *err, size_t errlen);
+/* Takes the reference g (gen.h), released by api_free() or on failure.
+ * g's cfg is the start-up one: the Redis and spool sides keep it, so it
+ * must outlive the api. box is where the main thread offers reloads; worker
+ * numbers the thread (its spool files, its consent keys in g). NULL + err on
+ * failure. */
+struct api *api_new(struct event_base *base, struct gen *g, struct gen_box *box, int worker,
+                    char *err, size_t errlen);
+/* Switches to a generation offered in the box, if any: called before every
+ * request and on the worker's timer. */
+void api_reload(struct api *a);
 void api_attach_http(struct api *a, struct http_server *http);
 void api_handle(struct http_conn *c, const struct http_request *req, void *arg);
 /* Frees the Redis side first, so pending requests are answered (spooled

@@ -93,6 +93,11 @@ struct hit_cache *hit_cache_new(void)
     return h;
 }
 
+void hit_cache_clear(struct hit_cache *h)
+{
+    memset(h->seen, 0, (size_t)SEEN_SETS * SEEN_WAYS * sizeof *h->seen);
+}
+
 void hit_cache_free(struct hit_cache *h)
 {
     if (!h) return;

@@ -39,6 +39,8 @@ struct hit_cache;
 /* NULL when out of memory. */
 struct hit_cache *hit_cache_new(void);
 void hit_cache_free(struct hit_cache *h);
+/* Forgets every remembered cookie (after a reload: other sites, other keys). */
+void hit_cache_clear(struct hit_cache *h);
 
 /* Runs the beacon path for r (the pixel's when pixel is set); answers now or
  * from the Redis callback. cors: the CORS lines for r's Origin, copied. */

@@ -3,12 +3,15 @@
  * Each worker thread owns an event base, an HTTP server on its own
  * SO_REUSEPORT socket, a Redis connection and its caches; workers share
  * nothing but the read-only config, the GeoIP database and the salt table.
- * The main thread handles signals and refreshes the daily salts.
+ * The main thread handles signals, refreshes the daily salts and, on SIGHUP,
+ * loads the config again and offers the workers a new generation of what
+ * may change without a restart (gen.h).
  */
 #include "api.h"
 #include "assets.h"
 #include "cfg.h"
 #include "clock.h"
+#include "gen.h"
 #include "geo.h"
 #include "http.h"
 #include "log.h"
@@ -19,6 +22,7 @@
 #include <pthread.h>
 #include <sys/resource.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +33,9 @@
 struct worker {
     pthread_t thread;
     int index;
-    const struct cfg *cfg;
-    const struct geo *geo;
+    const struct cfg *cfg;      /* the start-up one: limits, listen, timeouts */
+    struct gen *gen;            /* the first generation; api_new() takes it */
+    struct gen_box box;         /* reloads offered to this worker */
     struct event_base *base;
     struct api *api;
     struct http_server *http;
@@ -43,14 +48,22 @@ struct worker {
     char err[256];
 };
 
-static volatile sig_atomic_t stopping;
+/* Set by the handler, read by every thread: lock-free atomics are both
+ * signal-safe and race-free. */
+static atomic_int stopping, reload_wanted;
+
+/* Keys the running process cannot change: its sockets, threads, Redis
+ * connections and spool were made from them at start. */
+static const char *const restart_sections[] = {"collector", "redis"};
 
 static void usage(FILE *fp)
 {
     fputs("usage: fairstat-collector -c FILE [-o section.key=value]...\n"
           "  -c FILE   configuration file (see config/fairstat.conf)\n"
           "  -o S.K=V  override one key of the file; repeatable\n"
-          "  -t        check the configuration and exit\n", fp);
+          "  -t        check the configuration and exit\n"
+          "signals: SIGHUP reloads the [site] sections, consent secrets and GeoIP database\n"
+          "         (a bad file is logged and ignored); SIGTERM, SIGINT stop gracefully\n", fp);
 }
 
 /* Polled by every worker: cheap, and needs no cross-thread libevent calls.
@@ -63,6 +76,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct worker *w = arg;
+    api_reload(w->api);         /* an idle worker lets go of an old generation too */
     if (!stopping) return;
     if (!w->stop_started_ms) {
         w->stop_started_ms = (clock_mono_us() / 1000);
@@ -98,14 +112,12 @@ static void *worker_main(void *arg)
         snprintf(w->err, sizeof w->err, "cannot create event base");
         goto error;
     }
-    if (!(w->api = api_new(w->base, c, w->geo, w->index, w->err, sizeof w->err))) goto error;
-    char herr[sizeof w->err - 16];
+    struct gen *g = w->gen;
+    w->gen = NULL;
+    if (!(w->api = api_new(w->base, g, &w->box, w->index, w->err, sizeof w->err))) goto error;
     w->http = http_server_new(w->base, c->collector.listen, &lim, api_handle, w->api,
-                              herr, sizeof herr);
-    if (!w->http) {
-        snprintf(w->err, sizeof w->err, "collector.%s", herr);   /* names the key */
-        goto error;
-    }
+                              w->err, sizeof w->err);
+    if (!w->http) goto error;
     api_attach_http(w->api, w->http);
     w->ev_tick = event_new(w->base, -1, EV_PERSIST, on_tick, w);
     if (!w->ev_tick || event_add(w->ev_tick, &tick) < 0) {
@@ -130,8 +142,9 @@ error:
 /* Every connection is a descriptor: make sure the configured connections
  * fit in RLIMIT_NOFILE, raising the soft limit when allowed, else lowering
  * collector.max_connections (with a warning) rather than failing accept()
- * at run time. */
-static void fit_file_limit(struct cfg *c)
+ * at run time. A reload fits its copy quietly, so that the lowered value is
+ * not taken for an edit that needs a restart. */
+static void fit_file_limit(struct cfg *c, int quiet)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return;
@@ -144,16 +157,64 @@ static void fit_file_limit(struct cfg *c)
     if (rl.rlim_cur < need) {
         long fit = ((long)rl.rlim_cur - 64) / c->collector.threads;
         if (fit < 1) fit = 1;
-        log_warn("collector.max_connections = %d does not fit the open-file limit %ld: using %ld",
-                 c->collector.max_connections, (long)rl.rlim_cur, fit);
+        if (!quiet)
+            log_warn("collector.max_connections = %d does not fit the open-file limit %ld: using %ld",
+                     c->collector.max_connections, (long)rl.rlim_cur, fit);
         c->collector.max_connections = (int)fit;
     }
 }
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stopping = 1;
+    if (sig == SIGHUP) reload_wanted = 1;
+    else stopping = 1;
+}
+
+static void on_restart_key(const char *section, const char *key, void *arg)
+{
+    (void)arg;
+    log_warn("reload: %s.%s changed: needs a restart; keeping the running value", section, key);
+}
+
+/* Loads conf again and, when all of it is good, offers the workers a new
+ * generation; returns it (the caller's reference) or NULL, having logged
+ * one line, when the running one stays. */
+static struct gen *reload(const struct gen *cur, const char *conf, char *const *overrides,
+                          size_t n_over, struct worker *workers, int n)
+{
+    char err[512];
+    struct cfg *c = cfg_load(conf, overrides, n_over, err, sizeof err);
+    if (!c) goto error;
+    if (!c->consent.secret) {
+        snprintf(err, sizeof err, "%s: consent.secret: required", conf);
+        goto error;
+    }
+    fit_file_limit(c, 1);
+    for (size_t i = 0; i < sizeof restart_sections / sizeof *restart_sections; i++) {
+        if (cfg_keep(c, cur->cfg, restart_sections[i], on_restart_key, NULL) < 0) {
+            snprintf(err, sizeof err, "[%s]: cannot keep its running values", restart_sections[i]);
+            goto error;
+        }
+    }
+    struct geo *geo = geo_open(c->geoip.database, c->geoip.country_path, c->geoip.region_path,
+                               err, sizeof err);
+    if (!geo) goto error;
+    struct gen *g = gen_new(c, 1, geo, n, err, sizeof err);
+    c = NULL;                   /* the generation's now, freed with it on failure */
+    if (!g) goto error;
+    if (revoke_rebind(cur->cfg, cur->sites, g->cfg) < 0) {
+        gen_release(g);
+        snprintf(err, sizeof err, "out of memory");
+        goto error;
+    }
+    for (int i = 0; i < n; i++) gen_offer(&workers[i].box, g);
+    log_info("reloaded %s: %zu site%s", conf, g->cfg->n_sites, g->cfg->n_sites == 1 ? "" : "s");
+    return g;
+
+error:
+    cfg_free(c);
+    log_error("reload failed, keeping the running configuration: %s", err);
+    return NULL;
 }
 
 int main(int argc, char **argv)
@@ -196,7 +257,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (c->n_sites == 0) log_warn("no [site NAME] section: every beacon will be refused with 403");
-    fit_file_limit(c);
+    fit_file_limit(c, 0);
 
     struct geo *geo = geo_open(c->geoip.database, c->geoip.country_path, c->geoip.region_path,
                                err, sizeof err);
@@ -215,6 +276,11 @@ int main(int argc, char **argv)
         cfg_free(c);
         return 0;
     }
+    struct gen *cur = gen_new(c, 0, geo, c->collector.threads, err, sizeof err);
+    if (!cur) {
+        fprintf(stderr, "fairstat-collector: %s\n", err);
+        return 1;
+    }
     assets_load(c->collector.static_dir);
     int salt_ok = salt_refresh(c, err, sizeof err) == 0;
     if (!salt_ok) log_warn("salts: %s; hits answer 503 until Redis is reachable", err);
@@ -226,6 +292,15 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    /* Workers are born with these blocked, so that the main thread, which
+     * acts on them, is the one they interrupt. */
+    sigset_t sigs, main_mask;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, &main_mask);
 
     pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
@@ -237,7 +312,7 @@ int main(int argc, char **argv)
         struct worker *w = &workers[i];
         w->index = i;
         w->cfg = c;
-        w->geo = geo;
+        w->gen = gen_hold(cur);
         w->lock = &lock;
         w->cond = &cond;
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
@@ -254,6 +329,7 @@ int main(int argc, char **argv)
             break;
         }
     }
+    pthread_sigmask(SIG_SETMASK, &main_mask, NULL);
     if (!failed)
         log_info("listening on %s with %d thread%s", c->collector.listen, n, n == 1 ? "" : "s");
 
@@ -264,13 +340,20 @@ int main(int argc, char **argv)
     int revoke_failing = 0;
     while (!stopping) {
         usleep(100000);
+        if (atomic_exchange(&reload_wanted, 0) && !failed) {
+            struct gen *g = reload(cur, conf, overrides, n_over, workers, n);
+            if (g) {
+                gen_release(cur);
+                cur = g;
+            }
+        }
         if ((clock_mono_us() / 1000) >= next_salt) {
             int ok = salt_refresh(c, err, sizeof err) == 0;
             if (!ok) log_warn("salts: %s", err);
             next_salt = (clock_mono_us() / 1000) + (ok ? 60000 : 1000);
         }
         if ((clock_mono_us() / 1000) >= next_revoke) {
-            int ok = revoke_refresh(c, err, sizeof err) == 0;
+            int ok = revoke_refresh(cur->cfg, err, sizeof err) == 0;
             if (!ok && !revoke_failing) log_warn("withdrawals: %s", err);
             revoke_failing = !ok;
             next_revoke = (clock_mono_us() / 1000) + 2000;
@@ -279,8 +362,9 @@ int main(int argc, char **argv)
     for (int i = 0; i < n; i++)
         if (workers[i].ready) pthread_join(workers[i].thread, NULL);
     if (!failed) log_info("stopped");
+    for (int i = 0; i < n; i++) gen_release(gen_take(&workers[i].box));
     free(workers);
-    geo_close(geo);
-    cfg_free(c);
+    gen_release(cur);
+    cfg_free(c);                /* after every generation: the first one reads it */
     return failed ? 1 : 0;
 }

@@ -13,6 +13,7 @@
 #include "hash.h"
 #include "keys.h"
 #include "rconn.h"
+#include "sites.h"
 
 #include <openssl/rand.h>
 #include <pthread.h>
@@ -244,14 +245,48 @@ static int read_batch(redisContext *rc, const struct cfg *c, size_t from, size_t
     return 0;
 }
 
+/* Where a site's stream is read from when nothing was read yet. */
+static void start_position(const struct cfg *c, char id[48])
+{
+    long long from_ms = ((long long)time(NULL) - consent_max_age_s(c)) * 1000;
+    snprintf(id, 48, "%lld", from_ms > 0 ? from_ms : 0);
+}
+
+int revoke_rebind(const struct cfg *old, const struct sites *old_sites, const struct cfg *c)
+{
+    if (!last_id) return 0;     /* the first refresh starts from c */
+    size_t n = c->n_sites ? c->n_sites : 1;
+    char (*ids)[48] = calloc(n, sizeof *ids);
+    unsigned char *bad = calloc(n, 1);
+    if (!ids || !bad) {
+        free(ids);
+        free(bad);
+        return -1;
+    }
+    for (size_t j = 0; j < c->n_sites; j++) {
+        const char *name = c->sites[j].name;
+        const struct cfg_site *s = sites_find(old_sites, name, strlen(name));
+        if (s) {
+            size_t i = (size_t)(s - old->sites);
+            memcpy(ids[j], last_id[i], sizeof ids[j]);
+            bad[j] = not_stream[i];
+        } else {
+            start_position(c, ids[j]);
+        }
+    }
+    free(last_id);
+    free(not_stream);
+    last_id = ids;
+    not_stream = bad;
+    return 0;
+}
+
 int revoke_refresh(const struct cfg *c, char *err, size_t errlen)
 {
     if (!last_id) {
         if (!(not_stream = calloc(c->n_sites ? c->n_sites : 1, 1))) return -1;
         if (!(last_id = calloc(c->n_sites ? c->n_sites : 1, sizeof *last_id))) return -1;
-        long long from_ms = ((long long)time(NULL) - consent_max_age_s(c)) * 1000;
-        for (size_t i = 0; i < c->n_sites; i++)
-            snprintf(last_id[i], sizeof last_id[i], "%lld", from_ms > 0 ? from_ms : 0);
+        for (size_t i = 0; i < c->n_sites; i++) start_position(c, last_id[i]);
         pthread_rwlock_wrlock(&lock);
         if (!seed) RAND_bytes((unsigned char *)&seed, sizeof seed);
         pthread_rwlock_unlock(&lock);

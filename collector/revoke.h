@@ -21,6 +21,13 @@
  * the first call). 0, or -1 with a message in err. Main thread only. */
 int revoke_refresh(const struct cfg *c, char *err, size_t errlen);
 
+/* After a reload from old (whose sites table is old_sites) to c: keeps the
+ * read position of every site still configured, new sites start as on the
+ * first refresh. Call before old is freed, then refresh with c. 0, or -1
+ * when out of memory (nothing changed). Main thread only. */
+struct sites;
+int revoke_rebind(const struct cfg *old, const struct sites *old_sites, const struct cfg *c);
+
 /* Records a withdrawal this process made, effective at once. */
 void revoke_add(const char *site, const char *receipt, long long expires_s);
 

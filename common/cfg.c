@@ -909,3 +909,66 @@ const struct cfg_site *cfg_site_find(const struct cfg *c, const char *name, size
             return &c->sites[i];
     return NULL;
 }
+
+/* ------------------------------------------------------------------------ */
+/* Reload                                                                    */
+/* ------------------------------------------------------------------------ */
+
+static size_t scalar_size(enum type t)
+{
+    switch (t) {
+    case T_INT: case T_ENUM: return sizeof(int);
+    case T_DOUBLE: return sizeof(double);
+    case T_SIZE: return sizeof(size_t);
+    case T_DUR: case T_MS: return sizeof(long);
+    case T_BOOL: return sizeof(bool);
+    default: return 0;
+    }
+}
+
+/* 1 when k's value differs between a and b; -1 for a type not handled. */
+static int key_differs(const struct key *k, const void *a, const void *b)
+{
+    const void *x = (const char *)a + k->off, *y = (const char *)b + k->off;
+    if (k->type == T_STR) {
+        const char *s = *(char *const *)x, *t = *(char *const *)y;
+        return (!s || !t) ? s != t : strcmp(s, t) != 0;
+    }
+    if (k->type == T_CIDRS) {
+        size_t n = *(const size_t *)((const char *)a + k->n_off);
+        if (n != *(const size_t *)((const char *)b + k->n_off)) return 1;
+        return n && memcmp(*(struct cfg_cidr *const *)x, *(struct cfg_cidr *const *)y,
+                           n * sizeof(struct cfg_cidr)) != 0;
+    }
+    size_t sz = scalar_size(k->type);
+    return sz ? memcmp(x, y, sz) != 0 : -1;
+}
+
+int cfg_keep(struct cfg *c, const struct cfg *old, const char *section,
+             void (*changed)(const char *section, const char *key, void *arg), void *arg)
+{
+    for (size_t i = 0; i < LEN(keys); i++) {
+        const struct key *k = &keys[i];
+        if (strcmp(k->section, section) != 0) continue;
+        int d = key_differs(k, c, old);
+        if (d < 0) return -1;
+        if (!d) continue;
+        if (changed) changed(section, k->name, arg);
+        void *dst = field(c, k->off);
+        const void *src = (const char *)old + k->off;
+        release(k, c);
+        if (k->type == T_STR) {
+            const char *s = *(char *const *)src;
+            *(char **)dst = s ? xstrdup(s) : NULL;
+        } else if (k->type == T_CIDRS) {
+            size_t n = *(const size_t *)((const char *)old + k->n_off);
+            struct cfg_cidr *list = n ? xrealloc(NULL, n * sizeof *list) : NULL;
+            if (n) memcpy(list, *(struct cfg_cidr *const *)src, n * sizeof *list);
+            *(struct cfg_cidr **)dst = list;
+            *(size_t *)field(c, k->n_off) = n;
+        } else {
+            memcpy(dst, src, scalar_size(k->type));
+        }
+    }
+    return 0;
+}

@@ -135,6 +135,13 @@ struct cfg *cfg_load(const char *path, char *const *overrides, size_t n,
                      char *err, size_t errlen);
 void cfg_free(struct cfg *c);
 
+/* For a reload: every key of section whose value in c differs from old is
+ * reported to changed (when not NULL) and set back to old's value, so c
+ * runs on with what cannot change without a restart. 0, or -1 when the
+ * section has a key of a kind this cannot copy (secrets, origins). */
+int cfg_keep(struct cfg *c, const struct cfg *old, const char *section,
+             void (*changed)(const char *section, const char *key, void *arg), void *arg);
+
 /* The site whose name is exactly name[0..len), or NULL. The pointer lives as
  * long as c. */
 const struct cfg_site *cfg_site_find(const struct cfg *c, const char *name, size_t len);

@@ -788,7 +788,7 @@ struct http_server *http_server_new(struct event_base *base, const char *addr,
     struct sockaddr_storage ss;
     int sslen = sizeof ss;
     if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) < 0) {
-        snprintf(err, errlen, "listen: not host:port: '%s'", addr);
+        snprintf(err, errlen, "collector.listen: not host:port: '%s'", addr);
         return NULL;
     }
     struct http_server *s = calloc(1, sizeof *s);
@@ -806,7 +806,7 @@ struct http_server *http_server_new(struct event_base *base, const char *addr,
         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC,
         1024, (struct sockaddr *)&ss, sslen);
     if (!s->listener) {
-        snprintf(err, errlen, "listen: cannot listen on %s: %s", addr, strerror(errno));
+        snprintf(err, errlen, "collector.listen: cannot listen on %s: %s", addr, strerror(errno));
         free(s);
         return NULL;
     }

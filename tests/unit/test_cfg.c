@@ -362,6 +362,54 @@ static void value_parsers_reject_garbage(void **state)
     assert_false(cfg_cidr_match(&cidr, 1, AF_INET, out));
 }
 
+/* A reload keeps what needs a restart: each changed key of the section is
+ * reported once and set back; other sections are left as loaded. */
+struct changes {
+    int n;
+    char names[8][64];
+};
+
+static void note_change(const char *section, const char *key, void *arg)
+{
+    struct changes *ch = arg;
+    if (ch->n < 8) snprintf(ch->names[ch->n++], 64, "%s.%s", section, key);
+}
+
+static void keep_restores_and_reports_changed_keys(void **state)
+{
+    (void)state;
+    char err[512];
+    const char *base = "[collector]\nlisten = 127.0.0.1:1\nthreads = 2\nmax_body = 8k\n"
+                       "trusted_proxies = 10.0.0.0/8\n[redis]\nurl = redis://a:1\n"
+                       "[site a.test]\n";
+    struct cfg *old = load(base, NULL, 0, err);
+    assert_non_null(old);
+    struct cfg *c = load("[collector]\nlisten = 127.0.0.1:2\nthreads = 2\nmax_body = 4k\n"
+                         "trusted_proxies = 10.0.0.0/8, 192.168.0.0/16\n[redis]\nurl = redis://a:1\n"
+                         "[site a.test]\ntimezone = UTC\n[site b.test]\ntimezone = UTC\n", NULL, 0, err);
+    assert_non_null(c);
+    struct changes ch = {0};
+    assert_int_equal(cfg_keep(c, old, "collector", note_change, &ch), 0);
+    assert_int_equal(cfg_keep(c, old, "redis", note_change, &ch), 0);
+    assert_int_equal(ch.n, 3);
+    assert_string_equal(ch.names[0], "collector.listen");
+    assert_string_equal(ch.names[1], "collector.trusted_proxies");
+    assert_string_equal(ch.names[2], "collector.max_body");
+    assert_string_equal(c->collector.listen, "127.0.0.1:1");
+    assert_int_equal(c->collector.max_body, 8192);
+    assert_int_equal(c->collector.n_trusted_proxies, 1);
+    assert_int_equal(c->n_sites, 2);    /* the rest is the new file */
+    /* Kept values are copies: the old config can go first. */
+    cfg_free(old);
+    assert_string_equal(c->collector.listen, "127.0.0.1:1");
+    ch.n = 0;
+    struct cfg *again = load(base, NULL, 0, err);
+    assert_int_equal(cfg_keep(c, again, "collector", note_change, &ch), 0);
+    assert_int_equal(ch.n, 0);
+    cfg_free(again);
+    cfg_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -382,6 +430,7 @@ int main(void)
         cmocka_unit_test(missing_file_is_an_error),
         cmocka_unit_test(serve_keys_are_checked),
         cmocka_unit_test(value_parsers_reject_garbage),
+        cmocka_unit_test(keep_restores_and_reports_changed_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
