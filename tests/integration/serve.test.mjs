@@ -426,6 +426,18 @@ test('no CORS header unless serve.cors_origins lists the origin', async () => {
   }
 });
 
+test('serve refuses to start on a tokens file it cannot read or a port it cannot have', async () => {
+  const r = await run(AGG, ['-c', conf, '-o', 'serve.tokens=file:/nonexistent/tokens', 'serve']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /serve\.tokens: \/nonexistent\/tokens: No such file/);
+  const bad = await run(AGG, ['-c', conf, '-o', 'serve.listen=nonsense', 'serve']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /serve\.listen: not host:port: 'nonsense'/);
+  const cfg = await run(AGG, ['-c', conf, '-o', 'serve.tokens=sha256:abc', 'serve']);
+  assert.equal(cfg.code, 2);
+  assert.match(cfg.stderr, /serve\.tokens: each token must be sha256:<64 hex digits>\[@site\]/);
+});
+
 test('token prints a new random token and the config line that accepts it', async () => {
   const a = await run(AGG, ['-c', conf, 'token', '--site', SITE]);
   const b = await run(AGG, ['-c', conf, 'token']);
