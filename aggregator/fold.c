@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <yajl/yajl_parse.h>
 
 #include "hash.h"
 #include "keys.h"
@@ -20,7 +21,8 @@
 
 const char *const fold_dim_names[FOLD_NDIMS] = {
     "totals", "page", "entry", "exit", "source", "utm_source", "utm_medium", "utm_campaign",
-    "utm_term", "utm_content", "country", "region", "browser", "os", "device", "event", "uv",
+    "utm_term", "utm_content", "country", "region", "browser", "os", "device", "event",
+    "engaged", "scroll", "engagements", "props", "uv",
 };
 
 struct str {
@@ -87,6 +89,7 @@ enum { CAP_NONE, CAP_MEMBERS, CAP_PAGE_SET };
 struct keyinfo {
     uint8_t cap;
     uint32_t capset;            /* index + 1 in f->caps */
+    int64_t expire_at;          /* ms, PEXPIREAT after the counts; 0: none */
 };
 
 /* What this process knows of a capped key's members, kept across batches
@@ -106,6 +109,7 @@ struct capset {
     char *key;
     size_t keylen;
     int page_set;               /* SMEMBERS, not HKEYS */
+    size_t limit;               /* members at most (max_members unless said) */
     int loaded;
     unsigned long used;         /* f->batches when last touched */
     size_t size;                /* members in Redis */
@@ -145,6 +149,7 @@ struct fold {
     const char **rargv;         /* the read fold_read() last laid out */
     size_t *rlens, caprargv, caprlens;
     uint32_t pagesetkey;        /* the current day's page-visitor set */
+    size_t nprop_keys;          /* property keys made capped this batch */
 
     struct visit *visits;
     size_t nvisits, capvisits;
@@ -156,6 +161,10 @@ struct fold {
     int64_t minute;
     char day[CLOCK_DAY_LEN + 1], hour[CLOCK_HOUR_LEN + 1];
     uint32_t daykey[FOLD_NDIMS], hourkey;
+    uint32_t bypagekey[FOLD_NDIMS];     /* FOLD_BYPAGE_FIRST..LAST only */
+    /* The UTC minute of the last realtime key, and its key. */
+    int64_t rtminute;
+    uint32_t rtkey;
 
     /* The withdrawn visitors (erase.h), loaded at generation wgen; wseen is
      * the generation read with this batch. Open addressing over the 8-byte
@@ -170,6 +179,7 @@ struct fold {
      * highest sequence numbers. */
     int twins_state;            /* TWINS_UNKNOWN, TWINS_EMPTY, TWINS_SOME */
     int64_t window_ms;
+    int64_t aggregates_ms;      /* retention.aggregates; 0: no expiry on aggregates */
     size_t nreplayed;
     struct idmap counted, epochs;
     uint32_t twinskey, seqkey;
@@ -285,7 +295,7 @@ static int64_t key_index(struct fold *f, const char *s, int len)
         grow(&f->kinfo, &f->capkinfo, f->nkeys + 1, sizeof *f->kinfo) < 0 ||
         arena_put(f, s, (size_t)len, &f->keys[f->nkeys]) < 0)
         return -1;
-    f->kinfo[f->nkeys] = (struct keyinfo){CAP_NONE, 0};
+    f->kinfo[f->nkeys] = (struct keyinfo){CAP_NONE, 0, 0};
     *slot = (uint32_t)++f->nkeys;
     return *slot - 1;
 }
@@ -363,6 +373,7 @@ static uint32_t capset_of(struct fold *f, const char *key, size_t len, int page_
     cs->key[len] = '\0';
     cs->keylen = len;
     cs->page_set = page_set;
+    cs->limit = (size_t)f->max_members;
     cs->used = f->batches;
     return (uint32_t)++f->ncaps;
 }
@@ -396,7 +407,7 @@ static int capped_member(struct fold *f, uint32_t key, const char **m, size_t *l
 {
     struct capset *cs = &f->caps[f->kinfo[key].capset - 1];
     if (!cs->loaded || set_has(f, cs, *m, *len)) return 0;
-    if (d > 0 && cs->size < (size_t)f->max_members) {
+    if (d > 0 && cs->size < cs->limit) {
         cs->size++;
         return set_add(f, cs, *m, *len);
     }
@@ -417,7 +428,8 @@ static int capped(enum fold_dim d)
     switch (d) {
     case FOLD_PAGE: case FOLD_ENTRY: case FOLD_EXIT: case FOLD_SOURCE: case FOLD_UTM_SOURCE:
     case FOLD_UTM_MEDIUM: case FOLD_UTM_CAMPAIGN: case FOLD_UTM_TERM: case FOLD_UTM_CONTENT:
-    case FOLD_REGION: case FOLD_EVENT:
+    case FOLD_REGION: case FOLD_EVENT: case FOLD_ENGAGED: case FOLD_SCROLL: case FOLD_ENGAGEMENTS:
+    case FOLD_PROPS:
         return 1;
     default:
         return 0;
@@ -435,6 +447,22 @@ static int day_key(struct fold *f, const char *day, enum fold_dim d, uint32_t *o
     if (capped(d) && f->kinfo[i].cap != CAP_MEMBERS) {
         if (!(f->kinfo[i].capset = capset_of(f, key, (size_t)n, 0))) return -1;
         f->kinfo[i].cap = CAP_MEMBERS;
+        if (d == FOLD_PROPS) f->caps[f->kinfo[i].capset - 1].limit = FOLD_MAX_PROP_NAMES;
+    }
+    *out = (uint32_t)i;
+    return 0;
+}
+
+/* The key of the per-entry-page breakdown of dim d of a local day. */
+static int bypage_key(struct fold *f, const char *day, enum fold_dim d, uint32_t *out)
+{
+    char key[600];
+    int n = keys_bypage(key, sizeof key, f->site, day, fold_dim_names[d]);
+    int64_t i = key_index(f, key, n);
+    if (i < 0) return -1;
+    if (f->kinfo[i].cap != CAP_MEMBERS) {
+        if (!(f->kinfo[i].capset = capset_of(f, key, (size_t)n, 0))) return -1;
+        f->kinfo[i].cap = CAP_MEMBERS;
     }
     *out = (uint32_t)i;
     return 0;
@@ -450,6 +478,8 @@ static int bucket(struct fold *f, int64_t t)
     if (strcmp(day, f->day) != 0) {
         for (int d = 0; d < FOLD_NDIMS; d++)
             if (day_key(f, day, (enum fold_dim)d, &f->daykey[d]) < 0) return -1;
+        for (int d = FOLD_BYPAGE_FIRST; d <= FOLD_BYPAGE_LAST; d++)
+            if (bypage_key(f, day, (enum fold_dim)d, &f->bypagekey[d]) < 0) return -1;
         if (f->max_page_visitors > 0) {
             int n = keys_day(key, sizeof key, f->site, day, FOLD_PAGE_SET);
             int64_t i = key_index(f, key, n);
@@ -538,6 +568,15 @@ static int pfadd(struct fold *f, uint32_t key, const struct fhit *x)
     return add_sum(f, SUM_PF, key, x->vhex, 2 * RAWHIT_VISITOR_LEN, 1);
 }
 
+/* incr(), saying whether m kept its own member (not FOLD_OTHER). */
+static int incr_kept(struct fold *f, uint32_t key, const char *m, size_t len, int64_t d, int *kept)
+{
+    const char *own = m;
+    if (f->kinfo[key].cap == CAP_MEMBERS && capped_member(f, key, &m, &len, d) < 0) return -1;
+    *kept = m == own;
+    return add_sum(f, SUM_INCR, key, m, len, d);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Batch and entries                                                         */
 /* ------------------------------------------------------------------------ */
@@ -622,6 +661,8 @@ void fold_reset(struct fold *f)
     f->nargs = 0;
     f->last[0] = '\0';
     f->minute = INT64_MIN;
+    f->rtminute = INT64_MIN;
+    f->nprop_keys = 0;
     f->day[0] = f->hour[0] = '\0';
     table_clear(&f->keyt);
     table_clear(&f->sumt);
@@ -930,7 +971,8 @@ static int withdrawn_stale(struct fold *f)
 
 /* A hit id is a 24-bit epoch and a 24-bit sequence number; the hits of an
  * epoch went over one Redis connection in sequence order, so those that
- * landed are a prefix of it. Only two kinds of hit can have a twin: a
+ * landed are a prefix of it (a hit Redis surely did not take, unsent or
+ * refused, is spooled by the collector under an epoch never sent). Only two kinds of hit can have a twin: a
  * replayed one (RAWHIT_F_REPLAYED: written again from the collector's spool,
  * perhaps more than once) and the original of a replayed one whose write
  * timed out. The site keeps
@@ -1011,6 +1053,11 @@ static int dedupe_keys(struct fold *f)
     f->twinskey = (uint32_t)k1;
     f->seqkey = (uint32_t)k2;
     return 0;
+}
+
+void fold_set_retention(struct fold *f, int64_t aggregates_ms)
+{
+    f->aggregates_ms = aggregates_ms > 0 ? aggregates_ms : 0;
 }
 
 void fold_set_dedupe_window(struct fold *f, int64_t ms)
@@ -1185,13 +1232,20 @@ static int dedupe_args(struct fold *f, int64_t now_ms, size_t *ngroups)
 /* Reads: what the batch needs from Redis before it can be counted           */
 /* ------------------------------------------------------------------------ */
 
+/* Event properties (below) decide which keys a batch reads. */
+typedef int (*prop_fn)(struct fold *f, const char *name, size_t nlen, const char *v, size_t vlen);
+static int props_walk(struct fold *f, const struct fhit *x, prop_fn fn);
+static int prop_register(struct fold *f, const char *name, size_t nlen, const char *v, size_t vlen);
+
 int fold_reads(struct fold *f, size_t *n)
 {
     *n = 0;
     if (collect_visits(f) < 0) return -1;
-    /* The days of the batch, hence its capped keys. */
-    for (size_t i = 0; i < f->nhits; i++)
+    /* The days of the batch, hence its capped keys; and its property names. */
+    for (size_t i = 0; i < f->nhits; i++) {
         if (bucket(f, f->hits[i].t) < 0) return -1;
+        if (!f->hits[i].h.engagement && props_walk(f, &f->hits[i], prop_register) < 0) return -1;
+    }
     f->ncapq = 0;
     for (size_t i = 0; i < f->ncaps; i++) {
         if (f->caps[i].loaded || f->caps[i].used != f->batches) continue;
@@ -1285,35 +1339,51 @@ int fold_read_answer(struct fold *f, size_t i, size_t n, const char *const *vals
 /* Counting                                                                  */
 /* ------------------------------------------------------------------------ */
 
+/* A visit-level value counted for the day, and for the day and entry page
+ * (path KEYS_BYPAGE_SEP value, one member: the cap keeps or drops it whole). */
+static int visit_value(struct fold *f, enum fold_dim d, const char *path, size_t pl, const char *v,
+                       size_t vl)
+{
+    char m[FOLD_MAX_PATH + 1 + 256];
+    if (vl > sizeof m - 1 - pl) vl = sizeof m - 1 - pl;
+    memcpy(m, path, pl);
+    m[pl] = KEYS_BYPAGE_SEP;
+    memcpy(m + pl + 1, v, vl);
+    if (incr(f, f->daykey[d], v, vl, 1) < 0 || incr(f, f->bypagekey[d], m, pl + 1 + vl, 1) < 0)
+        return -1;
+    return 0;
+}
+
 /* A visit-level breakdown, counted when the hit starts a visit; an empty
  * value is skipped, or filed under fallback. */
 static int visit_dim(struct fold *f, enum fold_dim d, const struct rawhit *h, enum rawhit_str s,
-                     const char *fallback)
+                     const char *fallback, const char *path, size_t pl)
 {
-    if (h->n[s]) return incr(f, f->daykey[d], h->s[s], h->n[s], 1);
-    return fallback ? incr_s(f, f->daykey[d], fallback, 1) : 0;
+    if (h->n[s]) return visit_value(f, d, path, pl, h->s[s], h->n[s]);
+    return fallback ? visit_value(f, d, path, pl, fallback, strlen(fallback)) : 0;
 }
 
 static int start_visit(struct fold *f, const struct fhit *x, const char *path, size_t pl)
 {
     const struct rawhit *h = &x->h;
     const char *device = rawhit_device_name(h->device);
+    if (!device[0]) device = FOLD_UNKNOWN;
     if (incr_s(f, f->daykey[FOLD_TOTALS], "visits", 1) < 0 ||
         incr_s(f, f->daykey[FOLD_TOTALS], "bounces", 1) < 0 ||
         incr_s(f, f->hourkey, "visits", 1) < 0 ||
         incr(f, f->daykey[FOLD_ENTRY], path, pl, 1) < 0 ||
         incr(f, f->daykey[FOLD_EXIT], path, pl, 1) < 0 ||
-        visit_dim(f, FOLD_SOURCE, h, RAWHIT_REFERRER, FOLD_DIRECT) < 0 ||
-        visit_dim(f, FOLD_UTM_SOURCE, h, RAWHIT_UTM_SOURCE, NULL) < 0 ||
-        visit_dim(f, FOLD_UTM_MEDIUM, h, RAWHIT_UTM_MEDIUM, NULL) < 0 ||
-        visit_dim(f, FOLD_UTM_CAMPAIGN, h, RAWHIT_UTM_CAMPAIGN, NULL) < 0 ||
-        visit_dim(f, FOLD_UTM_TERM, h, RAWHIT_UTM_TERM, NULL) < 0 ||
-        visit_dim(f, FOLD_UTM_CONTENT, h, RAWHIT_UTM_CONTENT, NULL) < 0 ||
-        visit_dim(f, FOLD_COUNTRY, h, RAWHIT_COUNTRY, FOLD_UNKNOWN) < 0 ||
-        visit_dim(f, FOLD_REGION, h, RAWHIT_REGION, NULL) < 0 ||
-        visit_dim(f, FOLD_BROWSER, h, RAWHIT_BROWSER, FOLD_UNKNOWN) < 0 ||
-        visit_dim(f, FOLD_OS, h, RAWHIT_OS, FOLD_UNKNOWN) < 0 ||
-        incr_s(f, f->daykey[FOLD_DEVICE], device[0] ? device : FOLD_UNKNOWN, 1) < 0)
+        visit_dim(f, FOLD_SOURCE, h, RAWHIT_REFERRER, FOLD_DIRECT, path, pl) < 0 ||
+        visit_dim(f, FOLD_UTM_SOURCE, h, RAWHIT_UTM_SOURCE, NULL, path, pl) < 0 ||
+        visit_dim(f, FOLD_UTM_MEDIUM, h, RAWHIT_UTM_MEDIUM, NULL, path, pl) < 0 ||
+        visit_dim(f, FOLD_UTM_CAMPAIGN, h, RAWHIT_UTM_CAMPAIGN, NULL, path, pl) < 0 ||
+        visit_dim(f, FOLD_UTM_TERM, h, RAWHIT_UTM_TERM, NULL, path, pl) < 0 ||
+        visit_dim(f, FOLD_UTM_CONTENT, h, RAWHIT_UTM_CONTENT, NULL, path, pl) < 0 ||
+        visit_dim(f, FOLD_COUNTRY, h, RAWHIT_COUNTRY, FOLD_UNKNOWN, path, pl) < 0 ||
+        visit_dim(f, FOLD_REGION, h, RAWHIT_REGION, NULL, path, pl) < 0 ||
+        visit_dim(f, FOLD_BROWSER, h, RAWHIT_BROWSER, FOLD_UNKNOWN, path, pl) < 0 ||
+        visit_dim(f, FOLD_OS, h, RAWHIT_OS, FOLD_UNKNOWN, path, pl) < 0 ||
+        visit_value(f, FOLD_DEVICE, path, pl, device, strlen(device)) < 0)
         return -1;
     return 0;
 }
@@ -1372,11 +1442,18 @@ static int page_visitor(struct fold *f, const struct fhit *x, const char *path, 
     return pfadd(f, (uint32_t)uvp, x);
 }
 
+/* The page of a hit: "/" when it has none, cut at FOLD_MAX_PATH. */
+static const char *hit_path(const struct fhit *x, size_t *pl)
+{
+    *pl = x->h.n[RAWHIT_PATH] ? x->h.n[RAWHIT_PATH] : 1;
+    if (*pl > FOLD_MAX_PATH) *pl = FOLD_MAX_PATH;
+    return x->h.n[RAWHIT_PATH] ? x->h.s[RAWHIT_PATH] : "/";
+}
+
 static int count_pageview(struct fold *f, struct fhit *x)
 {
-    const char *path = x->h.n[RAWHIT_PATH] ? x->h.s[RAWHIT_PATH] : "/";
-    size_t pl = x->h.n[RAWHIT_PATH] ? x->h.n[RAWHIT_PATH] : 1;
-    if (pl > FOLD_MAX_PATH) pl = FOLD_MAX_PATH;
+    size_t pl;
+    const char *path = hit_path(x, &pl);
     if (incr_s(f, f->daykey[FOLD_TOTALS], "pageviews", 1) < 0 ||
         incr_s(f, f->hourkey, "pageviews", 1) < 0 || incr(f, f->daykey[FOLD_PAGE], path, pl, 1) < 0)
         return -1;
@@ -1408,6 +1485,146 @@ static int count_event(struct fold *f, const struct fhit *x)
     return 0;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Engagement, event properties, realtime                                    */
+/* ------------------------------------------------------------------------ */
+
+/* An engagement event (Plausible's tracker, on leaving or hiding a page):
+ * its engaged time and scroll depth summed per page, and counted. It is no
+ * pageview, no event, and takes no part in visits or visitor counts. */
+static int count_engagement(struct fold *f, const struct fhit *x)
+{
+    size_t pl;
+    const char *path = hit_path(x, &pl);
+    if (incr(f, f->daykey[FOLD_ENGAGEMENTS], path, pl, 1) < 0 ||
+        incr(f, f->daykey[FOLD_ENGAGED], path, pl, x->h.engaged_ms) < 0 ||
+        incr(f, f->daykey[FOLD_SCROLL], path, pl, x->h.scroll_depth) < 0)
+        return -1;
+    return 0;
+}
+
+#define PROP_NAME_MAX 64        /* the collector's limit (beacon.c) */
+/* Property keys made capped (read with the batch) per batch: the day's
+ * FOLD_MAX_PROP_NAMES names for a few days. Names past it keep no values this
+ * batch, so that junk names cannot make a batch read thousands of keys. */
+#define PROP_KEYS_PER_BATCH (4 * FOLD_MAX_PROP_NAMES)
+
+/* The key of property name's values on the current day. 0 and *out; 1 when
+ * it is not kept this batch (not made capped in fold_reads: make, at most
+ * PROP_KEYS_PER_BATCH); -1 when out of memory. */
+static int prop_key(struct fold *f, const char *name, size_t nlen, int make, uint32_t *out)
+{
+    char key[700], nm[PROP_NAME_MAX + 1];
+    memcpy(nm, name, nlen);
+    nm[nlen] = '\0';
+    int n = keys_prop(key, sizeof key, f->site, f->day, nm);
+    int64_t i = key_index(f, key, n);
+    if (i < 0) return -1;
+    if (f->kinfo[i].cap != CAP_MEMBERS) {
+        if (!make || f->nprop_keys >= PROP_KEYS_PER_BATCH) return 1;
+        if (!(f->kinfo[i].capset = capset_of(f, key, (size_t)n, 0))) return -1;
+        f->kinfo[i].cap = CAP_MEMBERS;
+        f->nprop_keys++;
+    }
+    *out = (uint32_t)i;
+    return 0;
+}
+
+/* A walk over a hit's props: the compact JSON object of scalars the
+ * collector wrote, read with yajl's event parser (no tree). */
+struct pwalk {
+    struct fold *f;
+    prop_fn fn;
+    int depth, named, rc;
+    char name[PROP_NAME_MAX];
+    size_t nlen;
+};
+
+static int pw_value(struct pwalk *w, const char *v, size_t n)
+{
+    if (w->depth != 1) return 0;            /* not a flat object: stop here */
+    if (!w->named || n == 0 || memchr(v, '\0', n)) return w->named = 0, 1;
+    w->named = 0;
+    if (n > FOLD_MAX_PATH) n = FOLD_MAX_PATH;
+    if (w->fn(w->f, w->name, w->nlen, v, n) < 0) return w->rc = -1, 0;
+    return 1;
+}
+
+static int pw_null(void *ctx) { return ((struct pwalk *)ctx)->named = 0, 1; }
+static int pw_bool(void *ctx, int b) { return pw_value(ctx, b ? "true" : "false", b ? 4 : 5); }
+static int pw_number(void *ctx, const char *s, size_t n) { return pw_value(ctx, s, n); }
+static int pw_string(void *ctx, const unsigned char *s, size_t n) { return pw_value(ctx, (const char *)s, n); }
+static int pw_start_map(void *ctx) { return ++((struct pwalk *)ctx)->depth == 1; }
+static int pw_end_map(void *ctx) { return ((struct pwalk *)ctx)->depth--, 1; }
+static int pw_array(void *ctx) { (void)ctx; return 0; }
+
+static int pw_key(void *ctx, const unsigned char *k, size_t n)
+{
+    struct pwalk *w = ctx;
+    w->named = n > 0 && n <= PROP_NAME_MAX && !memchr(k, '\0', n);
+    if (w->named) memcpy(w->name, k, n);
+    w->nlen = n;
+    return 1;
+}
+
+static const yajl_callbacks pw_callbacks = {
+    pw_null, pw_bool, NULL, NULL, pw_number, pw_string,
+    pw_start_map, pw_key, pw_end_map, pw_array, NULL,
+};
+
+/* Calls fn for each (name, value) of x's props; a value that is not a scalar
+ * ends the walk (a hit never fails its batch). 0, or -1 when out of memory. */
+static int props_walk(struct fold *f, const struct fhit *x, prop_fn fn)
+{
+    if (!x->h.n[RAWHIT_PROPS]) return 0;
+    struct pwalk w = {.f = f, .fn = fn};
+    yajl_handle h = yajl_alloc(&pw_callbacks, NULL, &w);
+    if (!h) return -1;
+    if (yajl_parse(h, (const unsigned char *)x->h.s[RAWHIT_PROPS], x->h.n[RAWHIT_PROPS]) == yajl_status_ok)
+        yajl_complete_parse(h);
+    yajl_free(h);
+    return w.rc;
+}
+
+/* fold_reads: the keys of the batch's property names, to be read. */
+static int prop_register(struct fold *f, const char *name, size_t nlen, const char *v, size_t vlen)
+{
+    (void)v;
+    (void)vlen;
+    uint32_t k;
+    return prop_key(f, name, nlen, 1, &k) < 0 ? -1 : 0;
+}
+
+/* fold_compute: the name counted in FOLD_PROPS, the value in its key. */
+static int prop_count(struct fold *f, const char *name, size_t nlen, const char *v, size_t vlen)
+{
+    int kept, r;
+    uint32_t k;
+    if (incr_kept(f, f->daykey[FOLD_PROPS], name, nlen, 1, &kept) < 0) return -1;
+    if (!kept || (r = prop_key(f, name, nlen, 0, &k)) > 0) return 0;
+    return r < 0 ? -1 : incr(f, k, v, vlen, 1);
+}
+
+/* The visitor in the HyperLogLog of the hit's UTC minute, which expires
+ * KEYS_REALTIME_KEEP_MS after the minute: "current visitors" read the last
+ * few. A hit folded after that writes none. */
+static int count_realtime(struct fold *f, const struct fhit *x)
+{
+    if (!(x->h.flags & RAWHIT_F_VISITOR)) return 0;
+    int64_t minute = x->t >= 0 ? x->t / 60000 : -1 - (-x->t - 1) / 60000;
+    int64_t at = keys_realtime_expires_ms(minute);
+    if (at <= f->now) return 0;
+    if (minute != f->rtminute) {
+        char key[600];
+        int64_t i = key_index(f, key, keys_realtime_minute(key, sizeof key, f->site, minute));
+        if (i < 0) return -1;
+        f->kinfo[i].expire_at = at;
+        f->rtkey = (uint32_t)i;
+        f->rtminute = minute;
+    }
+    return pfadd(f, f->rtkey, x);
+}
+
 int fold_compute(struct fold *f, int64_t now_ms)
 {
     f->now = now_ms;
@@ -1426,9 +1643,15 @@ int fold_compute(struct fold *f, int64_t now_ms)
             f->duplicates++;
             continue;
         }
+        if (h->engagement) {
+            if (count_engagement(f, x) < 0) return -1;
+            continue;
+        }
         int pageview = h->n[RAWHIT_NAME] == 0 ||
                        (h->n[RAWHIT_NAME] == 8 && memcmp(h->s[RAWHIT_NAME], "pageview", 8) == 0);
-        if ((pageview ? count_pageview(f, x) : count_event(f, x)) < 0) return -1;
+        if ((pageview ? count_pageview(f, x) : count_event(f, x)) < 0 ||
+            props_walk(f, x, prop_count) < 0 || count_realtime(f, x) < 0)
+            return -1;
     }
     return 0;
 }
@@ -1501,6 +1724,24 @@ static int visit_args(struct fold *f, int64_t now_ms, size_t *ngroups)
     return 0;
 }
 
+/* The expiries of the batch: the keys that carry their own (realtime), and
+ * every aggregate key at its day + retention.aggregates (+ a day: a local
+ * day ends up to 14 hours after the UTC one). */
+static int expire_args(struct fold *f, size_t *n)
+{
+    *n = 0;
+    for (size_t k = 0; k < f->nkeys; k++) {
+        if (!f->kinfo[k].expire_at && f->aggregates_ms) {
+            int64_t day = keys_aggregate_day(AT(f, f->keys[k]), f->keys[k].len, f->site);
+            if (day >= 0) f->kinfo[k].expire_at = (day + 2) * CLOCK_DAY_MS + f->aggregates_ms;
+        }
+        if (!f->kinfo[k].expire_at) continue;
+        if (arg_i(f, keys_at((uint32_t)k)) < 0 || arg_i(f, f->kinfo[k].expire_at) < 0) return -1;
+        (*n)++;
+    }
+    return 0;
+}
+
 int fold_argv(struct fold *f, const char *sha, const char *expect, long long added,
               long long length, const char ***argv, const size_t **argvlen, size_t *argc)
 {
@@ -1512,8 +1753,9 @@ int fold_argv(struct fold *f, const char *sha, const char *expect, long long add
         arg_i(f, (long long)f->dropped) < 0 || arg_i(f, f->now) < 0 || arg_s(f, f->site) < 0)
         return -1;
     size_t counts = f->nargs;
-    if (arg_s(f, "0") < 0 || arg_s(f, "0") < 0 || arg_s(f, "0") < 0 || arg_s(f, "0") < 0) return -1;
-    size_t nincr = 0, npf = 0, nsadd = 0, nvisit;
+    for (int k = 0; k < 5; k++)
+        if (arg_s(f, "0") < 0) return -1;
+    size_t nincr = 0, npf = 0, nsadd = 0, nvisit, nexpire;
     /* The sums, grouped by key (a counting sort over the key indexes). */
     size_t *start = calloc(f->nkeys + 1, sizeof *start), *order = malloc((f->nsums + 1) * sizeof *order);
     if (!start || !order) {
@@ -1547,10 +1789,12 @@ int fold_argv(struct fold *f, const char *sha, const char *expect, long long add
     free(order);
     if (rc < 0) return -1;
     size_t ndedupe;
-    if (visit_args(f, f->now, &nvisit) < 0 || dedupe_args(f, f->now, &ndedupe) < 0) return -1;
+    if (visit_args(f, f->now, &nvisit) < 0 || dedupe_args(f, f->now, &ndedupe) < 0 ||
+        expire_args(f, &nexpire) < 0)
+        return -1;
     nvisit += ndedupe;
-    const size_t nums[4] = {nincr, npf, nsadd, nvisit};
-    for (int k = 0; k < 4; k++) {
+    const size_t nums[5] = {nincr, npf, nsadd, nvisit, nexpire};
+    for (int k = 0; k < 5; k++) {
         char num[24];
         struct str s;
         if (arena_put(f, num, (size_t)snprintf(num, sizeof num, "%zu", nums[k]), &s) < 0) return -1;

@@ -72,9 +72,9 @@ enum fold_key {
 };
 
 /* ARGV, 1-based as Lua indexes it. Then FOLD_ARGV_NINCR counter groups,
- * FOLD_ARGV_NPF HyperLogLog groups, FOLD_ARGV_NSADD set groups and
- * FOLD_ARGV_NVISIT visit-state groups, each a head laid out as below followed
- * by its items. */
+ * FOLD_ARGV_NPF HyperLogLog groups, FOLD_ARGV_NSADD set groups,
+ * FOLD_ARGV_NVISIT visit-state groups and FOLD_ARGV_NEXPIRE expiries, each a
+ * head laid out as below followed by its items. */
 enum fold_argv {
     FOLD_ARGV_EXPECT = 1,       /* the cursor the batch began at; "" for none */
     FOLD_ARGV_LAST,             /* the batch's last id: the new cursor */
@@ -89,6 +89,7 @@ enum fold_argv {
     FOLD_ARGV_NPF,
     FOLD_ARGV_NSADD,
     FOLD_ARGV_NVISIT,
+    FOLD_ARGV_NEXPIRE,
     FOLD_ARGV_FIRST_GROUP
 };
 
@@ -103,6 +104,10 @@ enum fold_add_group { FOLD_AG_KEY, FOLD_AG_COUNT, FOLD_AG_HEAD };
 /* Visit states of one day: then COUNT (visitor, state) pairs; the hash
  * expires at AT (ms). */
 enum fold_visit_group { FOLD_VG_KEY, FOLD_VG_AT, FOLD_VG_COUNT, FOLD_VG_HEAD };
+
+/* A key that expires at AT (ms, PEXPIREAT), set after its counts: the
+ * realtime HyperLogLogs. */
+enum fold_expire_group { FOLD_EG_KEY, FOLD_EG_AT, FOLD_EG_HEAD };
 
 /* Memory per site and day is bounded, decided in C (fold.c keeps what it
  * knows of the capped keys): a breakdown keeps aggregator.max_members
@@ -127,10 +132,11 @@ enum fold_status {
     X(FOLD_ARGV_EXPECT) X(FOLD_ARGV_LAST) X(FOLD_ARGV_TRIM) X(FOLD_ARGV_ADDED)             \
     X(FOLD_ARGV_LENGTH) X(FOLD_ARGV_GEN) X(FOLD_ARGV_DROPPED) X(FOLD_ARGV_NOW)             \
     X(FOLD_ARGV_SITE) X(FOLD_ARGV_NINCR) X(FOLD_ARGV_NPF) X(FOLD_ARGV_NSADD)             \
-    X(FOLD_ARGV_NVISIT) X(FOLD_ARGV_FIRST_GROUP)                                           \
+    X(FOLD_ARGV_NVISIT) X(FOLD_ARGV_NEXPIRE) X(FOLD_ARGV_FIRST_GROUP)                      \
     X(FOLD_IG_KEY) X(FOLD_IG_COUNT) X(FOLD_IG_HEAD)                                        \
     X(FOLD_AG_KEY) X(FOLD_AG_COUNT) X(FOLD_AG_HEAD)                                        \
     X(FOLD_VG_KEY) X(FOLD_VG_AT) X(FOLD_VG_COUNT) X(FOLD_VG_HEAD)                          \
+    X(FOLD_EG_KEY) X(FOLD_EG_AT) X(FOLD_EG_HEAD)                                           \
     X(FOLD_APPLIED) X(FOLD_MOVED) X(FOLD_DELETED) X(FOLD_WITHDRAWN)
 #define FOLD_LUA_STRINGS(X)
 
@@ -160,12 +166,30 @@ enum fold_dim {
     FOLD_OS,
     FOLD_DEVICE,
     FOLD_EVENT,                 /* custom event name -> count */
+    FOLD_ENGAGED,               /* page -> engaged ms of its engagement events */
+    FOLD_SCROLL,                /* page -> sum of their scroll depths (percent) */
+    FOLD_ENGAGEMENTS,           /* page -> engagement events */
+    FOLD_PROPS,                 /* event property name -> events carrying it */
     FOLD_UV,
     FOLD_NDIMS
 };
 
 /* "totals", "page", ... "uv": the <dim> part of the key. */
 extern const char *const fold_dim_names[FOLD_NDIMS];
+
+/* Event properties: the day's first FOLD_MAX_PROP_NAMES names (in FOLD_PROPS,
+ * the rest count as FOLD_OTHER there and keep no values), each with its
+ * values -> events in fs:{S}:d:YYYYMMDD:prop:<name> (keys_prop), capped at
+ * max_members like the other breakdowns. */
+#define FOLD_MAX_PROP_NAMES 100
+
+/* The visit-level breakdowns, FOLD_BYPAGE_FIRST..FOLD_BYPAGE_LAST (source,
+ * the UTM fields, country, region, browser, OS, device), are also counted per
+ * entry page, for "one page's sources": fs:{S}:d:YYYYMMDD:bypage:<dim>
+ * (keys_bypage), member = entry path KEYS_BYPAGE_SEP value -> visits, capped
+ * at max_members (the rest counts as FOLD_OTHER, the whole member). */
+#define FOLD_BYPAGE_FIRST FOLD_SOURCE
+#define FOLD_BYPAGE_LAST FOLD_DEVICE
 
 #define FOLD_DIRECT "(direct)"
 #define FOLD_UNKNOWN "(unknown)"
@@ -213,6 +237,11 @@ size_t fold_duplicates(const struct fold *f);
 /* How long the record of possibly twinned ids is kept (fs:{S}:twins,
  * fs:{S}:seq): retention.raw_max_age, past which a spooled hit is dropped. */
 void fold_set_dedupe_window(struct fold *f, int64_t ms);
+/* How long aggregates are kept (retention.aggregates): every aggregate key a
+ * batch writes (fs:{S}:d:..., fs:{S}:h:...) expires that long after its day,
+ * plus a day for time zones, so no key outlives retention even without a
+ * purge. 0 (the default) sets no expiry. */
+void fold_set_retention(struct fold *f, int64_t aggregates_ms);
 /* Entries that were not raw hits. */
 size_t fold_skipped(const struct fold *f);
 
@@ -233,7 +262,9 @@ int fold_read_answer(struct fold *f, size_t i, size_t n, const char *const *vals
 void fold_forget(struct fold *f);
 
 /* Counts the batch (visits included) as of now_ms (the visit state's expiry
- * depends on it). 0, or -1 when out of memory. */
+ * depends on it, and so do the realtime HyperLogLogs: a hit whose minute's
+ * key would already have expired, KEYS_REALTIME_KEEP_MS after the minute,
+ * writes none). 0, or -1 when out of memory. */
 int fold_compute(struct fold *f, int64_t now_ms);
 
 /* The EVALSHA of fold_script (by its sha) applying the batch, which began

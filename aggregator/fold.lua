@@ -84,6 +84,12 @@ for _ = 1, tonumber(ARGV[FOLD_ARGV_NVISIT]) do
   i = from + 2 * n
 end
 
+-- Expiries (the realtime HyperLogLogs), after their PFADDs.
+for _ = 1, tonumber(ARGV[FOLD_ARGV_NEXPIRE]) do
+  redis.call('PEXPIREAT', KEYS[tonumber(ARGV[i + FOLD_EG_KEY])], ARGV[i + FOLD_EG_AT])
+  i = i + FOLD_EG_HEAD
+end
+
 redis.call('SET', cursor, ARGV[FOLD_ARGV_LAST])
 redis.call('XTRIM', stream, 'MINID', ARGV[FOLD_ARGV_TRIM])
 

@@ -38,7 +38,7 @@ static const char usage_text[] =
     "usage: fairstat-aggregator -c FILE [-o section.key=value]... [-v] COMMAND\n"
     "  run [--once]                       fold queued hits into aggregates (daemon)\n"
     "  report --site S [--from YYYY-MM-DD] [--to YYYY-MM-DD | --period day|7d|30d|month|12mo]\n"
-    "         [--format table|json|csv] [--limit N] [--other]\n"
+    "         [--format table|json|csv|html] [--limit N] [--other]\n"
     "  purge [--dry-run] [--as-of RFC3339]   enforce the retention limits\n"
     "  forget --receipt ID [--site S]     erase a visitor's buffered hits\n"
     "  serve                              the dashboard and Stats API on serve.listen\n"
@@ -99,7 +99,7 @@ static int cmd_report(struct agg *a, int argc, char **argv)
             period = v;
         } else if (is_opt(argv[i], "--format")) {
             if (!(v = opt_value(argc, argv, &i, "--format")) || report_parse_format(v, &o.format) < 0)
-                return usage("report: --format must be table, json or csv, got '%s'", v ? v : "");
+                return usage("report: --format must be table, json, csv or html, got '%s'", v ? v : "");
         } else if (is_opt(argv[i], "--limit")) {
             char *end;
             v = opt_value(argc, argv, &i, "--limit");
@@ -127,6 +127,11 @@ static int cmd_report(struct agg *a, int argc, char **argv)
     json_t *r = report_build(a, &o);
     if (!r) {
         fprintf(stderr, "fairstat-aggregator: report: %s\n", a->err);
+        return 1;
+    }
+    if (o.format == REPORT_HTML && report_add_previous(a, &o, r) < 0) {
+        fprintf(stderr, "fairstat-aggregator: report: %s\n", a->err);
+        json_decref(r);
         return 1;
     }
     int rc = report_print(r, o.format, stdout);

@@ -771,9 +771,8 @@ static void day_of(const struct run *r, size_t d, char day[CLOCK_DAY_LEN + 1])
 /* The day hash of a member dimension (or its per-entry-page cross breakdown). */
 static int member_key(const struct run *r, char *key, const char *day, int d, int cross)
 {
-    char dim[64];
-    snprintf(dim, sizeof dim, "%s%s", cross ? "bypage:" : "", fold_dim_names[dims[d].fold]);
-    return keys_day(key, KEYLEN, r->q->site, day, dim);
+    const char *dim = fold_dim_names[dims[d].fold];
+    return cross ? keys_bypage(key, KEYLEN, r->q->site, day, dim) : keys_day(key, KEYLEN, r->q->site, day, dim);
 }
 
 /* PFCOUNT over keys[0..n): the union of their sets. */
@@ -912,7 +911,7 @@ static int read_members(struct run *r, struct map *map)
             const char *name = k->str;
             size_t len = k->len;
             if (cross) {
-                const char *sep = memchr(k->str, '\x1f', k->len);
+                const char *sep = memchr(k->str, KEYS_BYPAGE_SEP, k->len);
                 if (!sep || !passes(q, q->fdim, k->str, (size_t)(sep - k->str))) continue;
                 name = sep + 1;
                 len = k->len - (size_t)(name - k->str);

@@ -43,14 +43,20 @@ static const struct {
     {FOLD_EVENT, "events", "name", "count"},
 };
 #define NBREAK (sizeof breakdowns / sizeof breakdowns[0])
-/* Per day: totals, uv, then each breakdown. */
-#define PER_DAY (2 + NBREAK)
+/* Read per day after the breakdowns, not shown as sections of their own:
+ * the pages' engagement sums (time on page, scroll depth) and the event
+ * property names (the props section). */
+static const enum fold_dim extras[] = {FOLD_ENGAGED, FOLD_SCROLL, FOLD_ENGAGEMENTS, FOLD_PROPS};
+enum { X_ENGAGED, X_SCROLL, X_ENGAGEMENTS, X_PROPS, NEXTRA };
+/* Per day: totals, uv, then each breakdown, then the extras. */
+#define PER_DAY (2 + NBREAK + NEXTRA)
 
 int report_parse_format(const char *s, enum report_format *f)
 {
     if (strcmp(s, "table") == 0) *f = REPORT_TABLE;
     else if (strcmp(s, "json") == 0) *f = REPORT_JSON;
     else if (strcmp(s, "csv") == 0) *f = REPORT_CSV;
+    else if (strcmp(s, "html") == 0) *f = REPORT_HTML;
     else return -1;
     return 0;
 }
@@ -178,6 +184,18 @@ static int merge(struct map *map, const redisReply *r)
         const redisReply *k = r->element[i];
         if (!k->str) continue;
         if (map_add(map, k->str, k->len, to_ll(r->element[i + 1])) < 0) return -1;
+    }
+    return 0;
+}
+
+/* The count of name in map, 0 when absent. */
+static long long map_get(const struct map *m, const char *name, size_t len)
+{
+    if (!m->cap) return 0;
+    size_t j = hash_fnv1a(HASH_FNV_OFFSET, name, len) & (m->cap - 1);
+    while (m->slot[j].name) {
+        if (m->slot[j].len == len && memcmp(m->slot[j].name, name, len) == 0) return m->slot[j].n;
+        j = (j + 1) & (m->cap - 1);
     }
     return 0;
 }
@@ -400,13 +418,124 @@ error:
     return NULL;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Engagement and event properties                                           */
+/* ------------------------------------------------------------------------ */
+
+/* Adds time_on_page (s) and scroll_depth (%) to each row of pages, when the
+ * range holds engagement events at all (null for a page without any):
+ * time on page = engaged time / pageviews of the page, scroll depth = the
+ * mean of its engagement events' depths (docs/aggregator.md says why). */
+static void engagement_columns(json_t *pages, const struct map *x)
+{
+    if (!x[X_ENGAGEMENTS].n) return;
+    size_t i;
+    json_t *row;
+    json_array_foreach(pages, i, row) {
+        const char *page = json_string_value(json_object_get(row, "page"));
+        long long views = json_integer_value(json_object_get(row, "pageviews"));
+        size_t len = page ? strlen(page) : 0;
+        long long n = page && strcmp(page, FOLD_OTHER) != 0 ? map_get(&x[X_ENGAGEMENTS], page, len) : 0;
+        json_t *top = json_null(), *sd = json_null();
+        if (n > 0) {
+            long long ms = map_get(&x[X_ENGAGED], page, len), depth = map_get(&x[X_SCROLL], page, len);
+            if (views > 0) top = json_integer(llround((double)ms / 1000.0 / (double)views));
+            sd = json_integer(llround((double)depth / (double)n));
+        }
+        json_object_set_new(row, "time_on_page", top);
+        json_object_set_new(row, "scroll_depth", sd);
+    }
+}
+
+/* The props section: for each property name of the range (the busiest
+ * FOLD_MAX_PROP_NAMES; names counted as FOLD_OTHER kept no values), its
+ * values by count, under the rows' rules (rows.h: min_visitors, with the
+ * count as the bound, then --limit; the rest in "(other)"). A name carried
+ * by fewer than min_visitors events is left out whole. One pipeline of
+ * HGETALL fs:{S}:d:D:prop:<name> per name and day. */
+static json_t *props_section(struct agg *a, const char *site, const struct report_opts *o,
+                             const struct map *names)
+{
+    size_t n, ndays = (size_t)(o->to_day - o->from_day + 1);
+    struct row *rows = sorted(names, &n);
+    json_t *arr = json_array();
+    if (!rows || !arr) goto error;
+    long long minv = a->cfg->aggregator.min_visitors;
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < FOLD_MAX_PROP_NAMES; i++)
+        if (strcmp(rows[i].name, ROWS_OTHER) != 0 && !rows[i].merged &&
+            !rows_below_min(minv, -1, rows[i].n))
+            rows[k++] = rows[i];
+    n = k;
+    for (size_t i = 0; i < n; i++)
+        for (size_t d = 0; d < ndays; d++) {
+            char day[CLOCK_DAY_LEN + 1], key[1200];
+            size_t len;
+            const char *stored = row_stored(&rows[i], &len);
+            clock_format_day(o->from_day + (int64_t)d, day);
+            if (memchr(stored, '\0', len) || keys_prop(key, sizeof key, site, day, stored) < 0) key[0] = '\0';
+            redisAppendCommand(a->rc, "HGETALL %s", key);
+        }
+    for (size_t i = 0; i < n; i++) {
+        struct map values = {0};
+        for (size_t d = 0; d < ndays; d++) {
+            void *r = NULL;
+            if (redisGetReply(a->rc, &r) != REDIS_OK) {
+                snprintf(a->err, sizeof a->err, "redis: %s", a->rc->errstr);
+                agg_disconnect(a);
+                map_free(&values);
+                goto error;
+            }
+            int rc = merge(&values, r);
+            freeReplyObject(r);
+            if (rc < 0) {
+                map_free(&values);
+                goto error;
+            }
+        }
+        size_t nv;
+        struct row *v = sorted(&values, &nv);
+        if (!v) {
+            map_free(&values);
+            goto error;
+        }
+        struct rows_fold rf;
+        rows_fold_init(&rf, minv, (size_t)o->limit);
+        for (size_t j = 0; j < nv; j++) {
+            if (rows_fold_next(&rf, v[j].name, v[j].len, v[j].n, -1) != ROWS_SHOW) continue;
+            json_t *r = json_object();
+            json_object_set_new(r, "property", json_stringn(rows[i].name, rows[i].len));
+            json_object_set_new(r, "value", json_stringn(v[j].name, v[j].len));
+            json_object_set_new(r, "count", json_integer(v[j].n));
+            json_array_append_new(arr, r);
+        }
+        long long other = rows_fold_other(&rf, o->other);
+        if (other > 0) {
+            json_t *r = json_object();
+            json_object_set_new(r, "property", json_stringn(rows[i].name, rows[i].len));
+            json_object_set_new(r, "value", json_string(ROWS_OTHER));
+            json_object_set_new(r, "count", json_integer(other));
+            json_array_append_new(arr, r);
+        }
+        free(v);
+        map_free(&values);
+    }
+    free(rows);
+    return arr;
+error:
+    if (!a->err[0]) snprintf(a->err, sizeof a->err, "out of memory");
+    free(rows);
+    json_decref(arr);
+    return NULL;
+}
+
 json_t *report_build(struct agg *a, const struct report_opts *o)
 {
     struct agg_site *s = agg_site(a, o->site);
     size_t ndays = (size_t)(o->to_day - o->from_day + 1);
     size_t ncmd = ndays * PER_DAY + 1;
     redisReply **rep = calloc(ncmd, sizeof *rep);
-    struct map maps[NBREAK] = {{0}};
+    struct map maps[NBREAK + NEXTRA] = {{0}};
     json_t *report = NULL;
     char key[1200];
     a->err[0] = '\0';
@@ -435,6 +564,10 @@ json_t *report_build(struct agg *a, const struct report_opts *o)
         redisAppendCommand(a->rc, "PFCOUNT %s", uv[d + 1]);
         for (size_t b = 0; b < NBREAK; b++) {
             keys_day(key, sizeof key, s->name, day, fold_dim_names[breakdowns[b].dim]);
+            redisAppendCommand(a->rc, "HGETALL %s", key);
+        }
+        for (size_t x = 0; x < NEXTRA; x++) {
+            keys_day(key, sizeof key, s->name, day, fold_dim_names[extras[x]]);
             redisAppendCommand(a->rc, "HGETALL %s", key);
         }
     }
@@ -511,6 +644,13 @@ json_t *report_build(struct agg *a, const struct report_opts *o)
         }
         json_object_set_new(report, breakdowns[b].section, arr);
     }
+    engagement_columns(json_object_get(report, "pages"), &maps[NBREAK]);
+    json_t *props = props_section(a, s->name, o, &maps[NBREAK + X_PROPS]);
+    if (!props) {
+        json_decref(series);
+        goto error;
+    }
+    json_object_set_new(report, "props", props);
     json_object_set_new(report, "timeseries", series);
     if (ndays > 1) {
         json_t *why = json_array();
@@ -522,14 +662,14 @@ json_t *report_build(struct agg *a, const struct report_opts *o)
     json_object_set_new(report, "notes", notes);
     for (size_t i = 0; i < ncmd; i++) freeReplyObject(rep[i]);
     free(rep);
-    for (size_t b = 0; b < NBREAK; b++) map_free(&maps[b]);
+    for (size_t b = 0; b < NBREAK + NEXTRA; b++) map_free(&maps[b]);
     return report;
 
 error:
     for (size_t i = 0; rep && i < ncmd; i++)
         if (rep[i]) freeReplyObject(rep[i]);
     free(rep);
-    for (size_t b = 0; b < NBREAK; b++) map_free(&maps[b]);
+    for (size_t b = 0; b < NBREAK + NEXTRA; b++) map_free(&maps[b]);
     json_decref(report);
     return NULL;
 }

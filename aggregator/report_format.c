@@ -1,4 +1,5 @@
-/* report_format.c -- renders the report model as JSON, a terminal table or CSV.
+/* report_format.c -- renders the report model as JSON, a terminal table or CSV
+ * (HTML is report_html.c's).
  *
  * The renderers know nothing of analytics: they walk the model (report.h) --
  * scalars at the top, "totals" as one object, every other array a table whose
@@ -230,6 +231,9 @@ int report_print(const json_t *r, enum report_format format, FILE *out)
         break;
     case REPORT_TABLE:
         print_table(r, out);
+        break;
+    case REPORT_HTML:
+        if (report_print_html(r, out) < 0) return -1;
         break;
     }
     return ferror(out) ? -1 : 0;

@@ -203,6 +203,7 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
         return -1;
     }
     fold_set_dedupe_window(s->fold, (int64_t)a->cfg->retention.raw_max_age_s * 1000);
+    fold_set_retention(s->fold, (int64_t)a->cfg->retention.aggregates_s * 1000);
     char from[72], count[16];
     snprintf(from, sizeof from, s->cursor[0] ? "(%s" : "-", s->cursor);
     snprintf(count, sizeof count, "%d", a->cfg->aggregator.batch);

@@ -33,6 +33,7 @@ struct api {
     const struct geo *geo;
     struct store *store;
     struct consent *consent;
+    struct cmp *cmp;            /* the sites' consent managers (cmp.h) */
     struct ua *ua;
     struct client_limit *limit;
     struct hit_cache *hits;     /* hit.c's caches */

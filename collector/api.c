@@ -273,6 +273,7 @@ struct api *api_new(struct event_base *base, struct gen *g, struct gen_box *box,
     a->geo = g->geo;
     a->sites = g->sites;
     a->consent = g->consent[worker];
+    a->cmp = g->cmp[worker];
     const struct cfg *c = g->cfg;
     if (!(a->limit = client_limit_new(c->collector.rate_limit)) || !(a->hits = hit_cache_new())) {
         snprintf(err, errlen, "out of memory");
@@ -302,6 +303,7 @@ void api_reload(struct api *a)
     a->geo = g->geo;
     a->sites = g->sites;
     a->consent = g->consent[a->worker];
+    a->cmp = g->cmp[a->worker];
     gen_release(a->gen);
     a->gen = g;
 }

@@ -27,6 +27,7 @@ const char *beacon_strerror(int status)
     case BEACON_TOO_LONG: return "a field is too long";
     case BEACON_BAD_URL: return "url is not an absolute http(s) URL";
     case BEACON_BAD_FIELD: return "a field has the wrong type or characters";
+    case BEACON_BAD_ENGAGEMENT: return "an engagement event needs sd (percent) and e (ms) as non-negative integers";
     default: return "bad beacon";
     }
 }
@@ -104,6 +105,12 @@ static void reset(struct beacon *b)
     b->domain[0] = b->path[0] = b->host[0] = b->referrer[0] = b->props[0] = '\0';
     for (int i = 0; i < UTM_COUNT; i++) b->utm[i][0] = '\0';
     strcpy(b->name, "pageview");
+    b->engagement = 0;
+    b->scroll_depth = 0;
+    b->engaged_ms = 0;
+    b->tc[0] = '\0';
+    b->tc_len = 0;
+    b->analytics_storage = -1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -115,7 +122,10 @@ static void reset(struct beacon *b)
  * profile showed the difference (2 us per hit with jansson). The fields are
  * copied as they stream past; validation happens once the body is complete. */
 
-enum field { F_NONE = -1, F_DOMAIN, F_NAME, F_URL, F_REFERRER, F_PROPS, F_ANALYTICS, F_COUNT };
+enum field {
+    F_NONE = -1, F_DOMAIN, F_NAME, F_URL, F_REFERRER, F_PROPS, F_ANALYTICS, F_SCROLL, F_ENGAGED,
+    F_TC, F_STORAGE, F_COUNT
+};
 
 struct parse {
     int status;                 /* first error seen, BEACON_OK so far */
@@ -127,6 +137,11 @@ struct parse {
     size_t len[F_COUNT];
     int present[F_COUNT];
     int analytics;              /* -1 absent, 0/1 */
+    long num[F_COUNT];          /* sd, e: non-negative integers */
+    int props_string;           /* parsing props out of a JSON-encoded string */
+    int storage;                /* analytics_storage: -1 absent, 0 denied, 1 granted */
+    size_t tc_len;
+    char tc[BEACON_TC_MAX + 1];
     char val[4][BEACON_URL_MAX + 1];
     /* props: a flat object of scalars, re-emitted compactly */
     yajl_gen gen;
@@ -136,7 +151,7 @@ struct parse {
 
 static const struct { const char *lng, *shrt; } field_names[F_COUNT] = {
     {"domain", "d"}, {"name", "n"}, {"url", "u"}, {"referrer", "r"}, {"props", "p"},
-    {"analytics", NULL},
+    {"analytics", NULL}, {"sd", NULL}, {"e", NULL}, {"tc", NULL}, {"analytics_storage", NULL},
 };
 
 static int fail_with(struct parse *p, int status)
@@ -148,6 +163,47 @@ static int fail_with(struct parse *p, int status)
 static int in_props(const struct parse *p)
 {
     return p->depth == 2 && p->field == F_PROPS;
+}
+
+static const yajl_callbacks callbacks;
+
+/* sd and e: a plain non-negative integer of at most 9 digits (no sign,
+ * fraction or exponent: the tracker sends whole numbers), else -1; a number
+ * past max is taken as max. The tracker can send a scroll depth over 100 (the
+ * page shrank after it was measured) and an engaged time over the cap (a tab
+ * left open): those are real engagements, kept at the bound rather than
+ * refused. Judged once the name is known (set_engagement): other events may
+ * carry anything there. */
+static int number(struct parse *p, enum field f, int kind, const char *s, size_t n, long max)
+{
+    long v = kind == 'n' && n > 0 && n <= 9 ? 0 : -1;
+    for (size_t i = 0; v >= 0 && i < n; i++)
+        v = s[i] >= '0' && s[i] <= '9' ? v * 10 + (s[i] - '0') : -1;
+    p->num[f] = v > max ? max : v;
+    p->present[f] = 1;
+    return 1;
+}
+
+/* Props sent as a JSON-encoded string (the older plausible-tracker does):
+ * the string is parsed with the same rules, as if its object stood in its
+ * place; anything but an object of scalars is refused. */
+static int props_string(struct parse *p, const char *s, size_t n)
+{
+    if (p->props_string) return fail_with(p, BEACON_BAD_FIELD);
+    int depth = p->depth;
+    p->field = F_PROPS;
+    p->props_string = 1;
+    yajl_handle h = yajl_alloc(&callbacks, NULL, p);
+    if (!h) return fail_with(p, BEACON_BAD_FIELD);
+    yajl_status st = yajl_parse(h, (const unsigned char *)s, n);
+    if (st == yajl_status_ok) st = yajl_complete_parse(h);
+    yajl_free(h);
+    p->props_string = 0;
+    p->field = F_NONE;
+    if (p->status != BEACON_OK) return 0;
+    if (st != yajl_status_ok || !p->present[F_PROPS] || p->depth != depth)
+        return fail_with(p, BEACON_BAD_FIELD);
+    return 1;
 }
 
 /* A value at the top level of the beacon object, or inside props. */
@@ -171,7 +227,26 @@ static int scalar(struct parse *p, int kind, const char *s, size_t n)
         p->analytics = s != NULL;
         return 1;
     }
+    if (f == F_SCROLL || f == F_ENGAGED)
+        return number(p, f, kind, s, n, f == F_SCROLL ? BEACON_SCROLL_MAX : BEACON_ENGAGED_MAX_MS);
+    if (f == F_PROPS && kind == 's') return props_string(p, s, n);
     if (f == F_PROPS || kind != 's') return fail_with(p, BEACON_BAD_FIELD);
+    if (f == F_STORAGE) {
+        if (n == 6 && memcmp(s, "denied", 6) == 0) p->storage = 0;
+        else if (n == 7 && memcmp(s, "granted", 7) == 0) p->storage = 1;
+        else return fail_with(p, BEACON_BAD_FIELD);
+        return 1;
+    }
+    if (f == F_TC) {
+        if (n > BEACON_TC_MAX) return fail_with(p, BEACON_TOO_LONG);
+        for (size_t i = 0; i < n; i++)
+            if (!(isalnum((unsigned char)s[i]) || s[i] == '-' || s[i] == '_' || s[i] == '.'))
+                return fail_with(p, BEACON_BAD_FIELD);
+        memcpy(p->tc, s, n);
+        p->tc[n] = '\0';
+        p->tc_len = n;
+        return 1;
+    }
     if (n > BEACON_URL_MAX) return fail_with(p, BEACON_TOO_LONG);
     if (memchr(s, '\0', n)) return fail_with(p, BEACON_BAD_JSON);
     memcpy(p->val[f], s, n);
@@ -276,8 +351,9 @@ static const yajl_callbacks callbacks = {
 /* Runs the parser over buf; the fields land in p. */
 static int parse_body(const char *buf, size_t len, struct parse *p)
 {
-    memset(p, 0, offsetof(struct parse, val));
-    p->analytics = -1;
+    memset(p, 0, offsetof(struct parse, tc));      /* num, props_string, tc_len too */
+    p->analytics = p->storage = -1;
+    p->tc[0] = '\0';
     p->field = F_NONE;
     p->gen = NULL;
     p->prop_keys = 0;
@@ -304,6 +380,19 @@ static int props_out(struct beacon *b, struct parse *p)
     return BEACON_OK;
 }
 
+/* An event named "engagement" is Plausible's engagement event and must
+ * carry both numbers; on other events sd and e mean nothing and are dropped. */
+static int set_engagement(struct beacon *b, const struct parse *p)
+{
+    if (strcmp(b->name, BEACON_ENGAGEMENT) != 0) return BEACON_OK;
+    if (!p->present[F_SCROLL] || !p->present[F_ENGAGED] || p->num[F_SCROLL] < 0 || p->num[F_ENGAGED] < 0)
+        return BEACON_BAD_ENGAGEMENT;
+    b->engagement = 1;
+    b->scroll_depth = (unsigned)p->num[F_SCROLL];
+    b->engaged_ms = (uint32_t)p->num[F_ENGAGED];
+    return BEACON_OK;
+}
+
 int beacon_parse_json(const char *buf, size_t len, struct beacon *b)
 {
     struct parse p;
@@ -316,6 +405,12 @@ int beacon_parse_json(const char *buf, size_t len, struct beacon *b)
                  !(rc = p.present[F_URL] ? set_url(b, p.str[F_URL], p.len[F_URL]) : BEACON_MISSING) &&
                  !(p.present[F_REFERRER] && (rc = set_referrer(b, p.str[F_REFERRER], p.len[F_REFERRER]))))
             rc = props_out(b, &p);
+        if (rc == BEACON_OK) rc = set_engagement(b, &p);
+        if (rc == BEACON_OK) {
+            memcpy(b->tc, p.tc, p.tc_len + 1);
+            b->tc_len = p.tc_len;
+            b->analytics_storage = p.storage;
+        }
     }
     if (p.gen) yajl_gen_free(p.gen);
     return rc;
@@ -332,6 +427,7 @@ int beacon_parse_query(const char *q, size_t len, struct beacon *b)
     if ((n = url_query_get(q, len, "n", buf, sizeof buf)) >= 0 && (rc = set_name(b, buf, (size_t)n)))
         return rc;
     if (n == -2) return BEACON_BAD_FIELD;
+    if (strcmp(b->name, BEACON_ENGAGEMENT) == 0) return BEACON_BAD_ENGAGEMENT;   /* no sd, e here */
     if ((n = url_query_get(q, len, "u", buf, sizeof buf)) < 0)
         return n == -1 ? BEACON_MISSING : BEACON_TOO_LONG;
     if ((rc = set_url(b, buf, (size_t)n))) return rc;

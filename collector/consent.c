@@ -226,11 +226,22 @@ enum consent_verdict consent_check(struct consent *k, const char *site, const ch
     return consent_verify(k, site, v, vn, now, out);
 }
 
+/* A proxy that merges repeated headers joins them with commas ("1, 1"):
+ * the signal is on when any element is "1". */
 static int is_one(const char *s, size_t n)
 {
-    while (n && (*s == ' ' || *s == '\t')) s++, n--;
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
-    return n == 1 && s[0] == '1';
+    while (n) {
+        const char *comma = memchr(s, ',', n);
+        size_t len = comma ? (size_t)(comma - s) : n, e = len;
+        const char *b = s;
+        while (e && (*b == ' ' || *b == '\t')) b++, e--;
+        while (e && (b[e - 1] == ' ' || b[e - 1] == '\t')) e--;
+        if (e == 1 && b[0] == '1') return 1;
+        if (!comma) break;
+        s = comma + 1;
+        n -= len + 1;
+    }
+    return 0;
 }
 
 const char *consent_signal(const struct cfg *c, const char *gpc, size_t gpc_n,

@@ -74,7 +74,8 @@ long long consent_max_age_s(const struct cfg *c);
 int consent_new_receipt(char out[CONSENT_RECEIPT_LEN + 1]);
 
 /* The browser's own refusal, when honoured: "gpc", "dnt" or NULL. A header
- * counts when its value is exactly "1" (spaces allowed around it). */
+ * counts when its value, or any of its comma-separated elements (a proxy
+ * merges repeated headers: "1, 1"), is "1", spaces allowed around it. */
 const char *consent_signal(const struct cfg *c, const char *gpc, size_t gpc_n,
                            const char *dnt, size_t dnt_n);
 

@@ -5,6 +5,7 @@
  * event base, and a box the worker polls needs nothing from it.
  */
 #include "gen.h"
+#include "cmp.h"
 #include "consent.h"
 #include "geo.h"
 #include "sites.h"
@@ -16,6 +17,8 @@ static void gen_free(struct gen *g)
 {
     for (int i = 0; g->consent && i < g->workers; i++) consent_free(g->consent[i]);
     free(g->consent);
+    for (int i = 0; g->cmp && i < g->workers; i++) cmp_free(g->cmp[i]);
+    free(g->cmp);
     sites_free(g->sites);
     geo_close(g->geo);
     if (g->owns_cfg) cfg_free(g->cfg);
@@ -37,7 +40,8 @@ struct gen *gen_new(struct cfg *c, int owns_cfg, struct geo *geo, int workers, c
     g->geo = geo;
     g->workers = workers;
     atomic_init(&g->refs, 1);
-    if (!(g->sites = sites_new(c)) || !(g->consent = calloc((size_t)workers, sizeof *g->consent))) {
+    if (!(g->sites = sites_new(c)) || !(g->consent = calloc((size_t)workers, sizeof *g->consent)) ||
+        !(g->cmp = calloc((size_t)workers, sizeof *g->cmp))) {
         snprintf(err, errlen, "out of memory");
         goto error;
     }
@@ -46,6 +50,7 @@ struct gen *gen_new(struct cfg *c, int owns_cfg, struct geo *geo, int workers, c
             snprintf(err, errlen, "consent.secret: missing or unusable");
             goto error;
         }
+        if (!(g->cmp[i] = cmp_new(c, err, errlen))) goto error;
     }
     return g;
 

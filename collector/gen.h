@@ -1,5 +1,6 @@
 /* gen.h -- one generation of what SIGHUP reloads: the config's sites and
- * origins, the consent keys and the GeoIP database.
+ * origins, the consent keys, the consent managers' settings (cmp.h) and the
+ * GeoIP database.
  *
  * The main thread builds a generation whole (the parsed config, the sites
  * tables, one consent keyset per worker, the opened database) and only then
@@ -24,12 +25,14 @@
 struct geo;
 struct sites;
 struct consent;
+struct cmp;
 
 struct gen {
     struct cfg *cfg;
     struct geo *geo;
     struct sites *sites;        /* over cfg's sites, shared read-only */
     struct consent **consent;   /* [worker]: its MAC contexts are not thread-safe */
+    struct cmp **cmp;           /* [worker]: consent managers' cookies (match data per thread) */
     int workers;
     int owns_cfg;               /* 0: the start-up cfg, which the caller frees */
     atomic_int refs;

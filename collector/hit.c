@@ -9,6 +9,7 @@
 #include "api-internal.h"
 #include "client.h"
 #include "clock.h"
+#include "cmp.h"
 #include "geo.h"
 #include "hash.h"
 #include "keys.h"
@@ -22,6 +23,7 @@
 
 #include "log.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -64,6 +66,7 @@ struct hit_cache {
     uint64_t next_id;           /* splitmix64 state behind the epochs */
     uint32_t epoch, seq;        /* the hit id's halves, see hit_id() */
     unsigned long long store_gen; /* store_generation() the epoch belongs to */
+    uint32_t unwritten_epoch, unwritten_seq; /* see unwritten_id() */
     char resp[8192];            /* the XADD being formatted; bounded by struct beacon */
 };
 
@@ -74,7 +77,9 @@ struct hit {
     struct beacon b;
     struct sockaddr_storage client;     /* until enrich() */
     int64_t now_ms;
-    struct seen *seen;                  /* the consent cookie's cache slot */
+    struct seen *seen;                  /* the consent cookie's cache slot; NULL when
+                                           consent came from the site's CMP */
+    struct http_str user_agent;         /* the request's, for a CMP visitor's id */
     const struct ua_info *ua;           /* until the next ua_classify() */
     char country[3], region[16];
     unsigned char visitor[RAWHIT_VISITOR_LEN];
@@ -90,6 +95,7 @@ struct hit_cache *hit_cache_new(void)
     RAND_bytes((unsigned char *)&h->seed, sizeof h->seed);
     RAND_bytes((unsigned char *)&h->next_id, sizeof h->next_id);
     h->salt_day = -1;
+    h->unwritten_seq = HIT_SEQ_MAX;     /* its epoch is drawn when first needed */
     return h;
 }
 
@@ -210,9 +216,17 @@ static int gate(struct api *a, struct http_conn *c, const struct http_request *r
         refuse(a, c, sig[0] == 'g' ? REFUSED_GPC : REFUSED_DNT, h->cors);
         return -1;
     }
+    if (h->b.analytics_storage == 0) {      /* Google Consent Mode only ever restricts */
+        refuse(a, c, REFUSED_NO_CONSENT, h->cors);
+        return -1;
+    }
     h->now_ms = clock_now_ms();
-    if (!r->cookie.p ||
-        check_cookie(a, r->cookie, site, h->now_ms / 1000, &h->seen) != CONSENT_GRANTED) {
+    h->seen = NULL;
+    h->user_agent = r->user_agent;
+    int granted = site->consent != CFG_CONSENT_FAIRSTAT
+        ? cmp_check(a->cmp, site, r->cookie.p, r->cookie.n, h->b.tc, h->b.tc_len) == CMP_GRANTED
+        : r->cookie.p && check_cookie(a, r->cookie, site, h->now_ms / 1000, &h->seen) == CONSENT_GRANTED;
+    if (!granted) {
         refuse(a, c, REFUSED_NO_CONSENT, h->cors);
         return -1;
     }
@@ -229,6 +243,27 @@ static int gate(struct api *a, struct http_conn *c, const struct http_request *r
 /* Enrich                                                                    */
 /* ------------------------------------------------------------------------ */
 
+/* A visitor whose consent comes from the site's CMP has no receipt: their
+ * id is the salt's hash of what the request gives, the client address and
+ * the User-Agent (the first CMP_UA_MAX bytes), held nowhere. It changes
+ * when the address does; see docs/protocol.md, Consent sources. */
+#define CMP_UA_MAX 512
+
+static int anonymous_visitor(struct hit_cache *hc, struct hit *h, char hex[VISITOR_HEX_LEN + 1])
+{
+    char msg[INET6_ADDRSTRLEN + 2 + CMP_UA_MAX];
+    const void *addr = h->client.ss_family == AF_INET6
+        ? (const void *)&((struct sockaddr_in6 *)&h->client)->sin6_addr
+        : (const void *)&((struct sockaddr_in *)&h->client)->sin_addr;
+    if (!inet_ntop(h->client.ss_family == AF_INET6 ? AF_INET6 : AF_INET, addr, msg, INET6_ADDRSTRLEN))
+        return -1;
+    size_t n = strlen(msg), ua = h->user_agent.p ? h->user_agent.n : 0;
+    if (ua > CMP_UA_MAX) ua = CMP_UA_MAX;
+    msg[n++] = '\n';           /* no receipt id holds one: the two never meet */
+    if (ua) memcpy(msg + n, h->user_agent.p, ua);
+    return visitor_key_hash(hc->vkey, h->b.domain, strlen(h->b.domain), msg, n + ua, hex);
+}
+
 /* The visitor hash of the hit's receipt on its site under today's salt:
  * from the cookie's cache slot (which is per site) when made today. */
 static int visitor_of(struct hit_cache *hc, struct hit *h)
@@ -244,11 +279,14 @@ static int visitor_of(struct hit_cache *hc, struct hit *h)
         }
     }
     if (day != hc->salt_day) return -1;
+    char hex[VISITOR_HEX_LEN + 1];
+    if (!h->seen)
+        return anonymous_visitor(hc, h, hex) == 0 &&
+               rawhit_visitor_from_hex(hex, VISITOR_HEX_LEN, h->visitor) == 0 ? 0 : -2;
     if (h->seen->day == day) {
         memcpy(h->visitor, h->seen->visitor, sizeof h->visitor);
         return 0;
     }
-    char hex[VISITOR_HEX_LEN + 1];
     if (visitor_key_hash(hc->vkey, h->b.domain, strlen(h->b.domain), h->seen->receipt,
                          CONSENT_RECEIPT_LEN, hex) != 0 ||
         rawhit_visitor_from_hex(hex, VISITOR_HEX_LEN, h->visitor) != 0)
@@ -262,8 +300,9 @@ static int visitor_of(struct hit_cache *hc, struct hit *h)
 static int enrich(struct api *a, struct http_conn *c, struct hit *h)
 {
     geo_lookup(a->geo, (struct sockaddr *)&h->client, h->country, h->region);
-    memset(&h->client, 0, sizeof h->client);
     int rc = visitor_of(a->hits, h);
+    memset(&h->client, 0, sizeof h->client);
+    h->user_agent.p = NULL;
     if (rc < 0) {
         api_reply_error(a, c, 503, h->cors, rc == -1 ? "daily salt unavailable" : "cannot hash");
         return -1;
@@ -288,11 +327,58 @@ static void answer_stored(struct api_pending *p)
         http_respond(p->c, 202, p->headers, NULL, NULL, 0);
 }
 
+/* A new random epoch (see hit_id()). */
+static uint32_t draw_epoch(struct hit_cache *hc)
+{
+    uint64_t z = (hc->next_id += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return (uint32_t)((z ^ (z >> 31)) & 0xffffff);
+}
+
+/* The id of a hit Redis did not take: from an epoch of its own that no
+ * hit sent to Redis ever carries, so the fold finds no original of it that
+ * landed and counts its replay (once: the replayed ids are kept). Hits
+ * spooled while Redis is down, or during a reconnect (the connection's new
+ * epoch is drawn before it is up), and hits refused with an error reply
+ * (Redis out of memory, loading, read-only) all take this path. */
+static uint64_t unwritten_id(struct hit_cache *hc)
+{
+    if (hc->unwritten_seq >= HIT_SEQ_MAX) {
+        do hc->unwritten_epoch = draw_epoch(hc);
+        while (hc->unwritten_epoch == hc->epoch);
+        hc->unwritten_seq = 0;
+    }
+    return (uint64_t)hc->unwritten_epoch << 24 | hc->unwritten_seq++;
+}
+
+/* Gives the packed hit of p an unwritten_id(): 0, or -1 when it cannot be
+ * repacked (it always can: it was packed here). */
+static int reid_unwritten(struct api_pending *p)
+{
+    struct rawhit r;
+    char buf[RAWHIT_MAX];
+    if (rawhit_decode(p->hit, p->hit_len, &r) < 0) return -1;
+    r.id = unwritten_id(p->a->hits);
+    size_t len = rawhit_encode(&r, buf, sizeof buf);
+    if (!len || len > sizeof p->hit) return -1;
+    memcpy(p->hit, buf, len);
+    p->hit_len = len;
+    return 0;
+}
+
 /* Redis did not take the hit: the spool does, and the 202 is sent once the
- * record is written; or 503 when there is no spool or it is full. */
+ * record is written; or 503 when there is no spool or it is full. Unless
+ * its write timed out (SPOOL_F_AMBIGUOUS: it may have landed, and keeps its
+ * id so that the fold can tell), it surely did not land: it gets an id of
+ * its own (unwritten_id()). */
 static void spool_or_refuse(struct api_pending *p, unsigned flags)
 {
     struct api *a = p->a;
+    if (a->spool && !(flags & SPOOL_F_AMBIGUOUS) && reid_unwritten(p) < 0) {
+        api_reply_error(a, p->c, 503, p->headers, "cannot encode");
+        return;
+    }
     int rc = a->spool ? spool_append(a->spool, flags, p->t_ms, p->site, strlen(p->site), p->hit,
                                      p->hit_len)
                       : SPOOL_IO;
@@ -324,15 +410,14 @@ static void answer(redisReply *r, void *arg)
  * runs a connection's commands in order, so of the hits of an epoch sent to
  * Redis, those that landed are a prefix of the sequence. The fold uses that
  * to tell whether a replayed hit's original landed (docs/aggregator.md,
- * Exactly once). Hits spooled while Redis is down keep the epoch of the last
- * connection: they are sent only as replays. */
+ * Exactly once). That holds only for hits that were written or whose write
+ * timed out: a hit Redis surely did not take (not sent, or refused with an
+ * error reply) may be followed by hits of its epoch that did land, so it is
+ * given another id before it is spooled (unwritten_id()). */
 static uint64_t hit_id(struct hit_cache *hc, unsigned long long gen)
 {
     if (hc->store_gen != gen || hc->seq >= HIT_SEQ_MAX) {
-        uint64_t z = (hc->next_id += 0x9e3779b97f4a7c15ULL);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        hc->epoch = (uint32_t)((z ^ (z >> 31)) & 0xffffff);
+        hc->epoch = draw_epoch(hc);
         hc->seq = 0;
         hc->store_gen = gen;
     }
@@ -360,12 +445,15 @@ static void store_hit(struct api *a, struct http_conn *c, const struct hit *h)
 
     const struct beacon *b = &h->b;
     struct rawhit r = {.id = hit_id(a->hits, store_generation(a->store)),
-                       .flags = RAWHIT_F_VISITOR, .device = rawhit_device_of(h->ua->device)};
+                       .flags = RAWHIT_F_VISITOR, .device = rawhit_device_of(h->ua->device),
+                       .engagement = b->engagement, .scroll_depth = b->scroll_depth,
+                       .engaged_ms = b->engaged_ms};
     memcpy(r.visitor, h->visitor, sizeof r.visitor);
     rawhit_set(&r, RAWHIT_PATH, b->path);
     rawhit_set(&r, RAWHIT_BROWSER, h->ua->browser);
     rawhit_set(&r, RAWHIT_OS, h->ua->os);
-    rawhit_set(&r, RAWHIT_NAME, strcmp(b->name, "pageview") == 0 ? "" : b->name);
+    /* A pageview and an engagement (said by its own bit) need no name. */
+    rawhit_set(&r, RAWHIT_NAME, strcmp(b->name, "pageview") == 0 || b->engagement ? "" : b->name);
     rawhit_set(&r, RAWHIT_REFERRER, b->referrer);
     rawhit_set(&r, RAWHIT_UTM_SOURCE, b->utm[UTM_SOURCE]);
     rawhit_set(&r, RAWHIT_UTM_MEDIUM, b->utm[UTM_MEDIUM]);

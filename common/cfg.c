@@ -19,6 +19,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -211,8 +213,8 @@ struct key {
     const char *help;
 };
 
-/* Why a key is refused. When the feature lands, its rows drop .not_yet. */
-#define INTEROP "consent managers other than fairstat arrive with the consent interop work"
+/* A key whose feature is missing has .not_yet saying why (none today); when the
+ * feature lands, its row drops .not_yet. */
 
 static const char *check_cookie_name(const char *v)
 {
@@ -253,6 +255,55 @@ static const char *check_policy_version(const char *v)
 {
     size_t n = strlen(v);
     return n == 0 || n > 64 || strpbrk(v, "\"\\") ? "1 to 64 characters, no quotes" : NULL;
+}
+
+/* tcf_purposes: purpose ids 1-24, comma-separated, at least one. */
+static const char *check_purposes(const char *v)
+{
+    int any = 0;
+    for (const char *p = v; *p;) {
+        while (*p == ' ' || *p == ',') p++;
+        if (!*p) break;
+        char *end;
+        long n = strtol(p, &end, 10);
+        if (end == p || n < 1 || n > 24 || (*end && *end != ',' && *end != ' '))
+            return "not a list of TCF purposes 1-24";
+        any = 1;
+        p = end;
+    }
+    return any ? NULL : "not a list of TCF purposes 1-24";
+}
+
+static const char *check_vendor(const char *v)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    return *v && (*end || n < 1 || n > 8191) ? "not a TCF vendor id 1-8191" : NULL;
+}
+
+static const char *check_cookie_name_or_none(const char *v)
+{
+    return *v ? check_cookie_name(v) : NULL;
+}
+
+/* A group, service or category name as the consent managers write them. */
+static const char *check_name(const char *v)
+{
+    size_t n = strlen(v);
+    return n == 0 || n > 64 || strpbrk(v, ",:;=&\"\\ \t") ? "1 to 64 characters, no , : ; = & quotes or spaces" : NULL;
+}
+
+/* consent_match: compiled here only to report a bad pattern at load; the
+ * collector compiles its own (collector/cmp.c). */
+static const char *check_pattern(const char *v)
+{
+    if (!*v) return NULL;
+    int code;
+    PCRE2_SIZE off;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)v, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &code, &off, NULL);
+    if (!re) return "not a PCRE2 pattern";
+    pcre2_code_free(re);
+    return NULL;
 }
 
 #define KEY(sec, key, t, field, dflt) \
@@ -334,6 +385,9 @@ static const struct key keys[] = {
      .min = "0", .max = "1000000", .help = "report rows with fewer visitors go to (other)"},
     {KEY("aggregator", "max_members", T_INT, aggregator.max_members, "2000"), .min = "10",
      .max = "1000000", .help = "distinct members a breakdown keeps per day; the rest count as (other)"},
+    /* Another name of the same cap, as the hardening work asked for it; either sets it. */
+    {KEY("aggregator", "max_rows_per_day", T_INT, aggregator.max_members, NULL), .min = "10",
+     .max = "1000000", .help = "the same as max_members (either name sets it)"},
     {KEY("aggregator", "max_page_visitors", T_INT, aggregator.max_page_visitors, "500"), .min = "0",
      .max = "1000000", .help = "pages per day whose visitors are counted (one HyperLogLog each)"},
     {KEY("serve", "listen", T_STR, serve.listen, "127.0.0.1:8090"),
@@ -350,13 +404,12 @@ static const struct key keys[] = {
 
 static const struct choice consent_sources[] = {
     {"fairstat", CFG_CONSENT_FAIRSTAT, NULL},
-    {"tcf", CFG_CONSENT_TCF, INTEROP},
-    {"cookiebot", CFG_CONSENT_COOKIEBOT, INTEROP},
-    {"onetrust", CFG_CONSENT_ONETRUST, INTEROP},
-    {"klaro", CFG_CONSENT_KLARO, INTEROP},
-    {"cookieconsent", CFG_CONSENT_COOKIECONSENT, INTEROP},
-    /* when it lands: needs consent_cookie and consent_match */
-    {"custom", CFG_CONSENT_CUSTOM, INTEROP},
+    {"tcf", CFG_CONSENT_TCF, NULL},
+    {"cookiebot", CFG_CONSENT_COOKIEBOT, NULL},
+    {"onetrust", CFG_CONSENT_ONETRUST, NULL},
+    {"klaro", CFG_CONSENT_KLARO, NULL},
+    {"cookieconsent", CFG_CONSENT_COOKIECONSENT, NULL},
+    {"custom", CFG_CONSENT_CUSTOM, NULL},
     {NULL, 0, NULL},
 };
 _Static_assert(sizeof(enum cfg_consent_mode) == sizeof(int), "T_ENUM stores an int");
@@ -369,19 +422,19 @@ static const struct key site_keys[] = {
      .help = "Origin values allowed to send beacons and consent choices"},
     {SITE_KEY("consent", T_ENUM, consent, "fairstat"), .choices = consent_sources,
      .help = "where the visitor's consent comes from"},
-    {SITE_KEY("tcf_purposes", T_STR, tcf_purposes, "1,8"), .not_yet = INTEROP,
+    {SITE_KEY("tcf_purposes", T_STR, tcf_purposes, "1,8"), .check = check_purposes,
      .help = "tcf: the purposes that must be allowed"},
-    {SITE_KEY("tcf_vendor", T_STR, tcf_vendor, ""), .not_yet = INTEROP,
+    {SITE_KEY("tcf_vendor", T_STR, tcf_vendor, ""), .check = check_vendor,
      .help = "tcf: the vendor id that must be allowed"},
-    {SITE_KEY("consent_group", T_STR, consent_group, "C0002"), .not_yet = INTEROP,
+    {SITE_KEY("consent_group", T_STR, consent_group, "C0002"), .check = check_name,
      .help = "onetrust: the group that must be active"},
-    {SITE_KEY("consent_service", T_STR, consent_service, "fairstat"), .not_yet = INTEROP,
+    {SITE_KEY("consent_service", T_STR, consent_service, "fairstat"), .check = check_name,
      .help = "klaro: the service that must be allowed"},
-    {SITE_KEY("consent_category", T_STR, consent_category, "analytics"), .not_yet = INTEROP,
+    {SITE_KEY("consent_category", T_STR, consent_category, "analytics"), .check = check_name,
      .help = "cookieconsent: the category that must be accepted"},
-    {SITE_KEY("consent_cookie", T_STR, consent_cookie, ""), .not_yet = INTEROP,
+    {SITE_KEY("consent_cookie", T_STR, consent_cookie, ""), .check = check_cookie_name_or_none,
      .help = "custom: the cookie holding the choice"},
-    {SITE_KEY("consent_match", T_STR, consent_match, ""), .not_yet = INTEROP,
+    {SITE_KEY("consent_match", T_STR, consent_match, ""), .check = check_pattern,
      .help = "custom: a PCRE2 pattern the cookie must match"},
     {SITE_KEY("share", T_STR, share, ""), .check = check_share,
      .help = "sha256:HEX of this site's read-only share secret; empty = no share link"},
@@ -835,6 +888,20 @@ static char *reader(char *str, int num, void *stream)
     return str;
 }
 
+/* What one key cannot check alone: a custom consent source needs both its
+ * cookie and its pattern. */
+static int check_sites(struct loader *l)
+{
+    for (size_t i = 0; i < l->c->n_sites; i++) {
+        const struct cfg_site *s = &l->c->sites[i];
+        char sec[300];
+        snprintf(sec, sizeof sec, "site %s", s->name);
+        if (s->consent == CFG_CONSENT_CUSTOM && (!*s->consent_cookie || !*s->consent_match))
+            return fail(l, sec, "consent", "custom needs consent_cookie and consent_match");
+    }
+    return 0;
+}
+
 static int apply_override(struct loader *l, const char *arg)
 {
     const char *eq = strchr(arg, '=');
@@ -880,6 +947,8 @@ struct cfg *cfg_load(const char *path, char *const *overrides, size_t n,
     l.line = 0;
     for (size_t i = 0; i < n; i++)
         if (apply_override(&l, overrides[i]) < 0) goto error;
+    l.where = path;
+    if (check_sites(&l) < 0) goto error;
     free(l.site_slot);
     return c;
 

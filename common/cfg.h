@@ -20,8 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Where a site's consent comes from. Only fairstat exists so far; the others
- * are refused at load (not yet). */
+/* Where a site's consent comes from: our own banner and cookie, or the
+ * site's consent manager (collector/cmp.h). */
 enum cfg_consent_mode {
     CFG_CONSENT_FAIRSTAT = 0,   /* our own signed cookie (default) */
     CFG_CONSENT_TCF,
@@ -37,13 +37,13 @@ struct cfg_site {
     char **origins;             /* allowed Origin values, e.g. "https://example.com" */
     size_t n_origins;
     enum cfg_consent_mode consent;
-    char *tcf_purposes;         /* not yet; "1,8" */
-    char *tcf_vendor;           /* not yet */
-    char *consent_group;        /* not yet; onetrust */
-    char *consent_service;      /* not yet; klaro */
-    char *consent_category;     /* not yet; cookieconsent */
-    char *consent_cookie;       /* not yet; custom */
-    char *consent_match;        /* not yet; custom: PCRE2 pattern */
+    char *tcf_purposes;         /* tcf: "1,8", purposes 1-24 */
+    char *tcf_vendor;           /* tcf: "" or a vendor id 1-8191 */
+    char *consent_group;        /* onetrust: "C0002" */
+    char *consent_service;      /* klaro: "fairstat" */
+    char *consent_category;     /* cookieconsent: "analytics" */
+    char *consent_cookie;       /* custom: a cookie name; "" only when not custom */
+    char *consent_match;        /* custom: PCRE2 pattern, compiled at load to check it */
     char *timezone;             /* NULL: aggregator.timezone */
     char *share;                /* "sha256:HEX" of the read-only share secret; "" = none */
 };

@@ -32,21 +32,36 @@ int keys_uv(char *buf, size_t len, const char *site, const char *yyyymmdd, const
     return fit(snprintf(buf, len, "fs:{%s}:d:%s:uv", site, yyyymmdd), len);
 }
 
-int keys_hour(char *buf, size_t len, const char *site, const char *yyyymmddhh)
+int keys_bypage(char *buf, size_t len, const char *site, const char *yyyymmdd, const char *dim)
 {
-    return fit(snprintf(buf, len, "fs:{%s}:h:%s", site, yyyymmddhh), len);
+    return fit(snprintf(buf, len, "fs:{%s}:d:%s:bypage:%s", site, yyyymmdd, dim), len);
 }
+
+int keys_prop(char *buf, size_t len, const char *site, const char *yyyymmdd, const char *name)
+{
+    return fit(snprintf(buf, len, "fs:{%s}:d:%s:prop:%s", site, yyyymmdd, name), len);
+}
+
+#define MINUTE_MS 60000LL
+#define DAY_MINUTES (CLOCK_DAY_MS / MINUTE_MS)
 
 int keys_realtime_minute(char *buf, size_t len, const char *site, int64_t unix_minute)
 {
-    int64_t y;
-    unsigned m, d;
-    int64_t day = unix_minute >= 0 ? unix_minute / (CLOCK_DAY_S / 60) : -1;
-    if (day < 0) return -1;
-    int64_t rest = unix_minute - day * (CLOCK_DAY_S / 60);
-    clock_civil_from_days(day, &y, &m, &d);
-    return fit(snprintf(buf, len, "fs:{%s}:rt:%04lld%02u%02u%02d%02d", site, (long long)y, m, d,
-                        (int)(rest / 60), (int)(rest % 60)), len);
+    int64_t day = unix_minute >= 0 ? unix_minute / DAY_MINUTES : -1 - (-unix_minute - 1) / DAY_MINUTES;
+    int64_t m = unix_minute - day * DAY_MINUTES;
+    char d[CLOCK_DAY_LEN + 1];
+    clock_format_day(day, d);
+    return fit(snprintf(buf, len, "fs:{%s}:rt:%s%02d%02d", site, d, (int)(m / 60), (int)(m % 60)), len);
+}
+
+int64_t keys_realtime_expires_ms(int64_t unix_minute)
+{
+    return (unix_minute + 1) * MINUTE_MS + KEYS_REALTIME_KEEP_MS;
+}
+
+int keys_hour(char *buf, size_t len, const char *site, const char *yyyymmddhh)
+{
+    return fit(snprintf(buf, len, "fs:{%s}:h:%s", site, yyyymmddhh), len);
 }
 
 int keys_cursor(char *buf, size_t len, const char *site)

@@ -61,11 +61,19 @@ int keys_consent(char *buf, size_t len, const char *site);
 int keys_day(char *buf, size_t len, const char *site, const char *yyyymmdd, const char *dim);
 /* fs:{S}:d:YYYYMMDD:uv, or fs:{S}:d:YYYYMMDD:uv:<page> when page is not NULL */
 int keys_uv(char *buf, size_t len, const char *site, const char *yyyymmdd, const char *page);
+/* fs:{S}:d:YYYYMMDD:bypage:<dim>: entry page KEYS_BYPAGE_SEP value -> visits */
+int keys_bypage(char *buf, size_t len, const char *site, const char *yyyymmdd, const char *dim);
+#define KEYS_BYPAGE_SEP '\x1f'
+/* fs:{S}:d:YYYYMMDD:prop:<name>: the values of one event property -> events */
+int keys_prop(char *buf, size_t len, const char *site, const char *yyyymmdd, const char *name);
+/* fs:{S}:rt:YYYYMMDDHHMM: HyperLogLog of the visitors seen in one UTC minute
+ * (minutes since the epoch), kept KEYS_REALTIME_KEEP_MS after the minute ends */
+int keys_realtime_minute(char *buf, size_t len, const char *site, int64_t unix_minute);
+#define KEYS_REALTIME_KEEP_MS (10 * 60 * 1000LL)
+/* When the realtime key of unix_minute expires, ms since the epoch. */
+int64_t keys_realtime_expires_ms(int64_t unix_minute);
 /* fs:{S}:h:YYYYMMDDHH */
 int keys_hour(char *buf, size_t len, const char *site, const char *yyyymmddhh);
-/* fs:{S}:rt:YYYYMMDDHHMM: HyperLogLog of the visitors of one UTC minute
- * (unix_minute = ms since the epoch / 60000), for "current visitors" */
-int keys_realtime_minute(char *buf, size_t len, const char *site, int64_t unix_minute);
 /* fs:{S}:cursor: the id of the last raw hit the fold counted */
 int keys_cursor(char *buf, size_t len, const char *site);
 /* fs:{S}:lease: which aggregator folds the site now */

@@ -42,12 +42,20 @@ static int get_varint(const unsigned char **p, const unsigned char *end, uint64_
 }
 
 #define FLAGS_ALL (RAWHIT_F_VISITOR | RAWHIT_F_TIME | RAWHIT_F_REPLAYED)
+#define NOPTIONAL (RAWHIT_NSTR - RAWHIT_FIRST_OPTIONAL)
+_Static_assert(RAWHIT_P_ENGAGEMENT == 1u << NOPTIONAL, "the engagement bit follows the strings' bits");
+
+static int engagement_ok(uint64_t scroll, uint64_t engaged)
+{
+    return scroll <= RAWHIT_SCROLL_MAX && engaged <= RAWHIT_ENGAGED_MAX_MS;
+}
 
 size_t rawhit_encode(const struct rawhit *h, char *buf, size_t cap)
 {
     unsigned char *p = (unsigned char *)buf;
     /* The worst case of the fixed part: head, two 10-byte varints. */
-    if (cap < RAWHIT_HEAD_LEN + 20) return 0;
+    if (cap < RAWHIT_HEAD_LEN + 40) return 0;
+    if (h->engagement && !engagement_ok(h->scroll_depth, h->engaged_ms)) return 0;
     unsigned flags = h->flags & FLAGS_ALL;
     unsigned device = h->device < RAWHIT_NDEVICES ? (unsigned)h->device : 0;
     p[0] = (unsigned char)(flags | device << 3 | RAWHIT_VERSION << 6);
@@ -57,9 +65,14 @@ size_t rawhit_encode(const struct rawhit *h, char *buf, size_t cap)
     unsigned present = 0;
     for (int i = RAWHIT_FIRST_OPTIONAL; i < RAWHIT_NSTR; i++)
         if (h->s[i] && h->n[i]) present |= 1u << (i - RAWHIT_FIRST_OPTIONAL);
+    if (h->engagement) present |= RAWHIT_P_ENGAGEMENT;
     size_t len = RAWHIT_HEAD_LEN;
     len += put_varint(p + len, present);
     if (flags & RAWHIT_F_TIME) len += put_varint(p + len, (uint64_t)h->t_ms);
+    if (h->engagement) {
+        len += put_varint(p + len, h->scroll_depth);
+        len += put_varint(p + len, h->engaged_ms);
+    }
     for (int i = 0; i < RAWHIT_NSTR; i++) {
         size_t n = h->s[i] ? h->n[i] : 0;
         if (i >= RAWHIT_FIRST_OPTIONAL && !n) continue;
@@ -88,12 +101,22 @@ int rawhit_decode(const char *buf, size_t len, struct rawhit *h)
     }
     p += RAWHIT_HEAD_LEN;
     uint64_t present;
-    if (get_varint(&p, end, &present) < 0 || present >> (RAWHIT_NSTR - RAWHIT_FIRST_OPTIONAL)) return -1;
+    if (get_varint(&p, end, &present) < 0 || present >> (NOPTIONAL + 1)) return -1;
     h->t_ms = 0;
     if (flags & RAWHIT_F_TIME) {
         uint64_t t;
         if (get_varint(&p, end, &t) < 0 || t > INT64_MAX) return -1;
         h->t_ms = (int64_t)t;
+    }
+    h->engagement = (present & RAWHIT_P_ENGAGEMENT) != 0;
+    h->scroll_depth = 0;
+    h->engaged_ms = 0;
+    if (h->engagement) {
+        uint64_t sd, e;
+        if (get_varint(&p, end, &sd) < 0 || get_varint(&p, end, &e) < 0 || !engagement_ok(sd, e))
+            return -1;
+        h->scroll_depth = (unsigned)sd;
+        h->engaged_ms = (uint32_t)e;
     }
     for (int i = 0; i < RAWHIT_NSTR; i++) {
         h->s[i] = "";

@@ -14,8 +14,13 @@
  *          there is none; at a fixed offset so the erase script finds it
  *   then   a varint: which optional strings follow (bit i: string
  *          RAWHIT_REFERRER + i; the common ones first, so it is one byte)
+ *          and bit RAWHIT_P_ENGAGEMENT: an engagement event (below)
  *   [time] varint, ms since the epoch, when RAWHIT_F_TIME (else the time is
  *          the stream id's: the collector stores a hit when it takes it)
+ *   [eng]  with RAWHIT_P_ENGAGEMENT: two varints, the scroll depth (percent,
+ *          0..RAWHIT_SCROLL_MAX) and the engaged time (ms, 0..RAWHIT_ENGAGED_MAX_MS)
+ *          of a Plausible "engagement" event; such a hit is neither a
+ *          pageview nor a custom event, whatever its name
  *   then path, browser, os and each optional string present, in enum order,
  *   each as a varint length and its bytes.
  *
@@ -36,6 +41,12 @@
 #define RAWHIT_VISITOR_AT 7         /* offset of the visitor bytes */
 #define RAWHIT_HEAD_LEN 15          /* before the varints */
 #define RAWHIT_MAX 4096             /* no encoded hit is longer */
+
+/* Bit of the "which optional strings follow" varint past the strings' bits:
+ * the engagement numbers follow. Hits without it decode as before. */
+#define RAWHIT_P_ENGAGEMENT (1u << 10)
+#define RAWHIT_SCROLL_MAX 100                   /* percent */
+#define RAWHIT_ENGAGED_MAX_MS (30 * 60 * 1000)  /* an engagement event's time, at most */
 
 enum {
     RAWHIT_F_VISITOR = 1,
@@ -66,16 +77,21 @@ struct rawhit {
     int64_t t_ms;               /* with RAWHIT_F_TIME */
     const char *s[RAWHIT_NSTR]; /* NULL or "" = empty; not NUL-terminated when decoded */
     size_t n[RAWHIT_NSTR];
+    int engagement;             /* an engagement event: the two numbers below */
+    unsigned scroll_depth;      /* percent, <= RAWHIT_SCROLL_MAX */
+    uint32_t engaged_ms;        /* <= RAWHIT_ENGAGED_MAX_MS */
 };
 
 /* Sets s[i] and n[i] from a NUL-terminated string (NULL = empty). */
 void rawhit_set(struct rawhit *h, enum rawhit_str i, const char *s);
 
-/* Packs h into buf. The length, or 0 when it does not fit in cap. */
+/* Packs h into buf. The length, or 0 when it does not fit in cap or h's
+ * engagement numbers are out of range. */
 size_t rawhit_encode(const struct rawhit *h, char *buf, size_t cap);
 
 /* Unpacks buf; h's strings point into buf. 0, or -1 when buf is not a raw
- * hit of this version (truncated, trailing bytes, unknown flags). */
+ * hit of this version (truncated, trailing bytes, unknown flags, engagement
+ * numbers out of range). */
 int rawhit_decode(const char *buf, size_t len, struct rawhit *h);
 
 /* "desktop", "mobile", "tablet", "other" <-> the enum; unknown strings and

@@ -16,7 +16,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* What query.c needs from the rest of the aggregator, never called here. */
 const char *const fold_dim_names[FOLD_NDIMS] = {
     "totals", "page", "entry", "exit", "source", "utm_source", "utm_medium", "utm_campaign",
-    "utm_term", "utm_content", "country", "region", "browser", "os", "device", "event", "uv",
+    "utm_term", "utm_content", "country", "region", "browser", "os", "device", "event",
+    "engaged", "scroll", "engagements", "props", "uv",
 };
 int agg_connect(struct agg *a) { (void)a; return -1; }
 void agg_disconnect(struct agg *a) { (void)a; }

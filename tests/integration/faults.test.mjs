@@ -205,6 +205,23 @@ test('Redis frozen (SIGSTOP) beyond redis_timeout, then resumed: every 202 count
   assert.ok(st.accepted > 0);
 });
 
+// A write Redis refuses (an error reply: here maxmemory reached, OOM) did not
+// land, while the hits after it on the same connection do once Redis takes
+// writes again: the refused ones are spooled and replayed, and each must be
+// counted, not taken for the twin of an original that landed.
+test('Redis refusing writes (maxmemory reached), then taking them again: every 202 counted once', async () => {
+  const st = await scenario('redis OOM', async ({ redis, c, cookie }) => {
+    const l = load(c, cookie);
+    await sleep(300);
+    await redis.client.cmd('CONFIG', 'SET', 'maxmemory', '1');
+    await waitFor('hits spooled', async () => await c.metric('fairstat_spool_hits_total') > 20);
+    await redis.client.cmd('CONFIG', 'SET', 'maxmemory', '0');
+    await sleep(500);
+    return l.stop();
+  });
+  assert.ok(st.accepted > 0);
+});
+
 test('kill -9 of the collector under load, then restart: the spool is replayed', async () => {
   await scenario('collector kill -9 while spooling', async ({ redis, c, cookie }) => {
     const l = load(c, cookie);

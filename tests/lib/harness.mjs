@@ -254,6 +254,9 @@ const RAW_STRINGS = ['p', 'b', 'o', 'r', 'c', 'rg', 'n', 'pr', 'us', 'um', 'uc',
 const RAW_OPTIONAL_FROM = 3;
 const RAW_HEAD = 15;
 const DEVICES = ['', 'desktop', 'mobile', 'tablet', 'other'];
+// The "which strings follow" bit saying an engagement's scroll depth and
+// engaged ms follow the time (RAWHIT_P_ENGAGEMENT).
+const RAW_ENGAGEMENT = 1 << 10;
 
 function varint(n) {
   const out = [];
@@ -264,7 +267,8 @@ function varint(n) {
 }
 
 // Packs a hit given as {p, b, o, n, r, ..., dv, v (16 hex), t (ms, optional),
-// id (BigInt, optional)} the way the collector stores it.
+// id (BigInt, optional)} the way the collector stores it; n "engagement"
+// with sd (percent) and e (ms) is an engagement event.
 export function packHit(h) {
   const head = Buffer.alloc(RAW_HEAD);
   let flags = 0;
@@ -272,12 +276,14 @@ export function packHit(h) {
   if (h.t !== undefined) flags |= 2;
   head[0] = flags | (Math.max(0, DEVICES.indexOf(h.dv || '')) << 3) | (1 << 6);
   head.writeUIntLE(Number(BigInt.asUintN(48, h.id ?? BigInt(Math.floor(Math.random() * 2 ** 48)))), 1, 6);
-  const n = h.n === 'pageview' ? '' : h.n;
+  const engagement = h.n === 'engagement' && h.sd !== undefined;
+  const n = h.n === 'pageview' || engagement ? '' : h.n;
   const vals = RAW_STRINGS.map((k) => (k === 'n' ? n : h[k]) || '');
-  let present = 0;
+  let present = engagement ? RAW_ENGAGEMENT : 0;
   vals.forEach((v, i) => { if (i >= RAW_OPTIONAL_FROM && v) present |= 1 << (i - RAW_OPTIONAL_FROM); });
   const parts = [head, varint(present)];
   if (h.t !== undefined) parts.push(varint(h.t));
+  if (engagement) parts.push(varint(h.sd), varint(h.e));
   vals.forEach((v, i) => {
     if (i >= RAW_OPTIONAL_FROM && !v) return;
     const b = Buffer.from(v);
@@ -302,6 +308,7 @@ export function unpackHit(buf, id) {
   };
   const present = Number(rd());
   o.t = String(flags & 2 ? rd() : BigInt(id.split('-')[0]));
+  if (present & RAW_ENGAGEMENT) { o.sd = Number(rd()); o.e = Number(rd()); }
   RAW_STRINGS.forEach((k, i) => {
     if (i >= RAW_OPTIONAL_FROM && !(present & (1 << (i - RAW_OPTIONAL_FROM)))) return;
     const len = Number(rd());
@@ -310,7 +317,7 @@ export function unpackHit(buf, id) {
     if (i < RAW_OPTIONAL_FROM || v) o[k] = v;
   });
   if (pos !== b.length) throw new Error('trailing bytes in a packed raw hit');
-  o.n = o.n || 'pageview';
+  o.n = present & RAW_ENGAGEMENT ? 'engagement' : o.n || 'pageview';
   for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
   return o;
 }

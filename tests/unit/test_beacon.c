@@ -46,6 +46,97 @@ static void short_keys_and_props_work(void **state)
     assert_string_equal(b.props, "{\"plan\":\"pro\",\"seats\":3,\"trial\":true}");
 }
 
+static void an_engagement_keeps_scroll_depth_and_engaged_time(void **state)
+{
+    (void)state;
+    struct beacon b;
+    /* The payload @plausible-analytics/tracker sends on leaving a page. */
+    assert_int_equal(PARSE("{\"n\":\"engagement\",\"sd\":73,\"d\":\"example.com\","
+                           "\"u\":\"https://example.com/blog\",\"p\":{\"author\":\"ann\"},"
+                           "\"e\":45120,\"v\":36,\"h\":1}", &b),
+                     BEACON_OK);
+    assert_true(b.engagement);
+    assert_int_equal(b.scroll_depth, 73);
+    assert_int_equal(b.engaged_ms, 45120);
+    assert_string_equal(b.path, "/blog");
+    assert_int_equal(PARSE("{\"n\":\"engagement\",\"sd\":0,\"e\":0,\"d\":\"example.com\","
+                           "\"u\":\"https://example.com/\"}", &b), BEACON_OK);
+    assert_true(b.engagement);
+    assert_int_equal(PARSE("{\"n\":\"engagement\",\"sd\":100,\"e\":1800000,\"d\":\"example.com\","
+                           "\"u\":\"https://example.com/\"}", &b), BEACON_OK);
+    assert_int_equal(b.scroll_depth, 100);
+    assert_int_equal(b.engaged_ms, 1800000);
+    /* On another event sd and e mean nothing, whatever they hold. */
+    assert_int_equal(PARSE("{\"n\":\"Signup\",\"sd\":5,\"e\":9,\"d\":\"example.com\","
+                           "\"u\":\"https://example.com/\"}", &b), BEACON_OK);
+    assert_false(b.engagement);
+    assert_int_equal(PARSE("{\"sd\":\"x\",\"e\":-4.5,\"d\":\"example.com\","
+                           "\"u\":\"https://example.com/\"}", &b), BEACON_OK);
+    assert_false(b.engagement);
+    assert_int_equal(b.engaged_ms, 0);
+}
+
+/* The tracker can measure a page that shrank (sd over 100) and a tab left
+ * open (e over the cap): kept, at the bound. */
+static void engagement_numbers_past_their_bound_are_kept_at_it(void **state)
+{
+    (void)state;
+    struct beacon b;
+    assert_int_equal(PARSE("{\"n\":\"engagement\",\"d\":\"example.com\",\"u\":\"https://example.com/\","
+                           "\"sd\":130,\"e\":999999999}", &b), BEACON_OK);
+    assert_true(b.engagement);
+    assert_int_equal(b.scroll_depth, BEACON_SCROLL_MAX);
+    assert_int_equal(b.engaged_ms, BEACON_ENGAGED_MAX_MS);
+}
+
+static void bad_engagement_numbers_are_refused(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "\"sd\":-1,\"e\":10", "\"sd\":50,\"e\":-1", "\"sd\":1234567890,\"e\":10",
+        "\"sd\":50.5,\"e\":10", "\"sd\":50,\"e\":1e3", "\"sd\":\"50\",\"e\":10",
+        "\"sd\":50", "\"e\":10", "\"sd\":50,\"e\":null", "\"sd\":true,\"e\":10",
+        "\"sd\":50,\"e\":99999999999999999999", "\"sd\":[1],\"e\":10",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char body[300];
+        struct beacon b;
+        snprintf(body, sizeof body, "{\"n\":\"engagement\",\"d\":\"example.com\","
+                 "\"u\":\"https://example.com/\",%s}", bad[i]);
+        int rc = PARSE(body, &b);
+        if (rc == BEACON_OK) fail_msg("accepted: %s", bad[i]);
+        assert_int_not_equal(rc, BEACON_OK);
+    }
+    struct beacon b;
+    /* sd and e twice are duplicates; a pixel cannot carry an engagement. */
+    assert_int_equal(PARSE("{\"n\":\"engagement\",\"d\":\"example.com\",\"u\":\"https://example.com/\","
+                           "\"sd\":1,\"sd\":2,\"e\":3}", &b), BEACON_BAD_JSON);
+    const char *q = "d=example.com&n=engagement&u=https%3A%2F%2Fexample.com%2F";
+    assert_int_equal(beacon_parse_query(q, strlen(q), &b), BEACON_BAD_ENGAGEMENT);
+}
+
+static void props_sent_as_a_json_string_are_read_as_the_object(void **state)
+{
+    (void)state;
+    struct beacon b;
+    /* The older plausible-tracker: props: JSON.stringify({...}). */
+    assert_int_equal(PARSE("{\"n\":\"Signup\",\"d\":\"example.com\",\"u\":\"https://example.com/\","
+                           "\"p\":\"{\\\"plan\\\":\\\"pro\\\",\\\"seats\\\":3}\"}", &b),
+                     BEACON_OK);
+    assert_string_equal(b.props, "{\"plan\":\"pro\",\"seats\":3}");
+    static const char *const bad[] = {
+        "\"p\":\"not json\"", "\"p\":\"[1,2]\"", "\"p\":\"\\\"a string\\\"\"",
+        "\"p\":\"{\\\"a\\\":{\\\"b\\\":1}}\"", "\"p\":\"{\\\"a\\\":1}{}\"",
+        "\"p\":\"{\\\"a\\\":1,\\\"a\\\":2}\"", "\"p\":\"null\"", "\"p\":\"\"",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char body[300];
+        snprintf(body, sizeof body, "{\"d\":\"example.com\",\"u\":\"https://example.com/\",%s}", bad[i]);
+        int rc = PARSE(body, &b);
+        if (rc == BEACON_OK) fail_msg("accepted: %s", bad[i]);
+    }
+}
+
 static void path_parameters_are_dropped(void **state)
 {
     (void)state;
@@ -193,13 +284,52 @@ static void url_helpers_respect_bounds(void **state)
     assert_int_equal(url_host_norm("ex ample", 8, host, sizeof host), -1);
 }
 
+static void consent_signals_of_the_page_are_parsed_and_bounded(void **state)
+{
+    (void)state;
+    static struct beacon b;
+    const char ok[] = "{\"d\":\"a.test\",\"u\":\"https://a.test/\",\"tc\":\"CP99dOAP-ARZQ.IAAA\","
+                      "\"analytics_storage\":\"denied\"}";
+    assert_int_equal(beacon_parse_json(ok, strlen(ok), &b), BEACON_OK);
+    assert_string_equal(b.tc, "CP99dOAP-ARZQ.IAAA");
+    assert_int_equal(b.tc_len, 18);
+    assert_int_equal(b.analytics_storage, 0);
+    const char plain[] = "{\"d\":\"a.test\",\"u\":\"https://a.test/\",\"analytics_storage\":\"granted\"}";
+    assert_int_equal(beacon_parse_json(plain, strlen(plain), &b), BEACON_OK);
+    assert_int_equal(b.tc_len, 0);
+    assert_string_equal(b.tc, "");
+    assert_int_equal(b.analytics_storage, 1);
+    const char none[] = "{\"d\":\"a.test\",\"u\":\"https://a.test/\"}";
+    assert_int_equal(beacon_parse_json(none, strlen(none), &b), BEACON_OK);
+    assert_int_equal(b.analytics_storage, -1);
+    static const char *const bad[] = {
+        "{\"d\":\"a.test\",\"u\":\"https://a.test/\",\"analytics_storage\":\"maybe\"}",
+        "{\"d\":\"a.test\",\"u\":\"https://a.test/\",\"analytics_storage\":false}",
+        "{\"d\":\"a.test\",\"u\":\"https://a.test/\",\"tc\":\"CP99 dOAP\"}",
+        "{\"d\":\"a.test\",\"u\":\"https://a.test/\",\"tc\":1}",
+        "{\"d\":\"a.test\",\"u\":\"https://a.test/\",\"tc\":\"A\",\"tc\":\"B\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_not_equal(beacon_parse_json(bad[i], strlen(bad[i]), &b), BEACON_OK);
+    static char big[BEACON_TC_MAX + 128];
+    int n = snprintf(big, sizeof big, "{\"d\":\"a.test\",\"u\":\"https://a.test/\",\"tc\":\"");
+    memset(big + n, 'A', BEACON_TC_MAX + 1);
+    strcpy(big + n + BEACON_TC_MAX + 1, "\"}");
+    assert_int_equal(beacon_parse_json(big, strlen(big), &b), BEACON_TOO_LONG);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(consent_signals_of_the_page_are_parsed_and_bounded),
         cmocka_unit_test(long_keys_keep_path_utm_and_referrer_host),
         cmocka_unit_test(short_keys_and_props_work),
         cmocka_unit_test(self_referral_and_non_http_referrers_are_dropped),
         cmocka_unit_test(path_parameters_are_dropped),
+        cmocka_unit_test(an_engagement_keeps_scroll_depth_and_engaged_time),
+        cmocka_unit_test(engagement_numbers_past_their_bound_are_kept_at_it),
+        cmocka_unit_test(bad_engagement_numbers_are_refused),
+        cmocka_unit_test(props_sent_as_a_json_string_are_read_as_the_object),
         cmocka_unit_test(malformed_bodies_are_refused),
         cmocka_unit_test(bad_utf8_and_nul_are_refused),
         cmocka_unit_test(overlong_fields_are_refused),

@@ -47,6 +47,20 @@ static void defaults_are_safe(void **state)
     cfg_free(c);
 }
 
+static void max_rows_per_day_is_another_name_of_max_members(void **state)
+{
+    (void)state;
+    char err[512];
+    struct cfg *c = load("[aggregator]\n", NULL, 0, err);
+    assert_non_null(c);
+    assert_int_equal(c->aggregator.max_members, 2000);
+    cfg_free(c);
+    assert_non_null(c = load("[aggregator]\nmax_rows_per_day = 300\n", NULL, 0, err));
+    assert_int_equal(c->aggregator.max_members, 300);
+    cfg_free(c);
+    assert_null(load("[aggregator]\nmax_rows_per_day = 5\n", NULL, 0, err));
+}
+
 static void every_default_passes_its_own_checks(void **state)
 {
     (void)state;
@@ -177,7 +191,7 @@ static void a_bad_value_of_each_type_names_key_and_reason(void **state)
         {"collector.trusted_proxies=10.0.0.0/8, 10.0.0.0/33",
          "-o: collector.trusted_proxies: not an address or CIDR: '10.0.0.0/33'"},
         {"site a.test.origins=a.test", "-o: site a.test.origins: origin must start with http"},
-        {"site a.test.consent=banner", "-o: site a.test.consent: not one of fairstat: 'banner'"},
+        {"site a.test.consent=banner", "-o: site a.test.consent: not one of fairstat|tcf|cookiebot|onetrust|klaro|cookieconsent|custom: 'banner'"},
         {"site a.test.colour=blue", "-o: site a.test.colour: unknown key"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -217,34 +231,50 @@ static void serve_keys_are_checked(void **state)
     }
 }
 
-static void keys_whose_feature_is_missing_are_refused(void **state)
+static void consent_sources_and_their_keys_are_checked_at_load(void **state)
 {
     (void)state;
-    static const char *const refused[] = {
-        "[site a.test]\ntcf_purposes = 1,8\n", "[site a.test]\ntcf_vendor = 1\n",
-        "[site a.test]\nconsent_group = C0002\n", "[site a.test]\nconsent_service = x\n",
-        "[site a.test]\nconsent_category = x\n", "[site a.test]\nconsent_cookie = x\n",
-        "[site a.test]\nconsent_match = x\n",
-    };
     char err[512];
-    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
-        assert_null(load(refused[i], NULL, 0, err));
-        assert_non_null(strstr(err, ":2: "));
-        assert_non_null(strstr(err, ": not implemented yet ("));
-        assert_non_null(strstr(err, "); remove the key"));
-    }
-    char *over[] = {"site a.test.tcf_vendor=1"};
-    assert_null(load("[collector]\n", over, 1, err));
-    assert_non_null(strstr(err, "-o: site a.test.tcf_vendor: not implemented yet ("));
     static const char *const sources[] = {"tcf", "cookiebot", "onetrust", "klaro",
-                                          "cookieconsent", "custom"};
+                                          "cookieconsent"};
     for (size_t i = 0; i < sizeof sources / sizeof sources[0]; i++) {
         char text[64];
         snprintf(text, sizeof text, "[site a.test]\nconsent = %s\n", sources[i]);
-        assert_null(load(text, NULL, 0, err));
-        assert_non_null(strstr(err, ":2: site a.test.consent: '"));
-        assert_non_null(strstr(err, "' is not implemented yet ("));
-        assert_non_null(strstr(err, "); use fairstat"));
+        struct cfg *c = load(text, NULL, 0, err);
+        assert_non_null(c);
+        assert_int_equal(c->sites[0].consent, (int)CFG_CONSENT_TCF + (int)i);
+        assert_string_equal(c->sites[0].tcf_purposes, "1,8");
+        assert_string_equal(c->sites[0].consent_group, "C0002");
+        assert_string_equal(c->sites[0].consent_service, "fairstat");
+        assert_string_equal(c->sites[0].consent_category, "analytics");
+        cfg_free(c);
+    }
+    struct cfg *c = load("[site a.test]\nconsent = custom\nconsent_cookie = my_consent\n"
+                         "consent_match = ^(yes|all)$\ntcf_purposes = 1, 7,8\ntcf_vendor = 755\n",
+                         NULL, 0, err);
+    assert_non_null(c);
+    assert_int_equal(c->sites[0].consent, CFG_CONSENT_CUSTOM);
+    cfg_free(c);
+    static const struct { const char *text, *says; } bad[] = {
+        {"[site a.test]\nconsent = custom\n", "custom needs consent_cookie and consent_match"},
+        {"[site a.test]\nconsent = custom\nconsent_cookie = x\n", "custom needs consent_cookie"},
+        {"[site a.test]\nconsent = custom\nconsent_match = x\n", "custom needs consent_cookie"},
+        {"[site a.test]\nconsent_match = (unclosed\n", "not a PCRE2 pattern"},
+        {"[site a.test]\nconsent_cookie = a;b\n", "not a valid cookie name"},
+        {"[site a.test]\ntcf_purposes = 0\n", "not a list of TCF purposes"},
+        {"[site a.test]\ntcf_purposes = 25\n", "not a list of TCF purposes"},
+        {"[site a.test]\ntcf_purposes = 1;8\n", "not a list of TCF purposes"},
+        {"[site a.test]\ntcf_purposes = ,\n", "not a list of TCF purposes"},
+        {"[site a.test]\ntcf_vendor = 0\n", "not a TCF vendor id"},
+        {"[site a.test]\ntcf_vendor = 9000\n", "not a TCF vendor id"},
+        {"[site a.test]\ntcf_vendor = 12x\n", "not a TCF vendor id"},
+        {"[site a.test]\nconsent_group = C0002:1\n", "1 to 64 characters"},
+        {"[site a.test]\nconsent_service =\n", "1 to 64 characters"},
+        {"[site a.test]\nconsent = iab\n", "not one of fairstat|tcf|cookiebot|onetrust|klaro|cookieconsent|custom"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_null(load(bad[i].text, NULL, 0, err));
+        if (!strstr(err, bad[i].says)) fail_msg("%s: expected '%s', got '%s'", bad[i].text, bad[i].says, err);
     }
 }
 
@@ -276,7 +306,7 @@ static void the_example_config_loads_with_its_commented_keys(void **state)
     cfg_free(c);
     FILE *fp = fopen("config/fairstat.conf", "r");
     assert_non_null(fp);
-    char text[8192] = "", line[256];
+    char text[16384] = "", line[256];
     size_t uncommented = 0;
     while (fgets(line, sizeof line, fp)) {
         const char *p = line;
@@ -414,13 +444,14 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults_are_safe),
+        cmocka_unit_test(max_rows_per_day_is_another_name_of_max_members),
         cmocka_unit_test(every_default_passes_its_own_checks),
         cmocka_unit_test(reads_sections_sites_and_units),
         cmocka_unit_test(overrides_win_and_can_create_sites),
         cmocka_unit_test(an_override_replaces_a_site_key_from_the_file),
         cmocka_unit_test(bad_value_names_file_line_and_key),
         cmocka_unit_test(a_bad_value_of_each_type_names_key_and_reason),
-        cmocka_unit_test(keys_whose_feature_is_missing_are_refused),
+        cmocka_unit_test(consent_sources_and_their_keys_are_checked_at_load),
         cmocka_unit_test(secret_file_is_read_without_its_final_newline),
         cmocka_unit_test(the_example_config_loads_with_its_commented_keys),
         cmocka_unit_test(unknown_key_and_section_are_errors),

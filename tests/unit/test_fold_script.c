@@ -94,11 +94,14 @@ static void xadd_raw(const char *site, const char *field, const char *value, siz
     freeReplyObject(r);
 }
 
-/* Queues a packed hit: a pageview when name is NULL. */
-static void hit(int64_t t, const char *name, const char *path, const char *visitor)
+/* Queues a packed hit: a pageview when name is NULL, with props (JSON) when
+ * not NULL, an engagement when sd >= 0. */
+static void hit_full(int64_t t, const char *name, const char *path, const char *visitor,
+                     const char *props, int sd, uint32_t engaged_ms)
 {
     struct rawhit h = {.id = (uint64_t)t, .flags = RAWHIT_F_TIME, .t_ms = t,
-                       .device = RAWHIT_DEVICE_DESKTOP};
+                       .device = RAWHIT_DEVICE_DESKTOP, .engagement = sd >= 0,
+                       .scroll_depth = sd >= 0 ? (unsigned)sd : 0, .engaged_ms = engaged_ms};
     if (visitor) {
         assert_int_equal(rawhit_visitor_from_hex(visitor, strlen(visitor), h.visitor), 0);
         h.flags |= RAWHIT_F_VISITOR;
@@ -109,10 +112,21 @@ static void hit(int64_t t, const char *name, const char *path, const char *visit
     rawhit_set(&h, RAWHIT_NAME, name);
     rawhit_set(&h, RAWHIT_REFERRER, "news.example");
     rawhit_set(&h, RAWHIT_COUNTRY, "DE");
+    rawhit_set(&h, RAWHIT_PROPS, props);
     char buf[RAWHIT_MAX];
     size_t n = rawhit_encode(&h, buf, sizeof buf);
     assert_true(n > 0);
     xadd_raw(SITE, RAWHIT_FIELD, buf, n);
+}
+
+static void hit(int64_t t, const char *name, const char *path, const char *visitor)
+{
+    hit_full(t, name, path, visitor, NULL, -1, 0);
+}
+
+static void engagement(int64_t t, const char *path, const char *visitor, int sd, uint32_t ms)
+{
+    hit_full(t, NULL, path, visitor, NULL, sd, ms);
 }
 
 static void pageview(int64_t t, const char *path, const char *visitor)
@@ -483,6 +497,33 @@ static void withdrawn_entries_past_their_time_are_pruned(void **state)
     assert_int_equal(integer(CMD("ZCARD %s", key)), 1);
 }
 
+/* With retention.aggregates set, every aggregate key the batch writes expires
+ * at its day + that retention + a day; other keys (cursor, visit state) keep
+ * their own lifetimes. */
+static void aggregate_keys_expire_after_their_retention(void **state)
+{
+    (void)state;
+    struct fold *f = fold_new(SITE, utc, max_members, max_page_visitors);
+    assert_non_null(f);
+    const int64_t keep = 20LL * 365 * CLOCK_DAY_MS;   /* the hits are of 2024: past any shorter retention */
+    fold_set_retention(f, keep);
+    pageview(T0, "/a", "00000000000000a1");
+    struct batch *b = read_batch_into(f, SITE, 1000);
+    assert_int_equal(apply(b, T0), FOLD_APPLIED);
+    free_batch(b);
+    const long long want = (clock_utc_day(T0) + 2) * CLOCK_DAY_MS + keep;
+    assert_int_equal(integer(CMD("PEXPIRETIME %s", day_key("totals"))), want);
+    assert_int_equal(integer(CMD("PEXPIRETIME %s", day_key("page"))), want);
+    char key[256];
+    assert_true(keys_uv(key, sizeof key, SITE, DAY, NULL) > 0);
+    assert_int_equal(integer(CMD("PEXPIRETIME %s", key)), want);
+    assert_true(keys_hour(key, sizeof key, SITE, DAY "12") > 0);
+    assert_int_equal(integer(CMD("PEXPIRETIME %s", key)), want);
+    assert_true(keys_cursor(key, sizeof key, SITE) > 0);
+    assert_int_equal(integer(CMD("PEXPIRETIME %s", key)), -1);
+    fold_free(f);
+}
+
 static void a_hit_queued_after_the_read_waits_for_the_next_batch(void **state)
 {
     (void)state;
@@ -749,6 +790,198 @@ static void custom_events_count_events_not_pageviews(void **state)
     assert_int_equal(integer(CMD("EXISTS %s", vk)), 0);
 }
 
+static long long prop_count(const char *name, const char *value)
+{
+    char key[256];
+    assert_true(keys_prop(key, sizeof key, SITE, DAY, name) > 0);
+    return integer(CMD("HGET %s %s", key, value));
+}
+
+static long long prop_values(const char *name)
+{
+    char key[256];
+    assert_true(keys_prop(key, sizeof key, SITE, DAY, name) > 0);
+    return integer(CMD("HLEN %s", key));
+}
+
+static long long realtime_keys(void)
+{
+    redisReply *r = CMD("KEYS fs:{%s}:rt:*", SITE);
+    long long n = (long long)r->elements;
+    freeReplyObject(r);
+    return n;
+}
+
+static void engagements_sum_time_and_scroll_per_page_and_count_nowhere_else(void **state)
+{
+    (void)state;
+    pageview(T0, "/blog", VISITOR);
+    engagement(T0 + 5000, "/blog", VISITOR, 40, 5000);
+    engagement(T0 + 9000, "/blog", VISITOR, 80, 3000);
+    engagement(T0 + 9500, "/about", "00000000000000a1", 100, 0);
+
+    assert_int_equal(fold_all(T0 + MIN), 4);
+
+    assert_int_equal(count("engaged", "/blog"), 8000);
+    assert_int_equal(count("scroll", "/blog"), 120);
+    assert_int_equal(count("engagements", "/blog"), 2);
+    assert_int_equal(count("engagements", "/about"), 1);
+    assert_int_equal(count("scroll", "/about"), 100);
+    /* Not a pageview, not an event, no part in visits or visitors. */
+    assert_int_equal(count("totals", "pageviews"), 1);
+    assert_int_equal(count("totals", "events"), 0);
+    assert_int_equal(members("event"), 0);
+    assert_int_equal(members("page"), 1);
+    assert_int_equal(count("totals", "visits"), 1);
+    assert_int_equal(count("totals", "bounces"), 1);
+    assert_int_equal(count("totals", "duration_ms"), 0);
+    assert_int_equal(count("exit", "/blog"), 1);
+    assert_int_equal(visitors(NULL), 1);
+    assert_int_equal(count("engagements", FOLD_OTHER), 0);
+}
+
+static void engagement_pages_keep_the_cap_of_members(void **state)
+{
+    (void)state;
+    max_members = 2;
+    for (int i = 0; i < 4; i++) {
+        char path[16];
+        snprintf(path, sizeof path, "/p%d", i);
+        engagement(T0 + i, path, VISITOR, 10, 1000);
+    }
+    fold_everything(T0, 3);
+    max_members = 1000;
+    assert_int_equal(members("engaged"), 3);            /* 2 pages and (other) */
+    assert_int_equal(count("engaged", FOLD_OTHER), 2000);
+    assert_int_equal(count("engagements", FOLD_OTHER), 2);
+    assert_int_equal(count("scroll", FOLD_OTHER), 20);
+}
+
+static void props_count_per_name_and_value_on_pageviews_and_events(void **state)
+{
+    (void)state;
+    hit_full(T0, "Signup", "/join", VISITOR, "{\"plan\":\"pro\",\"seats\":3,\"trial\":true}", -1, 0);
+    hit_full(T0 + 1, "Signup", "/join", VISITOR, "{\"plan\":\"free\",\"note\":null}", -1, 0);
+    hit_full(T0 + 2, NULL, "/join", VISITOR, "{\"plan\":\"pro\"}", -1, 0);
+    /* An engagement carries its pageview's props: not counted again. */
+    hit_full(T0 + 3, NULL, "/join", VISITOR, "{\"plan\":\"pro\"}", 50, 10);
+    /* Not flat (an earlier writer): what comes before the fault counts. */
+    hit_full(T0 + 4, "Other", "/", VISITOR, "{\"kind\":\"x\",\"deep\":{\"a\":1},\"late\":\"y\"}", -1, 0);
+
+    assert_int_equal(fold_all(T0 + MIN), 5);
+
+    assert_int_equal(count("props", "plan"), 3);
+    assert_int_equal(count("props", "seats"), 1);
+    assert_int_equal(count("props", "trial"), 1);
+    assert_int_equal(count("props", "kind"), 1);
+    assert_int_equal(count("props", "note"), 0);        /* null: no value */
+    assert_int_equal(count("props", "late"), 0);
+    assert_int_equal(prop_count("plan", "pro"), 2);
+    assert_int_equal(prop_count("plan", "free"), 1);
+    assert_int_equal(prop_count("seats", "3"), 1);
+    assert_int_equal(prop_count("trial", "true"), 1);
+    assert_int_equal(prop_count("kind", "x"), 1);
+    assert_int_equal(count("totals", "events"), 3);
+    assert_int_equal(count("totals", "pageviews"), 1);
+}
+
+static void props_keep_their_caps_of_names_and_values(void **state)
+{
+    (void)state;
+    max_members = 2;
+    const char *plans[] = {"a", "b", "c", "a", "d"};
+    for (int i = 0; i < 5; i++) {
+        char props[64];
+        snprintf(props, sizeof props, "{\"plan\":\"%s\"}", plans[i]);
+        hit_full(T0 + i, "Buy", "/", VISITOR, props, -1, 0);
+    }
+    fold_everything(T0, 2);
+    max_members = 1000;
+    assert_int_equal(prop_values("plan"), 3);           /* a, b and (other) */
+    assert_int_equal(prop_count("plan", "a"), 2);
+    assert_int_equal(prop_count("plan", FOLD_OTHER), 2);
+
+    /* Names: the day's first FOLD_MAX_PROP_NAMES; the rest count as
+     * (other) and keep no values. */
+    for (int i = 0; i < FOLD_MAX_PROP_NAMES + 5; i++) {
+        char props[64];
+        snprintf(props, sizeof props, "{\"n%03d\":\"v\"}", i);
+        hit_full(T0 + 100 + i, "Buy", "/", VISITOR, props, -1, 0);
+    }
+    fold_everything(T0, 40);
+    assert_int_equal(members("props"), FOLD_MAX_PROP_NAMES + 1);
+    assert_int_equal(count("props", FOLD_OTHER), 6);   /* n099.. past plan + 99 */
+    char key[256];
+    keys_prop(key, sizeof key, SITE, DAY, FOLD_OTHER);
+    assert_int_equal(integer(CMD("EXISTS %s", key)), 0);
+}
+
+static void a_recent_hit_adds_its_visitor_to_its_minute_which_expires_ten_minutes_after(void **state)
+{
+    (void)state;
+    int64_t now = clock_now_ms();
+    int64_t minute = now / MIN - 1;
+    pageview(minute * MIN + 5, "/now", VISITOR);
+    hit(minute * MIN + 6, "Signup", "/now", "00000000000000a1");
+    engagement(minute * MIN + 7, "/now", "00000000000000a2", 10, 10);   /* not a visitor now */
+    pageview(now - 11 * MIN, "/then", "00000000000000a3");              /* its key would be gone */
+    pageview(T0, "/old", "00000000000000a4");
+
+    fold_all(now);
+
+    char key[256];
+    assert_true(keys_realtime_minute(key, sizeof key, SITE, minute) > 0);
+    assert_int_equal(integer(CMD("PFCOUNT %s", key)), 2);
+    assert_int_equal(integer(CMD("PEXPIRETIME %s", key)), keys_realtime_expires_ms(minute));
+    assert_int_equal(realtime_keys(), 1);
+}
+
+/* bypage:<dim>[entry page KEYS_BYPAGE_SEP value]; 0 when absent. */
+static long long bypage(const char *dim, const char *page, const char *value)
+{
+    char key[256], m[256];
+    assert_true(keys_bypage(key, sizeof key, SITE, DAY, dim) > 0);
+    int n = snprintf(m, sizeof m, "%s%c%s", page, KEYS_BYPAGE_SEP, value);
+    return integer(redisCommand(rs.rc, "HGET %s %b", key, m, (size_t)n));
+}
+
+static void visit_breakdowns_count_per_entry_page_too(void **state)
+{
+    (void)state;
+    pageview(T0, "/a", "00000000000000a1");
+    pageview(T0 + 1, "/b", "00000000000000a1");          /* same visit: not an entry */
+    pageview(T0 + 2, "/a", "00000000000000a2");
+    pageview(T0 + 3, "/b", "00000000000000a3");
+
+    fold_all(T0 + MIN);
+
+    assert_int_equal(bypage("source", "/a", "news.example"), 2);
+    assert_int_equal(bypage("source", "/b", "news.example"), 1);
+    assert_int_equal(bypage("country", "/a", "DE"), 2);
+    assert_int_equal(bypage("browser", "/b", "Firefox"), 1);
+    assert_int_equal(bypage("os", "/a", "Linux"), 2);
+    assert_int_equal(bypage("device", "/a", "desktop"), 2);
+    assert_int_equal(bypage("utm_source", "/a", ""), 0);    /* empty values skipped, as in utm_source */
+    char key[256];
+    keys_bypage(key, sizeof key, SITE, DAY, "utm_source");
+    assert_int_equal(integer(CMD("EXISTS %s", key)), 0);
+}
+
+static void a_per_page_breakdown_keeps_its_cap_for_whole_members(void **state)
+{
+    (void)state;
+    max_members = 1;
+    pageview(T0, "/a", "00000000000000a1");
+    pageview(T0 + 1, "/b", "00000000000000a2");
+    fold_everything(T0, 1);
+    max_members = 1000;
+    char key[256];
+    keys_bypage(key, sizeof key, SITE, DAY, "source");
+    assert_int_equal(integer(CMD("HLEN %s", key)), 2);    /* /a's member and (other) */
+    assert_int_equal(bypage("source", "/a", "news.example"), 1);
+    assert_int_equal(integer(CMD("HGET %s %s", key, FOLD_OTHER)), 1);
+}
+
 static void entries_written_field_by_field_by_earlier_versions_still_count(void **state)
 {
     (void)state;
@@ -908,6 +1141,7 @@ int main(void)
         cmocka_unit_test_setup(two_aggregators_on_one_range_count_it_once, fresh),
         cmocka_unit_test_setup(an_entry_deleted_after_the_read_sends_the_batch_back, fresh),
         cmocka_unit_test_setup(a_hit_queued_after_the_read_waits_for_the_next_batch, fresh),
+        cmocka_unit_test_setup(aggregate_keys_expire_after_their_retention, fresh),
         cmocka_unit_test_setup(a_withdrawn_visitors_hits_are_dropped_uncounted_and_trimmed, fresh),
         cmocka_unit_test_setup(a_withdrawal_after_the_read_sends_the_batch_back, fresh),
         cmocka_unit_test_setup(a_kept_fold_reads_the_withdrawn_set_only_when_it_changed, fresh),
@@ -923,6 +1157,13 @@ int main(void)
         cmocka_unit_test_setup(a_fold_kept_across_batches_forgets_its_caps_when_a_batch_is_refused, fresh),
         cmocka_unit_test_setup(only_the_first_pages_of_a_day_get_a_visitor_count, fresh),
         cmocka_unit_test_setup(custom_events_count_events_not_pageviews, fresh),
+        cmocka_unit_test_setup(engagements_sum_time_and_scroll_per_page_and_count_nowhere_else, fresh),
+        cmocka_unit_test_setup(engagement_pages_keep_the_cap_of_members, fresh),
+        cmocka_unit_test_setup(props_count_per_name_and_value_on_pageviews_and_events, fresh),
+        cmocka_unit_test_setup(props_keep_their_caps_of_names_and_values, fresh),
+        cmocka_unit_test_setup(a_recent_hit_adds_its_visitor_to_its_minute_which_expires_ten_minutes_after, fresh),
+        cmocka_unit_test_setup(visit_breakdowns_count_per_entry_page_too, fresh),
+        cmocka_unit_test_setup(a_per_page_breakdown_keeps_its_cap_for_whole_members, fresh),
         cmocka_unit_test_setup(the_same_replayed_id_twice_in_one_batch_counts_once, fresh),
         cmocka_unit_test_setup(the_same_replayed_id_across_batches_counts_once, fresh),
         cmocka_unit_test_setup(a_replay_after_its_original_landed_is_dropped, fresh),

@@ -27,19 +27,28 @@ static void built_keys_carry_the_site_in_a_hash_tag(void **state)
     keys_hour(k, sizeof k, SITE, "2024050123");
     assert_string_equal(k, PREFIX "h:2024050123");
     assert_int_equal(keys_hits(k, 8, SITE), -1);   /* never truncated */
+    keys_bypage(k, sizeof k, SITE, "20240501", "source");
+    assert_string_equal(k, PREFIX "d:20240501:bypage:source");
+    assert_int_equal(KEY_DAY(k), day("20240501"));
+    keys_prop(k, sizeof k, SITE, "20240501", "plan");
+    assert_string_equal(k, PREFIX "d:20240501:prop:plan");
+    assert_int_equal(KEY_DAY(k), day("20240501"));   /* purged with the day */
 }
 
-static void realtime_keys_name_the_utc_minute(void **state)
+static void realtime_keys_name_their_utc_minute_and_expire_ten_minutes_after_it(void **state)
 {
     (void)state;
     char k[128];
-    int64_t minute = (day("20240501") * 86400 + 13 * 3600 + 7 * 60) / 60;
-    assert_int_equal(keys_realtime_minute(k, sizeof k, SITE, minute), (int)strlen(PREFIX "rt:202405011307"));
-    assert_string_equal(k, PREFIX "rt:202405011307");
-    keys_realtime_minute(k, sizeof k, SITE, minute - (13 * 60 + 7) - 1);
-    assert_string_equal(k, PREFIX "rt:202404302359");
-    assert_int_equal(keys_realtime_minute(k, 10, SITE, minute), -1);
-    assert_int_equal(KEY_DAY(k), -1);   /* not an aggregate: it expires by itself */
+    int64_t minute = day("20240501") * 1440 + 23 * 60 + 59;
+    assert_int_equal(keys_realtime_minute(k, sizeof k, SITE, minute), (int)strlen(PREFIX "rt:202405012359"));
+    assert_string_equal(k, PREFIX "rt:202405012359");
+    keys_realtime_minute(k, sizeof k, SITE, minute + 1);
+    assert_string_equal(k, PREFIX "rt:202405020000");
+    keys_realtime_minute(k, sizeof k, SITE, 0);
+    assert_string_equal(k, PREFIX "rt:197001010000");
+    assert_true(keys_realtime_expires_ms(minute) == (minute + 1) * 60000 + 10 * 60000);
+    assert_int_equal(KEY_DAY(k), -1);                 /* expires by itself, never purged */
+    assert_int_equal(keys_realtime_minute(k, 20, SITE, minute), -1);
 }
 
 static void aggregate_keys_are_dated_by_their_name(void **state)
@@ -128,7 +137,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(built_keys_carry_the_site_in_a_hash_tag),
-        cmocka_unit_test(realtime_keys_name_the_utc_minute),
+        cmocka_unit_test(realtime_keys_name_their_utc_minute_and_expire_ten_minutes_after_it),
         cmocka_unit_test(aggregate_keys_are_dated_by_their_name),
         cmocka_unit_test(other_keys_are_never_dated),
         cmocka_unit_test(a_streams_name_gives_back_its_site),

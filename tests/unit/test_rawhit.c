@@ -129,6 +129,61 @@ static void encode_refuses_what_does_not_fit(void **state)
     assert_int_equal(sample(buf, 10, RAWHIT_F_VISITOR), 0);
 }
 
+static size_t engagement(char *buf, size_t cap, unsigned scroll, uint32_t ms)
+{
+    struct rawhit h = {.id = 7, .flags = RAWHIT_F_VISITOR | RAWHIT_F_TIME, .t_ms = 1714564800123LL,
+                       .engagement = 1, .scroll_depth = scroll, .engaged_ms = ms};
+    rawhit_set(&h, RAWHIT_PATH, "/blog/post");
+    rawhit_set(&h, RAWHIT_BROWSER, "Firefox");
+    rawhit_set(&h, RAWHIT_OS, "Linux");
+    rawhit_set(&h, RAWHIT_REFERRER, "news.example");
+    return rawhit_encode(&h, buf, cap);
+}
+
+static void an_engagement_comes_back_with_its_numbers(void **state)
+{
+    (void)state;
+    char buf[RAWHIT_MAX];
+    size_t n = engagement(buf, sizeof buf, 73, 45120);
+    struct rawhit h;
+    assert_int_equal(rawhit_decode(buf, n, &h), 0);
+    assert_true(h.engagement);
+    assert_int_equal(h.scroll_depth, 73);
+    assert_int_equal(h.engaged_ms, 45120);
+    assert_true(h.t_ms == 1714564800123LL);
+    assert_memory_equal(h.s[RAWHIT_PATH], "/blog/post", 10);
+    assert_memory_equal(h.s[RAWHIT_REFERRER], "news.example", 12);
+    for (size_t len = 0; len < n; len++) assert_int_equal(rawhit_decode(buf, len, &h), -1);
+    /* A hit without the bit reads as before: no engagement. */
+    n = sample(buf, sizeof buf, RAWHIT_F_VISITOR);
+    assert_int_equal(rawhit_decode(buf, n, &h), 0);
+    assert_false(h.engagement);
+    assert_int_equal(h.engaged_ms, 0);
+}
+
+static void engagement_numbers_out_of_range_are_refused(void **state)
+{
+    (void)state;
+    char buf[RAWHIT_MAX];
+    assert_int_equal(engagement(buf, sizeof buf, RAWHIT_SCROLL_MAX + 1, 10), 0);
+    assert_int_equal(engagement(buf, sizeof buf, 10, RAWHIT_ENGAGED_MAX_MS + 1), 0);
+    assert_true(engagement(buf, sizeof buf, RAWHIT_SCROLL_MAX, RAWHIT_ENGAGED_MAX_MS) > 0);
+    /* Hand-made: head, the engagement bit (two varint bytes), scroll 101. */
+    char bad[RAWHIT_HEAD_LEN + 7] = {RAWHIT_VERSION << 6};
+    bad[RAWHIT_HEAD_LEN] = (char)0x80;
+    bad[RAWHIT_HEAD_LEN + 1] = (char)(RAWHIT_P_ENGAGEMENT >> 7);
+    bad[RAWHIT_HEAD_LEN + 2] = 101;
+    bad[RAWHIT_HEAD_LEN + 3] = 0;     /* engaged 0 ms, then three empty strings */
+    struct rawhit h;
+    assert_int_equal(rawhit_decode(bad, sizeof bad, &h), -1);
+    bad[RAWHIT_HEAD_LEN + 2] = 100;
+    assert_int_equal(rawhit_decode(bad, sizeof bad, &h), 0);
+    assert_int_equal(h.scroll_depth, 100);
+    /* A bit past the engagement bit is still unknown. */
+    bad[RAWHIT_HEAD_LEN + 1] = (char)(RAWHIT_P_ENGAGEMENT >> 6);
+    assert_int_equal(rawhit_decode(bad, sizeof bad, &h), -1);
+}
+
 static void device_names_and_visitor_hex(void **state)
 {
     (void)state;
@@ -152,6 +207,8 @@ int main(void)
         cmocka_unit_test(bad_heads_and_trailing_bytes_are_refused),
         cmocka_unit_test(a_present_string_must_not_be_empty_and_lengths_must_fit),
         cmocka_unit_test(encode_refuses_what_does_not_fit),
+        cmocka_unit_test(an_engagement_comes_back_with_its_numbers),
+        cmocka_unit_test(engagement_numbers_out_of_range_are_refused),
         cmocka_unit_test(device_names_and_visitor_hex),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
