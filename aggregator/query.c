@@ -38,12 +38,15 @@
 /* ------------------------------------------------------------------------ */
 
 enum metric { M_VISITORS, M_VISITS, M_PAGEVIEWS, M_BOUNCE_RATE, M_VISIT_DURATION,
-              M_VIEWS_PER_VISIT, M_EVENTS, M_N };
+              M_VIEWS_PER_VISIT, M_EVENTS, M_TIME_ON_PAGE, M_SCROLL_DEPTH, M_N };
 static const char *const metric_names[M_N] = {
     "visitors", "visits", "pageviews", "bounce_rate", "visit_duration", "views_per_visit", "events",
+    "time_on_page", "scroll_depth",
 };
 #define BIT(m) (1u << (m))
-#define ALL_METRICS (BIT(M_N) - 1)
+/* What the site totals hold: all but the per-page engagement metrics. */
+#define ALL_METRICS (BIT(M_TIME_ON_PAGE) - 1)
+#define ENGAGEMENT_METRICS (BIT(M_TIME_ON_PAGE) | BIT(M_SCROLL_DEPTH))
 
 enum dkind { D_DAY, D_HOUR, D_MEMBER };
 
@@ -84,7 +87,7 @@ enum source { SRC_TOTALS, SRC_HOURS, SRC_MEMBERS, SRC_FILTERED, SRC_CROSS };
  * HyperLogLog exists. */
 static unsigned member_metrics(int d)
 {
-    return BIT(dims[d].count) | (d == DIM_PAGE ? BIT(M_VISITORS) : 0);
+    return BIT(dims[d].count) | (d == DIM_PAGE ? BIT(M_VISITORS) | ENGAGEMENT_METRICS : 0);
 }
 
 enum op { OP_IS, OP_IS_NOT, OP_CONTAINS, OP_CONTAINS_NOT };
@@ -175,7 +178,7 @@ static int parse_metrics(struct query *q, json_t *v, char *err, size_t errlen)
         if (!s) BAD("`metrics` must be a list of strings");
         int k = find_name(metric_names, M_N, s);
         if (k < 0) {
-            if (!strcmp(s, "time_on_page") || !strcmp(s, "scroll_depth") || !strcmp(s, "percentage") ||
+            if (!strcmp(s, "percentage") ||
                 !strcmp(s, "conversion_rate") || !strcmp(s, "group_conversion_rate"))
                 BAD("Metric `%.100s` is not supported: the aggregates do not hold it", s);
             BAD("Unknown metric `%.100s`", s);
@@ -422,17 +425,22 @@ static int plan(struct query *q, char *err, size_t errlen)
         q->src = SRC_MEMBERS;
         held = member_metrics(q->dim);
     }
+    for (size_t i = 0; !with && i < q->nmetrics; i++)
+        if (!(held & BIT(q->metrics[i])))
+            BAD("Metric `%s` can only be queried with dimension `event:page`: the aggregates hold "
+                "engagement per page", metric_names[q->metrics[i]]);
     for (size_t i = 0; i < q->nmetrics; i++)
         if (!(held & BIT(q->metrics[i])))
             BAD("Metric `%s` cannot be queried with dimension `%s`: the aggregates count %s",
                 metric_names[q->metrics[i]], with,
                 q->src == SRC_HOURS ? "pageviews, visits and events per hour"
-                : q->dim == DIM_PAGE ? "pageviews (and visitors) per page"
+                : q->dim == DIM_PAGE ? "pageviews, visitors, time on page and scroll depth per page"
                 : dims[q->dim].count == M_EVENTS ? "events per event name" : "visits per value");
     for (size_t i = 0; i < q->norder; i++)
-        if (q->dim == DIM_PAGE && !q->order[i].by_dim && q->order[i].metric == M_VISITORS)
-            BAD("Invalid order_by: event:page cannot be ordered by visitors (not held for every "
-                "page); order by pageviews");
+        if (q->dim == DIM_PAGE && !q->order[i].by_dim &&
+            (q->order[i].metric == M_VISITORS || (BIT(q->order[i].metric) & ENGAGEMENT_METRICS)))
+            BAD("Invalid order_by: event:page cannot be ordered by %s (read for the rows shown "
+                "only); order by pageviews", metric_names[q->order[i].metric]);
     return 0;
 error:
     return -1;
@@ -585,6 +593,7 @@ struct row {
     long long n;                /* the source's count */
     long long visitors;         /* event:page only; -1: not held */
     int visitors_known;         /* visitors asked for already */
+    long long engaged_ms, scroll_sum, engagements;  /* event:page, rows shown */
 };
 
 struct map {
@@ -616,7 +625,7 @@ static struct row *map_get(struct map *m, const char *name, size_t len)
         if (!copy) return NULL;
         memcpy(copy, name, len);
         copy[len] = '\0';
-        m->slot[j] = (struct row){copy, len, 0, -1, 0};
+        m->slot[j] = (struct row){copy, len, 0, -1, 0, 0, 0, 0};
         m->n++;
     }
     return &m->slot[j];
@@ -715,6 +724,7 @@ static void heap_offer(const struct query *q, struct heap *h, const struct row *
 struct day_totals {
     long long pageviews, visits, bounces, duration_ms, events, visitors;
     int visitors_null;
+    long long engaged_ms, scroll_sum, engagements;
 };
 
 static const char *const total_fields[] = {"pageviews", "visits", "bounces", "duration_ms", "events"};
@@ -1093,6 +1103,45 @@ out:
     return rc;
 }
 
+/* Engagement of pages rows[0..n) (n <= VISITOR_CHUNK): per day one HMGET of
+ * each of the engaged, scroll and engagements hashes for the rows, summed. */
+static int page_engagement(struct run *r, struct row **rows, size_t n)
+{
+    static const enum fold_dim hashes[] = {FOLD_ENGAGED, FOLD_SCROLL, FOLD_ENGAGEMENTS};
+    char key[KEYLEN], day[CLOCK_DAY_LEN + 1];
+    if (n == 0) return 0;
+    const char **argv = malloc((n + 2) * sizeof *argv);
+    if (!argv) return oom(r);
+    for (size_t d = 0; d < r->ndays; d++) {
+        day_of(r, d, day);
+        for (size_t h = 0; h < 3; h++) {
+            keys_day(key, sizeof key, r->q->site, day, fold_dim_names[hashes[h]]);
+            argv[0] = "HMGET";
+            argv[1] = key;
+            for (size_t i = 0; i < n; i++) argv[i + 2] = rows[i]->name;
+            if (append(r, (int)n + 2, argv) < 0) {
+                free(argv);
+                return -1;
+            }
+        }
+    }
+    free(argv);
+    for (size_t d = 0; d < r->ndays; d++) {
+        for (size_t h = 0; h < 3; h++) {
+            redisReply *rep = reply(r);
+            if (!rep) return -1;
+            for (size_t i = 0; i < n && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+                long long v = to_ll(rep->element[i]);
+                if (h == 0) rows[i]->engaged_ms += v;
+                else if (h == 1) rows[i]->scroll_sum += v;
+                else rows[i]->engagements += v;
+            }
+            freeReplyObject(rep);
+        }
+    }
+    return 0;
+}
+
 #define VISITOR_CHUNK 256      /* rows per pipeline: bounds the per-day flags and commands */
 
 /* The visitors of the rows not asked for yet, VISITOR_CHUNK rows at a time. */
@@ -1129,6 +1178,13 @@ static json_t *metric_value(int m, const struct day_totals *t)
         return json_integer(t->visits ? llround((double)t->duration_ms / 1000.0 / (double)t->visits) : 0);
     case M_VIEWS_PER_VISIT:
         return json_real(t->visits ? round(100.0 * (double)t->pageviews / (double)t->visits) / 100.0 : 0);
+    /* as the report computes them (docs/aggregator.md): null without engagements */
+    case M_TIME_ON_PAGE:
+        return t->engagements > 0 && t->pageviews > 0
+            ? json_integer(llround((double)t->engaged_ms / 1000.0 / (double)t->pageviews)) : json_null();
+    case M_SCROLL_DEPTH:
+        return t->engagements > 0 ? json_integer(llround((double)t->scroll_sum / (double)t->engagements))
+                                  : json_null();
     }
     return json_null();
 }
@@ -1275,6 +1331,16 @@ static int member_results(struct run *r, struct map *map, int min_visitors, json
             free(list);
             continue;
         }
+        int want_engagement = 0;
+        for (size_t i = 0; i < q->nmetrics; i++) want_engagement |= (BIT(q->metrics[i]) & ENGAGEMENT_METRICS) != 0;
+        for (size_t i = q->offset; pages && want_engagement && i < n; i += VISITOR_CHUNK) {
+            size_t m = n - i < VISITOR_CHUNK ? n - i : VISITOR_CHUNK;
+            if (page_engagement(r, list + i, m) < 0) {
+                free(list);
+                free(h.r);
+                return -1;
+            }
+        }
         for (size_t i = q->offset; i < n; i++) {
             struct day_totals t = {0};
             long long *slot = dims[q->dim].count == M_PAGEVIEWS ? &t.pageviews
@@ -1282,6 +1348,9 @@ static int member_results(struct run *r, struct map *map, int min_visitors, json
             *slot = list[i]->n;
             t.visitors = list[i]->visitors;
             t.visitors_null = list[i]->visitors < 0;
+            t.engaged_ms = list[i]->engaged_ms;
+            t.scroll_sum = list[i]->scroll_sum;
+            t.engagements = list[i]->engagements;
             json_array_append_new(results, result(q, &t, json_pack("[o]", member_string(list[i]->name, list[i]->len))));
         }
         if (other > 0 && k >= total) {

@@ -225,6 +225,23 @@ test('names that are not UTF-8 keep their bytes as \\xNN; the data\'s own (other
   }
 });
 
+test('time on page and scroll depth per page, from the engagement sums; null where a page has none', async () => {
+  const d = (dim) => `fs:{${SITE}}:d:20240504:${dim}`;
+  await redis.client.cmd('HSET', d('page'), '/a', 7, '/b', 3);
+  await redis.client.cmd('HSET', d('engaged'), '/a', 30000);
+  await redis.client.cmd('HSET', d('scroll'), '/a', 150);
+  await redis.client.cmd('HSET', d('engagements'), '/a', 2);
+  const s = await startServe();
+  try {
+    assert.deepEqual(await rows(s.base, { metrics: ['pageviews', 'time_on_page', 'scroll_depth'], dimensions: ['event:page'],
+      date_range: ['2024-05-04', '2024-05-04'] }), [['/a', 7, 4, 75], ['/b', 3, null, null]]);
+    await refused(s.base, { metrics: ['time_on_page'] }, /can only be queried with dimension `event:page`/);
+  } finally {
+    await s.stop();
+    await redis.client.cmd('DEL', d('page'), d('engaged'), d('scroll'), d('engagements'));
+  }
+});
+
 test('the response has Plausible\'s shape: results of metrics and dimensions, meta, the resolved query', async () => {
   const s = await startServe();
   try {

@@ -48,6 +48,7 @@ static void the_shapes_the_aggregates_hold_are_accepted(void **state)
     accepted(Q("\"metrics\":[\"pageviews\",\"visits\",\"events\"],\"dimensions\":[\"time:hour\"]"));
     accepted(Q("\"metrics\":[\"visitors\",\"pageviews\"],\"dimensions\":[\"event:page\"]"));
     accepted(Q("\"metrics\":[\"events\"],\"dimensions\":[\"event:name\"]"));
+    accepted(Q("\"metrics\":[\"pageviews\",\"time_on_page\",\"scroll_depth\"],\"dimensions\":[\"event:page\"]"));
     accepted(Q("\"metrics\":[\"visits\"],\"dimensions\":[\"visit:utm_campaign\"],"
                "\"filters\":[[\"contains\",\"visit:utm_campaign\",[\"spring\"]]],"
                "\"order_by\":[[\"visit:utm_campaign\",\"asc\"]],\"pagination\":{\"limit\":5,\"offset\":5},"
@@ -85,7 +86,12 @@ static void what_the_aggregates_do_not_hold_is_refused_never_estimated(void **st
 {
     (void)state;
     refused(Q("\"metrics\":[\"bogus\"]"), "Unknown metric `bogus`");
-    refused(Q("\"metrics\":[\"time_on_page\"]"), "Metric `time_on_page` is not supported");
+    refused(Q("\"metrics\":[\"time_on_page\"]"), "Metric `time_on_page` can only be queried with dimension `event:page`");
+    refused(Q("\"metrics\":[\"scroll_depth\"],\"dimensions\":[\"time:day\"]"),
+            "Metric `scroll_depth` cannot be queried with dimension `time:day`");
+    refused(Q("\"metrics\":[\"pageviews\",\"time_on_page\"],\"dimensions\":[\"event:page\"],"
+              "\"order_by\":[[\"time_on_page\",\"desc\"]]"), "order by pageviews");
+    refused(Q("\"metrics\":[\"percentage\"]"), "Metric `percentage` is not supported");
     refused(Q("\"metrics\":[\"bounce_rate\"],\"dimensions\":[\"visit:country\"]"),
             "Metric `bounce_rate` cannot be queried with dimension `visit:country`");
     refused(Q("\"metrics\":[\"visitors\"],\"dimensions\":[\"visit:source\"]"),
