@@ -76,10 +76,14 @@ static const struct dim_def dims[] = {
     {"visit:browser", D_MEMBER, FOLD_BROWSER, M_VISITS, 1},
     {"visit:os", D_MEMBER, FOLD_OS, M_VISITS, 1},
     {"visit:device", D_MEMBER, FOLD_DEVICE, M_VISITS, 1},
+    {"event:props:", D_MEMBER, FOLD_PROPS, M_EVENTS, 0},    /* + the property's name */
 };
 #define NDIMS (sizeof dims / sizeof dims[0])
 #define DIM_PAGE 2
 #define DIM_ENTRY 4
+#define DIM_PROPS ((int)NDIMS - 1)
+#define PROPS_PREFIX_LEN 12             /* "event:props:" */
+#define MAX_PROP_NAME 200
 
 enum source { SRC_TOTALS, SRC_HOURS, SRC_MEMBERS, SRC_FILTERED, SRC_CROSS };
 
@@ -120,6 +124,7 @@ struct query {
     int metrics[MAX_METRICS];
     size_t nmetrics;
     int dim;                    /* -1: none */
+    char *dim_name;             /* as asked ("event:props:plan"); NULL: none */
     struct filter filters[MAX_FILTERS];
     size_t nfilters;
     int fdim;                   /* the dimension filtered other than dim; -1 none */
@@ -149,7 +154,11 @@ static int find_name(const char *const *names, size_t n, const char *s)
 
 static int find_dim(const char *s)
 {
-    for (size_t i = 0; i < NDIMS; i++)
+    size_t n = strlen(s);
+    if (n > PROPS_PREFIX_LEN && n <= PROPS_PREFIX_LEN + MAX_PROP_NAME &&
+        memcmp(s, dims[DIM_PROPS].name, PROPS_PREFIX_LEN) == 0)
+        return DIM_PROPS;
+    for (size_t i = 0; i < NDIMS - 1; i++)
         if (strcmp(dims[i].name, s) == 0) return (int)i;
     return -1;
 }
@@ -158,8 +167,8 @@ static int find_dim(const char *s)
 static void unknown_dim(const char *s, char *err, size_t errlen)
 {
     if (strncmp(s, "event:props:", 12) == 0)
-        snprintf(err, errlen, "Dimension `%.200s` is not supported: custom properties are not "
-                 "aggregated yet", s);
+        snprintf(err, errlen, "Invalid dimension `%.220s`: a property name of 1 to %d bytes", s,
+                 MAX_PROP_NAME);
     else
         snprintf(err, errlen, "Invalid dimension `%.200s`: supported are time:day, time:hour, "
                  "event:page, event:name, visit:entry_page, visit:exit_page, visit:source, "
@@ -207,12 +216,13 @@ static int parse_dimensions(struct query *q, json_t *v, char *err, size_t errlen
         unknown_dim(s, err, errlen);
         return -1;
     }
+    if (!(q->dim_name = strdup(s))) BAD("out of memory");
     return 0;
 error:
     return -1;
 }
 
-static int parse_filter(struct filter *f, json_t *v, char *err, size_t errlen)
+static int parse_filter(const struct query *q, struct filter *f, json_t *v, char *err, size_t errlen)
 {
     const char *op = json_string_value(json_array_get(v, 0));
     if (op && (!strcmp(op, "and") || !strcmp(op, "or") || !strcmp(op, "not")))
@@ -231,6 +241,10 @@ static int parse_filter(struct filter *f, json_t *v, char *err, size_t errlen)
         return -1;
     }
     if (dims[f->dim].kind != D_MEMBER) BAD("Filtering by `%s` is not supported: use date_range", dim);
+    /* a property's values are held per property only: filter the rows of its own breakdown */
+    if (f->dim == DIM_PROPS && (q->dim != DIM_PROPS || strcmp(q->dim_name, dim) != 0))
+        BAD("Filtering by `%.220s` is supported with dimension `%.220s` only: the aggregates hold "
+            "property values on their own", dim, dim);
     if (!json_is_array(vals) || json_array_size(vals) == 0 || json_array_size(vals) > MAX_VALUES)
         BAD("Invalid filter: values must be a list of 1 to %d strings", MAX_VALUES);
     f->n = json_array_size(vals);
@@ -258,7 +272,7 @@ static int parse_filters(struct query *q, json_t *v, char *err, size_t errlen)
     size_t i;
     json_t *f;
     json_array_foreach(v, i, f) {
-        if (parse_filter(&q->filters[q->nfilters], f, err, errlen) < 0) {
+        if (parse_filter(q, &q->filters[q->nfilters], f, err, errlen) < 0) {
             q->nfilters++;          /* freed with the query */
             return -1;
         }
@@ -306,7 +320,7 @@ static int parse_order(struct query *q, json_t *v, char *err, size_t errlen)
             BAD("Invalid order_by entry: [name, \"asc\" | \"desc\"]");
         struct order *ord = &q->order[q->norder++];
         ord->desc = !strcmp(dir, "desc");
-        if (q->dim >= 0 && !strcmp(name, dims[q->dim].name)) {
+        if (q->dim >= 0 && !strcmp(name, q->dim_name)) {
             ord->by_dim = 1;
             continue;
         }
@@ -383,7 +397,7 @@ static int plan(struct query *q, char *err, size_t errlen)
     unsigned held;
     for (size_t i = 0; q->dim >= 0 && dims[q->dim].kind != D_MEMBER && i < q->norder; i++)
         if (!q->order[i].by_dim) BAD("Invalid order_by: a time series is ordered by time only");
-    const char *with = q->dim >= 0 ? dims[q->dim].name : NULL;
+    const char *with = q->dim >= 0 ? q->dim_name : NULL;
     if (q->fdim >= 0) {
         if (q->dim >= 0 && dims[q->dim].kind == D_MEMBER) {
             if (q->fdim != DIM_ENTRY || !dims[q->dim].cross)
@@ -435,6 +449,7 @@ static int plan(struct query *q, char *err, size_t errlen)
                 metric_names[q->metrics[i]], with,
                 q->src == SRC_HOURS ? "pageviews, visits and events per hour"
                 : q->dim == DIM_PAGE ? "pageviews, visitors, time on page and scroll depth per page"
+                : q->dim == DIM_PROPS ? "events per property value"
                 : dims[q->dim].count == M_EVENTS ? "events per event name" : "visits per value");
     for (size_t i = 0; i < q->norder; i++)
         if (q->dim == DIM_PAGE && !q->order[i].by_dim &&
@@ -500,6 +515,7 @@ void query_free(struct query *q)
         free(q->filters[i].vals);
         free(q->filters[i].lens);
     }
+    free(q->dim_name);
     json_decref(q->filters_echo);
     json_decref(q->include_echo);
     free(q->site);
@@ -781,6 +797,7 @@ static void day_of(const struct run *r, size_t d, char day[CLOCK_DAY_LEN + 1])
 /* The day hash of a member dimension (or its per-entry-page cross breakdown). */
 static int member_key(const struct run *r, char *key, const char *day, int d, int cross)
 {
+    if (d == DIM_PROPS) return keys_prop(key, KEYLEN, r->q->site, day, r->q->dim_name + PROPS_PREFIX_LEN);
     const char *dim = fold_dim_names[dims[d].fold];
     return cross ? keys_bypage(key, KEYLEN, r->q->site, day, dim) : keys_day(key, KEYLEN, r->q->site, day, dim);
 }
@@ -1227,10 +1244,10 @@ static json_t *echo(const struct query *q)
     local_datetime(q->zone, q->to_day, (int)CLOCK_DAY_S - 1, to);
     json_object_set_new(o, "date_range", json_pack("[s,s]", from, to));
     json_object_set_new(o, "filters", q->filters_echo ? json_incref(q->filters_echo) : json_array());
-    if (q->dim >= 0) json_array_append_new(d, json_string(dims[q->dim].name));
+    if (q->dim >= 0) json_array_append_new(d, json_string(q->dim_name));
     json_object_set_new(o, "dimensions", d);
     for (size_t i = 0; i < q->norder; i++)
-        json_array_append_new(ord, json_pack("[s,s]", q->order[i].by_dim ? dims[q->dim].name
+        json_array_append_new(ord, json_pack("[s,s]", q->order[i].by_dim ? q->dim_name
                                              : metric_names[q->order[i].metric],
                                              q->order[i].desc ? "desc" : "asc"));
     json_object_set_new(o, "order_by", ord);

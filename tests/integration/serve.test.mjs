@@ -242,6 +242,24 @@ test('time on page and scroll depth per page, from the engagement sums; null whe
   }
 });
 
+test('event:props:<name>: a property\'s values by events, filtered on its own values', async () => {
+  const key = `fs:{${SITE}}:d:20240505:prop:plan`;
+  await redis.client.cmd('HSET', key, 'pro', 3, 'free', 1, 'team', 2);
+  const s = await startServe();
+  try {
+    const range = ['2024-05-05', '2024-05-05'];
+    assert.deepEqual(await rows(s.base, { metrics: ['events'], dimensions: ['event:props:plan'], date_range: range }),
+      [['pro', 3], ['team', 2], ['free', 1]]);
+    assert.deepEqual(await rows(s.base, { metrics: ['events'], dimensions: ['event:props:plan'], date_range: range,
+      filters: [['is_not', 'event:props:plan', ['free']]] }), [['pro', 3], ['team', 2]]);
+    assert.deepEqual(await rows(s.base, { metrics: ['events'], dimensions: ['event:props:size'], date_range: range }), []);
+    await refused(s.base, { metrics: ['visitors'], dimensions: ['event:props:plan'] }, /events per property value/);
+  } finally {
+    await s.stop();
+    await redis.client.cmd('DEL', key);
+  }
+});
+
 test('the response has Plausible\'s shape: results of metrics and dimensions, meta, the resolved query', async () => {
   const s = await startServe();
   try {

@@ -48,6 +48,8 @@ static void the_shapes_the_aggregates_hold_are_accepted(void **state)
     accepted(Q("\"metrics\":[\"pageviews\",\"visits\",\"events\"],\"dimensions\":[\"time:hour\"]"));
     accepted(Q("\"metrics\":[\"visitors\",\"pageviews\"],\"dimensions\":[\"event:page\"]"));
     accepted(Q("\"metrics\":[\"events\"],\"dimensions\":[\"event:name\"]"));
+    accepted(Q("\"metrics\":[\"events\"],\"dimensions\":[\"event:props:plan\"],"
+               "\"filters\":[[\"is_not\",\"event:props:plan\",[\"free\"]]],\"order_by\":[[\"event:props:plan\",\"asc\"]]"));
     accepted(Q("\"metrics\":[\"pageviews\",\"time_on_page\",\"scroll_depth\"],\"dimensions\":[\"event:page\"]"));
     accepted(Q("\"metrics\":[\"visits\"],\"dimensions\":[\"visit:utm_campaign\"],"
                "\"filters\":[[\"contains\",\"visit:utm_campaign\",[\"spring\"]]],"
@@ -126,7 +128,13 @@ static void what_the_aggregates_do_not_hold_is_refused_never_estimated(void **st
             "ordered by time only");
     refused(Q("\"metrics\":[\"visits\"],\"include\":{\"comparisons\":true}"), "not supported");
     refused(Q("\"metrics\":[\"visits\"],\"include\":{\"time_labels\":true}"), "requires a time dimension");
-    refused(Q("\"metrics\":[\"visits\"],\"dimensions\":[\"event:props:plan\"]"), "not aggregated yet");
+    refused(Q("\"metrics\":[\"visits\"],\"dimensions\":[\"event:props:plan\"]"),
+            "Metric `visits` cannot be queried with dimension `event:props:plan`");
+    refused(Q("\"metrics\":[\"events\"],\"dimensions\":[\"event:props:\"]"), "Invalid dimension");
+    refused(Q("\"metrics\":[\"events\"],\"filters\":[[\"is\",\"event:props:plan\",[\"pro\"]]]"),
+            "supported with dimension `event:props:plan` only");
+    refused(Q("\"metrics\":[\"events\"],\"dimensions\":[\"event:props:plan\"],"
+              "\"filters\":[[\"is\",\"event:props:size\",[\"L\"]]]"), "supported with dimension `event:props:size` only");
 }
 
 static void date_ranges_resolve_to_local_days(void **state)
