@@ -18,8 +18,9 @@
  * parse time, never estimated. What they hold (docs/aggregator.md,
  * "Statistics kept"): site totals per day (every metric), hour hashes
  * (pageviews, visits, events), one counter per member and day for each
- * breakdown (pageviews for pages, events for event names, visits for the
- * visit dimensions), per-page visitor HyperLogLogs for capped pages, and
+ * breakdown (pageviews for pages, events for event names and property
+ * values, visits for the visit dimensions), per-page visitor HyperLogLogs
+ * for capped pages, per-page engagement sums (time on page, scroll depth), and
  * per-entry-page cross breakdowns of the visit dimensions (bypage). Rows are
  * ranked with a bounded heap: a limit of 10 over 50,000 pages sorts 10.
  */
