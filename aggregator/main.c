@@ -3,7 +3,8 @@
  * Parses "-c FILE [-o section.key=value]... COMMAND [options]", loads the
  * config, builds the shared state (agg.h) and hands over to run (run.c),
  * report (report.c), purge (purge.c), forget (forget.c), consents
- * (consents.c) or audit (audit.c). Exit status:
+ * (consents.c), audit (audit.c) or serve (serve.c); token prints a new
+ * access token for serve. Exit status:
  * 0 ok, 1 runtime failure (Redis unreachable...), 2 usage or config error,
  * always with one line on stderr saying which.
  */
@@ -23,6 +24,8 @@
 #include "log.h"
 #include "purge.h"
 #include "report.h"
+#include "auth.h"
+#include "serve.h"
 
 #define MAX_OVERRIDES 64
 
@@ -44,7 +47,9 @@ static const char usage_text[] =
     "  consents --site S [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--receipt ID]\n"
     "         [--format json|csv]          export consent receipts for an auditor\n"
     "  audit [--site S] [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--format table|json]\n"
-    "                                     what was purged and erased (counts only)\n";
+    "                                     what was purged and erased (counts only)\n"
+    "  serve                              the dashboard and Stats API on serve.listen\n"
+    "  token [--site S]                   print a new access token and its serve.tokens entry\n";
 
 static int usage(const char *fmt, const char *arg)
 {
@@ -260,6 +265,35 @@ static int cmd_audit(struct agg *a, int argc, char **argv)
     return 0;
 }
 
+static int cmd_serve(struct agg *a, int argc, char **argv)
+{
+    if (argc > 0) return usage("serve: unknown option '%s'", argv[0]);
+    return serve_run(a);
+}
+
+/* The token goes to stdout once and is stored nowhere: only its hash goes
+ * into the config. */
+static int cmd_token(struct agg *a, int argc, char **argv)
+{
+    (void)a;
+    const char *site = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (is_opt(argv[i], "--site")) {
+            if (!(site = opt_value(argc, argv, &i, "--site")) || !*site || strpbrk(site, ", \t@"))
+                return usage("token: --site needs a site name%s", "");
+        } else {
+            return usage("token: unknown option '%s'", argv[i]);
+        }
+    }
+    char token[64], sha[65];
+    if (auth_token_generate(token, sha) < 0) {
+        fprintf(stderr, "fairstat-aggregator: token: no randomness from the OS\n");
+        return 1;
+    }
+    printf("%s\ntokens = sha256:%s%s%s\n", token, sha, site ? "@" : "", site ? site : "");
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     const char *conf = NULL;
@@ -281,7 +315,7 @@ int main(int argc, char **argv)
         }
     }
     if (!conf) return usage("-c FILE is required%s", "");
-    if (optind >= argc) return usage("a command is required: run, report, purge, forget, consents or audit%s", "");
+    if (optind >= argc) return usage("a command is required: run, report, purge, forget, consents, audit, serve or token%s", "");
     const char *cmd = argv[optind];
     int (*fn)(struct agg *, int, char **) = NULL;
     if (strcmp(cmd, "run") == 0) fn = cmd_run;
@@ -290,7 +324,9 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "forget") == 0) fn = cmd_forget;
     else if (strcmp(cmd, "consents") == 0) fn = cmd_consents;
     else if (strcmp(cmd, "audit") == 0) fn = cmd_audit;
-    else return usage("unknown command '%s' (run, report, purge, forget, consents, audit)", cmd);
+    else if (strcmp(cmd, "serve") == 0) fn = cmd_serve;
+    else if (strcmp(cmd, "token") == 0) fn = cmd_token;
+    else return usage("unknown command '%s' (run, report, purge, forget, consents, audit, serve, token)", cmd);
 
     char err[512];
     struct cfg *cfg = cfg_load(conf, overrides, n_over, err, sizeof err);

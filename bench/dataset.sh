@@ -4,7 +4,9 @@
 # straight into a private Redis with backdated stream ids by bench/gen_hits.c (built
 # against libcommon, so the entries are in the format common/ defines), folded by
 # `fairstat-aggregator run --once`; then Redis's memory and key count for the
-# aggregates, and the time of `report --format json` over 1, 7 and 30 days.
+# aggregates, the time of `report --format json` over 1, 7 and 30 days, and of
+# the Stats API (`serve`) over the 30 days: the top 10 pages, and a dashboard's
+# first paint data (bench/api.mjs).
 #
 # Knobs: BENCH_DATASET_HITS=10000000 BENCH_DATASET_DAYS=30 BENCH_DATASET_PATHS=50000
 #        BENCH_DATASET_VISITORS=20000 (per day) BENCH_DATASET_REPORTS=5 (runs per span)
@@ -95,6 +97,21 @@ for span in 1 7 30; do
     done
 done
 
+# The Stats API over the longest span: serve on a free port, one token.
+API_PORT=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+TOKEN=$("$AGG" -c "$TMP/fairstat.conf" token | head -1)
+$PIN_L "$AGG" -c "$TMP/fairstat.conf" -o "serve.listen=127.0.0.1:$API_PORT" \
+    -o "serve.tokens=sha256:$(printf %s "$TOKEN" | sha256sum | cut -c1-64)" serve 2> "$TMP/serve.log" &
+SERVE_PID=$!
+i=0
+until curl -fs "http://127.0.0.1:$API_PORT/healthz" >/dev/null 2>&1; do
+    i=$((i + 1)); [ $i -lt 100 ] || die "serve did not start: $(tail -3 "$TMP/serve.log")"; sleep 0.05
+done
+api_span=30; [ "$api_span" -le "$DAYS" ] || api_span=$DAYS
+node "$ROOT/bench/api.mjs" "http://127.0.0.1:$API_PORT" "$TOKEN" "$SITE" "$(date -u -d "-$api_span day" +%F)" "$yesterday" "$REPORTS" \
+    > "$TMP/api.out" || die "Stats API timing failed"
+kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null
+
 echo "large data set: $HITS raw hits over $DAYS days ($PATHS paths Zipf-like, $VPD visitors a day), one site, written by bench/gen_hits.c"
 echo "  fold (run --once):                $fold_s s, $(echo "$HITS $fold_s" | awk '{ printf "%.0f", $1 / $2 }') hits/s"
 echo "  raw hits in the stream:           $(echo "$mraw $m0 $HITS" | awk '{ printf "%.1f", ($1 - $2) / $3 }') bytes per hit (used_memory delta / hits)"
@@ -103,6 +120,12 @@ echo "  visit state (expiring):           $(echo "$mall $m1 $vdays" | awk '{ pri
 for span in 1 7 30; do
     [ -s "$TMP/rep.$span" ] || continue
     printf '  report --format json, %2d day(s):  %s s, median of %s\n' "$span" "$(median < "$TMP/rep.$span")" "$REPORTS"
+done
+for what in top10 firstpaint; do
+    label="Stats API, $api_span days, top 10 pages:"
+    [ "$what" = firstpaint ] && label="Stats API, $api_span days, first paint:"
+    printf '  %-34s%s s, median of %s\n' "$label" \
+        "$(awk -v w="$what" '$1 == w { for (i = 2; i <= NF; i++) print $i }' "$TMP/api.out" | median)" "$REPORTS"
 done
 if [ "$pv" = "$HITS" ]; then
     echo "  exactly once: the $DAYS-day report counts $pv pageviews for $HITS hits"

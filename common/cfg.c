@@ -215,8 +215,8 @@ struct key {
     const char *help;
 };
 
-/* Why a key is refused. When the feature lands, its rows drop .not_yet. */
-#define SERVE "the dashboard and Stats API arrive with the reports work"
+/* A key whose feature is missing has .not_yet saying why (none today); when the
+ * feature lands, its row drops .not_yet. */
 
 static const char *check_cookie_name(const char *v)
 {
@@ -234,6 +234,36 @@ static const char *check_sha256(const char *v)
     size_t n = strlen(v);
     if (n != 64 || strspn(v, "0123456789abcdefABCDEF") != n) return "not 64 hex digits";
     return NULL;
+}
+
+/* "sha256:HEX" or "sha256:HEX@SITE", HEX the 64 hex digits of a SHA-256. */
+static int sha256_ref_ok(const char *s, size_t n, int site_allowed)
+{
+    if (n < 7 + 64 || strncmp(s, "sha256:", 7) != 0) return 0;
+    for (size_t i = 7; i < 7 + 64; i++)
+        if (!isxdigit((unsigned char)s[i])) return 0;
+    if (n == 7 + 64) return 1;
+    return site_allowed && s[7 + 64] == '@' && n > 7 + 64 + 1;
+}
+
+/* serve.tokens: comma-separated sha256:HEX[@SITE], or file:PATH of a file
+ * holding them (a line holds 199 characters: two tokens); aggregator/auth.c
+ * reads them, and the file, when serve starts. */
+static const char *check_tokens(const char *v)
+{
+    if (strncmp(v, "file:", 5) == 0) return v[5] ? NULL : "file: needs a path";
+    while (*v) {
+        while (*v == ' ' || *v == '\t' || *v == ',') v++;
+        size_t n = strcspn(v, ", \t");
+        if (n && !sha256_ref_ok(v, n, 1)) return "each token must be sha256:<64 hex digits>[@site]";
+        v += n;
+    }
+    return NULL;
+}
+
+static const char *check_share(const char *v)
+{
+    return *v && !sha256_ref_ok(v, strlen(v), 0) ? "must be sha256:<64 hex digits> or empty" : NULL;
 }
 
 static const char *check_policy_version(const char *v)
@@ -381,10 +411,16 @@ static const struct key keys[] = {
      .max = "1000000", .help = "the same as max_members (either name sets it)"},
     {KEY("aggregator", "max_page_visitors", T_INT, aggregator.max_page_visitors, "500"), .min = "0",
      .max = "1000000", .help = "pages per day whose visitors are counted (one HyperLogLog each)"},
-    {KEY("serve", "listen", T_STR, serve.listen, "127.0.0.1:8090"), .not_yet = SERVE,
+    {KEY("serve", "listen", T_STR, serve.listen, "127.0.0.1:8090"),
      .help = "host:port of the dashboard and Stats API"},
-    {KEY("serve", "tokens", T_STR, serve.tokens, ""), .not_yet = SERVE,
+    {KEY("serve", "tokens", T_STR, serve.tokens, ""), .check = check_tokens,
      .help = "sha256:HEX[@SITE] of each accepted Bearer token"},
+    {KEY("serve", "cors_origins", T_ORIGINS, serve.cors_origins, ""), COUNT(serve.n_cors_origins),
+     .help = "Origin values allowed to call the Stats API from a browser; empty = no CORS"},
+    {KEY("serve", "secure_cookie", T_BOOL, serve.secure_cookie, "no"),
+     .help = "mark the dashboard's session cookie Secure (behind HTTPS)"},
+    {KEY("serve", "session_ttl", T_DUR, serve.session_ttl_s, "12h"), .min = "1m", .max = "30d",
+     .help = "how long a dashboard login lasts"},
 };
 
 static const struct choice consent_sources[] = {
@@ -421,6 +457,8 @@ static const struct key site_keys[] = {
      .help = "custom: the cookie holding the choice"},
     {SITE_KEY("consent_match", T_STR, consent_match, ""), .check = check_pattern,
      .help = "custom: a PCRE2 pattern the cookie must match"},
+    {SITE_KEY("share", T_STR, share, ""), .check = check_share,
+     .help = "sha256:HEX of this site's read-only share secret; empty = no share link"},
     {SITE_KEY("timezone", T_STR, timezone, NULL),
      .help = "time zone of this site's daily statistics; unset = aggregator.timezone"},
     {SITE_KEY("cookie", T_STR, cookie, ""), .check = check_site_cookie,

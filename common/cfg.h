@@ -62,6 +62,7 @@ struct cfg_site {
      * given. Every receipt of the site carries it. */
     char *policy_sha256;
     char *policy_file;          /* as given; "" = none */
+    char *share;                /* "sha256:HEX" of the read-only share secret; "" = none */
 };
 
 struct cfg_cidr {
@@ -134,9 +135,13 @@ struct cfg {
         int max_page_visitors;
     } aggregator;
 
-    struct {                    /* not yet */
-        char *listen;
-        char *tokens;
+    struct {
+        char *listen;           /* "127.0.0.1:8090" */
+        char *tokens;           /* "sha256:HEX[@SITE], ..." (checked at load) */
+        char **cors_origins;    /* empty: no CORS headers at all */
+        size_t n_cors_origins;
+        bool secure_cookie;
+        long session_ttl_s;
     } serve;
 
     struct cfg_site *sites;

@@ -43,13 +43,14 @@
 enum conn_state { C_READING, C_HANDLING, C_WRITING, C_LINGERING };
 
 enum header_id { H_NONE = -1, H_COOKIE, H_ORIGIN, H_USER_AGENT, H_CONTENT_TYPE,
-                 H_FORWARDED_FOR, H_ACCEPT_ENCODING, H_SEC_GPC, H_DNT, H_EXPECT, H_COUNT };
+                 H_FORWARDED_FOR, H_ACCEPT_ENCODING, H_SEC_GPC, H_DNT, H_EXPECT, H_AUTHORIZATION,
+                 H_COUNT };
 
 #define HEADER(name) {name, sizeof name - 1}
 static const struct { const char *name; size_t len; } header_names[H_COUNT] = {
     HEADER("cookie"), HEADER("origin"), HEADER("user-agent"), HEADER("content-type"),
     HEADER("x-forwarded-for"), HEADER("accept-encoding"), HEADER("sec-gpc"), HEADER("dnt"),
-    HEADER("expect"),
+    HEADER("expect"), HEADER("authorization"),
 };
 #undef HEADER
 
@@ -410,6 +411,7 @@ static void request_of(const struct http_parse *p, struct http_request *req)
     req->accept_encoding = p->headers[H_ACCEPT_ENCODING];
     req->sec_gpc = p->headers[H_SEC_GPC];
     req->dnt = p->headers[H_DNT];
+    req->authorization = p->headers[H_AUTHORIZATION];
     req->keep_alive = p->keepalive;
 }
 
@@ -734,8 +736,11 @@ const char *http_reason(int status)
     case 202: return "Accepted";
     case 204: return "No Content";
     case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
     case 304: return "Not Modified";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";

@@ -41,7 +41,7 @@ struct http_request {
     struct http_str query;      /* after '?', without it */
     struct http_str body;
     struct http_str cookie, origin, user_agent, content_type, forwarded_for,
-                    accept_encoding, sec_gpc, dnt;
+                    accept_encoding, sec_gpc, dnt, authorization;
     int keep_alive;             /* the client will send more on this connection */
     const struct sockaddr *peer;
     socklen_t peer_len;
