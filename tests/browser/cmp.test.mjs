@@ -398,3 +398,19 @@ test('Google Consent Mode: analytics_storage denied refuses a granted Cookiebot 
   }
   assert.equal(await xlen(site), 1, 'only the granted update stored');
 });
+
+test('GPC: fs-cmp.js sends nothing, whatever the consent manager granted', async () => {
+  const site = 'cookiebot.test';
+  const n0 = answersFor(site).length;
+  const v = await openPage(browser, {
+    init: () => Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', { get: () => true }),
+  });
+  opened.push(v.context);
+  await v.page.goto(`${base}/cookiebot/?statistics=true`);
+  // The pageview would have gone out while the script started.
+  await v.page.waitForFunction(() => window.fairstat && window.fairstat.track);
+  await v.page.evaluate(() => window.fairstat.track('Signup'));
+  assert.equal(v.rec.events.length, 0);
+  assert.equal(answersFor(site).length, n0);
+  assert.deepEqual(v.rec.errors, []);
+});
