@@ -15,7 +15,9 @@
 // The same source builds fs-cmp.js (build.mjs, __CMP__ true) for sites whose
 // consent manager decides: no banner, no texts, no consent cookie, always
 // external mode, and the beacons go through cmp.js. With __CMP__ false every
-// `__CMP__ ?` below folds away and fs.js is built as if it were not there.
+// `__CMP__` below folds away and fs.js is built as if it were not there.
+// esbuild folds the literal only, not a const made from it: hence the
+// `__CMP__ ||` spelled out beside `external` where a branch must go.
 
 import { TEXTS } from './texts.js';
 import { bannerOpen, host as bannerShown } from './banner.js';
