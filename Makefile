@@ -139,6 +139,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/fairstat $(DESTDIR)/etc/fairstat
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	[ ! -f js-snippet/dist/fs.js ] || install -m 644 js-snippet/dist/fs.js js-snippet/dist/fs.js.gz $(DESTDIR)$(PREFIX)/share/fairstat/
+	[ ! -f js-snippet/dist/fs-cmp.js ] || install -m 644 js-snippet/dist/fs-cmp.js js-snippet/dist/fs-cmp.js.gz $(DESTDIR)$(PREFIX)/share/fairstat/
 	install -m 644 config/*.service config/*.timer $(DESTDIR)$(PREFIX)/share/fairstat/ 2>/dev/null || true
 	[ -f $(DESTDIR)/etc/fairstat/fairstat.conf ] || install -m 640 config/fairstat.conf $(DESTDIR)/etc/fairstat/
 

@@ -127,15 +127,16 @@ static void handle_preflight(struct api *a, struct http_conn *c, const struct ht
     http_respond(c, 204, hdr, NULL, NULL, 0);
 }
 
-static void handle_snippet(struct api *a, struct http_conn *c, const struct http_request *r)
+static void handle_snippet(struct api *a, struct http_conn *c, const struct http_request *r,
+                           enum asset_snippet which)
 {
     int gzip = r->accept_encoding.p && memmem(r->accept_encoding.p, r->accept_encoding.n, "gzip", 4);
-    const struct asset *s = assets_snippet(gzip);
+    const struct asset *s = assets_snippet(which, gzip);
     if (!s) {
         api_reply_error(a, c, 404, "", "snippet not built");
         return;
     }
-    int zipped = s == assets_snippet(1) && s != assets_snippet(0);
+    int zipped = s == assets_snippet(which, 1) && s != assets_snippet(which, 0);
     http_respond(c, 200,
                  zipped ? "Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n"
                           "Cache-Control: public, max-age=3600\r\nAccess-Control-Allow-Origin: *\r\n"
@@ -246,7 +247,9 @@ void api_handle(struct http_conn *c, const struct http_request *r, void *arg)
     } else if (path_is(r, "/metrics") && (v == HTTP_VERB_GET || v == HTTP_VERB_HEAD)) {
         handle_metrics(c);
     } else if (path_is(r, "/fs.js") && (v == HTTP_VERB_GET || v == HTTP_VERB_HEAD)) {
-        handle_snippet(a, c, r);
+        handle_snippet(a, c, r, ASSET_FS);
+    } else if (path_is(r, "/fs-cmp.js") && (v == HTTP_VERB_GET || v == HTTP_VERB_HEAD)) {
+        handle_snippet(a, c, r, ASSET_FS_CMP);
     } else if (r->path.n >= 6 && memcmp(r->path.p, "/demo/", 6) == 0 && v == HTTP_VERB_GET) {
         handle_demo(a, c, r);
     } else if (path_is(r, "/demo")) {

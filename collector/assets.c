@@ -10,7 +10,9 @@
 #define DEMO_MAX (1 << 20)
 
 static char *root;
-static struct asset snippet, snippet_gz;
+/* The snippets, each with its gzip twin: [ASSET_FS] fs.js, [ASSET_FS_CMP] fs-cmp.js. */
+static const char *const snippet_names[ASSET_SNIPPETS] = {"fs.js", "fs-cmp.js"};
+static struct asset snippet[ASSET_SNIPPETS], snippet_gz[ASSET_SNIPPETS];
 
 static int read_file(const char *path, struct asset *out, size_t max)
 {
@@ -32,17 +34,19 @@ void assets_load(const char *dir)
     if (!dir || !*dir) return;
     root = strdup(dir);
     char path[4096];
-    snprintf(path, sizeof path, "%s/fs.js", dir);
-    if (read_file(path, &snippet, DEMO_MAX) < 0)
-        log_warn("snippet %s not found: /fs.js will answer 404 (run make)", path);
-    snprintf(path, sizeof path, "%s/fs.js.gz", dir);
-    read_file(path, &snippet_gz, DEMO_MAX);
+    for (int i = 0; i < ASSET_SNIPPETS; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, snippet_names[i]);
+        if (read_file(path, &snippet[i], DEMO_MAX) < 0)
+            log_warn("snippet %s not found: /%s will answer 404 (run make)", path, snippet_names[i]);
+        snprintf(path, sizeof path, "%s/%s.gz", dir, snippet_names[i]);
+        read_file(path, &snippet_gz[i], DEMO_MAX);
+    }
 }
 
-const struct asset *assets_snippet(int gzip)
+const struct asset *assets_snippet(enum asset_snippet which, int gzip)
 {
-    if (gzip && snippet_gz.data) return &snippet_gz;
-    return snippet.data ? &snippet : NULL;
+    if (gzip && snippet_gz[which].data) return &snippet_gz[which];
+    return snippet[which].data ? &snippet[which] : NULL;
 }
 
 static const char *type_of(const char *path)

@@ -11,9 +11,19 @@
 //
 // Every byte ships to every visitor and the build fails above 2,048 bytes
 // gzipped, hence the terse style; esbuild shortens the names.
+//
+// The same source builds fs-cmp.js (build.mjs, __CMP__ true) for sites whose
+// consent manager decides: no banner, no texts, no consent cookie, always
+// external mode, and the beacons go through cmp.js. With __CMP__ false every
+// `__CMP__` below folds away and fs.js is built as if it were not there.
+// esbuild folds the literal only, not a const made from it: hence the
+// `__CMP__ ||` spelled out beside `external` where a branch must go.
 
 import { TEXTS } from './texts.js';
 import { bannerOpen, host as bannerShown } from './banner.js';
+import { cmpStart, cmpSend } from './cmp.js';
+
+/* global __CMP__ */
 
 const FILES = 'pdf|zip|csv|xlsx?|docx?|pptx?';
 
@@ -28,14 +38,14 @@ function start(script, preset) {
 
   const api = data('api') || new URL(script.src).origin;
   const domain = data('domain') || loc.hostname;
-  const external = data('consent') == 'external';
+  const external = __CMP__ || data('consent') == 'external';
   const filesAttr = data('track-files');
   const files = filesAttr != null && RegExp('\\.(' + (filesAttr || FILES) + ')$', 'i');
   const outbound = data('track-outbound') != null;
   // The browser says no (Global Privacy Control, Do Not Track): never send, never ask.
   const refused = nav.globalPrivacyControl || nav.doNotTrack == 1;
-  let lang = (data('lang') || d.documentElement.lang).slice(0, 2);
-  const t = TEXTS[lang] || TEXTS[lang = 'en'];
+  let lang = __CMP__ || (data('lang') || d.documentElement.lang).slice(0, 2);
+  const t = __CMP__ || TEXTS[lang] || TEXTS[lang = 'en'];
 
   // --------------------------------------------------------------- state
 
@@ -56,9 +66,9 @@ function start(script, preset) {
     pageview();
   };
 
-  const show = () => bannerOpen(data, lang, t, choice, choose);
+  const show = __CMP__ ? 0 : () => bannerOpen(data, lang, t, choice, choose);
   // In external mode the site's consent manager owns the settings.
-  const settings = () => external || show(consentUrl += '&method=settings');
+  const settings = () => __CMP__ || external || show(consentUrl += '&method=settings');
 
   // Accepting starts beacons once the collector has set its cookie; declining
   // stops them at once. Withdrawing an earlier accept first erases what the
@@ -78,6 +88,11 @@ function start(script, preset) {
   // collector takes a visit's source from its first event.
   function send(name, props) {
     const path = '/api/event';
+    // fs-cmp.js: cmp.js adds the consent manager's signals and holds the
+    // beacon until the manager has answered.
+    if (__CMP__)
+      return allowed && cmpSend({ domain, name, url: loc.href, referrer: d.referrer, props },
+        (body) => nav.sendBeacon(api + path, body) || request('POST', path, body));
     const body = JSON.stringify({ domain, name, url: loc.href, referrer: d.referrer, props });
     allowed && (nav.sendBeacon(api + path, body) || request('POST', path, body));
   }
@@ -119,15 +134,18 @@ function start(script, preset) {
     openSettings: settings,
     // Overrides any of the texts: {title, text, policy, accept, reject}.
     texts: (o) => {
-      Object.assign(t, o);
-      bannerShown && show();
+      if (!__CMP__) {
+        Object.assign(t, o);
+        bannerShown && show();
+      }
     },
   };
+  __CMP__ && cmpStart();
   w.fairstat.texts(preset.texts);
 
   // ------------------------------------------------------------- startup
 
-  if (external) {
+  if (__CMP__ || external) {
     // The site's consent manager decides; the collector reads its cookie.
     setChoice(true);
   } else {
