@@ -16,6 +16,7 @@
 #   BENCH_DRAIN_REALISTIC=1   the aggregator's drain on hits the realistic load stored (0 = skip)
 #   BENCH_DRAIN=0         skip bench/drain.sh (the aggregator's drain rate; runs last if present)
 #   BENCH_ERASE=0         skip bench/erase.mjs (GET/DELETE /consent cost by backlog)
+#   BENCH_FLOOD=0         skip bench/flood.mjs (aggregates of one hostile site-day)
 #   BENCH_DATASET=0       skip bench/dataset.sh (aggregate memory and report times; BENCH_DATASET_HITS)
 #   BENCH_KEEP=1          keep the temp dir (configs, logs, raw wrk output) for a post-mortem
 #   SERVER_CPU=0 LOAD_CPU=1   cores for the servers and for wrk + redis
@@ -781,6 +782,13 @@ if [ "${BENCH_ERASE:-1}" = 1 ] && [ -f "$ROOT/bench/erase.mjs" ]; then
     say "bench: bench/erase.mjs"
     { echo ""; echo "GET / DELETE /consent, Redis time of one call by backlog (bench/erase.mjs):"; } >> "$TMP/summary"
     node "$ROOT/bench/erase.mjs" 2>&1 | sed 's/^/  /' >> "$TMP/summary"
+fi
+
+# ---------------------------------------------------------------- hostile site-day (bench/flood.mjs)
+if [ "${BENCH_FLOOD:-1}" = 1 ] && [ -f "$ROOT/bench/flood.mjs" ]; then
+    stop_all
+    say "bench: bench/flood.mjs"
+    { echo ""; node "$ROOT/bench/flood.mjs" 100000 2>&1; } >> "$TMP/summary"
 fi
 
 # ---------------------------------------------------------------- large data set (bench/dataset.sh)
