@@ -852,6 +852,7 @@ static int chain_walk(struct archive *ar, const char *site, int decrypt_all, int
     unsigned char prev[HASH_LEN];
     memcpy(prev, c.marker.present ? c.marker.head : zero_hash, HASH_LEN);
     int rc = 0;
+    char first[ARCHIVE_ERRLEN] = "";
     for (size_t i = c.first; i < c.files.n; i++) {
         const char *name = c.files.v[i];
         struct file_state st;
@@ -867,6 +868,7 @@ static int chain_walk(struct archive *ar, const char *site, int decrypt_all, int
             }
             if (out) fprintf(out, "%s\n", ar->err);
             if (breaks) (*breaks)++;
+            if (rc == 0) snprintf(first, sizeof first, "%s", ar->err);
             rc = -1;
             if (!out) break;
             memcpy(prev, st.head, HASH_LEN);
@@ -889,12 +891,14 @@ static int chain_walk(struct archive *ar, const char *site, int decrypt_all, int
         if (in_range && scan_records(ar, name, site, st.records, from_ms, to_ms, fn, arg) < 0) {
             if (out) fprintf(out, "%s\n", ar->err);
             if (breaks) (*breaks)++;
+            if (rc == 0) snprintf(first, sizeof first, "%s", ar->err);
             rc = -1;
             if (!out) break;
         }
         memcpy(prev, st.head, HASH_LEN);
     }
     names_free(&c.files);
+    if (rc < 0) snprintf(ar->err, sizeof ar->err, "%s", first);  /* the first break, not the last */
     return rc;
 }
 
