@@ -12,10 +12,12 @@ import { mkdtempSync, writeFileSync, readFileSync, readdirSync, statSync, cpSync
   rmSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startRedis, startCollector, run, BIN, FIREFOX } from '../lib/harness.mjs';
+import { spawn } from 'node:child_process';
+import { startRedis, startCollector, run, BIN, FIREFOX, waitFor } from '../lib/harness.mjs';
 
 const AGG = BIN('fairstat-aggregator');
 const A = 'a.test';
+const B = 'b.test';
 const UA = FIREFOX + ' archive-test-ua';
 const IP = '203.0.113.91';
 const KEY = 'k1:' + Buffer.alloc(32, 7).toString('base64');
@@ -28,7 +30,7 @@ before(async () => {
   redis = await startRedis();
   col = await startCollector(redis, {
     sections: { collector: { trusted_proxies: '127.0.0.1/32' } },
-    sites: { [A]: { origins: 'https://a.test', cookie_domain: A } },
+    sites: { [A]: { origins: 'https://a.test', cookie_domain: A }, [B]: { origins: 'https://b.test' } },
   });
   work = mkdtempSync(path.join(tmpdir(), 'fs-archive-'));
   archiveDir = path.join(work, 'archive');
@@ -196,4 +198,23 @@ test('purge drops expired archive files with an audit record, and the chain stil
   assert.match(v.stdout, /archive ok: 1 files, 3 records/);
   const after_ = JSON.parse((await agg({}, 'consents', '--site', A, '--format', 'json')).stdout).receipts;
   assert.deepEqual(after_, JSON.parse(before_json).receipts.filter((r) => r.record_id !== OLD_ID));
+});
+
+test('the daemon archives on its timer (first at start)', async () => {
+  const dir = path.join(work, 'daemon');
+  await redis.client.cmd('XADD', `fs:{${B}}:consent`, '1706745600000-0', 'id', 'b-old', 'a', 'deny', 'an', '0',
+    'pv', '1', 't', '1706745600000', 'sv', '1', 'm', 'banner', 'ps', '');
+  const proc = spawn(AGG, ['-c', col.conf, '-o', `archive.dir=${dir}`, '-o', `archive.key=file:${keyFile}`,
+    '-o', 'aggregator.archive_interval=1h', 'run'], { stdio: 'ignore' });
+  try {
+    await waitFor('the daemon archived b.test', async () =>
+      (await redis.client.cmd('XLEN', `fs:{${B}}:consent`)) === 0);
+  } finally {
+    proc.kill('SIGTERM');
+    await new Promise((r) => (proc.exitCode !== null ? r() : proc.once('exit', r)));
+  }
+  assert.deepEqual(readdirSync(dir), ['b.test.2024-02.fsa']);
+  const c = await agg({ dir }, 'consents', '--site', B, '--format', 'json');
+  assert.equal(c.code, 0, c.stderr);
+  assert.deepEqual(JSON.parse(c.stdout).receipts.map((r) => [r.receipt_id, r.action]), [['b-old', 'deny']]);
 });
