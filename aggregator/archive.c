@@ -872,7 +872,7 @@ static int chain_walk(struct archive *ar, const char *site, int decrypt_all, int
         const char *name = c.files.v[i];
         struct file_state st;
         int src = scan_structure(ar, name, site, prev, &st);
-        if (src < 0 && !(st.unsealed && st.has_head && !strict)) {
+        if (src < 0 && !(st.unsealed && !strict)) {
             /* A head that does not match its records: the records say
              * more precisely where (the first that fails to authenticate). */
             if (decrypt_all && !st.unsealed && st.frames_records) {
@@ -965,7 +965,7 @@ int archive_last_id(struct archive *ar, const char *site, char out[48])
      * needs the chain: walk the heads (pass 1 only). */
     for (size_t i = c.first; i < c.files.n && rc == 0; i++) {
         struct file_state st;
-        if (scan_structure(ar, c.files.v[i], site, prev, &st) < 0 && !(st.unsealed && st.has_head)) rc = -1;
+        if (scan_structure(ar, c.files.v[i], site, prev, &st) < 0 && !st.unsealed) rc = -1;
         else if (st.has_head) snprintf(out, 48, "%s", st.last_id);
         memcpy(prev, st.head, HASH_LEN);
     }

@@ -85,6 +85,15 @@ static int cmd_run(struct agg *a, int argc, char **argv)
         if (strcmp(argv[i], "--once") == 0) once = 1;
         else return usage("run: unknown option '%s'", argv[i]);
     }
+    /* A broken archive setting is a config error at start, not a failure
+     * on every timer. */
+    struct archive *ar;
+    char err[ARCHIVE_ERRLEN];
+    if (archive_from_cfg(a->cfg, &ar, err, sizeof err) < 0) {
+        fprintf(stderr, "fairstat-aggregator: %s\n", err);
+        return 2;
+    }
+    archive_free(ar);
     return agg_run(a, once);
 }
 

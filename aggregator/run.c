@@ -415,7 +415,13 @@ int agg_run(struct agg *a, int once)
             next_purge = now + interval_ms;
         }
         if (!once && archive_ms > 0 && now >= next_archive) {
-            if (archive_run(a, now, NULL) < 0) goto fail;
+            /* An archive that cannot be written (disk full, a broken
+             * chain) must not stop the counting: the receipts wait in
+             * Redis, and the next turn tries again. */
+            if (archive_run(a, now, NULL) < 0) {
+                if (!a->rc) goto fail;
+                log_error("archive: %s; receipts stay in Redis, next try in %ld s", a->err, archive_ms / 1000);
+            }
             next_archive = now + archive_ms;
         }
         size_t got, waiting = 0;

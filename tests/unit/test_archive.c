@@ -349,6 +349,26 @@ static void an_interrupted_run_is_reported_and_recovered(void **state)
     assert_int_equal(verify(f), 0);
 }
 
+static void a_new_file_cut_before_its_first_head_reads_as_empty(void **state)
+{
+    struct fx *f = *state;
+    size_t n, off[16], len[16];
+    char t[16];
+    unsigned char *b = slurp(path(f, FEB), &n);
+    assert_int_equal(frames(b, n, off, len, t), 3);
+    spit(path(f, "a.test.2024-03.fsa"), b, off[0] + len[0]);     /* magic and one record */
+    free(b);
+    check_break(f, "a.test.2024-03.fsa", "unsealed");
+    struct collect c = {json_array()};
+    assert_int_equal(archive_read(f->ar, "a.test", 0, INT64_MAX, collect, &c), 0);
+    assert_int_equal(json_array_size(c.list), 5);
+    json_decref(c.list);
+    struct consent_record next[] = {rec("1709251200000-0", T_FEB + 29LL * 86400000, "grant")};
+    assert_int_equal(archive_append(f->ar, "a.test", next, 1, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(verify(f), 0);
+}
+
 static void purge_drops_expired_files_and_the_chain_still_holds(void **state)
 {
     struct fx *f = *state;
@@ -403,6 +423,7 @@ int main(void)
         T(a_removed_file_is_reported),
         T(a_cut_tail_is_reported),
         T(an_interrupted_run_is_reported_and_recovered),
+        T(a_new_file_cut_before_its_first_head_reads_as_empty),
         T(purge_drops_expired_files_and_the_chain_still_holds),
         T(key_files_refuse_bad_lines),
     };
