@@ -844,7 +844,8 @@ struct chain {
 static int chain_load(struct archive *ar, const char *site, struct chain *c)
 {
     memset(c, 0, sizeof *c);
-    if (site_enc(site, c->enc, sizeof c->enc - 16) < 0) return fail(ar, "bad site name for the archive");
+    /* A name too long to be a file name part has no files: nothing to read. */
+    if (site_enc(site, c->enc, sizeof c->enc - 16) < 0) return 0;
     if (read_marker(ar, c->enc, site, &c->marker) < 0 || list_files(ar, c->enc, &c->files) < 0) return -1;
     while (c->marker.present && c->first < c->files.n && strcmp(c->files.v[c->first], c->marker.through) <= 0)
         c->first++;                     /* purged, the unlink interrupted: purge ends it */
@@ -931,15 +932,22 @@ int archive_verify(struct archive *ar, FILE *out, long *files, long *records)
     if (list_files(ar, NULL, &all) < 0) return -1;
     int breaks = 0;
     char first_err[ARCHIVE_ERRLEN] = "";
-    const char *done = NULL;            /* the site walked last, its files are next to each other */
-    size_t done_n = 0;
+    const size_t tail = 1 + 7 + strlen(SUFFIX);
     for (size_t i = 0; i < all.n; i++) {
-        size_t n = strlen(all.v[i]) - (1 + 7 + strlen(SUFFIX));
-        if (done && done_n == n && strncmp(done, all.v[i], n) == 0) continue;
-        done = all.v[i];
-        done_n = n;
+        size_t n = strlen(all.v[i]) - tail, j;
+        /* Each site once, at its first file (sorting may interleave the
+         * files of "a" and "a.b"). */
+        for (j = 0; j < i; j++)
+            if (strlen(all.v[j]) - tail == n && strncmp(all.v[j], all.v[i], n) == 0) break;
+        if (j < i) continue;
         char site[NAME_MAX_LEN];
-        if (site_dec(all.v[i], n, site, sizeof site) < 0) continue;
+        if (site_dec(all.v[i], n, site, sizeof site) < 0) {
+            fail(ar, "%s/%s: not a site's archive file name", ar->dir, all.v[i]);
+            if (out) fprintf(out, "%s\n", ar->err);
+            if (!first_err[0]) snprintf(first_err, sizeof first_err, "%s", ar->err);
+            breaks++;
+            continue;
+        }
         int before = breaks;
         chain_walk(ar, site, 1, INT64_MIN, INT64_MAX, NULL, NULL, 1, files, records, out, &breaks);
         if (breaks > before && !first_err[0]) snprintf(first_err, sizeof first_err, "%s", ar->err);
@@ -1297,9 +1305,14 @@ static int archive_site(struct agg *a, struct archive *ar, const char *site, int
                         long *moved)
 {
     char key[320], start[64] = "-", end[32];
+    char enc[NAME_MAX_LEN - 16];
     *moved = 0;
     if (cutoff_ms <= 0) return 0;
     if (keys_consent(key, sizeof key, site) < 0) return 0;
+    if (site_enc(site, enc, sizeof enc) < 0) {
+        log_warn("archive: site name too long for a file name, its receipts stay in Redis: %.80s", site);
+        return 0;
+    }
     snprintf(end, sizeof end, "%lld", (long long)cutoff_ms - 1);
     struct consent_record *recs = malloc(PAGE * sizeof *recs);
     char (*ids)[48] = malloc(PAGE * sizeof *ids);
