@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "agg.h"
+#include "archive.h"
 #include "clock.h"
 #include "keys.h"
 #include "log.h"
@@ -24,7 +25,7 @@ static void copy(char *dst, size_t cap, const redisReply *v)
 
 /* One stream entry [id, [field, value, ...]] as a record. 0, or -1 when it is
  * not a receipt (no id, action or time; a value too long for its field). */
-static int parse_entry(const redisReply *e, struct consent_record *rec)
+int consents_parse_entry(const redisReply *e, struct consent_record *rec)
 {
     memset(rec, 0, sizeof *rec);
     if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING ||
@@ -73,7 +74,7 @@ static int parse_entry(const redisReply *e, struct consent_record *rec)
 /* Receipts in Redis, by their time (the t field; the stream id is the time
  * Redis took them, within ms of it). */
 static int read_redis(struct agg *a, const char *site, int64_t from_ms, int64_t to_ms,
-                      consents_fn fn, void *arg)
+                      const char *after_id, consents_fn fn, void *arg)
 {
     char key[320], start[48], end[32];
     if (keys_consent(key, sizeof key, site) < 0) {
@@ -100,11 +101,12 @@ static int read_redis(struct agg *a, const char *site, int64_t from_ms, int64_t 
         size_t n = r->elements;
         for (size_t i = 0; i < n; i++) {
             struct consent_record rec;
-            if (parse_entry(r->element[i], &rec) < 0) {
+            if (consents_parse_entry(r->element[i], &rec) < 0) {
                 skipped++;
                 continue;
             }
             if (rec.t_ms < from_ms || rec.t_ms >= to_ms) continue;
+            if (after_id[0] && archive_id_cmp(rec.record_id, after_id) <= 0) continue;
             if (fn(&rec, arg) < 0) {
                 freeReplyObject(r);
                 return -1;
@@ -126,8 +128,23 @@ int consents_read(struct agg *a, const char *site, int64_t from_ms, int64_t to_m
                   consents_fn fn, void *arg)
 {
     a->err[0] = '\0';
-    /* The archive of older receipts, when it exists, is read here first. */
-    return read_redis(a, site, from_ms, to_ms, fn, arg);
+    /* The archive of older receipts first. A receipt archived and not yet
+     * deleted from Redis (a run interrupted between the two) is shown once:
+     * Redis is read past the newest archived id. */
+    struct archive *ar;
+    char err[ARCHIVE_ERRLEN], last_id[48] = "";
+    if (archive_from_cfg(a->cfg, &ar, err, sizeof err) < 0) {
+        snprintf(a->err, sizeof a->err, "%.250s", err);
+        return -1;
+    }
+    if (ar) {
+        int rc = archive_read(ar, site, from_ms, to_ms, fn, arg);
+        if (rc == 0) rc = archive_last_id(ar, site, last_id);
+        if (rc < 0 && !a->err[0]) snprintf(a->err, sizeof a->err, "archive: %.240s", archive_error(ar));
+        archive_free(ar);
+        if (rc < 0) return -1;
+    }
+    return read_redis(a, site, from_ms, to_ms, last_id, fn, arg);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -18,6 +18,7 @@
 #ifndef FAIRSTAT_CONSENTS_H
 #define FAIRSTAT_CONSENTS_H
 
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,6 +44,10 @@ struct consent_record {
  * reader then returns -1 and leaves a->err as the callback set it). rec
  * lives for the call. */
 typedef int (*consents_fn)(const struct consent_record *rec, void *arg);
+
+/* A stream entry [id, [field, value, ...]] of fs:{S}:consent as a record.
+ * 0, or -1 when it is not a receipt. */
+int consents_parse_entry(const redisReply *e, struct consent_record *rec);
 
 /* Every receipt of site with from_ms <= t_ms < to_ms, oldest first. 0, or -1
  * with a->err set. */

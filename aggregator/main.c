@@ -2,7 +2,7 @@
  *
  * Parses "-c FILE [-o section.key=value]... COMMAND [options]", loads the
  * config, builds the shared state (agg.h) and hands over to run (run.c),
- * report (report.c), purge (purge.c), forget (forget.c), consents
+ * report (report.c), purge (purge.c), archive (archive.c), forget (forget.c), consents
  * (consents.c), audit (audit.c) or serve (serve.c); token prints a new
  * access token for serve. Exit status:
  * 0 ok, 1 runtime failure (Redis unreachable...), 2 usage or config error,
@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "agg.h"
+#include "archive.h"
 #include "audit.h"
 #include "cfg.h"
 #include "clock.h"
@@ -43,6 +44,8 @@ static const char usage_text[] =
     "  report --site S [--from YYYY-MM-DD] [--to YYYY-MM-DD | --period day|7d|30d|month|12mo]\n"
     "         [--format table|json|csv|html] [--limit N] [--other]\n"
     "  purge [--dry-run] [--as-of RFC3339]   enforce the retention limits\n"
+    "  archive [--verify] [--as-of RFC3339]  move old consent receipts to the encrypted archive\n"
+    "                                     (--verify: check every archive file and chain)\n"
     "  forget --receipt ID [--site S]     erase a visitor's buffered hits\n"
     "  consents --site S [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--receipt ID]\n"
     "         [--format json|csv]          export consent receipts for an auditor\n"
@@ -82,6 +85,15 @@ static int cmd_run(struct agg *a, int argc, char **argv)
         if (strcmp(argv[i], "--once") == 0) once = 1;
         else return usage("run: unknown option '%s'", argv[i]);
     }
+    /* A broken archive setting is a config error at start, not a failure
+     * on every timer. */
+    struct archive *ar;
+    char err[ARCHIVE_ERRLEN];
+    if (archive_from_cfg(a->cfg, &ar, err, sizeof err) < 0) {
+        fprintf(stderr, "fairstat-aggregator: %s\n", err);
+        return 2;
+    }
+    archive_free(ar);
     return agg_run(a, once);
 }
 
@@ -167,6 +179,29 @@ static int cmd_purge(struct agg *a, int argc, char **argv)
     }
     if (agg_discover(a) < 0 || purge_run(a, as_of, dry, stdout) < 0) {
         fprintf(stderr, "fairstat-aggregator: purge: %s\n", a->err);
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_archive(struct agg *a, int argc, char **argv)
+{
+    int verify = 0;
+    int64_t as_of = clock_now_ms();
+    for (int i = 0; i < argc; i++) {
+        const char *v;
+        if (strcmp(argv[i], "--verify") == 0) {
+            verify = 1;
+        } else if (is_opt(argv[i], "--as-of")) {
+            if (!(v = opt_value(argc, argv, &i, "--as-of")) || clock_parse_rfc3339(v, &as_of) < 0)
+                return usage("archive: --as-of needs an RFC 3339 time (2024-05-01T00:00:00Z), got '%s'", v ? v : "");
+        } else {
+            return usage("archive: unknown option '%s'", argv[i]);
+        }
+    }
+    int rc = verify ? archive_run_verify(a, stdout) : agg_discover(a) < 0 ? -1 : archive_run(a, as_of, stdout);
+    if (rc < 0) {
+        fprintf(stderr, "fairstat-aggregator: archive: %s\n", a->err);
         return 1;
     }
     return 0;
@@ -315,18 +350,19 @@ int main(int argc, char **argv)
         }
     }
     if (!conf) return usage("-c FILE is required%s", "");
-    if (optind >= argc) return usage("a command is required: run, report, purge, forget, consents, audit, serve or token%s", "");
+    if (optind >= argc) return usage("a command is required: run, report, purge, archive, forget, consents, audit, serve or token%s", "");
     const char *cmd = argv[optind];
     int (*fn)(struct agg *, int, char **) = NULL;
     if (strcmp(cmd, "run") == 0) fn = cmd_run;
     else if (strcmp(cmd, "report") == 0) fn = cmd_report;
     else if (strcmp(cmd, "purge") == 0) fn = cmd_purge;
     else if (strcmp(cmd, "forget") == 0) fn = cmd_forget;
+    else if (strcmp(cmd, "archive") == 0) fn = cmd_archive;
     else if (strcmp(cmd, "consents") == 0) fn = cmd_consents;
     else if (strcmp(cmd, "audit") == 0) fn = cmd_audit;
     else if (strcmp(cmd, "serve") == 0) fn = cmd_serve;
     else if (strcmp(cmd, "token") == 0) fn = cmd_token;
-    else return usage("unknown command '%s' (run, report, purge, forget, consents, audit, serve, token)", cmd);
+    else return usage("unknown command '%s' (run, report, purge, archive, forget, consents, audit, serve, token)", cmd);
 
     char err[512];
     struct cfg *cfg = cfg_load(conf, overrides, n_over, err, sizeof err);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "agg.h"
+#include "archive.h"
 #include "keys.h"
 #include "log.h"
 
@@ -335,6 +336,9 @@ int purge_run(struct agg *a, int64_t as_of_ms, int dry_run, FILE *out)
     if (scan_select(a, pattern, dry_run, &salts, select_salt, &as_of_ms) < 0) goto out;
     total += salts;
     if (out) fprintf(out, "salts: %s%lld\n", dry_run ? "would remove " : "removed ", salts);
+    /* Whole archive files past retention.consent_receipts, each site's with
+     * its own archive_purge audit record. */
+    if (archive_run_purge(a, as_of_ms, dry_run, out) < 0) goto out;
     if (!dry_run) {
         if (audit(a, as_of_ms, per, salts) < 0) goto out;
         if (total) log_info("purge as of %s removed %lld items", asof, total);

@@ -9,7 +9,8 @@
  * while it is quiet. Sites another aggregator holds are looked
  * at again when their lease would have run out. Every few seconds it rescans
  * for new sites and, every aggregator.purge_interval, runs the retention
- * purge. Any connection error drops the connection and retries with backoff;
+ * purge; every aggregator.archive_interval it moves old consent receipts to
+ * the archive (archive.h; nothing when archive.dir is empty). Any connection error drops the connection and retries with backoff;
  * nothing is lost, because the cursor moves only with the counting.
  * SIGTERM/SIGINT are noticed between batches: the batch in hand is applied,
  * then the loop ends (a blocked read returns within block_ms).
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "agg.h"
+#include "archive.h"
 #include "fold.h"
 #include "keys.h"
 #include "log.h"
@@ -394,8 +396,9 @@ int agg_run(struct agg *a, int once)
 {
     long backoff = 100;
     int failures = 0;
-    int64_t next_discover = 0, next_purge = 0;
+    int64_t next_discover = 0, next_purge = 0, next_archive = 0;
     long interval_ms = a->cfg->aggregator.purge_interval_s * 1000;
+    long archive_ms = a->cfg->aggregator.archive_interval_s * 1000;
     log_info("consumer %s, %s", a->consumer, once ? "draining once" : "running");
     while (!agg_stopping(a)) {
         if (!a->rc) {
@@ -410,6 +413,16 @@ int agg_run(struct agg *a, int once)
         if (!once && interval_ms > 0 && now >= next_purge) {
             if (purge_run(a, now, 0, NULL) < 0) goto fail;
             next_purge = now + interval_ms;
+        }
+        if (!once && archive_ms > 0 && now >= next_archive) {
+            /* An archive that cannot be written (disk full, a broken
+             * chain) must not stop the counting: the receipts wait in
+             * Redis, and the next turn tries again. */
+            if (archive_run(a, now, NULL) < 0) {
+                if (!a->rc) goto fail;
+                log_error("archive: %s; receipts stay in Redis, next try in %ld s", a->err, archive_ms / 1000);
+            }
+            next_archive = now + archive_ms;
         }
         size_t got, waiting = 0;
         if (fold_all(a, &got, once ? &waiting : NULL) < 0) goto fail;

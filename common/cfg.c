@@ -246,6 +246,13 @@ static int sha256_ref_ok(const char *s, size_t n, int site_allowed)
     return site_allowed && s[7 + 64] == '@' && n > 7 + 64 + 1;
 }
 
+/* archive.key: file:PATH; aggregator/archive.c reads the file when it runs. */
+static const char *check_archive_key(const char *v)
+{
+    if (!*v) return NULL;
+    return strncmp(v, "file:", 5) == 0 && v[5] ? NULL : "must be file:PATH";
+}
+
 /* serve.tokens: comma-separated sha256:HEX[@SITE], or file:PATH of a file
  * holding them (a line holds 199 characters: two tokens); aggregator/auth.c
  * reads them, and the file, when serve starts. */
@@ -394,12 +401,16 @@ static const struct key keys[] = {
      .help = "statistics older than this are deleted"},
     {KEY("retention", "consent_receipts", T_DUR, retention.consent_receipts_s, "5y"),
      .help = "consent receipts older than this are deleted"},
+    {KEY("retention", "consent_hot", T_DUR, retention.consent_hot_s, "30d"), .min = "1m",
+     .help = "receipts older than this move from Redis to the archive (when archive.dir is set)"},
     {KEY("aggregator", "batch", T_INT, aggregator.batch, "20000"), .min = "1", .max = "100000",
      .help = "raw hits folded per atomic step"},
     {KEY("aggregator", "block_ms", T_MS, aggregator.block_ms, "2000"),
      .help = "how long one read blocks waiting for hits"},
     {KEY("aggregator", "purge_interval", T_DUR, aggregator.purge_interval_s, "1h"),
      .help = "how often the daemon purges; 0 = never"},
+    {KEY("aggregator", "archive_interval", T_DUR, aggregator.archive_interval_s, "1h"),
+     .help = "how often the daemon archives receipts; 0 = never"},
     {KEY("aggregator", "timezone", T_STR, aggregator.timezone, "UTC"),
      .help = "time zone of the daily statistics"},
     {KEY("aggregator", "min_visitors", T_INT, aggregator.min_visitors, "0"),
@@ -411,6 +422,10 @@ static const struct key keys[] = {
      .max = "1000000", .help = "the same as max_members (either name sets it)"},
     {KEY("aggregator", "max_page_visitors", T_INT, aggregator.max_page_visitors, "500"), .min = "0",
      .max = "1000000", .help = "pages per day whose visitors are counted (one HyperLogLog each)"},
+    {KEY("archive", "dir", T_STR, archive.dir, ""),
+     .help = "directory of the encrypted receipt archive; empty = no archive"},
+    {KEY("archive", "key", T_STR, archive.key, ""), .check = check_archive_key,
+     .help = "file:PATH of the archive keys, lines KEYID:BASE64(32 bytes), current first"},
     {KEY("serve", "listen", T_STR, serve.listen, "127.0.0.1:8090"),
      .help = "host:port of the dashboard and Stats API"},
     {KEY("serve", "tokens", T_STR, serve.tokens, ""), .check = check_tokens,

@@ -123,17 +123,24 @@ struct cfg {
         long raw_max_age_s;
         long aggregates_s;
         long consent_receipts_s;
+        long consent_hot_s;     /* receipts older than this go to the archive */
     } retention;
 
     struct {
         int batch;
         long block_ms;
         long purge_interval_s;
+        long archive_interval_s;
         char *timezone;
         int min_visitors;
         int max_members;
         int max_page_visitors;
     } aggregator;
+
+    struct {
+        char *dir;              /* "" = no archive */
+        char *key;              /* "file:PATH" or "" */
+    } archive;
 
     struct {
         char *listen;           /* "127.0.0.1:8090" */
