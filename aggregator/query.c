@@ -27,8 +27,8 @@
 
 #include "agg.h"
 #include "clock.h"
+#include "countmap.h"
 #include "fold.h"
-#include "hash.h"
 #include "keys.h"
 #include "report.h"
 #include "rows.h"
@@ -604,53 +604,19 @@ static void local_datetime(struct clock_zone *z, int64_t day, int sec_of_day, ch
 /* ------------------------------------------------------------------------ */
 
 struct row {
-    char *name;                 /* owned by the map */
-    size_t len;
+    COUNTMAP_KEY;               /* the member's name, owned by the map */
     long long n;                /* the source's count */
     long long visitors;         /* event:page only; -1: not held */
     int visitors_known;         /* visitors asked for already */
     long long engaged_ms, scroll_sum, engagements;  /* event:page, rows shown */
 };
 
-struct map {
-    struct row *slot;
-    size_t cap, n;
-};
-
-static struct row *map_get(struct map *m, const char *name, size_t len)
+static struct row *map_get(struct countmap *m, const char *name, size_t len)
 {
-    if ((m->n + 1) * 2 > m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 256;
-        struct row *slot = calloc(cap, sizeof *slot);
-        if (!slot) return NULL;
-        for (size_t i = 0; i < m->cap; i++) {
-            if (!m->slot[i].name) continue;
-            size_t j = hash_fnv1a(HASH_FNV_OFFSET, m->slot[i].name, m->slot[i].len) & (cap - 1);
-            while (slot[j].name) j = (j + 1) & (cap - 1);
-            slot[j] = m->slot[i];
-        }
-        free(m->slot);
-        m->slot = slot;
-        m->cap = cap;
-    }
-    size_t j = hash_fnv1a(HASH_FNV_OFFSET, name, len) & (m->cap - 1);
-    while (m->slot[j].name && !(m->slot[j].len == len && memcmp(m->slot[j].name, name, len) == 0))
-        j = (j + 1) & (m->cap - 1);
-    if (!m->slot[j].name) {
-        char *copy = malloc(len + 1);
-        if (!copy) return NULL;
-        memcpy(copy, name, len);
-        copy[len] = '\0';
-        m->slot[j] = (struct row){copy, len, 0, -1, 0, 0, 0, 0};
-        m->n++;
-    }
-    return &m->slot[j];
-}
-
-static void map_free(struct map *m)
-{
-    for (size_t i = 0; i < m->cap; i++) free(m->slot[i].name);
-    free(m->slot);
+    int added;
+    struct row *row = countmap_get(m, name, len, &added);
+    if (row && added) row->visitors = -1;
+    return row;
 }
 
 static int contains(const char *s, size_t n, const char *needle, size_t k)
@@ -918,7 +884,7 @@ static int read_hours(struct run *r, struct day_totals *hours)
 
 /* MEMBERS and CROSS: every day's hash merged into map, filtered as merged
  * (one reply held at a time). */
-static int read_members(struct run *r, struct map *map)
+static int read_members(struct run *r, struct countmap *map)
 {
     struct query *q = r->q;
     int cross = q->src == SRC_CROSS;
@@ -1283,7 +1249,7 @@ static int time_results(struct query *q, const struct day_totals *b, size_t nb, 
 
 /* Breakdown rows: the top offset+limit by the query's order (rows under
  * min_visitors set apart into "(other)"), then the page asked for. */
-static int member_results(struct run *r, struct map *map, int min_visitors, json_t *results,
+static int member_results(struct run *r, struct countmap *map, int min_visitors, json_t *results,
                           json_t *meta)
 {
     struct query *q = r->q;
@@ -1293,8 +1259,8 @@ static int member_results(struct run *r, struct map *map, int min_visitors, json
     size_t total = 0;
     long long other = 0;
     for (size_t i = 0; i < map->cap; i++) {
-        struct row *row = &map->slot[i];
-        if (!row->name || row->n <= 0) continue;       /* an exit page moved away */
+        struct row *row = countmap_at(map, i);
+        if (!row || row->n <= 0) continue;       /* an exit page moved away */
         /* The data's own "(other)" (members past aggregator.max_members) and
          * rows whose count, a bound on their visitors, is under K go to the
          * one "(other)" row at the end (rows.h). */
@@ -1314,8 +1280,10 @@ static int member_results(struct run *r, struct map *map, int min_visitors, json
         free(h.r);
         h.r = calloc(h.k ? h.k : 1, sizeof *h.r);
         if (!h.r) return oom(r);
-        for (size_t i = 0; i < map->cap; i++)
-            if (map->slot[i].name && map->slot[i].n > 0) heap_offer(q, &h, &map->slot[i]);
+        for (size_t i = 0; i < map->cap; i++) {
+            const struct row *row = countmap_at(map, i);
+            if (row && row->n > 0) heap_offer(q, &h, row);
+        }
         /* heap -> ordered list, best first */
         size_t n = h.n;
         struct row **list = calloc(n ? n : 1, sizeof *list);
@@ -1391,7 +1359,7 @@ char *query_run(struct agg *a, struct query *q, int min_visitors, int *status, c
 {
     struct run r = {a, q, (size_t)(q->to_day - q->from_day + 1), 500, err, errlen};
     struct day_totals *b = NULL, all = {0};
-    struct map map = {0};
+    struct countmap map = COUNTMAP_INIT(struct row);
     json_t *results = json_array(), *meta = json_object(), *resp = NULL;
     char *out = NULL;
     int visitors = 0;
@@ -1437,7 +1405,7 @@ out:
     json_decref(resp);
     json_decref(results);
     json_decref(meta);
-    map_free(&map);
+    countmap_free(&map);
     free(b);
     return out;
 }

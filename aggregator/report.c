@@ -17,8 +17,8 @@
 
 #include "agg.h"
 #include "consents.h"
+#include "countmap.h"
 #include "fold.h"
-#include "hash.h"
 #include "keys.h"
 #include "rows.h"
 
@@ -93,8 +93,7 @@ static long long to_ll(const redisReply *r)
 }
 
 struct row {
-    const char *name;           /* as output (rows_json_name), owned by the map */
-    size_t len;
+    COUNTMAP_KEY;               /* as output (rows_json_name), owned by the map */
     const char *raw;            /* as stored, when it differs from name (owned); else NULL */
     size_t raw_len;
     int merged;                 /* several stored names have this output name */
@@ -108,32 +107,10 @@ static const char *row_stored(const struct row *r, size_t *len)
     return r->raw ? r->raw : r->name;
 }
 
-/* output name -> count over the days of a breakdown: open addressing over
- * rows with their own copy of the name, so that each day's reply is merged
- * and freed as it arrives (a 30-day report holds one reply at a time). Rows
- * are keyed by the name the output shows, so that two stored names that
- * would show alike are summed into one row rather than shown twice. */
-struct map {
-    struct row *slot;
-    size_t cap, n;
-};
-
-static int map_grow(struct map *m)
-{
-    size_t cap = m->cap ? m->cap * 2 : 256;
-    struct row *slot = calloc(cap, sizeof *slot);
-    if (!slot) return -1;
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->slot[i].name) continue;
-        size_t j = hash_fnv1a(HASH_FNV_OFFSET, m->slot[i].name, m->slot[i].len) & (cap - 1);
-        while (slot[j].name) j = (j + 1) & (cap - 1);
-        slot[j] = m->slot[i];
-    }
-    free(m->slot);
-    m->slot = slot;
-    m->cap = cap;
-    return 0;
-}
+/* output name -> count over the days of a breakdown (countmap.h). Rows are
+ * keyed by the name the output shows, so that two stored names that would
+ * show alike are summed into one row rather than shown twice. */
+#define MAP_INIT COUNTMAP_INIT(struct row)
 
 static char *dup_bytes(const char *s, size_t len)
 {
@@ -144,33 +121,22 @@ static char *dup_bytes(const char *s, size_t len)
     return copy;
 }
 
-static int map_add(struct map *m, const char *stored, size_t stored_len, long long v)
+static int map_add(struct countmap *m, const char *stored, size_t stored_len, long long v)
 {
-    if ((m->n + 1) * 2 > m->cap && map_grow(m) < 0) return -1;
     size_t len = stored_len;
-    int oom;
+    int oom, added;
     char *esc = rows_json_name(stored, stored_len, &len, &oom);
     if (oom) return -1;
-    const char *name = esc ? esc : stored;
-    size_t j = hash_fnv1a(HASH_FNV_OFFSET, name, len) & (m->cap - 1);
-    while (m->slot[j].name && !(m->slot[j].len == len && memcmp(m->slot[j].name, name, len) == 0))
-        j = (j + 1) & (m->cap - 1);
-    struct row *r = &m->slot[j];
-    if (!r->name) {
-        char *copy = esc ? esc : dup_bytes(stored, stored_len);
-        char *raw = esc ? dup_bytes(stored, stored_len) : NULL;
-        if (!copy || (esc && !raw)) {
-            free(copy);
-            free(raw);
-            return -1;
-        }
-        *r = (struct row){.name = copy, .len = len, .raw = raw, .raw_len = stored_len};
-        m->n++;
+    struct row *r = countmap_get(m, esc ? esc : stored, len, &added);
+    if (r && added && esc && !(r->raw = dup_bytes(stored, stored_len))) r = NULL;
+    free(esc);
+    if (!r) return -1;
+    if (added) {
+        r->raw_len = stored_len;
     } else {
         size_t had_len;
         const char *had = row_stored(r, &had_len);
         if (had_len != stored_len || memcmp(had, stored, stored_len) != 0) r->merged = 1;
-        free(esc);
     }
     r->n += v;
     return 0;
@@ -179,7 +145,7 @@ static int map_add(struct map *m, const char *stored, size_t stored_len, long lo
 /* Adds the field/value pairs of an HGETALL reply into map. The members are
  * bounded per day (aggregator.max_members), not by who controls the input,
  * so an unseeded hash is fine here. */
-static int merge(struct map *map, const redisReply *r)
+static int merge(struct countmap *map, const redisReply *r)
 {
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
         const redisReply *k = r->element[i];
@@ -190,15 +156,10 @@ static int merge(struct map *map, const redisReply *r)
 }
 
 /* The count of name in map, 0 when absent. */
-static long long map_get(const struct map *m, const char *name, size_t len)
+static long long map_get(const struct countmap *m, const char *name, size_t len)
 {
-    if (!m->cap) return 0;
-    size_t j = hash_fnv1a(HASH_FNV_OFFSET, name, len) & (m->cap - 1);
-    while (m->slot[j].name) {
-        if (m->slot[j].len == len && memcmp(m->slot[j].name, name, len) == 0) return m->slot[j].n;
-        j = (j + 1) & (m->cap - 1);
-    }
-    return 0;
+    const struct row *r = countmap_find(m, name, len);
+    return r ? r->n : 0;
 }
 
 static long long hget(const redisReply *r, const char *field)
@@ -216,24 +177,24 @@ static int row_cmp(const void *pa, const void *pb)
     return c ? c : (a->len > b->len) - (a->len < b->len);
 }
 
-static void map_free(struct map *m)
+static void map_free(struct countmap *m)
 {
     for (size_t i = 0; i < m->cap; i++) {
-        free((char *)m->slot[i].name);
-        free((char *)m->slot[i].raw);
+        struct row *r = countmap_at(m, i);
+        if (r) free((char *)r->raw);
     }
-    free(m->slot);
+    countmap_free(m);
 }
 
 /* map -> rows sorted by count; caller frees. Rows point into the map. */
-static struct row *sorted(const struct map *map, size_t *n)
+static struct row *sorted(const struct countmap *map, size_t *n)
 {
     struct row *rows = calloc(map->n ? map->n : 1, sizeof *rows);
     if (!rows) return NULL;
     size_t i = 0;
     for (size_t j = 0; j < map->cap; j++) {
-        const struct row *r = &map->slot[j];
-        if (!r->name || r->n <= 0) continue;   /* an exit page moved away */
+        const struct row *r = countmap_at(map, j);
+        if (!r || r->n <= 0) continue;   /* an exit page moved away */
         rows[i++] = *r;
     }
     *n = i;
@@ -358,7 +319,7 @@ static void explain(json_t *notes, const struct report_opts *o, size_t b, const 
  * --limit (rows.h); why its rows do not sum to total, if they do not, goes
  * into notes. */
 static json_t *breakdown(struct agg *a, const char *site, const struct report_opts *o, size_t b,
-                         const struct map *map, long long total, json_t *notes)
+                         const struct countmap *map, long long total, json_t *notes)
 {
     size_t n, known = 0;
     struct row *rows = sorted(map, &n);
@@ -427,7 +388,7 @@ error:
  * range holds engagement events at all (null for a page without any):
  * time on page = engaged time / pageviews of the page, scroll depth = the
  * mean of its engagement events' depths (docs/aggregator.md says why). */
-static void engagement_columns(json_t *pages, const struct map *x)
+static void engagement_columns(json_t *pages, const struct countmap *x)
 {
     if (!x[X_ENGAGEMENTS].n) return;
     size_t i;
@@ -455,7 +416,7 @@ static void engagement_columns(json_t *pages, const struct map *x)
  * by fewer than min_visitors events is left out whole. One pipeline of
  * HGETALL fs:{S}:d:D:prop:<name> per name and day. */
 static json_t *props_section(struct agg *a, const char *site, const struct report_opts *o,
-                             const struct map *names)
+                             const struct countmap *names)
 {
     size_t n, ndays = (size_t)(o->to_day - o->from_day + 1);
     struct row *rows = sorted(names, &n);
@@ -478,7 +439,7 @@ static json_t *props_section(struct agg *a, const char *site, const struct repor
             redisAppendCommand(a->rc, "HGETALL %s", key);
         }
     for (size_t i = 0; i < n; i++) {
-        struct map values = {0};
+        struct countmap values = MAP_INIT;
         for (size_t d = 0; d < ndays; d++) {
             void *r = NULL;
             if (redisGetReply(a->rc, &r) != REDIS_OK) {
@@ -605,7 +566,8 @@ json_t *report_build(struct agg *a, const struct report_opts *o)
     size_t ndays = (size_t)(o->to_day - o->from_day + 1);
     size_t ncmd = ndays * PER_DAY + 1;
     redisReply **rep = calloc(ncmd, sizeof *rep);
-    struct map maps[NBREAK + NEXTRA] = {{0}};
+    struct countmap maps[NBREAK + NEXTRA];
+    for (size_t b = 0; b < NBREAK + NEXTRA; b++) maps[b] = MAP_INIT;
     json_t *report = NULL;
     char key[1200];
     a->err[0] = '\0';

@@ -433,6 +433,10 @@ static void handle(struct http_conn *c, const struct http_request *req, void *ar
     else if (is_path(req, "/logout") && post) route_logout(s, c, req);
     else if (req->path.n > 7 && memcmp(req->path.p, "/share/", 7) == 0 && get) route_share(s, c, req);
     else if (req->path.n > 8 && memcmp(req->path.p, "/static/", 8) == 0 && get) route_static(c, req);
+    /* Browsers ask for it on every page; a 404 would be a console error on the
+     * dashboard and the login form. No icon, no error: 204. */
+    else if (is_path(req, "/favicon.ico") && get)
+        http_respond(c, 204, "Cache-Control: max-age=86400\r\n", NULL, "", 0);
     else if (api) respond_error(s, c, req, 404, "Not found");
     else http_respond(c, 404, NULL, "text/plain; charset=utf-8", "not found\n", 10);
 }

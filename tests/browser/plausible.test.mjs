@@ -5,13 +5,14 @@
 // proxy, so the cookie is the page's). The tracker's pageviews, its engagement
 // events (a scroll, time passing on the page's clock, a navigation, then the
 // page hidden) and a custom event with props must come out of `run --once`
-// as pageviews, time on page, scroll depth and a props breakdown.
+// as pageviews, time on page, scroll depth and a props breakdown -- in the
+// report, in the Stats API of `serve` and on its dashboard.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import path from 'node:path';
 import { build } from 'esbuild';
-import { startRedis, startCollector, freePort, run, BIN, ROOT } from '../lib/harness.mjs';
+import { startRedis, startCollector, startServe, freePort, run, BIN, ROOT } from '../lib/harness.mjs';
 import { launch, openPage, waitFor, streamEntries } from './browser.mjs';
 
 const AGG = process.env.FAIRSTAT_AGGREGATOR || BIN('fairstat-aggregator');
@@ -150,6 +151,58 @@ test('the Plausible tracker through a same-origin proxy: pageviews, engagement a
     assert.equal(pages['/second'].time_on_page, Math.round(last.e / 1000));
     assert.equal(pages['/second'].scroll_depth, last.sd);
     assert.deepEqual(r.props, [{ property: 'plan', value: 'pro', count: 1 }, { property: 'seats', value: '3', count: 1 }]);
+
+    // The same numbers from `serve`: the Stats API, then the dashboard.
+    const serve = await startServe(collector.conf);
+    try {
+      const query = async (q) => {
+        const res = await fetch(serve.base + '/api/v2/query', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${serve.token}` },
+          body: JSON.stringify({ site_id: SITE, date_range: '7d', ...q }),
+        });
+        const body = await res.json();
+        assert.equal(res.status, 200, JSON.stringify(body));
+        return body.results.map((x) => [...x.dimensions, ...x.metrics]);
+      };
+      assert.deepEqual(await query({ metrics: ['pageviews', 'visitors', 'events'] }), [[2, 1, 1]]);
+      const tp = (e) => Math.round(e.e / 1000);
+      assert.deepEqual(await query({ metrics: ['pageviews', 'time_on_page', 'scroll_depth'], dimensions: ['event:page'], order_by: [['event:page', 'asc']] }),
+        [['/', 1, tp(first), first.sd], ['/second', 1, tp(last), last.sd]]);
+      assert.deepEqual(await query({ metrics: ['events'], dimensions: ['event:props:plan'] }), [['pro', 1]]);
+      assert.deepEqual(await query({ metrics: ['events'], dimensions: ['event:props:seats'] }), [['3', 1]]);
+      assert.deepEqual(await query({ metrics: ['events'], dimensions: ['event:name'] }), [['Signup', 1]], 'engagement is no custom event');
+
+      const d = await openPage(browser);
+      const consoleErrors = [], outside = [];
+      d.page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+      d.page.on('request', (q) => { if (!q.url().startsWith(serve.base + '/')) outside.push(q.url()); });
+      try {
+        await d.page.goto(serve.base + '/');
+        await d.page.getByLabel('Access token').fill(serve.token);
+        await d.page.getByRole('button', { name: 'Log in' }).click();
+        const loaded = () => waitFor('the dashboard', async () => /^Updated/.test(await d.page.locator('#status').textContent()));
+        await loaded();
+        const rows = (title) => d.page.locator('section.panel').filter({ has: d.page.getByRole('heading', { name: title, exact: true }) })
+          .locator('tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
+        // the page's format: 42s, 1m 05s
+        const dur = (e) => (tp(e) >= 60 ? `${Math.floor(tp(e) / 60)}m ${String(tp(e) % 60).padStart(2, '0')}s` : `${tp(e)}s`);
+        assert.equal(await d.page.locator('.metric[data-metric="pageviews"] .value').textContent(), '2');
+        assert.deepEqual((await rows('Top pages')).sort(), [['/', '1', '1', dur(first), `${first.sd}%`], ['/second', '1', '1', dur(last), `${last.sd}%`]]);
+        assert.deepEqual(await rows('Custom events'), [['Signup', '1']]);
+        await d.page.evaluate(() => { document.getElementById('status').textContent = ''; });
+        await d.page.getByLabel('Property name').fill('plan');
+        await d.page.getByRole('button', { name: 'Show' }).click();
+        await loaded();
+        assert.deepEqual(await rows('Property “plan”'), [['pro', '1']]);
+        assert.deepEqual([...d.rec.errors, ...consoleErrors], []);
+        assert.deepEqual(outside, [], 'nothing outside the server');
+      } finally {
+        await d.context.close();
+      }
+    } finally {
+      await serve.stop();
+    }
   } finally {
     await context.close();
   }

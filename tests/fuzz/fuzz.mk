@@ -67,7 +67,7 @@ $(FUZZ_BUILD)/obj/%.o: %.c
 $(FUZZ_BUILD)/libfuzzcode.a: $(FUZZ_OBJ)
 	@rm -f $@; $(AR) rcs $@ $^
 
-# fuzz_query compiles aggregator/query.c and rows.c in itself (the rest of the
+# fuzz_query compiles aggregator/query.c, rows.c and countmap.c in itself (the rest of the
 # aggregator stubbed): the aggregator's objects are not part of libfuzzcode.
 $(FUZZ_BUILD)/fuzz_query: private FUZZ_CPPFLAGS += -Iaggregator
 

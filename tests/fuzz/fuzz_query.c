@@ -2,12 +2,14 @@
  * (query_parse, then query_resolve): any bytes must give a query or a 400
  * message, never a crash, a leak or an over-read; an accepted query must
  * resolve to a bounded range or be refused. The engine's Redis half is not
- * reached: its entry points are stubs here, so query.c and rows.c are
- * compiled into this target directly (fuzz.mk adds -Iaggregator). */
+ * reached: its entry points are stubs here, so query.c, rows.c and
+ * countmap.c are compiled into this target directly (fuzz.mk adds
+ * -Iaggregator). */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "countmap.c"
 #include "query.c"
 #include "rows.c"
 

@@ -364,6 +364,10 @@ test('login: the token buys an HttpOnly SameSite=Strict session cookie that is n
     const form = await fetch(s.base + '/login');
     assert.equal(form.status, 200);
     assert.match(await form.text(), /<form method="post" action="\/login">/);
+    // The browser's favicon request: no icon, and no 404 for the console.
+    const icon = await fetch(s.base + '/favicon.ico');
+    assert.equal(icon.status, 204);
+    assert.equal(await icon.text(), '');
 
     const bad = await fetch(s.base + '/login', { method: 'POST', redirect: 'manual',
       headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'token=nope' });

@@ -2,6 +2,7 @@
 // free port in a temporary directory, the real collector (and aggregator) built
 // in bin/, and a small RESP client to look inside Redis.
 import { spawn, execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import net from 'node:net';
@@ -212,6 +213,34 @@ export async function startCollector(redis, opts = {}) {
         await new Promise((r) => (proc.exitCode !== null ? r() : proc.once('exit', r)));
       }
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// Starts `fairstat-aggregator -c conf serve` on a free port, with a token
+// allowed for every site (serve.tokens), and waits for /healthz. Resolves
+// {base, token, output(), stop()}.
+export async function startServe(conf, opts = {}) {
+  const port = await freePort();
+  const token = opts.token || 'serve-test-token-0123456789abcdef';
+  const sha = createHash('sha256').update(token).digest('hex');
+  const args = ['-c', conf, '-o', `serve.listen=127.0.0.1:${port}`, '-o', `serve.tokens=sha256:${sha}`, 'serve'];
+  const proc = spawn(process.env.FAIRSTAT_AGGREGATOR || BIN('fairstat-aggregator'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  proc.stdout.on('data', (d) => { output += d; });
+  proc.stderr.on('data', (d) => { output += d; });
+  const base = `http://127.0.0.1:${port}`;
+  await waitFor('serve /healthz', async () => {
+    if (proc.exitCode !== null) throw new Error('serve exited: ' + output);
+    return (await fetch(base + '/healthz')).status === 200;
+  });
+  return {
+    base, token,
+    output: () => output,
+    async stop() {
+      if (proc.exitCode !== null) return;
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.once('exit', r));
     },
   };
 }

@@ -1,0 +1,45 @@
+/* countmap.h -- name -> entry, the hash map a breakdown is counted in.
+ *
+ * A report or a Stats API query reads one day hash per day of its range and
+ * sums each member's count over the days; the map merges each day's reply as
+ * it arrives, so that one reply is held at a time. report.c and query.c keep
+ * different things per row (the stored name, visitors, engagement), so the
+ * entries are the caller's struct: its first member is COUNTMAP_KEY (the
+ * name and its length, owned by the map); the rest starts zeroed.
+ *
+ * Open addressing with linear probing, FNV-1a, at most half full (grown by
+ * doubling from 256 slots). The names come from the aggregates, whose members
+ * are bounded per day (aggregator.max_members), so an unseeded hash is fine.
+ * Entries move when the map grows: a pointer from countmap_get() is good
+ * until the next countmap_get().
+ */
+#ifndef FAIRSTAT_COUNTMAP_H
+#define FAIRSTAT_COUNTMAP_H
+
+#include <stddef.h>
+
+/* The first member of an entry: a NUL-terminated copy of the name. */
+#define COUNTMAP_KEY struct { char *name; size_t len; }
+
+struct countmap {
+    unsigned char *slot;        /* cap entries of esize bytes */
+    size_t esize, cap, n;
+};
+
+/* An empty map of entries of type T (no allocation until the first get). */
+#define COUNTMAP_INIT(T) ((struct countmap){NULL, sizeof(T), 0, 0})
+
+/* The entry of name[0..len), added (zeroed, with its own copy of the name)
+ * when absent; *added (may be NULL) says which. NULL when out of memory. */
+void *countmap_get(struct countmap *m, const char *name, size_t len, int *added);
+
+/* The entry of name[0..len), NULL when absent. */
+void *countmap_find(const struct countmap *m, const char *name, size_t len);
+
+/* Slot i (i < m->cap) for a walk over every entry: NULL when empty. */
+void *countmap_at(const struct countmap *m, size_t i);
+
+/* Frees the names and the slots (not what the caller's entries own). */
+void countmap_free(struct countmap *m);
+
+#endif
