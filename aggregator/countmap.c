@@ -1,6 +1,7 @@
 /* countmap.c -- name -> entry hash map for breakdowns (countmap.h). */
 #include "countmap.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,9 +21,13 @@ static struct key key_at(const struct countmap *m, size_t i)
     return k;
 }
 
+/* FNV-1a's low bits mix poorly (a product's low bits see only the low bits
+ * of its factors): the slot is taken from the high bits of the hash times a
+ * large odd constant instead (Fibonacci hashing). */
 static size_t probe(const struct countmap *m, const char *name, size_t len)
 {
-    size_t j = hash_fnv1a(HASH_FNV_OFFSET, name, len) & (m->cap - 1);
+    uint64_t h = hash_fnv1a(HASH_FNV_OFFSET, name, len) * 0x9e3779b97f4a7c15ULL;
+    size_t j = (size_t)(h >> (64 - __builtin_ctzll((unsigned long long)m->cap)));
     for (;;) {
         struct key k = key_at(m, j);
         if (!k.name || (k.len == len && memcmp(k.name, name, len) == 0)) return j;
