@@ -1,7 +1,6 @@
 /* countmap.c -- name -> entry hash map for breakdowns (countmap.h). */
 #include "countmap.h"
 
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +9,7 @@
 struct key {
     char *name;
     size_t len;
+    unsigned long long hash;
 };
 
 /* The key at the start of an entry. Read and written with memcpy: the
@@ -24,15 +24,27 @@ static struct key key_at(const struct countmap *m, size_t i)
 /* FNV-1a's low bits mix poorly (a product's low bits see only the low bits
  * of its factors): the slot is taken from the high bits of the hash times a
  * large odd constant instead (Fibonacci hashing). */
-static size_t probe(const struct countmap *m, const char *name, size_t len)
+static unsigned long long hash_of(const char *name, size_t len)
 {
-    uint64_t h = hash_fnv1a(HASH_FNV_OFFSET, name, len) * 0x9e3779b97f4a7c15ULL;
+    return hash_fnv1a(HASH_FNV_OFFSET, name, len) * 0x9e3779b97f4a7c15ULL;
+}
+
+static size_t probe(const struct countmap *m, unsigned long long h, const char *name, size_t len)
+{
     size_t j = (size_t)(h >> (64 - __builtin_ctzll((unsigned long long)m->cap)));
     for (;;) {
         struct key k = key_at(m, j);
-        if (!k.name || (k.len == len && memcmp(k.name, name, len) == 0)) return j;
+        if (!k.name || (k.hash == h && k.len == len && memcmp(k.name, name, len) == 0)) return j;
         j = (j + 1) & (m->cap - 1);
     }
+}
+
+/* A slot for a name known to be absent (growing): no name compared. */
+static size_t free_slot(const struct countmap *m, unsigned long long h)
+{
+    size_t j = (size_t)(h >> (64 - __builtin_ctzll((unsigned long long)m->cap)));
+    while (key_at(m, j).name) j = (j + 1) & (m->cap - 1);
+    return j;
 }
 
 static int grow(struct countmap *m)
@@ -42,7 +54,7 @@ static int grow(struct countmap *m)
     if (!g.slot) return -1;
     for (size_t i = 0; i < m->cap; i++) {
         struct key k = key_at(m, i);
-        if (k.name) memcpy(g.slot + probe(&g, k.name, k.len) * g.esize, m->slot + i * m->esize, m->esize);
+        if (k.name) memcpy(g.slot + free_slot(&g, k.hash) * g.esize, m->slot + i * m->esize, m->esize);
     }
     free(m->slot);
     *m = g;
@@ -52,11 +64,12 @@ static int grow(struct countmap *m)
 void *countmap_get(struct countmap *m, const char *name, size_t len, int *added)
 {
     if ((m->n + 1) * 2 > m->cap && grow(m) < 0) return NULL;
-    size_t j = probe(m, name, len);
+    unsigned long long h = hash_of(name, len);
+    size_t j = probe(m, h, name, len);
     unsigned char *e = m->slot + j * m->esize;
     int fresh = !key_at(m, j).name;
     if (fresh) {
-        struct key k = {malloc(len + 1), len};
+        struct key k = {malloc(len + 1), len, h};
         if (!k.name) return NULL;
         memcpy(k.name, name, len);
         k.name[len] = '\0';
@@ -70,7 +83,7 @@ void *countmap_get(struct countmap *m, const char *name, size_t len, int *added)
 void *countmap_find(const struct countmap *m, const char *name, size_t len)
 {
     if (!m->cap) return NULL;
-    size_t j = probe(m, name, len);
+    size_t j = probe(m, hash_of(name, len), name, len);
     return key_at(m, j).name ? m->slot + j * m->esize : NULL;
 }
 

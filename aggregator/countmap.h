@@ -18,8 +18,10 @@
 
 #include <stddef.h>
 
-/* The first member of an entry: a NUL-terminated copy of the name. */
-#define COUNTMAP_KEY struct { char *name; size_t len; }
+/* The first member of an entry: a NUL-terminated copy of the name, and its
+ * hash (kept, so that a probe past another name and a growth never touch the
+ * other name's bytes). */
+#define COUNTMAP_KEY struct { char *name; size_t len; unsigned long long hash; }
 
 struct countmap {
     unsigned char *slot;        /* cap entries of esize bytes */
