@@ -183,7 +183,7 @@ async function scenario(name, fn, extra) {
 }
 
 test('Redis stopped for seconds under load, then started: every 202 counted once', async () => {
-  const st = await scenario('redis stopped 2 s', async ({ redis, c, cookie }) => {
+  const st = await scenario(`redis stopped ${2 * SCALE} s`, async ({ redis, c, cookie }) => {
     const l = load(c, cookie);
     await sleep(ms(500));
     await redis.kill();
@@ -196,7 +196,7 @@ test('Redis stopped for seconds under load, then started: every 202 counted once
 });
 
 test('Redis frozen (SIGSTOP) beyond redis_timeout, then resumed: every 202 counted once', async () => {
-  const st = await scenario('redis frozen 2 s', async ({ redis, c, cookie }) => {
+  const st = await scenario(`redis frozen ${0.5 + 1.5 * SCALE} s`, async ({ redis, c, cookie }) => {
     const l = load(c, cookie);
     await sleep(ms(500));
     redis.proc.kill('SIGSTOP');
