@@ -8,6 +8,8 @@
 #   make test         install what the tests need too, build, run every suite
 #   make unit         build and run the C unit tests
 #   make fuzz         build the libFuzzer targets and run each for FUZZ_TIME seconds (60)
+#   make soak         long fault tests (faults.test.mjs with FAULTS_SCALE=10: ten times
+#                     the load and the outages) then each fuzz target for FUZZ_TIME (600)
 #   make bench        collector vs nginx CPU per hit under two loads, many sites, drain,
 #                     report times on a large data set (see bench/README.md)
 #   make deps         install what building and running need; `make deps-test` adds
@@ -26,7 +28,7 @@ PKGS       = libevent hiredis libmaxminddb inih jansson yajl libcrypto libpcre2-
 
 # Only a make that compiles asks pkg-config: `make deps` must work without it, and
 # `make run`, `test` and `bench` install the libraries first, then build in a second make.
-NO_BUILD_GOALS = deps deps-test run stop test bench fuzz clean snippet ua-data
+NO_BUILD_GOALS = deps deps-test run stop test soak bench fuzz clean snippet ua-data
 ifneq ($(filter-out $(NO_BUILD_GOALS),$(or $(MAKECMDGOALS),all)),)
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -64,7 +66,7 @@ UNIT_TESTS     = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/uni
 
 BINS = bin/fairstat-collector bin/fairstat-aggregator
 
-.PHONY: all deps deps-test test unit run stop bench fuzz install clean FORCE
+.PHONY: all deps deps-test test soak unit run stop bench fuzz install clean FORCE
 all: $(BINS)
 
 # Optional parts add their own rules (the snippet build, the UA data refresh).
@@ -116,9 +118,11 @@ deps-test:
 unit: $(UNIT_TESTS)
 	@sh tests/run.sh --unit $(UNIT_TESTS)
 
+# A sanitizer build runs several times slower: the node tests' waits for a
+# readiness get FAIRSTAT_TEST_PATIENCE times their usual deadline (harness.mjs).
 test: deps-test
 	@$(MAKE) --no-print-directory all $(UNIT_TESTS)
-	@sh tests/run.sh $(UNIT_TESTS)
+	@$(if $(SANITIZER),FAIRSTAT_TEST_PATIENCE=$${FAIRSTAT_TEST_PATIENCE:-4}) sh tests/run.sh $(UNIT_TESTS)
 
 run: deps
 	@$(MAKE) --no-print-directory all
@@ -134,6 +138,14 @@ bench:
 
 fuzz:
 	@$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk fuzz-run
+
+# The long variants: what make test runs in seconds, for minutes. Each fault
+# scenario's figures are printed (lines starting with "# "); the first failure stops.
+FAULTS_SCALE ?= 10
+soak: deps-test
+	@$(MAKE) --no-print-directory all
+	FAULTS_SCALE=$(FAULTS_SCALE) node --test tests/integration/faults.test.mjs
+	@$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk fuzz-run FUZZ_TIME=$(or $(FUZZ_TIME),600)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/fairstat $(DESTDIR)/etc/fairstat

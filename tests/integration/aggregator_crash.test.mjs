@@ -57,14 +57,19 @@ test('kill -9 of the aggregator at random moments, then run --once: exact', asyn
     const conf = writeConfig(dir, { port: 1, redisUrl: redis.url, sections: { aggregator: { batch: 25, block_ms: 50 } } });
     const V = 600, hits = workload(V, 15);
     await addHits(redis.client, hits);
-    let killedMidway = 0;
-    for (let round = 0; round < 8; round++) {
+    // Each kill lands a random moment after the aggregator has folded
+    // something in this round: a slow build (a sanitizer one) takes longer to
+    // start, and a fixed sleep would kill it before its first batch.
+    let killedMidway = 0, before = hits.length;
+    for (let round = 0; round < 8 && before > 0; round++) {
       const p = spawn(AGG, ['-c', conf, 'run'], { stdio: 'ignore' });
-      await sleep(20 + Math.floor(Math.random() * 120));
+      await waitFor('the aggregator folding', async () => (await redis.client.cmd('XLEN', HITS)) < before);
+      await sleep(Math.floor(Math.random() * 120));
       p.kill('SIGKILL');
       await new Promise((r) => (p.exitCode !== null || p.signalCode ? r() : p.once('exit', r)));
       const left = await redis.client.cmd('XLEN', HITS);
       if (left > 0 && left < hits.length) killedMidway++;
+      before = left;
     }
     assert.ok(killedMidway > 0, 'no kill landed while hits were being folded');
     await check(conf, redis.client, hits, V);
@@ -103,12 +108,18 @@ test('Redis killed and restarted from AOF (everysec) between batches: exact', as
     await restart('shutdown');
     assert.equal(await client.cmd('XLEN', HITS), hits.length);
     agg = spawn(AGG, ['-c', conf, 'run'], { stdio: 'ignore' });
-    let midway = 0;
-    for (let round = 0; round < 3; round++) {
-      await sleep(50 + Math.floor(Math.random() * 100));
+    // Each crash lands once the aggregator has folded something since it
+    // (re)connected, a random moment later: a slow build (a sanitizer one)
+    // takes longer to get there, and a fixed sleep would crash Redis before
+    // any batch was applied.
+    let midway = 0, before = hits.length;
+    for (let round = 0; round < 3 && before > 0; round++) {
+      await waitFor('the aggregator folding', async () => (await client.cmd('XLEN', HITS)) < before);
+      await sleep(Math.floor(Math.random() * 100));
       const left = await client.cmd('XLEN', HITS);
       if (left > 0 && left < hits.length) midway++;
       await restart('kill');
+      before = await client.cmd('XLEN', HITS);
     }
     assert.ok(midway > 0, 'no Redis crash landed while hits were being folded');
     agg.kill('SIGTERM');

@@ -5,6 +5,10 @@
 // the spool drain, runs `fairstat-aggregator run --once` and compares the
 // pageviews counted with the beacons answered 202. It prints sent, 202'd,
 // counted, lost and double-counted; lost and double-counted must be 0.
+//
+// FAULTS_SCALE=N (default 1; `make soak` sets 10) multiplies each scenario's
+// load time and outage durations, and with them the beacons sent and the
+// spool to replay; the waits for a drain and for the aggregator grow alike.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -18,6 +22,9 @@ import {
 } from '../lib/harness.mjs';
 
 const SITE = 'example.com';
+const SCALE = Math.max(1, Number(process.env.FAULTS_SCALE) || 1);
+// A load or outage duration, in ms, scaled.
+const ms = (n) => n * SCALE;
 let nextPage = 0;
 // Every beacon has a path of its own, so that each is followed to its count.
 const page = () => {
@@ -126,19 +133,22 @@ function load(c, cookie, workers = 8) {
 }
 
 async function counted(conf) {
-  const r = await run(BIN('fairstat-aggregator'), ['-c', conf, 'run', '--once']);
+  const r = await run(BIN('fairstat-aggregator'), ['-c', conf, 'run', '--once'], { timeout: ms(60000) });
   assert.equal(r.code, 0, r.stderr);
   const day = new Date().toISOString().slice(0, 10);
   const yesterday = new Date(Date.now() - 864e5).toISOString().slice(0, 10);
   const rep = await run(BIN('fairstat-aggregator'), ['-c', conf, 'report', '--site', SITE,
     '--from', yesterday, '--to', day, '--format', 'json', '--limit', '100000']);
   const j = JSON.parse(rep.stdout);
+  // report --limit stops at 100,000 rows: past it the check below cannot see each page.
+  assert.ok(j.totals.pageviews <= 100000, `${j.totals.pageviews} pages: more than report --limit shows, ` +
+    'lower FAULTS_SCALE');
   return { total: j.totals.pageviews, pages: new Map(j.pages.map((x) => [x.page, x.pageviews])) };
 }
 
 async function drained(c) {
   await waitFor('spool replayed', async () => (await c.metric('fairstat_spool_bytes')) === 0 &&
-    (await fetch(c.base + '/readyz')).status === 200, 30000);
+    (await fetch(c.base + '/readyz')).status === 200, ms(30000));
 }
 
 // lost: a 202'd beacon not counted; double-counted: any beacon counted more
@@ -176,28 +186,28 @@ async function scenario(name, fn, extra) {
 }
 
 test('Redis stopped for seconds under load, then started: every 202 counted once', async () => {
-  const st = await scenario('redis stopped 2 s', async ({ redis, c, cookie }) => {
+  const st = await scenario(`redis stopped ${2 * SCALE} s`, async ({ redis, c, cookie }) => {
     const l = load(c, cookie);
-    await sleep(500);
+    await sleep(ms(500));
     await redis.kill();
-    await sleep(2000);
+    await sleep(ms(2000));
     await redis.start();
-    await sleep(500);
+    await sleep(ms(500));
     return l.stop();
   });
   assert.ok(st.accepted > 0);
 });
 
 test('Redis frozen (SIGSTOP) beyond redis_timeout, then resumed: every 202 counted once', async () => {
-  const st = await scenario('redis frozen 2 s', async ({ redis, c, cookie }) => {
+  const st = await scenario(`redis frozen ${0.5 + 1.5 * SCALE} s`, async ({ redis, c, cookie }) => {
     const l = load(c, cookie);
-    await sleep(500);
+    await sleep(ms(500));
     redis.proc.kill('SIGSTOP');
     await waitFor('readyz 503', async () => (await fetch(c.base + '/readyz')).status === 503);
     assert.equal((await fetch(c.base + '/healthz')).status, 200, 'still taking hits: spooling');
-    await sleep(1500);
+    await sleep(ms(1500));
     redis.proc.kill('SIGCONT');
-    await sleep(500);
+    await sleep(ms(500));
     const s = await l.stop();
     assert.ok(await c.metric('fairstat_spool_hits_total') > 0, 'hits went to the spool');
     return s;
@@ -212,11 +222,12 @@ test('Redis frozen (SIGSTOP) beyond redis_timeout, then resumed: every 202 count
 test('Redis refusing writes (maxmemory reached), then taking them again: every 202 counted once', async () => {
   const st = await scenario('redis OOM', async ({ redis, c, cookie }) => {
     const l = load(c, cookie);
-    await sleep(300);
+    await sleep(ms(300));
     await redis.client.cmd('CONFIG', 'SET', 'maxmemory', '1');
-    await waitFor('hits spooled', async () => await c.metric('fairstat_spool_hits_total') > 20);
+    await waitFor('hits spooled', async () => await c.metric('fairstat_spool_hits_total') > 20 * SCALE,
+      ms(10000));
     await redis.client.cmd('CONFIG', 'SET', 'maxmemory', '0');
-    await sleep(500);
+    await sleep(ms(500));
     return l.stop();
   });
   assert.ok(st.accepted > 0);
@@ -225,13 +236,13 @@ test('Redis refusing writes (maxmemory reached), then taking them again: every 2
 test('kill -9 of the collector under load, then restart: the spool is replayed', async () => {
   await scenario('collector kill -9 while spooling', async ({ redis, c, cookie }) => {
     const l = load(c, cookie);
-    await sleep(300);
+    await sleep(ms(300));
     redis.proc.kill('SIGSTOP');             // hits go to the spool...
-    await sleep(1500);
+    await sleep(ms(1500));
     await c.kill('SIGKILL');                // ...and the collector dies with them on disk
     redis.proc.kill('SIGCONT');
     await c.start();                        // same spool directory
-    await sleep(500);
+    await sleep(ms(500));
     return l.stop();
   });
 });
@@ -239,7 +250,7 @@ test('kill -9 of the collector under load, then restart: the spool is replayed',
 test('Redis restarted from its AOF (everysec) between batches: every 202 counted once', async () => {
   await scenario('redis restart from AOF', async ({ redis, c, cookie }) => {
     const l = load(c, cookie);
-    await sleep(700);
+    await sleep(ms(700));
     const first = await l.stop();
     // everysec: wait for the fsync of what was acknowledged, then restart.
     await sleep(1500);
@@ -247,7 +258,7 @@ test('Redis restarted from its AOF (everysec) between batches: every 202 counted
     await redis.start();
     await waitFor('readyz 200', async () => (await fetch(c.base + '/readyz')).status === 200);
     const l2 = load(c, cookie);
-    await sleep(700);
+    await sleep(ms(700));
     const second = await l2.stop();
     return { sent: first.sent + second.sent, accepted: first.accepted + second.accepted,
       other: { ...first.other, ...second.other }, ok: new Set([...first.ok, ...second.ok]) };
@@ -261,7 +272,7 @@ test('SIGTERM: in-flight hits are answered, the spool synced, exit 0', async () 
   try {
     const cookie = await consentCookie(c.base, SITE);
     const l = load(c, cookie, 4);
-    await sleep(300);
+    await sleep(ms(300));
     assert.equal(await c.kill('SIGTERM'), 0);
     const st = await l.stop();
     await c.start();

@@ -28,8 +28,14 @@ export function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// How much longer than usual a wait for a readiness may take: a sanitizer
+// build is several times slower (the Makefile's test target sets
+// FAIRSTAT_TEST_PATIENCE when SANITIZER is set). It stretches deadlines
+// only; no test asserts how long anything took.
+export const PATIENCE = Math.max(1, Number(process.env.FAIRSTAT_TEST_PATIENCE) || 1);
+
 async function waitFor(what, fn, ms = 10000) {
-  const end = Date.now() + ms;
+  const end = Date.now() + ms * PATIENCE;
   let last;
   while (Date.now() < end) {
     try {
