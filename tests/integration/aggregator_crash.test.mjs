@@ -53,6 +53,7 @@ async function check(conf, client, hits, V) {
 test('kill -9 of the aggregator at random moments, then run --once: exact', async () => {
   const redis = await startRedis();
   const dir = mkdtempSync(path.join(tmpdir(), 'fs-crash-'));
+  let p;
   try {
     const conf = writeConfig(dir, { port: 1, redisUrl: redis.url, sections: { aggregator: { batch: 25, block_ms: 50 } } });
     const V = 600, hits = workload(V, 15);
@@ -60,10 +61,12 @@ test('kill -9 of the aggregator at random moments, then run --once: exact', asyn
     // Each kill lands a random moment after the aggregator has folded
     // something in this round: a slow build (a sanitizer one) takes longer to
     // start, and a fixed sleep would kill it before its first batch.
+    // A killed aggregator's lease (FOLD_LEASE_MS, 10 s) must run out before
+    // the next one may fold: the wait allows for it.
     let killedMidway = 0, before = hits.length;
     for (let round = 0; round < 8 && before > 0; round++) {
-      const p = spawn(AGG, ['-c', conf, 'run'], { stdio: 'ignore' });
-      await waitFor('the aggregator folding', async () => (await redis.client.cmd('XLEN', HITS)) < before);
+      p = spawn(AGG, ['-c', conf, 'run'], { stdio: 'ignore' });
+      await waitFor('the aggregator folding', async () => (await redis.client.cmd('XLEN', HITS)) < before, 30000);
       await sleep(Math.floor(Math.random() * 120));
       p.kill('SIGKILL');
       await new Promise((r) => (p.exitCode !== null || p.signalCode ? r() : p.once('exit', r)));
@@ -74,6 +77,7 @@ test('kill -9 of the aggregator at random moments, then run --once: exact', asyn
     assert.ok(killedMidway > 0, 'no kill landed while hits were being folded');
     await check(conf, redis.client, hits, V);
   } finally {
+    p?.kill('SIGKILL');     // a failed wait must not leave it running (and the test waiting)
     await redis.stop();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -121,11 +121,17 @@ export class Redis {
       }
     });
     this.sock.on('error', (e) => { for (const w of this.waiting.splice(0)) w.reject(e); });
+    // A server that dies (a crash test, or something else killing it) must
+    // fail the commands in flight, not leave the test waiting forever.
+    this.sock.on('close', () => {
+      for (const w of this.waiting.splice(0)) w.reject(new Error('redis connection closed'));
+    });
     await new Promise((res, rej) => { this.sock.once('connect', res); this.sock.once('error', rej); });
     return this;
   }
   cmd(...args) {
     return new Promise((resolve, reject) => {
+      if (!this.sock || this.sock.destroyed) return reject(new Error('redis connection closed'));
       this.waiting.push({ resolve, reject });
       this.sock.write(encode(args.flat()));
     });
