@@ -15,6 +15,7 @@
  *   cookieconsent  cc_cookie=%7B%22categories%22%3A%5B%22necessary%22%5D..
  */
 #include "cmp.h"
+#include "consent.h"
 #include "tcf.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -46,23 +47,7 @@ struct cmp {
 
 int cmp_cookie(const char *h, size_t n, const char *name, const char **value, size_t *len)
 {
-    size_t nl = strlen(name), i = 0;
-    while (h && i < n) {
-        while (i < n && (h[i] == ' ' || h[i] == '\t' || h[i] == ';')) i++;
-        size_t start = i;
-        while (i < n && h[i] != ';') i++;
-        size_t end = i;
-        while (end > start && (h[end - 1] == ' ' || h[end - 1] == '\t')) end--;
-        if (end - start > nl && memcmp(h + start, name, nl) == 0 && h[start + nl] == '=') {
-            const char *v = h + start + nl + 1;
-            size_t vn = end - start - nl - 1;
-            if (vn >= 2 && v[0] == '"' && v[vn - 1] == '"') v++, vn -= 2;
-            *value = v;
-            *len = vn;
-            return 0;
-        }
-    }
-    return -1;
+    return consent_cookie_named(name, h, n, value, len);
 }
 
 static int hexval(char c)

@@ -190,13 +190,11 @@ long long consent_max_age_s(const struct cfg *c)
     return (long long)c->consent.max_age_days * CLOCK_DAY_S;
 }
 
-int consent_find(const struct cfg_site *site, const char *h, size_t n,
-                 const char **value, size_t *len)
+int consent_cookie_named(const char *name, const char *h, size_t n, const char **value, size_t *len)
 {
-    const char *name = site->cookie;
     size_t nl = strlen(name);
     size_t i = 0;
-    while (i < n) {
+    while (h && i < n) {
         while (i < n && (h[i] == ' ' || h[i] == '\t' || h[i] == ';')) i++;
         size_t start = i;
         while (i < n && h[i] != ';') i++;
@@ -215,6 +213,12 @@ int consent_find(const struct cfg_site *site, const char *h, size_t n,
         }
     }
     return -1;
+}
+
+int consent_find(const struct cfg_site *site, const char *h, size_t n,
+                 const char **value, size_t *len)
+{
+    return consent_cookie_named(site->cookie, h, n, value, len);
 }
 
 enum consent_verdict consent_check(struct consent *k, const struct cfg_site *site, const char *h,

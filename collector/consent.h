@@ -58,6 +58,10 @@ enum consent_verdict consent_check(struct consent *k, const struct cfg_site *sit
 
 /* Finds site's cookie's value in a Cookie header (quotes removed). 0 with
  * value and len set, or -1 when the header has no such cookie. */
+/* The value of cookie `name` in a Cookie header h[0..n) (surrounding quotes
+ * dropped): 0, or -1 when absent. The one cookie reader, for our cookie and
+ * the consent managers' (cmp.c). */
+int consent_cookie_named(const char *name, const char *h, size_t n, const char **value, size_t *len);
 int consent_find(const struct cfg_site *site, const char *cookie_header, size_t n,
                  const char **value, size_t *len);
 
