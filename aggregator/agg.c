@@ -188,6 +188,115 @@ redisReply *agg_get_reply(struct agg *a)
     return checked(a, r);
 }
 
+/* agg_hash_each: hiredis's reader builds replies through a table of
+ * functions; these stand in for its own while one HGETALL reply is read.
+ * Every function returns a non-NULL token (NULL would mean out of memory to
+ * the reader); nothing is allocated per field, only the field name of the
+ * pair being read is copied, as the reader's buffer may move before its
+ * value arrives. */
+struct hash_each {
+    int (*each)(void *arg, const char *field, size_t len, long long value);
+    void *arg;
+    int rc;                     /* each's first nonzero return */
+    char *field;                /* the pending field name ... */
+    size_t len, room;           /* ... its length, and the buffer's size */
+    int oom;
+};
+
+static char hash_each_token;
+
+static void *he_string(const redisReadTask *t, char *s, size_t len)
+{
+    struct hash_each *h = t->privdata;
+    /* Only the elements of a top-level array are fields and values. */
+    if (!h || !t->parent || t->parent->parent || t->type != REDIS_REPLY_STRING) return &hash_each_token;
+    if (t->idx % 2 == 0) {
+        if (len + 1 > h->room) {
+            size_t room = len + 1 > 2 * h->room ? len + 1 : 2 * h->room;
+            char *f = realloc(h->field, room);
+            if (!f) {
+                h->oom = 1;
+                return &hash_each_token;
+            }
+            h->field = f;
+            h->room = room;
+        }
+        memcpy(h->field, s, len);
+        h->field[len] = '\0';
+        h->len = len;
+        return &hash_each_token;
+    }
+    if (h->rc || h->oom) return &hash_each_token;
+    long long v = 0;
+    size_t i = len > 0 && s[0] == '-';
+    for (; i < len && s[i] >= '0' && s[i] <= '9' && v < 922337203685477580LL; i++) v = v * 10 + (s[i] - '0');
+    if (len > 0 && s[0] == '-') v = -v;
+    h->rc = h->each(h->arg, h->field, h->len, v);
+    return &hash_each_token;
+}
+
+#if defined(HIREDIS_MAJOR) && HIREDIS_MAJOR >= 1
+static void *he_array(const redisReadTask *t, size_t n)
+#else
+static void *he_array(const redisReadTask *t, int n)
+#endif
+{
+    (void)t;
+    (void)n;
+    return &hash_each_token;
+}
+
+static void *he_integer(const redisReadTask *t, long long v)
+{
+    (void)t;
+    (void)v;
+    return &hash_each_token;
+}
+
+static void *he_nil(const redisReadTask *t)
+{
+    (void)t;
+    return &hash_each_token;
+}
+
+static void he_free(void *obj)
+{
+    (void)obj;
+}
+
+static redisReplyObjectFunctions hash_each_fn = {
+    .createString = he_string,
+    .createArray = he_array,
+    .createInteger = he_integer,
+    .createNil = he_nil,
+    .freeObject = he_free,
+};
+
+int agg_hash_each(struct agg *a, int (*each)(void *arg, const char *field, size_t len, long long value),
+                  void *arg)
+{
+    if (!a->rc) {
+        snprintf(a->err, sizeof a->err, "redis: connection lost");
+        return -1;
+    }
+    struct hash_each h = {.each = each, .arg = arg};
+    redisReader *rd = a->rc->reader;
+    redisReplyObjectFunctions *fn = rd->fn;
+    void *priv = rd->privdata;
+    rd->fn = &hash_each_fn;
+    rd->privdata = &h;
+    void *r = NULL;
+    int ok = redisGetReply(a->rc, &r) == REDIS_OK;
+    rd->fn = fn;
+    rd->privdata = priv;
+    free(h.field);
+    if (!ok || !r) {
+        checked(a, NULL);
+        return -1;
+    }
+    return h.rc ? h.rc : h.oom;
+}
+
 int agg_discover(struct agg *a)
 {
     char cursor[32] = "0", pattern[32];

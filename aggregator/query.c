@@ -882,42 +882,48 @@ static int read_hours(struct run *r, struct day_totals *hours)
     return 0;
 }
 
-/* MEMBERS and CROSS: every day's hash merged into map, filtered as merged
- * (one reply held at a time). */
+/* One field of a MEMBERS or CROSS day hash into the map, filtered, for
+ * agg_hash_each(). */
+struct member_merge {
+    const struct query *q;
+    int cross;
+    struct countmap *map;
+};
+
+static int merge_member(void *arg, const char *field, size_t len, long long v)
+{
+    const struct member_merge *m = arg;
+    const char *name = field;
+    if (m->cross) {
+        const char *sep = memchr(field, KEYS_BYPAGE_SEP, len);
+        if (!sep || !passes(m->q, m->q->fdim, field, (size_t)(sep - field))) return 0;
+        name = sep + 1;
+        len -= (size_t)(name - field);
+    }
+    if (!passes(m->q, m->q->dim, name, len)) return 0;
+    struct row *row = map_get(m->map, name, len);
+    if (!row) return 1;
+    row->n += v;
+    return 0;
+}
+
+/* MEMBERS and CROSS: every day's hash merged into map, filtered, field by
+ * field as it is read (agg_hash_each: no reply is held). */
 static int read_members(struct run *r, struct countmap *map)
 {
     struct query *q = r->q;
-    int cross = q->src == SRC_CROSS;
+    struct member_merge m = {q, q->src == SRC_CROSS, map};
     char key[KEYLEN], day[CLOCK_DAY_LEN + 1];
     for (size_t d = 0; d < r->ndays; d++) {
         day_of(r, d, day);
-        member_key(r, key, day, q->dim, cross);
+        member_key(r, key, day, q->dim, m.cross);
         const char *argv[] = {"HGETALL", key};
         if (append(r, 2, argv) < 0) return -1;
     }
     for (size_t d = 0; d < r->ndays; d++) {
-        redisReply *rep = reply(r);
-        if (!rep) return -1;
-        for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements; i += 2) {
-            const redisReply *k = rep->element[i];
-            if (!k->str) continue;
-            const char *name = k->str;
-            size_t len = k->len;
-            if (cross) {
-                const char *sep = memchr(k->str, KEYS_BYPAGE_SEP, k->len);
-                if (!sep || !passes(q, q->fdim, k->str, (size_t)(sep - k->str))) continue;
-                name = sep + 1;
-                len = k->len - (size_t)(name - k->str);
-            }
-            if (!passes(q, q->dim, name, len)) continue;
-            struct row *row = map_get(map, name, len);
-            if (!row) {
-                freeReplyObject(rep);
-                return oom(r);
-            }
-            row->n += to_ll(rep->element[i + 1]);
-        }
-        freeReplyObject(rep);
+        int rc = agg_hash_each(r->a, merge_member, &m);
+        if (rc > 0) return oom(r);
+        if (rc < 0) return fail_redis(r);
     }
     return 0;
 }
@@ -1258,7 +1264,7 @@ static int member_results(struct run *r, struct countmap *map, int min_visitors,
     for (size_t i = 0; i < q->nmetrics; i++) want_visitors |= q->metrics[i] == M_VISITORS;
     size_t total = 0;
     long long other = 0;
-    for (size_t i = 0; i < map->cap; i++) {
+    for (size_t i = 0; i < map->n; i++) {
         struct row *row = countmap_at(map, i);
         if (!row || row->n <= 0) continue;       /* an exit page moved away */
         /* The data's own "(other)" (members past aggregator.max_members) and
@@ -1280,7 +1286,7 @@ static int member_results(struct run *r, struct countmap *map, int min_visitors,
         free(h.r);
         h.r = calloc(h.k ? h.k : 1, sizeof *h.r);
         if (!h.r) return oom(r);
-        for (size_t i = 0; i < map->cap; i++) {
+        for (size_t i = 0; i < map->n; i++) {
             const struct row *row = countmap_at(map, i);
             if (row && row->n > 0) heap_offer(q, &h, row);
         }

@@ -142,17 +142,20 @@ static int map_add(struct countmap *m, const char *stored, size_t stored_len, lo
     return 0;
 }
 
-/* Adds the field/value pairs of an HGETALL reply into map. The members are
- * bounded per day (aggregator.max_members), not by who controls the input,
- * so an unseeded hash is fine here. */
-static int merge(struct countmap *map, const redisReply *r)
+/* One field of an HGETALL reply into the map (arg), for agg_hash_each().
+ * The members are bounded per day (aggregator.max_members), not by who
+ * controls the input, so an unseeded hash is fine here. */
+static int merge_field(void *map, const char *field, size_t len, long long v)
 {
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
-        const redisReply *k = r->element[i];
-        if (!k->str) continue;
-        if (map_add(map, k->str, k->len, to_ll(r->element[i + 1])) < 0) return -1;
-    }
-    return 0;
+    return map_add(map, field, len, v) < 0 ? 1 : 0;
+}
+
+/* The next reply, an HGETALL's, merged into map; -1 with a->err set. */
+static int merge(struct agg *a, struct countmap *map)
+{
+    int rc = agg_hash_each(a, merge_field, map);
+    if (rc > 0) snprintf(a->err, sizeof a->err, "out of memory");
+    return rc ? -1 : 0;
 }
 
 /* The count of name in map, 0 when absent. */
@@ -179,7 +182,7 @@ static int row_cmp(const void *pa, const void *pb)
 
 static void map_free(struct countmap *m)
 {
-    for (size_t i = 0; i < m->cap; i++) {
+    for (size_t i = 0; i < m->n; i++) {
         struct row *r = countmap_at(m, i);
         if (r) free((char *)r->raw);
     }
@@ -192,7 +195,7 @@ static struct row *sorted(const struct countmap *map, size_t *n)
     struct row *rows = calloc(map->n ? map->n : 1, sizeof *rows);
     if (!rows) return NULL;
     size_t i = 0;
-    for (size_t j = 0; j < map->cap; j++) {
+    for (size_t j = 0; j < map->n; j++) {
         const struct row *r = countmap_at(map, j);
         if (!r || r->n <= 0) continue;   /* an exit page moved away */
         rows[i++] = *r;
@@ -335,8 +338,13 @@ static json_t *breakdown(struct agg *a, const char *site, const struct report_op
         /* Visitors are asked for in rounds, only while rows may still be
          * shown: a breakdown of 50,000 pages costs a few PFCOUNTs, not all. */
         if (pages && i == known && f.shown < f.limit) {
-            size_t ask = (f.limit - f.shown) * (k > 0 ? 2 : 1);
-            if (ask > n - i) ask = n - i;
+            /* The data's own "(other)" member is never shown by name (and
+             * often the largest row): it does not count towards a round,
+             * or a second round would be needed for the row it took. */
+            size_t need = (f.limit - f.shown) * (k > 0 ? 2 : 1), ask = 0;
+            for (; i + ask < n && need > 0; ask++)
+                if (rows[i + ask].len != ROWS_OTHER_LEN || memcmp(rows[i + ask].name, ROWS_OTHER, ROWS_OTHER_LEN) != 0)
+                    need--;
             if (page_visitors(a, site, o, rows + i, ask, vis + i) < 0) goto error;
             known = i + ask;
         }
@@ -441,16 +449,7 @@ static json_t *props_section(struct agg *a, const char *site, const struct repor
     for (size_t i = 0; i < n; i++) {
         struct countmap values = MAP_INIT;
         for (size_t d = 0; d < ndays; d++) {
-            void *r = NULL;
-            if (redisGetReply(a->rc, &r) != REDIS_OK) {
-                snprintf(a->err, sizeof a->err, "redis: %s", a->rc->errstr);
-                agg_disconnect(a);
-                map_free(&values);
-                goto error;
-            }
-            int rc = merge(&values, r);
-            freeReplyObject(r);
-            if (rc < 0) {
+            if (merge(a, &values) < 0) {
                 map_free(&values);
                 goto error;
             }
@@ -560,6 +559,27 @@ static json_t *consent_coverage(struct agg *a, struct agg_site *s, const struct 
     return arr;
 }
 
+/* Days of reads in flight (report_build). */
+enum { REPORT_WINDOW = 2 };
+
+/* A day's reads: totals, visitors (uvkey), each breakdown, each extra. */
+static void append_day(struct agg *a, const char *site, int64_t daynum, const char *uvkey)
+{
+    char day[CLOCK_DAY_LEN + 1], key[1200];
+    clock_format_day(daynum, day);
+    keys_day(key, sizeof key, site, day, fold_dim_names[FOLD_TOTALS]);
+    redisAppendCommand(a->rc, "HGETALL %s", key);
+    redisAppendCommand(a->rc, "PFCOUNT %s", uvkey);
+    for (size_t b = 0; b < NBREAK; b++) {
+        keys_day(key, sizeof key, site, day, fold_dim_names[breakdowns[b].dim]);
+        redisAppendCommand(a->rc, "HGETALL %s", key);
+    }
+    for (size_t x = 0; x < NEXTRA; x++) {
+        keys_day(key, sizeof key, site, day, fold_dim_names[extras[x]]);
+        redisAppendCommand(a->rc, "HGETALL %s", key);
+    }
+}
+
 json_t *report_build(struct agg *a, const struct report_opts *o)
 {
     struct agg_site *s = agg_site(a, o->site);
@@ -569,7 +589,6 @@ json_t *report_build(struct agg *a, const struct report_opts *o)
     struct countmap maps[NBREAK + NEXTRA];
     for (size_t b = 0; b < NBREAK + NEXTRA; b++) maps[b] = MAP_INIT;
     json_t *report = NULL;
-    char key[1200];
     a->err[0] = '\0';
     if (!s || !rep) {
         snprintf(a->err, sizeof a->err, "out of memory");
@@ -589,44 +608,37 @@ json_t *report_build(struct agg *a, const struct report_opts *o)
     for (size_t d = 0; d < ndays; d++) {
         char day[CLOCK_DAY_LEN + 1];
         clock_format_day(o->from_day + (int64_t)d, day);
-        keys_day(key, sizeof key, s->name, day, fold_dim_names[FOLD_TOTALS]);
-        redisAppendCommand(a->rc, "HGETALL %s", key);
         keys_uv(uvkeys + d * 600, 600, s->name, day, NULL);
         uv[d + 1] = uvkeys + d * 600;
-        redisAppendCommand(a->rc, "PFCOUNT %s", uv[d + 1]);
-        for (size_t b = 0; b < NBREAK; b++) {
-            keys_day(key, sizeof key, s->name, day, fold_dim_names[breakdowns[b].dim]);
-            redisAppendCommand(a->rc, "HGETALL %s", key);
-        }
-        for (size_t x = 0; x < NEXTRA; x++) {
-            keys_day(key, sizeof key, s->name, day, fold_dim_names[extras[x]]);
-            redisAppendCommand(a->rc, "HGETALL %s", key);
-        }
     }
-    redisAppendCommandArgv(a->rc, (int)ndays + 1, uv, NULL);
-    free(uv);
-    free(uvkeys);
-    /* Totals and visitor counts are kept; a breakdown's reply is merged and
-     * freed as soon as it is read. */
+    /* The days go out REPORT_WINDOW at a time ahead of the replies read:
+     * Redis answers a pipeline it has read whole only when it has run all of
+     * it, so a month sent at once would leave the reader idle for Redis's
+     * whole share of the time (~50 ms here) and Redis idle for the reader's. */
+    for (size_t d = 0; d < ndays && d < REPORT_WINDOW; d++) append_day(a, s->name, o->from_day + (int64_t)d, uv[d + 1]);
+    if (ndays <= REPORT_WINDOW) redisAppendCommandArgv(a->rc, (int)ndays + 1, uv, NULL);
+    /* Totals and visitor counts are kept; a breakdown's reply is merged
+     * field by field as it is read (agg_hash_each), never held. */
     for (size_t i = 0; i < ncmd; i++) {
+        size_t d = i / PER_DAY, k = i % PER_DAY;
+        if (k == 0 && d + REPORT_WINDOW < ndays) {
+            append_day(a, s->name, o->from_day + (int64_t)(d + REPORT_WINDOW), uv[d + REPORT_WINDOW + 1]);
+            if (d + REPORT_WINDOW + 1 == ndays) redisAppendCommandArgv(a->rc, (int)ndays + 1, uv, NULL);
+        }
+        if (i < ndays * PER_DAY && k >= 2) {
+            if (merge(a, &maps[k - 2]) < 0) goto error_uv;
+            continue;
+        }
         void *r = NULL;
         if (redisGetReply(a->rc, &r) != REDIS_OK) {
             snprintf(a->err, sizeof a->err, "redis: %s", a->rc->errstr);
             agg_disconnect(a);
-            goto error;
+            goto error_uv;
         }
-        size_t k = i % PER_DAY;
-        if (i < ndays * PER_DAY && k >= 2) {
-            int rc = merge(&maps[k - 2], r);
-            freeReplyObject(r);
-            if (rc < 0) {
-                snprintf(a->err, sizeof a->err, "out of memory");
-                goto error;
-            }
-        } else {
-            rep[i] = r;
-        }
+        rep[i] = r;
     }
+    free(uv);
+    free(uvkeys);
 
     report = json_object();
     json_t *series = json_array();
@@ -703,6 +715,9 @@ json_t *report_build(struct agg *a, const struct report_opts *o)
     for (size_t b = 0; b < NBREAK + NEXTRA; b++) map_free(&maps[b]);
     return report;
 
+error_uv:
+    free(uv);
+    free(uvkeys);
 error:
     for (size_t i = 0; rep && i < ncmd; i++)
         if (rep[i]) freeReplyObject(rep[i]);

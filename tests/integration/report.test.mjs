@@ -268,3 +268,33 @@ test('--period with --from or --to, or an unknown period, is a usage error (exit
     assert.match(r.stderr, /--period/);
   }
 });
+
+// The day hashes are read field by field as they arrive (no reply objects):
+// a name longer than the reader's 16 KiB buffer, thousands of members a day
+// over several days in flight at once, and a key of the wrong type (read as
+// empty, as before) must all come out exactly as stored.
+test('large day hashes over several days are merged exactly; a name longer than the read buffer survives whole', async () => {
+  await redis.client.cmd('FLUSHALL');
+  const days = ['20240601', '20240602', '20240603', '20240604', '20240605'];
+  const N = 3000;
+  const long = '/' + 'x'.repeat(40000) + 'é/end';
+  let pageviews = 0;
+  for (const [d, day] of days.entries()) {
+    const page = [];
+    for (let i = 0; i < N; i++) page.push([`/p/${i}`, i + 1 + d]);
+    page.push(['(other)', 100000], [long, 7]);
+    pageviews += page.reduce((s, [, n]) => s + n, 0);
+    await seed(day, { totals: { pageviews: page.reduce((s, [, n]) => s + n, 0), visits: 10 }, dims: { page } });
+    await redis.client.cmd('SET', key(day, 'source'), 'not a hash');
+  }
+  const rep = await json(['--from', '2024-06-01', '--to', '2024-06-05', '--limit', '5000']);
+  assert.equal(rep.totals.pageviews, pageviews);
+  assert.equal(rep.pages.length, N + 2);
+  const by = new Map(rep.pages.map((r) => [r.page, r.pageviews]));
+  for (let i = 0; i < N; i++) assert.equal(by.get(`/p/${i}`), 5 * (i + 1) + 10, `/p/${i}`);
+  assert.equal(by.get(long), 35);
+  assert.equal(by.get('(other)'), 500000);
+  assert.equal(rep.pages.at(-1).page, '(other)');
+  assert.deepEqual(rep.pages[0], { page: '/p/2999', pageviews: 15010, visitors: null });
+  assert.deepEqual(rep.sources, []);
+});

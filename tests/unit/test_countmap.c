@@ -56,7 +56,39 @@ static void test_names_are_bytes(void **state)
 }
 
 /* 10,000 names: the map grows many times, every entry keeps its count, a
- * walk over the slots sees each once, and it stays at most half full. */
+ * walk sees each once in the order they were added, and it stays at most
+ * half full. */
+/* Names longer than a block of names (64 KiB) and short ones after them:
+ * each kept whole, the short ones still packed. */
+static void test_long_names(void **state)
+{
+    (void)state;
+    struct countmap m = COUNTMAP_INIT(struct entry);
+    size_t big = 200 * 1024;
+    char *name = malloc(big);
+    assert_non_null(name);
+    for (int i = 0; i < 3; i++) {
+        memset(name, 'a' + i, big);
+        ((struct entry *)countmap_get(&m, name, big - (size_t)i, NULL))->n = i + 1;
+        ((struct entry *)countmap_get(&m, name, (size_t)i + 1, NULL))->n = 10 + i;
+    }
+    for (int i = 0; i < 3; i++) {
+        memset(name, 'a' + i, big);
+        struct entry *e = countmap_find(&m, name, big - (size_t)i);
+        assert_non_null(e);
+        assert_int_equal(e->n, i + 1);
+        assert_int_equal(e->len, big - (size_t)i);
+        assert_int_equal(e->name[e->len - 1], 'a' + i);
+        assert_int_equal(e->name[e->len], '\0');
+        e = countmap_find(&m, name, (size_t)i + 1);
+        assert_non_null(e);
+        assert_int_equal(e->n, 10 + i);
+    }
+    assert_int_equal(m.n, 6);
+    free(name);
+    countmap_free(&m);
+}
+
 static void test_grows_and_walks(void **state)
 {
     (void)state;
@@ -73,14 +105,16 @@ static void test_grows_and_walks(void **state)
     assert_true(m.n * 2 <= m.cap);
     long long sum = 0;
     size_t seen = 0;
-    for (size_t i = 0; i < m.cap; i++) {
+    for (size_t i = 0; i < m.n; i++) {
         struct entry *e = countmap_at(&m, i);
-        if (!e) continue;
+        assert_non_null(e);
         seen++;
         sum += e->n;
         int k = atoi(e->name + 2);
+        assert_int_equal(k, (int)i);
         assert_int_equal(e->n, 2LL * k);
     }
+    assert_null(countmap_at(&m, m.n));
     assert_int_equal(seen, 10000);
     assert_int_equal(sum, 2LL * (9999LL * 10000 / 2));
     assert_int_equal(((struct entry *)countmap_find(&m, "/p1234", 6))->n, 2468);
@@ -94,6 +128,7 @@ int main(void)
         cmocka_unit_test(test_get_adds_once_and_sums),
         cmocka_unit_test(test_names_are_bytes),
         cmocka_unit_test(test_grows_and_walks),
+        cmocka_unit_test(test_long_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
