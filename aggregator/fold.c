@@ -19,12 +19,6 @@
 #include "keys.h"
 #include "rawhit.h"
 
-const char *const fold_dim_names[FOLD_NDIMS] = {
-    "totals", "page", "entry", "exit", "source", "utm_source", "utm_medium", "utm_campaign",
-    "utm_term", "utm_content", "country", "region", "browser", "os", "device", "event",
-    "engaged", "scroll", "engagements", "props", "uv",
-};
-
 struct str {
     size_t off, len;
 };

@@ -755,6 +755,16 @@ static redisReply *reply(struct run *r)
     return rep;
 }
 
+/* The next reply as an integer into *out (a PFCOUNT's); -1 as reply(). */
+static int reply_ll(struct run *r, long long *out)
+{
+    redisReply *rep = reply(r);
+    if (!rep) return -1;
+    *out = to_ll(rep);
+    freeReplyObject(rep);
+    return 0;
+}
+
 static void day_of(const struct run *r, size_t d, char day[CLOCK_DAY_LEN + 1])
 {
     clock_format_day(r->q->from_day + (int64_t)d, day);
@@ -835,18 +845,9 @@ static int read_totals(struct run *r, struct day_totals *days, struct day_totals
         all->bounces += days[d].bounces;
         all->duration_ms += days[d].duration_ms;
         all->events += days[d].events;
-        if (visitors && per_day) {
-            if (!(rep = reply(r))) goto error;
-            days[d].visitors = to_ll(rep);
-            freeReplyObject(rep);
-        }
+        if (visitors && per_day && reply_ll(r, &days[d].visitors) < 0) goto error;
     }
-    if (visitors) {
-        redisReply *rep = reply(r);
-        if (!rep) goto error;
-        all->visitors = to_ll(rep);
-        freeReplyObject(rep);
-    }
+    if (visitors && reply_ll(r, &all->visitors) < 0) goto error;
     key_array_free(uv);
     return 0;
 error:
@@ -992,18 +993,9 @@ static int read_filtered(struct run *r, struct day_totals *days, struct day_tota
             if (pv_of[j] > 0 && !held) days[d].visitors_null = all->visitors_null = 1;
         }
         freeReplyObject(rep);
-        if (q->dim >= 0) {
-            if (!(rep = reply(r))) goto error;
-            days[d].visitors = to_ll(rep);
-            freeReplyObject(rep);
-        }
+        if (q->dim >= 0 && reply_ll(r, &days[d].visitors) < 0) goto error;
     }
-    if (visitors) {
-        redisReply *rep = reply(r);
-        if (!rep) goto error;
-        all->visitors = to_ll(rep);
-        freeReplyObject(rep);
-    }
+    if (visitors && reply_ll(r, &all->visitors) < 0) goto error;
     for (size_t d = 0; d < r->ndays; d++) {
         all->pageviews += days[d].pageviews;
         all->visits += days[d].visits;
@@ -1079,11 +1071,7 @@ static int page_visitors_chunk(struct run *r, struct row **rows, size_t n)
     }
     key_array_free(keys);
     for (size_t i = 0; i < n; i++) {
-        if (rows[i]->visitors < 0) continue;
-        redisReply *rep = reply(r);
-        if (!rep) goto out;
-        rows[i]->visitors = to_ll(rep);
-        freeReplyObject(rep);
+        if (rows[i]->visitors >= 0 && reply_ll(r, &rows[i]->visitors) < 0) goto out;
     }
     rc = 0;
 out:

@@ -5,12 +5,11 @@
 // refusals with Plausible's kind of message; CORS only when configured.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startRedis, writeConfig, run, BIN, freePort, waitFor } from '../lib/harness.mjs';
+import { startRedis, writeConfig, run, BIN, startServe as startServeWith } from '../lib/harness.mjs';
 
 const AGG = process.env.FAIRSTAT_AGGREGATOR || BIN('fairstat-aggregator');
 const SITE = 'example.com';
@@ -47,28 +46,8 @@ function config(sections = {}) {
   });
 }
 
-// Starts `serve` on a free port with -o overrides; resolves {base, stop}.
-async function startServe(overrides = []) {
-  const port = await freePort();
-  const args = ['-c', conf, '-o', `serve.listen=127.0.0.1:${port}`, ...overrides.flatMap((o) => ['-o', o]), 'serve'];
-  const proc = spawn(AGG, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  proc.stdout.on('data', (d) => { output += d; });
-  proc.stderr.on('data', (d) => { output += d; });
-  const base = `http://127.0.0.1:${port}`;
-  await waitFor('serve /healthz', async () => {
-    if (proc.exitCode !== null) throw new Error('serve exited: ' + output);
-    return (await fetch(base + '/healthz')).status === 200;
-  });
-  return {
-    base, proc, output: () => output,
-    async stop() {
-      if (proc.exitCode !== null) return proc.exitCode;
-      proc.kill('SIGTERM');
-      return new Promise((r) => proc.once('exit', (code) => r(code)));
-    },
-  };
-}
+// Starts `serve` on a free port with -o overrides and the config's tokens.
+const startServe = (overrides = []) => startServeWith(conf, { token: null, overrides });
 
 function hit(t, p, v, extra = {}) {
   return { t: String(t), n: 'pageview', p, c: 'DE', b: 'Firefox', o: 'Linux', dv: 'desktop', v, ...extra };

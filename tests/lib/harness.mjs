@@ -230,13 +230,15 @@ export async function startCollector(redis, opts = {}) {
 }
 
 // Starts `fairstat-aggregator -c conf serve` on a free port, with a token
-// allowed for every site (serve.tokens), and waits for /healthz. Resolves
-// {base, token, output(), stop()}.
+// allowed for every site (serve.tokens; opts.token: null keeps the config's
+// own) and opts.overrides as -o options, and waits for /healthz. Resolves
+// {base, token, proc, output(), stop()}; stop() resolves serve's exit code.
 export async function startServe(conf, opts = {}) {
   const port = await freePort();
-  const token = opts.token || 'serve-test-token-0123456789abcdef';
-  const sha = createHash('sha256').update(token).digest('hex');
-  const args = ['-c', conf, '-o', `serve.listen=127.0.0.1:${port}`, '-o', `serve.tokens=sha256:${sha}`, 'serve'];
+  const token = opts.token === undefined ? 'serve-test-token-0123456789abcdef' : opts.token;
+  const o = [`serve.listen=127.0.0.1:${port}`, ...(opts.overrides || [])];
+  if (token !== null) o.push(`serve.tokens=sha256:${createHash('sha256').update(token).digest('hex')}`);
+  const args = ['-c', conf, ...o.flatMap((x) => ['-o', x]), 'serve'];
   const proc = spawn(process.env.FAIRSTAT_AGGREGATOR || BIN('fairstat-aggregator'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   proc.stdout.on('data', (d) => { output += d; });
@@ -247,12 +249,12 @@ export async function startServe(conf, opts = {}) {
     return (await fetch(base + '/healthz')).status === 200;
   });
   return {
-    base, token,
+    base, token, proc,
     output: () => output,
     async stop() {
-      if (proc.exitCode !== null) return;
+      if (proc.exitCode !== null) return proc.exitCode;
       proc.kill('SIGTERM');
-      await new Promise((r) => proc.once('exit', r));
+      return new Promise((r) => proc.once('exit', (code) => r(code)));
     },
   };
 }

@@ -239,12 +239,20 @@ static void a_new_key_writes_and_the_old_one_still_reads(void **state)
 
 static void check_break(struct fx *f, const char *file, const char *what);
 
+/* The bytes of an archive file (caller frees), which must hold want frames,
+ * and their offsets and lengths. */
+static unsigned char *records_of(const char *file, int want, size_t *n, size_t off[16], size_t len[16])
+{
+    char t[16];
+    unsigned char *b = slurp(file, n);
+    assert_int_equal(frames(b, *n, off, len, t), want);
+    return b;
+}
+
 static void flip_a_byte_of_record_1(struct fx *f)
 {
     size_t n, off[16], len[16];
-    char t[16];
-    unsigned char *b = slurp(path(f, JAN), &n);
-    assert_int_equal(frames(b, n, off, len, t), 5);    /* R R H, then R H of the second run */
+    unsigned char *b = records_of(path(f, JAN), 5, &n, off, len);    /* R R H, then R H of the second run */
     b[off[1] + len[1] - 20] ^= 1;                      /* in record 1's ciphertext */
     spit(path(f, JAN), b, n);
     free(b);
@@ -269,9 +277,7 @@ static void a_removed_record_is_reported(void **state)
 {
     struct fx *f = *state;
     size_t n, off[16], len[16];
-    char t[16];
-    unsigned char *b = slurp(path(f, FEB), &n);
-    assert_int_equal(frames(b, n, off, len, t), 3);
+    unsigned char *b = records_of(path(f, FEB), 3, &n, off, len);
     /* Drop record 0: record 1 no longer follows its predecessor. */
     memmove(b + off[0], b + off[1], n - off[1]);
     spit(path(f, FEB), b, n - len[0]);
@@ -283,9 +289,7 @@ static void reordered_records_are_reported(void **state)
 {
     struct fx *f = *state;
     size_t n, off[16], len[16];
-    char t[16];
-    unsigned char *b = slurp(path(f, FEB), &n);
-    assert_int_equal(frames(b, n, off, len, t), 3);
+    unsigned char *b = records_of(path(f, FEB), 3, &n, off, len);
     unsigned char *s = malloc(n);
     memcpy(s, b, off[0]);
     memcpy(s + off[0], b + off[1], len[1]);
@@ -329,9 +333,7 @@ static void an_interrupted_run_is_reported_and_recovered(void **state)
     struct fx *f = *state;
     /* A crash before the head: a record after the last head. */
     size_t n, off[16], len[16];
-    char t[16];
-    unsigned char *b = slurp(path(f, FEB), &n);
-    assert_int_equal(frames(b, n, off, len, t), 3);
+    unsigned char *b = records_of(path(f, FEB), 3, &n, off, len);
     unsigned char *s = malloc(n + len[0]);
     memcpy(s, b, n);
     memcpy(s + n, b + off[0], len[0]);
@@ -353,9 +355,7 @@ static void a_new_file_cut_before_its_first_head_reads_as_empty(void **state)
 {
     struct fx *f = *state;
     size_t n, off[16], len[16];
-    char t[16];
-    unsigned char *b = slurp(path(f, FEB), &n);
-    assert_int_equal(frames(b, n, off, len, t), 3);
+    unsigned char *b = records_of(path(f, FEB), 3, &n, off, len);
     spit(path(f, "a.test.2024-03.fsa"), b, off[0] + len[0]);     /* magic and one record */
     free(b);
     check_break(f, "a.test.2024-03.fsa", "unsealed");

@@ -13,6 +13,7 @@
 
 #include "cmp.h"
 #include "consent.h"
+#include "tcf_strings.h"
 
 #define S(lit) lit, sizeof lit - 1
 
@@ -120,20 +121,13 @@ static json_t *tcf_cases;
 
 static const char *tc(const char *name)
 {
-    size_t i;
-    json_t *c;
-    json_array_foreach(json_object_get(tcf_cases, "cases"), i, c)
-        if (strcmp(json_string_value(json_object_get(c, "name")), name) == 0)
-            return json_string_value(json_object_get(c, "tc"));
-    fail_msg("no case %s", name);
-    return NULL;
+    return tcf_string(tcf_cases, name);
 }
 
 static void tcf_requires_every_purpose_and_the_vendor(void **state)
 {
     (void)state;
-    json_error_t e;
-    assert_non_null(tcf_cases = json_load_file("tests/data/tcf/strings.json", 0, &e));
+    tcf_cases = tcf_strings_load();
     const unsigned long p18 = 1ul << 0 | 1ul << 7;
     const char *s = tc("purposes_1_8_vendor_range");
     assert_int_equal(cmp_tcf(s, strlen(s), p18, 0), CMP_GRANTED);
@@ -200,8 +194,7 @@ static struct cfg *load(const char *text)
 static void each_site_reads_its_own_manager(void **state)
 {
     (void)state;
-    json_error_t e;
-    assert_non_null(tcf_cases = json_load_file("tests/data/tcf/strings.json", 0, &e));
+    tcf_cases = tcf_strings_load();
     struct cfg *c = load("[site t.test]\nconsent = tcf\ntcf_vendor = 755\n"
                          "[site k.test]\nconsent = klaro\nconsent_service = stats\n"
                          "[site c.test]\nconsent = custom\nconsent_cookie = my_choice\n"

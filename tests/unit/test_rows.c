@@ -140,28 +140,28 @@ static void invalid_bytes_become_hex_escapes_and_distinct_names_stay_distinct(vo
 
 /* ------------------------------------------------------------ small counts */
 
+/* A row, and the fate rows_fold_next() must give it. */
 struct in {
     const char *name;
     long long n, visitors;
+    enum rows_fate want;
 };
 
-static void walk(struct rows_fold *f, const struct in *rows, size_t n, enum rows_fate *fates)
+static void walk(struct rows_fold *f, const struct in *rows, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        fates[i] = rows_fold_next(f, rows[i].name, strlen(rows[i].name), rows[i].n, rows[i].visitors);
+    for (size_t i = 0; i < n; i++) {
+        enum rows_fate got = rows_fold_next(f, rows[i].name, strlen(rows[i].name), rows[i].n, rows[i].visitors);
+        if (got != rows[i].want) fail_msg("row %zu (%s): fate %d, want %d", i, rows[i].name, got, rows[i].want);
+    }
 }
 
 static void off_shows_every_row_up_to_the_limit(void **state)
 {
     (void)state;
-    struct in rows[] = {{"/a", 5, -1}, {"/b", 1, -1}, {"/c", 1, -1}};
-    enum rows_fate fates[3];
+    struct in rows[] = {{"/a", 5, -1, ROWS_SHOW}, {"/b", 1, -1, ROWS_SHOW}, {"/c", 1, -1, ROWS_CUT}};
     struct rows_fold f;
     rows_fold_init(&f, 0, 2);
-    walk(&f, rows, 3, fates);
-    assert_int_equal(fates[0], ROWS_SHOW);
-    assert_int_equal(fates[1], ROWS_SHOW);
-    assert_int_equal(fates[2], ROWS_CUT);
+    walk(&f, rows, 3);
     assert_int_equal(f.cut_n, 1);
     assert_int_equal(rows_fold_other(&f, 0), 0);
     assert_int_equal(rows_fold_other(&f, 1), 1);
@@ -172,18 +172,12 @@ static void rows_under_k_fold_into_other_and_keep_the_sum(void **state)
     (void)state;
     /* visitors known (pages): 3 >= 2 shown, 1 hidden whatever its pageviews;
      * visitors unknown: count is the bound. */
-    struct in rows[] = {{"/many-views-one-visitor", 9, 1}, {"/a", 4, 3}, {"/null-visitors", 3, -1},
-                        {"/b", 1, -1}, {"(other)", 2, -1}, {"/c", 1, 1}};
-    enum rows_fate fates[6];
+    struct in rows[] = {{"/many-views-one-visitor", 9, 1, ROWS_HIDE}, {"/a", 4, 3, ROWS_SHOW},
+                        {"/null-visitors", 3, -1, ROWS_SHOW}, {"/b", 1, -1, ROWS_HIDE},
+                        {"(other)", 2, -1, ROWS_OTHER_ROW}, {"/c", 1, 1, ROWS_HIDE}};
     struct rows_fold f;
     rows_fold_init(&f, 2, 10);
-    walk(&f, rows, 6, fates);
-    assert_int_equal(fates[0], ROWS_HIDE);
-    assert_int_equal(fates[1], ROWS_SHOW);
-    assert_int_equal(fates[2], ROWS_SHOW);
-    assert_int_equal(fates[3], ROWS_HIDE);
-    assert_int_equal(fates[4], ROWS_OTHER_ROW);
-    assert_int_equal(fates[5], ROWS_HIDE);
+    walk(&f, rows, 6);
     assert_int_equal(f.hidden, 3);
     assert_int_equal(f.hidden_n, 11);
     assert_int_equal(f.other_n, 2);
@@ -194,15 +188,11 @@ static void rows_under_k_fold_into_other_and_keep_the_sum(void **state)
 static void hidden_rows_do_not_use_up_the_limit(void **state)
 {
     (void)state;
-    struct in rows[] = {{"/x", 1, -1}, {"/a", 5, -1}, {"/b", 3, -1}, {"/c", 2, -1}};
-    enum rows_fate fates[4];
+    struct in rows[] = {{"/x", 1, -1, ROWS_HIDE}, {"/a", 5, -1, ROWS_SHOW}, {"/b", 3, -1, ROWS_SHOW},
+                        {"/c", 2, -1, ROWS_CUT}};
     struct rows_fold f;
     rows_fold_init(&f, 2, 2);
-    walk(&f, rows, 4, fates);
-    assert_int_equal(fates[0], ROWS_HIDE);
-    assert_int_equal(fates[1], ROWS_SHOW);
-    assert_int_equal(fates[2], ROWS_SHOW);
-    assert_int_equal(fates[3], ROWS_CUT);
+    walk(&f, rows, 4);
     assert_int_equal(rows_fold_other(&f, 0), 1);
     assert_int_equal(rows_fold_other(&f, 1), 3);
 }

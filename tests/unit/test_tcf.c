@@ -1,6 +1,6 @@
 /* test_tcf.c -- the TC string decoder against strings made by the official
- * IAB encoder (tests/data/tcf/strings.json, from tests/lib/tcf-strings.mjs),
- * and every way a string can be cut, garbled or inflated. */
+ * IAB encoder (tcf_strings.h), and every way a string can be cut, garbled or
+ * inflated. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,27 +11,7 @@
 #include <string.h>
 
 #include "tcf.h"
-
-#define FIXTURE "tests/data/tcf/strings.json"     /* tests run from the repository root */
-
-static json_t *cases(void)
-{
-    json_error_t e;
-    json_t *root = json_load_file(FIXTURE, 0, &e);
-    assert_non_null(root);
-    return root;
-}
-
-static const char *tc_of(json_t *root, const char *name)
-{
-    size_t i;
-    json_t *c;
-    json_array_foreach(json_object_get(root, "cases"), i, c)
-        if (strcmp(json_string_value(json_object_get(c, "name")), name) == 0)
-            return json_string_value(json_object_get(c, "tc"));
-    fail_msg("no case %s", name);
-    return NULL;
-}
+#include "tcf_strings.h"
 
 static int decode(const char *s, struct tcf *t)
 {
@@ -54,7 +34,7 @@ static void assert_ids(json_t *want, int max, int (*has)(const struct tcf *, int
 static void official_strings_decode_to_what_the_library_reads(void **state)
 {
     (void)state;
-    json_t *root = cases(), *c;
+    json_t *root = tcf_strings_load(), *c;
     size_t i;
     int ranged = 0, bitfield = 0;
     static struct tcf t;
@@ -102,21 +82,21 @@ static void official_strings_decode_to_what_the_library_reads(void **state)
 static void purposes_and_vendors_granted_and_withheld(void **state)
 {
     (void)state;
-    json_t *root = cases();
+    json_t *root = tcf_strings_load();
     static struct tcf t;
-    assert_int_equal(decode(tc_of(root, "purposes_1_8_vendor_range"), &t), TCF_OK);
+    assert_int_equal(decode(tcf_string(root, "purposes_1_8_vendor_range"), &t), TCF_OK);
     assert_true(tcf_purpose_consent(&t, 1) && tcf_purpose_consent(&t, 8));
     assert_false(tcf_purpose_consent(&t, 2) || tcf_purpose_consent(&t, 0) || tcf_purpose_consent(&t, 25));
     assert_true(tcf_vendor_consent(&t, 1) && tcf_vendor_consent(&t, 300));
     assert_false(tcf_vendor_consent(&t, 301) || tcf_vendor_consent(&t, 0) || tcf_vendor_consent(&t, -1));
-    assert_int_equal(decode(tc_of(root, "purpose_8_withheld"), &t), TCF_OK);
+    assert_int_equal(decode(tcf_string(root, "purpose_8_withheld"), &t), TCF_OK);
     assert_true(tcf_purpose_consent(&t, 1));
     assert_false(tcf_purpose_consent(&t, 8));
-    assert_int_equal(decode(tc_of(root, "ranges_with_gaps"), &t), TCF_OK);
+    assert_int_equal(decode(tcf_string(root, "ranges_with_gaps"), &t), TCF_OK);
     assert_false(tcf_vendor_consent(&t, 1));
     assert_true(tcf_vendor_consent(&t, 2) && tcf_vendor_consent(&t, 200) && tcf_vendor_consent(&t, 790));
     assert_false(tcf_vendor_consent(&t, 121) || tcf_vendor_consent(&t, 399));
-    assert_int_equal(decode(tc_of(root, "nothing_granted"), &t), TCF_OK);
+    assert_int_equal(decode(tcf_string(root, "nothing_granted"), &t), TCF_OK);
     assert_int_equal(t.purposes, 0);
     assert_int_equal(t.max_vendor, 0);
     json_decref(root);
@@ -125,7 +105,7 @@ static void purposes_and_vendors_granted_and_withheld(void **state)
 static void every_truncation_refuses(void **state)
 {
     (void)state;
-    json_t *root = cases(), *c;
+    json_t *root = tcf_strings_load(), *c;
     size_t i;
     static struct tcf t;
     json_array_foreach(json_object_get(root, "cases"), i, c) {
@@ -303,8 +283,8 @@ static void oversized_refuses(void **state)
     (void)state;
     static char big[TCF_STRING_MAX + 2];
     static struct tcf t;
-    json_t *root = cases();
-    const char *tc = tc_of(root, "all_granted_bitfield");
+    json_t *root = tcf_strings_load();
+    const char *tc = tcf_string(root, "all_granted_bitfield");
     size_t n = strlen(tc);
     memcpy(big, tc, n);
     memset(big + n, 'A', sizeof big - 1 - n);
