@@ -18,6 +18,8 @@
 #   BENCH_ERASE=0         skip bench/erase.mjs (GET/DELETE /consent cost by backlog)
 #   BENCH_FLOOD=0         skip bench/flood.mjs (aggregates of one hostile site-day)
 #   BENCH_DATASET=0       skip bench/dataset.sh (aggregate memory and report times; BENCH_DATASET_HITS)
+#   BENCH_REDIS=tcp       how the collector reaches Redis: tcp (127.0.0.1) or unix (a unix
+#                         socket, as where both run on one host; bench/README.md)
 #   BENCH_KEEP=1          keep the temp dir (configs, logs, raw wrk output) for a post-mortem
 #   SERVER_CPU=0 LOAD_CPU=1   cores for the servers and for wrk + redis
 set -u
@@ -126,7 +128,14 @@ wait_port() {   # pid port seconds
 # ---------------------------------------------------------------- redis (core LOAD_CPU)
 REDIS_PORT=$(free_port) || die "no free port"
 mkdir -p "$TMP/redis"
+REDIS_VIA=${BENCH_REDIS:-tcp}
+case $REDIS_VIA in
+    tcp) REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0 ;;
+    unix) REDIS_URL=unix://$TMP/redis/redis.sock ;;
+    *) die "BENCH_REDIS must be tcp or unix, not '$REDIS_VIA'" ;;
+esac
 taskset -c "$LOAD_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$TMP/redis" \
+    --unixsocket "$TMP/redis/redis.sock" --unixsocketperm 700 \
     --save "" --appendonly no --daemonize no --logfile "$TMP/redis/redis.log" &
 REDIS_PID=$!; PIDS="$PIDS $REDIS_PID"
 wait_port "$REDIS_PID" "$REDIS_PORT" 10 || { cat "$TMP/redis/redis.log" >&2; die "redis-server did not start"; }
@@ -193,7 +202,7 @@ threads = 1
 trusted_proxies = 127.0.0.1/32
 
 [redis]
-url = redis://127.0.0.1:$REDIS_PORT/0
+url = $REDIS_URL
 
 [consent]
 secret = $SECRET
@@ -418,7 +427,7 @@ idle_rate() {   # seconds
         END { printf "%.1f%s\n", tot / s, (b > 0 ? " (mostly " n ")" : "") }' "$TMP/idle.0" "$TMP/idle.1"
 }
 
-say "bench: redis :$REDIS_PORT (core $LOAD_CPU)$( [ $NGINX_OK = 1 ] && echo ", nginx :$NGINX_PORT worker $NGINX_WORKER (core $SERVER_CPU)")$( [ $COLL_OK = 1 ] && echo ", collector :$COLL_PORT pid $COLL_PID (core $SERVER_CPU)"); wrk -t1 -c$CONNS -d$DURATION (core $LOAD_CPU)"
+say "bench: redis :$REDIS_PORT (core $LOAD_CPU; the collector over $REDIS_VIA)$( [ $NGINX_OK = 1 ] && echo ", nginx :$NGINX_PORT worker $NGINX_WORKER (core $SERVER_CPU)")$( [ $COLL_OK = 1 ] && echo ", collector :$COLL_PORT pid $COLL_PID (core $SERVER_CPU)"); wrk -t1 -c$CONNS -d$DURATION (core $LOAD_CPU)"
 # How busy the machine is before we load it (other sessions, builds, tests).
 k0=$(core_stat); sleep 1; k1=$(core_stat)
 IDLE_NOTE=$(awk -v k0="$k0" -v k1="$k1" -v a="$SERVER_CPU" -v b="$LOAD_CPU" 'BEGIN { split(k0, x); split(k1, y)
