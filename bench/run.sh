@@ -552,7 +552,11 @@ if [ "$SITES" -gt 0 ] && [ $COLL_OK = 1 ] && [ -s "$TMP/realistic.collector.tsv"
         return $arc
     }
     COLL2_PORT=$(free_port) || die "no free port"
-    awk -v p="$COLL2_PORT" -v n="$SITES" '/^listen = / { print "listen = 127.0.0.1:" p; next } { print }
+    # example.com keeps its cookie name (fs_consent) as an install that adds sites does
+    # (docs/protocol.md, "The cookie is the site's own"): the realistic load's cookies
+    # were minted by the one-site collector.
+    awk -v p="$COLL2_PORT" -v n="$SITES" '/^listen = / { print "listen = 127.0.0.1:" p; next }
+        /^\[site example\.com\]$/ { print; print "cookie = fs_consent"; next } { print }
         END { for (i = 0; i < n; i++) printf "\n[site s%05d.example]\norigins = https://s%05d.example\n", i, i }' \
         "$C/fairstat.conf" > "$C/fairstat-sites.conf"
     st0=$(date +%s%N)
