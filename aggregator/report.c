@@ -719,6 +719,8 @@ error_uv:
     free(uv);
     free(uvkeys);
 error:
+    /* replies may still be queued behind a failure: start afresh */
+    agg_disconnect(a);
     for (size_t i = 0; rep && i < ncmd; i++)
         if (rep[i]) freeReplyObject(rep[i]);
     free(rep);
