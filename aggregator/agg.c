@@ -7,6 +7,7 @@
 #include "agg.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,10 +228,14 @@ static void *he_string(const redisReadTask *t, char *s, size_t len)
         return &hash_each_token;
     }
     if (h->rc || h->oom) return &hash_each_token;
-    long long v = 0;
-    size_t i = len > 0 && s[0] == '-';
-    for (; i < len && s[i] >= '0' && s[i] <= '9' && v < 922337203685477580LL; i++) v = v * 10 + (s[i] - '0');
-    if (len > 0 && s[0] == '-') v = -v;
+    /* As strtoll reads a Redis integer: saturated at the ends of the range. */
+    int neg = len > 0 && s[0] == '-';
+    unsigned long long u = 0, lim = neg ? (unsigned long long)LLONG_MAX + 1 : (unsigned long long)LLONG_MAX;
+    for (size_t i = (size_t)neg; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+        u = u > (lim - d) / 10 ? lim : u * 10 + d;
+    }
+    long long v = neg ? (u == lim ? LLONG_MIN : -(long long)u) : (long long)u;
     h->rc = h->each(h->arg, h->field, h->len, v);
     return &hash_each_token;
 }
@@ -287,6 +292,10 @@ int agg_hash_each(struct agg *a, int (*each)(void *arg, const char *field, size_
     rd->privdata = &h;
     void *r = NULL;
     int ok = redisGetReply(a->rc, &r) == REDIS_OK;
+    /* A reply cut off (the connection lost mid-array) leaves the reader
+     * holding our token as its reply: hiredis's own functions must not be
+     * asked to free it when the connection is freed. */
+    if (!ok) rd->reply = NULL;
     rd->fn = fn;
     rd->privdata = priv;
     free(h.field);

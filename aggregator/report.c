@@ -1,12 +1,15 @@
 /* report.c -- reads a site's aggregates for a range of days into one model.
  *
- * All reads of a report go out as one pipeline on the synchronous connection
- * (a year is ~6,000 commands, one round trip), then a second pipeline asks
- * PFCOUNT of the top pages' per-day HyperLogLogs. Breakdowns are merged over
- * the days in a jansson object used as a map, then sorted by count (ties by
- * name, so output is stable) and cut at --limit and min_visitors (rows.h),
- * keyed by the name the output shows. The model (report.h) keeps
- * its keys in insertion order, which the table and CSV renderers rely on.
+ * The reads go out as one pipeline on the synchronous connection, a day's
+ * commands at a time, two days ahead of the replies being read (Redis
+ * answers a pipeline only once it has run what it read, so sending a month
+ * at once would make Redis and the reader wait for each other); then a
+ * round of PFCOUNT over the top pages' per-day HyperLogLogs. Breakdowns are
+ * merged over the days field by field as the replies are parsed
+ * (agg_hash_each) into a countmap keyed by the name the output shows, then
+ * sorted by count (ties by name, so output is stable) and cut at --limit and
+ * min_visitors (rows.h). The model (report.h) keeps its keys in insertion
+ * order, which the table and CSV renderers rely on.
  */
 #include "report.h"
 

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startRedis, writeConfig, run, BIN } from '../lib/harness.mjs';
+import net from 'node:net';
+import { startRedis, writeConfig, run, BIN, startServe } from '../lib/harness.mjs';
 
 const AGG = process.env.FAIRSTAT_AGGREGATOR || BIN('fairstat-aggregator');
 const SITE = 'example.com';
@@ -297,4 +298,80 @@ test('large day hashes over several days are merged exactly; a name longer than 
   assert.equal(rep.pages.at(-1).page, '(other)');
   assert.deepEqual(rep.pages[0], { page: '/p/2999', pageviews: 15010, visitors: null });
   assert.deepEqual(rep.sources, []);
+});
+
+// A stand-in for Redis that answers every command with an empty reply but
+// cuts off the first HGETALL of a page breakdown halfway through its array
+// and closes the connection: Redis restarting while a reply is in flight.
+function cuttingRedis() {
+  const server = net.createServer((sock) => {
+    let buf = Buffer.alloc(0);
+    sock.on('error', () => {});
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        const args = [];
+        let at = buf.indexOf('\r\n');
+        if (buf[0] !== 0x2a || at < 0) return;
+        const n = Number(buf.subarray(1, at).toString());
+        let p = at + 2, whole = true;
+        for (let i = 0; i < n && whole; i++) {
+          const e = buf.indexOf('\r\n', p);
+          if (e < 0) { whole = false; break; }
+          const len = Number(buf.subarray(p + 1, e).toString());
+          if (buf.length < e + 2 + len + 2) { whole = false; break; }
+          args.push(buf.subarray(e + 2, e + 2 + len).toString('latin1'));
+          p = e + 2 + len + 2;
+        }
+        if (!whole) return;
+        buf = buf.subarray(p);
+        const cmd = args[0].toUpperCase();
+        if (cmd === 'HGETALL' && args[1].endsWith(':page')) {
+          sock.end('*4\r\n$2\r\n/a\r\n$1\r\n5\r\n');
+          return;
+        }
+        sock.write(cmd === 'PING' ? '+PONG\r\n' : cmd === 'PFCOUNT' ? ':0\r\n'
+          : cmd === 'HGETALL' || cmd === 'XRANGE' || cmd === 'HMGET' ? '*0\r\n' : '+OK\r\n');
+      }
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+test('Redis lost in the middle of a breakdown reply: report exits 1 saying so, serve answers 503 and stays up', async () => {
+  const fake = await cuttingRedis();
+  const d = mkdtempSync(path.join(tmpdir(), 'fs-report-cut-'));
+  try {
+    const c = writeConfig(d, { port: 1, redisUrl: `redis://127.0.0.1:${fake.address().port}/0` });
+    const r = await run(AGG, ['-c', c, 'report', '--site', SITE, ...ONE_DAY, '--format', 'json']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /redis/i);
+    const serve = await startServe(c);
+    try {
+      const q = await fetch(`${serve.base}/api/v2/query`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${serve.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ site_id: SITE, metrics: ['pageviews'], date_range: ['2024-05-01', '2024-05-01'],
+          dimensions: ['event:page'] }),
+      });
+      assert.equal(q.status, 503, await q.text());
+      assert.equal(serve.proc.exitCode, null, 'serve is still running: ' + serve.output());
+      assert.equal((await fetch(`${serve.base}/healthz`)).status, 200);
+    } finally {
+      assert.equal(await serve.stop(), 0, serve.output());
+    }
+  } finally {
+    fake.close();
+    rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('a count is read as Redis stores it, up to the largest integer Redis holds', async () => {
+  await redis.client.cmd('FLUSHALL');
+  await seed(DAY, { totals: { pageviews: 1, visits: 1 }, dims: { page: [['/max', '9223372036854775807'], ['/one', 1]] } });
+  const r = await report([...ONE_DAY, '--format', 'json']);
+  assert.equal(r.code, 0, r.stderr);
+  // JSON.parse would round it: the text is checked.
+  assert.match(r.stdout, /"page": "\/max",\s*"pageviews": 9223372036854775807\b/);
+  assert.match(r.stdout, /"page": "\/one",\s*"pageviews": 1\b/);
 });

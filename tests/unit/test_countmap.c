@@ -55,9 +55,6 @@ static void test_names_are_bytes(void **state)
     countmap_free(&m);
 }
 
-/* 10,000 names: the map grows many times, every entry keeps its count, a
- * walk sees each once in the order they were added, and it stays at most
- * half full. */
 /* Names longer than a block of names (64 KiB) and short ones after them:
  * each kept whole, the short ones still packed. */
 static void test_long_names(void **state)
@@ -89,6 +86,9 @@ static void test_long_names(void **state)
     countmap_free(&m);
 }
 
+/* 10,000 names: the map grows many times, every entry keeps its count, a
+ * walk sees each once in the order they were added, and it stays at most
+ * half full. */
 static void test_grows_and_walks(void **state)
 {
     (void)state;
