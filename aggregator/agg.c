@@ -231,9 +231,10 @@ static void *he_string(const redisReadTask *t, char *s, size_t len)
     /* As strtoll reads a Redis integer: saturated at the ends of the range. */
     int neg = len > 0 && s[0] == '-';
     unsigned long long u = 0, lim = neg ? (unsigned long long)LLONG_MAX + 1 : (unsigned long long)LLONG_MAX;
+    const unsigned long long cut = (unsigned long long)LLONG_MAX / 10;     /* the same for both ends */
     for (size_t i = (size_t)neg; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
         unsigned d = (unsigned)(s[i] - '0');
-        u = u > (lim - d) / 10 ? lim : u * 10 + d;
+        u = u > cut || (u == cut && d > lim % 10) ? lim : u * 10 + d;
     }
     long long v = neg ? (u == lim ? LLONG_MIN : -(long long)u) : (long long)u;
     h->rc = h->each(h->arg, h->field, h->len, v);
