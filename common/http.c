@@ -157,12 +157,26 @@ enum scan_state {
     S_BODY,         /* head done: the parser alone until the request ends */
 };
 
-/* RFC 9110 tchar: the characters of a header name. */
+/* Byte classes for head_scan()'s long runs, so that it looks at most bytes
+ * once with one table load (it was as costly as the parser itself):
+ * C_TCHAR, an RFC 9110 tchar (a header name's characters); C_VSTOP, a byte
+ * that ends or breaks a header value (CR, LF, a control but TAB, DEL);
+ * C_RSTOP, one that ends or breaks the request line (CR, LF). */
+enum { C_TCHAR = 1, C_VSTOP = 2, C_RSTOP = 4 };
+#define TCHAR_(c) (((c) >= '0' && (c) <= '9') || ((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z') || \
+                   (c) == '!' || (c) == '#' || (c) == '$' || (c) == '%' || (c) == '&' || (c) == '\'' || \
+                   (c) == '*' || (c) == '+' || (c) == '-' || (c) == '.' || (c) == '^' || (c) == '_' || \
+                   (c) == '`' || (c) == '|' || (c) == '~')
+#define CLASS_(c) ((TCHAR_(c) ? C_TCHAR : 0) | (((c) < 0x20 && (c) != '\t') || (c) == 0x7f ? C_VSTOP : 0) | \
+                   ((c) == '\r' || (c) == '\n' ? C_RSTOP : 0))
+#define CLASS4_(c) CLASS_(c), CLASS_((c) + 1), CLASS_((c) + 2), CLASS_((c) + 3)
+#define CLASS16_(c) CLASS4_(c), CLASS4_((c) + 4), CLASS4_((c) + 8), CLASS4_((c) + 12)
+#define CLASS64_(c) CLASS16_(c), CLASS16_((c) + 16), CLASS16_((c) + 32), CLASS16_((c) + 48)
+static const unsigned char byte_class[256] = {CLASS64_(0), CLASS64_(64), CLASS64_(128), CLASS64_(192)};
+
 static int is_tchar(unsigned char ch)
 {
-    if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'))
-        return 1;
-    return ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+    return byte_class[ch] & C_TCHAR;
 }
 
 /* Scans up to len bytes of a request's head. Returns how many bytes the
@@ -170,8 +184,14 @@ static int is_tchar(unsigned char ch)
  * when the head breaks the framing rules above. */
 static long head_scan(struct http_parse *p, const char *buf, size_t len)
 {
+    const unsigned char *b = (const unsigned char *)buf;
     for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)buf[i];
+        /* The long runs first: the bytes that cannot change the state. */
+        if (p->scan == S_VALUE) while (i < len && !(byte_class[b[i]] & C_VSTOP)) i++;
+        else if (p->scan == S_NAME) while (i < len && (byte_class[b[i]] & C_TCHAR)) i++;
+        else if (p->scan == S_REQLINE) while (i < len && !(byte_class[b[i]] & C_RSTOP)) i++;
+        if (i == len) break;
+        unsigned char ch = b[i];
         switch (p->scan) {
         case S_PRE:
             if (ch == '\r') p->scan = S_PRE_CR;
