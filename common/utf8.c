@@ -7,11 +7,20 @@
  */
 #include "utf8.h"
 
+#include <stdint.h>
+#include <string.h>
+
 int utf8_valid(const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
     while (i < len) {
+        /* ASCII, the most of what comes in, eight bytes at a time */
+        for (uint64_t w; len - i >= 8; i += 8) {
+            memcpy(&w, s + i, 8);
+            if (w & 0x8080808080808080ULL) break;
+        }
+        if (i == len) break;
         unsigned char c = s[i];
         if (c < 0x80) {
             i++;
@@ -56,10 +65,9 @@ int utf8_json_escapes_valid(const char *s, size_t len)
 {
     size_t i = 0;
     while (i < len) {
-        if (s[i] != '\\') {
-            i++;
-            continue;
-        }
+        const char *esc = memchr(s + i, '\\', len - i);
+        if (!esc) break;
+        i = (size_t)(esc - s);
         if (len - i < 2) return 1;              /* a broken escape: the parser refuses it */
         if (s[i + 1] != 'u') {
             i += 2;
