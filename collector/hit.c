@@ -463,7 +463,9 @@ static void store_hit(struct api *a, struct http_conn *c, const struct hit *h)
     rawhit_set(&r, RAWHIT_COUNTRY, h->country);
     rawhit_set(&r, RAWHIT_REGION, h->region);
     rawhit_set(&r, RAWHIT_PROPS, b->props);
-    snprintf(p->site, sizeof p->site, "%s", b->domain);
+    size_t dl = strnlen(b->domain, sizeof p->site - 1);
+    memcpy(p->site, b->domain, dl);
+    p->site[dl] = '\0';
     p->t_ms = h->now_ms;
     p->hit_len = rawhit_encode(&r, p->hit, sizeof p->hit);
     /* The time is the stream id's: XADD * stamps it when Redis takes it. */

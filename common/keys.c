@@ -13,7 +13,13 @@ static int fit(int n, size_t len)
 
 int keys_hits(char *buf, size_t len, const char *site)
 {
-    return fit(snprintf(buf, len, "fs:{%s}:hits", site), len);
+    /* Once per stored hit: put together without printf when it fits. */
+    size_t n = strlen(site);
+    if (n + sizeof "fs:{}:hits" > len || n > 65536) return fit(snprintf(buf, len, "fs:{%s}:hits", site), len);
+    memcpy(buf, "fs:{", 4);
+    memcpy(buf + 4, site, n);
+    memcpy(buf + 4 + n, "}:hits", sizeof "}:hits");
+    return (int)(n + sizeof "fs:{}:hits" - 1);
 }
 
 int keys_consent(char *buf, size_t len, const char *site)

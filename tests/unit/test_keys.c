@@ -27,6 +27,10 @@ static void built_keys_carry_the_site_in_a_hash_tag(void **state)
     keys_hour(k, sizeof k, SITE, "2024050123");
     assert_string_equal(k, PREFIX "h:2024050123");
     assert_int_equal(keys_hits(k, 8, SITE), -1);   /* never truncated */
+    size_t exact = strlen(PREFIX "hits") + 1;      /* room for the key and its NUL, and one byte less */
+    assert_int_equal(keys_hits(k, exact, SITE), (int)exact - 1);
+    assert_string_equal(k, PREFIX "hits");
+    assert_int_equal(keys_hits(k, exact - 1, SITE), -1);
     keys_bypage(k, sizeof k, SITE, "20240501", "source");
     assert_string_equal(k, PREFIX "d:20240501:bypage:source");
     assert_int_equal(KEY_DAY(k), day("20240501"));
