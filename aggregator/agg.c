@@ -198,10 +198,9 @@ redisReply *agg_get_reply(struct agg *a)
 struct hash_each {
     int (*each)(void *arg, const char *field, size_t len, long long value);
     void *arg;
-    int rc;                     /* each's first nonzero return */
+    int rc;                     /* each's first nonzero return, or 1: out of memory */
     char *field;                /* the pending field name ... */
     size_t len, room;           /* ... its length, and the buffer's size */
-    int oom;
 };
 
 static char hash_each_token;
@@ -216,7 +215,7 @@ static void *he_string(const redisReadTask *t, char *s, size_t len)
             size_t room = len + 1 > 2 * h->room ? len + 1 : 2 * h->room;
             char *f = realloc(h->field, room);
             if (!f) {
-                h->oom = 1;
+                h->rc = 1;
                 return &hash_each_token;
             }
             h->field = f;
@@ -227,7 +226,7 @@ static void *he_string(const redisReadTask *t, char *s, size_t len)
         h->len = len;
         return &hash_each_token;
     }
-    if (h->rc || h->oom) return &hash_each_token;
+    if (h->rc) return &hash_each_token;
     /* As strtoll reads a Redis integer: saturated at the ends of the range. */
     int neg = len > 0 && s[0] == '-';
     unsigned long long u = 0, lim = neg ? (unsigned long long)LLONG_MAX + 1 : (unsigned long long)LLONG_MAX;
@@ -304,7 +303,7 @@ int agg_hash_each(struct agg *a, int (*each)(void *arg, const char *field, size_
         checked(a, NULL);
         return -1;
     }
-    return h.rc ? h.rc : h.oom;
+    return h.rc;
 }
 
 int agg_discover(struct agg *a)

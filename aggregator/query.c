@@ -1258,7 +1258,7 @@ static int member_results(struct run *r, struct countmap *map, int min_visitors,
         /* The data's own "(other)" (members past aggregator.max_members) and
          * rows whose count, a bound on their visitors, is under K go to the
          * one "(other)" row at the end (rows.h). */
-        if ((row->len == ROWS_OTHER_LEN && memcmp(row->name, ROWS_OTHER, ROWS_OTHER_LEN) == 0) ||
+        if (rows_is_other(row->name, row->len) ||
             rows_below_min(min_visitors, -1, row->n)) {
             other += row->n;
             row->n = -row->n;   /* set apart */

@@ -124,16 +124,21 @@ static char *dup_bytes(const char *s, size_t len)
     return copy;
 }
 
-static int map_add(struct countmap *m, const char *stored, size_t stored_len, long long v)
+/* One field of an HGETALL reply into the map (arg), for agg_hash_each(): 0,
+ * or 1 when out of memory. The members are bounded per day
+ * (aggregator.max_members), not by who controls the input, so an unseeded
+ * hash is fine here. */
+static int merge_field(void *arg, const char *stored, size_t stored_len, long long v)
 {
+    struct countmap *m = arg;
     size_t len = stored_len;
     int oom, added;
     char *esc = rows_json_name(stored, stored_len, &len, &oom);
-    if (oom) return -1;
+    if (oom) return 1;
     struct row *r = countmap_get(m, esc ? esc : stored, len, &added);
     if (r && added && esc && !(r->raw = dup_bytes(stored, stored_len))) r = NULL;
     free(esc);
-    if (!r) return -1;
+    if (!r) return 1;
     if (added) {
         r->raw_len = stored_len;
     } else {
@@ -143,14 +148,6 @@ static int map_add(struct countmap *m, const char *stored, size_t stored_len, lo
     }
     r->n += v;
     return 0;
-}
-
-/* One field of an HGETALL reply into the map (arg), for agg_hash_each().
- * The members are bounded per day (aggregator.max_members), not by who
- * controls the input, so an unseeded hash is fine here. */
-static int merge_field(void *map, const char *field, size_t len, long long v)
-{
-    return map_add(map, field, len, v) < 0 ? 1 : 0;
 }
 
 /* The next reply, an HGETALL's, merged into map; -1 with a->err set. */
@@ -346,8 +343,7 @@ static json_t *breakdown(struct agg *a, const char *site, const struct report_op
              * or a second round would be needed for the row it took. */
             size_t need = (f.limit - f.shown) * (k > 0 ? 2 : 1), ask = 0;
             for (; i + ask < n && need > 0; ask++)
-                if (rows[i + ask].len != ROWS_OTHER_LEN || memcmp(rows[i + ask].name, ROWS_OTHER, ROWS_OTHER_LEN) != 0)
-                    need--;
+                if (!rows_is_other(rows[i + ask].name, rows[i + ask].len)) need--;
             if (page_visitors(a, site, o, rows + i, ask, vis + i) < 0) goto error;
             known = i + ask;
         }
@@ -436,7 +432,7 @@ static json_t *props_section(struct agg *a, const char *site, const struct repor
     long long minv = a->cfg->aggregator.min_visitors;
     size_t k = 0;
     for (size_t i = 0; i < n && k < FOLD_MAX_PROP_NAMES; i++)
-        if (strcmp(rows[i].name, ROWS_OTHER) != 0 && !rows[i].merged &&
+        if (!rows_is_other(rows[i].name, rows[i].len) && !rows[i].merged &&
             !rows_below_min(minv, -1, rows[i].n))
             rows[k++] = rows[i];
     n = k;
@@ -592,6 +588,8 @@ json_t *report_build(struct agg *a, const struct report_opts *o)
     struct countmap maps[NBREAK + NEXTRA];
     for (size_t b = 0; b < NBREAK + NEXTRA; b++) maps[b] = MAP_INIT;
     json_t *report = NULL;
+    const char **uv = NULL;     /* PFCOUNT and each day's visitor key */
+    char *uvkeys = NULL;
     a->err[0] = '\0';
     if (!s || !rep) {
         snprintf(a->err, sizeof a->err, "out of memory");
@@ -599,11 +597,9 @@ json_t *report_build(struct agg *a, const struct report_opts *o)
     }
     if (!a->rc && agg_connect(a) < 0) goto error;
 
-    const char **uv = calloc(ndays + 1, sizeof *uv);
-    char *uvkeys = malloc(ndays * 600);
+    uv = calloc(ndays + 1, sizeof *uv);
+    uvkeys = malloc(ndays * 600);
     if (!uv || !uvkeys) {
-        free(uv);
-        free(uvkeys);
         snprintf(a->err, sizeof a->err, "out of memory");
         goto error;
     }
@@ -614,34 +610,36 @@ json_t *report_build(struct agg *a, const struct report_opts *o)
         keys_uv(uvkeys + d * 600, 600, s->name, day, NULL);
         uv[d + 1] = uvkeys + d * 600;
     }
-    /* The days go out REPORT_WINDOW at a time ahead of the replies read:
-     * Redis answers a pipeline it has read whole only when it has run all of
-     * it, so a month sent at once would leave the reader idle for Redis's
-     * whole share of the time (~50 ms here) and Redis idle for the reader's. */
-    for (size_t d = 0; d < ndays && d < REPORT_WINDOW; d++) append_day(a, s->name, o->from_day + (int64_t)d, uv[d + 1]);
-    if (ndays <= REPORT_WINDOW) redisAppendCommandArgv(a->rc, (int)ndays + 1, uv, NULL);
-    /* Totals and visitor counts are kept; a breakdown's reply is merged
-     * field by field as it is read (agg_hash_each), never held. */
+    /* The days go out REPORT_WINDOW at a time ahead of the replies read,
+     * the range's visitors after the last: Redis answers a pipeline it has
+     * read whole only when it has run all of it, so a month sent at once
+     * would leave the reader idle for Redis's whole share of the time (~50
+     * ms here) and Redis idle for the reader's. Totals and visitor counts
+     * are kept; a breakdown's reply is merged field by field as it is read
+     * (agg_hash_each), never held. */
+    size_t sent = 0;
     for (size_t i = 0; i < ncmd; i++) {
         size_t d = i / PER_DAY, k = i % PER_DAY;
-        if (k == 0 && d + REPORT_WINDOW < ndays) {
-            append_day(a, s->name, o->from_day + (int64_t)(d + REPORT_WINDOW), uv[d + REPORT_WINDOW + 1]);
-            if (d + REPORT_WINDOW + 1 == ndays) redisAppendCommandArgv(a->rc, (int)ndays + 1, uv, NULL);
+        for (; sent < ndays && sent < d + REPORT_WINDOW; sent++) {
+            append_day(a, s->name, o->from_day + (int64_t)sent, uv[sent + 1]);
+            if (sent + 1 == ndays) redisAppendCommandArgv(a->rc, (int)ndays + 1, uv, NULL);
         }
         if (i < ndays * PER_DAY && k >= 2) {
-            if (merge(a, &maps[k - 2]) < 0) goto error_uv;
+            if (merge(a, &maps[k - 2]) < 0) goto error;
             continue;
         }
         void *r = NULL;
         if (redisGetReply(a->rc, &r) != REDIS_OK) {
             snprintf(a->err, sizeof a->err, "redis: %s", a->rc->errstr);
             agg_disconnect(a);
-            goto error_uv;
+            goto error;
         }
         rep[i] = r;
     }
     free(uv);
     free(uvkeys);
+    uv = NULL;
+    uvkeys = NULL;
 
     report = json_object();
     json_t *series = json_array();
@@ -718,10 +716,9 @@ json_t *report_build(struct agg *a, const struct report_opts *o)
     for (size_t b = 0; b < NBREAK + NEXTRA; b++) map_free(&maps[b]);
     return report;
 
-error_uv:
+error:
     free(uv);
     free(uvkeys);
-error:
     /* replies may still be queued behind a failure: start afresh */
     agg_disconnect(a);
     for (size_t i = 0; rep && i < ncmd; i++)

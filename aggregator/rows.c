@@ -24,10 +24,15 @@ int rows_below_min(long long min_visitors, long long visitors, long long count)
     return visitors >= 0 ? visitors < min_visitors : count < min_visitors;
 }
 
+int rows_is_other(const char *name, size_t len)
+{
+    return len == ROWS_OTHER_LEN && memcmp(name, ROWS_OTHER, len) == 0;
+}
+
 enum rows_fate rows_fold_next(struct rows_fold *f, const char *name, size_t len, long long count,
                               long long visitors)
 {
-    if (len == ROWS_OTHER_LEN && memcmp(name, ROWS_OTHER, len) == 0) {
+    if (rows_is_other(name, len)) {
         f->other_n += count;
         return ROWS_OTHER_ROW;
     }

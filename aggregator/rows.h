@@ -31,6 +31,10 @@
 #define ROWS_OTHER "(other)"
 #define ROWS_OTHER_LEN (sizeof ROWS_OTHER - 1)
 
+/* 1 when name[0..len) is "(other)": the data's own row of members past
+ * aggregator.max_members, never shown by name. */
+int rows_is_other(const char *name, size_t len);
+
 /* ---------------------------------------------------------- small counts */
 
 /* What becomes of one row, walking a breakdown in its output order. */

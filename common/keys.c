@@ -1,6 +1,7 @@
 /* keys.c -- builds and reads back the Redis key names declared in keys.h. */
 #include "keys.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,9 +14,9 @@ static int fit(int n, size_t len)
 
 int keys_hits(char *buf, size_t len, const char *site)
 {
-    /* Once per stored hit: put together without printf when it fits. */
+    /* Once per stored hit: put together without printf. */
     size_t n = strlen(site);
-    if (n + sizeof "fs:{}:hits" > len || n > 65536) return fit(snprintf(buf, len, "fs:{%s}:hits", site), len);
+    if (n + sizeof "fs:{}:hits" > len || n > INT_MAX - sizeof "fs:{}:hits") return -1;
     memcpy(buf, "fs:{", 4);
     memcpy(buf + 4, site, n);
     memcpy(buf + 4 + n, "}:hits", sizeof "}:hits");
