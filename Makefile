@@ -44,7 +44,7 @@ endif
 CPPFLAGS  += -D_GNU_SOURCE
 CFLAGS    += -std=c11 $(OPT) $(WARNINGS) $(SAN_FLAGS) $(PKG_CFLAGS) -MMD -MP
 LDFLAGS   += $(SAN_FLAGS)
-LDLIBS    += $(PKG_LIBS) -lhttp_parser -lpthread -lm
+LDLIBS    += $(PKG_LIBS) -lpthread -lm
 
 # One folder per flavour, so that `make SANITIZER=address` after `make` rebuilds
 # everything and switching back rebuilds nothing. $(BUILD)/flags holds the flags the

@@ -4,7 +4,8 @@
  * Why not evhttp: measured here, evhttp answering an empty 204 costs about
  * 1.8x the CPU per request of nginx, before any work is done. This layer
  * does one read() and one write() per request in the common case, parses
- * with Debian's http-parser, and keeps everything bounded: header bytes,
+ * requests with a strict parser of its own (http.c says why), and keeps
+ * everything bounded: header bytes,
  * body bytes, connections, and a whole-request deadline that a trickling
  * client cannot extend.
  *
@@ -47,17 +48,22 @@ struct http_request {
     socklen_t peer_len;
 };
 
-/* The request parser, one per connection: http-parser (Debian's) driven
- * byte by byte, holding the request line and the headers the handler reads
- * in max_header bytes and the body in max_body bytes. It refuses, before the
- * handler sees anything: more than max_header bytes of request line and
- * headers (431, or 414 within the URL), a Content-Length or a chunked body
- * over max_body (413), anything that is not HTTP/1.x (400), and with 400
- * what RFC 9112 forbids in the head: a line ended by a bare LF, an obs-fold
- * continuation line, whitespace or another non-token byte in a header name
- * (before the colon), control bytes in a header value. Of a repeated
- * header the first counts, except X-Forwarded-For (the last) and Sec-GPC
- * and DNT (any "1"); headers in a chunked trailer are not read. */
+/* The request parser, one per connection, holding the request target and
+ * the header values the handler reads in max_header bytes and the body in
+ * max_body bytes. It refuses, before the handler sees anything: more than
+ * max_header bytes of request line and header lines, CRLFs included (431,
+ * or 414 within the target), a Content-Length or a chunked body over
+ * max_body (413), anything but "METHOD SP target SP HTTP/1.d" (400), and
+ * with 400 what RFC 9112 forbids or lets a server refuse: a line ended by a
+ * bare LF or CR, an obs-fold continuation line, whitespace or another
+ * non-token byte in a header name (before the colon), control bytes in a
+ * header value or the target, a Transfer-Encoding other than "chunked" or
+ * beside a Content-Length, a repeated or malformed Content-Length, sloppy
+ * chunk framing. A method the router does not know is HTTP_VERB_OTHER. A
+ * value comes without the whitespace around it; a header line with an
+ * empty value is as if absent. Of a repeated header the first counts,
+ * except X-Forwarded-For (the last) and Sec-GPC and DNT (any "1"); headers
+ * in a chunked trailer are not read. */
 struct http_parse;
 
 /* A parser with its own buffers. NULL when out of memory. */

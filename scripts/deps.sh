@@ -23,7 +23,7 @@ command -v cc >/dev/null 2>&1 || want gcc
 command -v make >/dev/null 2>&1 || want make
 command -v pkg-config >/dev/null 2>&1 || want pkg-config
 for p in libc6-dev libevent-dev libhiredis-dev libmaxminddb-dev libinih-dev libjansson-dev \
-         libssl-dev libhttp-parser-dev libpcre2-dev libyajl-dev redis-server; do
+         libssl-dev libpcre2-dev libyajl-dev redis-server; do
     want "$p"
 done
 # A node of 18 or newer from anywhere will do; otherwise Debian's.

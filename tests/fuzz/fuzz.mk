@@ -30,7 +30,7 @@ FUZZ_CPPFLAGS = -Icommon -Icollector -D_GNU_SOURCE
 FUZZ_CFLAGS   = -std=c11 $(FUZZ_OPT) $(FUZZ_WARNINGS) $(FUZZ_PKG_CFLAGS) -MMD -MP \
                 -fsanitize=fuzzer-no-link,$(FUZZ_SAN) -fno-sanitize-recover=all
 FUZZ_LDFLAGS  = -fsanitize=fuzzer,$(FUZZ_SAN)
-FUZZ_LDLIBS   = $(FUZZ_PKG_LIBS) -lhttp_parser -lpthread -lm
+FUZZ_LDLIBS   = $(FUZZ_PKG_LIBS) -lpthread -lm
 
 FUZZ_SRC     = $(wildcard common/*.c) $(filter-out collector/main.c,$(wildcard collector/*.c))
 FUZZ_OBJ     = $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_SRC))

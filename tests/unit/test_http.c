@@ -328,8 +328,9 @@ static void a_bad_request_line_is_refused_with_400_and_stays_refused(void **stat
     }
 }
 
-/* RFC 9112: what Debian's lenient http-parser lets through, each refused
- * with 400 before the handler sees it, whole or byte by byte. */
+/* RFC 9112: what a lenient parser (Debian's http-parser, which ours
+ * replaced) lets through, each refused with 400 before the handler sees
+ * it, whole or byte by byte. */
 static void framing_tricks_are_refused_with_400(void **state)
 {
     (void)state;
@@ -404,9 +405,182 @@ static void a_half_sent_request_waits_for_more(void **state)
     assert_str(req.body, "abcde");
 }
 
+static void refused_whole_and_bytewise(const char *const *bad, size_t n, int status)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct http_request req;
+        size_t used;
+        struct http_parse *p = http_parse_new(MAX_HEADER, MAX_BODY);
+        int rc = feed(p, bad[i], &used, &req);
+        if (rc != status) fail_msg("whole: %d, not %d: %s", rc, status, bad[i]);
+        http_parse_free(p);
+        p = http_parse_new(MAX_HEADER, MAX_BODY);
+        rc = feed_bytes(p, bad[i], &used, &req);
+        if (rc != status) fail_msg("bytewise: %d, not %d: %s", rc, status, bad[i]);
+        http_parse_free(p);
+    }
+}
+
+/* A method is a token (RFC 9110 9.1): one the router does not know comes
+ * out as HTTP_VERB_OTHER, for a 405; a method that is not a token is a 400. */
+static void an_unknown_method_token_comes_out_as_other(void **state)
+{
+    struct http_request req;
+    size_t used;
+    assert_int_equal(feed(*state, "PROPFIND /api/event HTTP/1.1\r\n\r\n", &used, &req), HTTP_FEED_REQUEST);
+    assert_int_equal(req.verb, HTTP_VERB_OTHER);
+    assert_str(req.path, "/api/event");
+    static const char *const bad[] = {"GE/T / HTTP/1.1\r\n\r\n", "GET\t/ HTTP/1.1\r\n\r\n", "G(T / HTTP/1.1\r\n\r\n"};
+    refused_whole_and_bytewise(bad, sizeof bad / sizeof *bad, 400);
+}
+
+static void the_request_line_is_method_sp_target_sp_http_1_d(void **state)
+{
+    struct http_request req;
+    size_t used;
+    assert_int_equal(feed(*state, "OPTIONS * HTTP/1.1\r\n\r\n", &used, &req), HTTP_FEED_REQUEST);
+    assert_str(req.path, "*");
+    struct http_parse *p = http_parse_new(MAX_HEADER, MAX_BODY);
+    assert_int_equal(feed(p, "GET http://a.test/x?y=1 HTTP/1.1\r\n\r\n", &used, &req), HTTP_FEED_REQUEST);
+    assert_str(req.path, "http://a.test/x");
+    assert_str(req.query, "y=1");
+    http_parse_free(p);
+    static const char *const bad[] = {
+        "GET  / HTTP/1.1\r\n\r\n",          /* two spaces */
+        "GET / HTTP/1.1 \r\n\r\n",
+        "GET /  HTTP/1.1\r\n\r\n",
+        "GET / HTUP/1.1\r\n\r\n",
+        "GET / http/1.1\r\n\r\n",
+        "GET / HTTP/1.x\r\n\r\n",
+        "GET / HTTP/1.10\r\n\r\n",
+        "GET nt HTTP/1.1\r\n\r\n",          /* not a request target */
+        "GET ,/ HTTP/1.1\r\n\r\n",
+        "GET ** HTTP/1.1\r\n\r\n",
+        "GET /a\x01 HTTP/1.1\r\n\r\n",
+        "GET /a\x7f HTTP/1.1\r\n\r\n",
+        "GET /\r\n\r\n",                    /* HTTP/0.9 */
+    };
+    refused_whole_and_bytewise(bad, sizeof bad / sizeof *bad, 400);
+}
+
+/* RFC 9110 5.5: the whitespace around a value is not part of it; a line
+ * with no value at all is as if absent. */
+static void a_value_is_trimmed_and_an_empty_one_counts_as_absent(void **state)
+{
+    struct http_request req;
+    size_t used;
+    assert_int_equal(feed(*state, "GET / HTTP/1.1\r\nUser-Agent: \t A\tb \t\r\nOrigin:  \r\n"
+                                  "Origin: https://a.test\r\nCookie:\r\n\r\n", &used, &req),
+                     HTTP_FEED_REQUEST);
+    assert_str(req.user_agent, "A\tb");
+    assert_str(req.origin, "https://a.test");
+    assert_str(req.cookie, NULL);
+}
+
+/* The long runs of a value and a target are checked eight bytes at a time:
+ * a TAB or a forbidden byte anywhere in a word is still seen. */
+static void a_forbidden_byte_is_seen_wherever_it_falls_in_a_long_value(void **state)
+{
+    (void)state;
+    for (size_t at = 0; at < 24; at++) {
+        char v[32], wire[128];
+        memset(v, 'a', 24);
+        v[24] = '\0';
+        struct http_request req;
+        size_t used;
+        v[at] = '\t';
+        snprintf(wire, sizeof wire, "GET /%s HTTP/1.1\r\nUser-Agent: %s\r\n\r\n", "x", v);
+        struct http_parse *p = http_parse_new(MAX_HEADER, MAX_BODY);
+        assert_int_equal(feed(p, wire, &used, &req), HTTP_FEED_REQUEST);
+        assert_int_equal(req.user_agent.n, at == 0 || at == 23 ? 23 : 24);
+        http_parse_free(p);
+        static const char bytes[] = {'\x7f', '\x01', '\n', '\0'};
+        for (size_t b = 0; b < sizeof bytes; b++) {
+            v[at] = bytes[b];
+            memcpy(wire, "GET / HTTP/1.1\r\nX-A: ", 21);
+            memcpy(wire + 21, v, 24);
+            memcpy(wire + 45, "\r\n\r\n", 4);
+            p = http_parse_new(MAX_HEADER, MAX_BODY);
+            assert_int_equal(http_feed(p, wire, 49, &used, &req), 400);
+            http_parse_free(p);
+            memcpy(wire, "GET /", 5);
+            memcpy(wire + 5, v, 24);
+            memcpy(wire + 29, " HTTP/1.1\r\n\r\n", 13);
+            p = http_parse_new(MAX_HEADER, MAX_BODY);
+            assert_int_equal(http_feed(p, wire, 42, &used, &req), 400);
+            http_parse_free(p);
+        }
+    }
+}
+
+static void chunked_framing_is_read_strictly(void **state)
+{
+    struct http_request req;
+    size_t used;
+    assert_int_equal(feed(*state, "POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n"
+                                  "3;name=\"v\"\r\nabc\r\n0\r\n\r\n", &used, &req), HTTP_FEED_REQUEST);
+    assert_str(req.body, "abc");
+    static const char *const bad[] = {
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3 \r\nabc\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcd\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r1\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;a\x01\r\nabc\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding:\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\n",   /* 2^64 */
+        "POST / HTTP/1.1\r\nContent-Length: 18446744073709551616\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nabcde",
+        "POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\nabcde",
+        "POST / HTTP/1.1\r\nContent-Length: 5 5\r\n\r\nabcde",
+    };
+    refused_whole_and_bytewise(bad, sizeof bad / sizeof *bad, 400);
+    static const char *const large[] = {
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n",
+    };
+    refused_whole_and_bytewise(large, sizeof large / sizeof *large, 413);
+}
+
+/* max_header holds every byte of the request line and the header lines,
+ * their CRLFs and the empty line included: a head of exactly that passes,
+ * one byte more is a 431. */
+static void a_head_of_exactly_max_header_bytes_passes_and_one_more_is_431(void **state)
+{
+    (void)state;
+    for (int extra = 0; extra <= 1; extra++) {
+        char wire[MAX_HEADER + 64];
+        const char *start = "GET / HTTP/1.1\r\nX-Pad: ";
+        size_t n = strlen(start);
+        memcpy(wire, start, n);
+        size_t pad = MAX_HEADER - n - 4 + (size_t)extra;
+        memset(wire + n, 'p', pad);
+        memcpy(wire + n + pad, "\r\n\r\n", 5);
+        assert_int_equal(strlen(wire), MAX_HEADER + (size_t)extra);
+        struct http_request req;
+        size_t used;
+        struct http_parse *p = http_parse_new(MAX_HEADER, MAX_BODY);
+        assert_int_equal(feed(p, wire, &used, &req), extra ? 431 : HTTP_FEED_REQUEST);
+        http_parse_free(p);
+        p = http_parse_new(MAX_HEADER, MAX_BODY);
+        assert_int_equal(feed_bytes(p, wire, &used, &req), extra ? 431 : HTTP_FEED_REQUEST);
+        http_parse_free(p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(an_unknown_method_token_comes_out_as_other, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_request_line_is_method_sp_target_sp_http_1_d, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_value_is_trimmed_and_an_empty_one_counts_as_absent, setup, teardown),
+        cmocka_unit_test(a_forbidden_byte_is_seen_wherever_it_falls_in_a_long_value),
+        cmocka_unit_test_setup_teardown(chunked_framing_is_read_strictly, setup, teardown),
+        cmocka_unit_test(a_head_of_exactly_max_header_bytes_passes_and_one_more_is_431),
         cmocka_unit_test_setup_teardown(a_request_comes_out_with_path_query_headers_and_body, setup, teardown),
         cmocka_unit_test_setup_teardown(header_names_match_in_any_case_and_unknown_ones_are_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(a_header_name_longer_than_any_known_one_matches_none, setup, teardown),
