@@ -19,6 +19,7 @@
  * cannot be made to miss every time by cycling a few strings through one set.
  */
 #include "ua.h"
+#include "hash.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -380,28 +381,6 @@ static void ua_compute(struct ua *u, const char *s, size_t len, struct ua_info *
     snprintf(info->device, sizeof info->device, "%s", ua_class_name[k < UA_NCLASS ? k : 0]);
 }
 
-static uint64_t ua_hash(uint64_t seed, const char *s, size_t len)
-{
-    /* Eight bytes per multiply: a byte-at-a-time hash was the larger part of a
-     * cache hit. Quality only matters for spreading keys over sets. */
-    const uint64_t k = 0x9e3779b97f4a7c15ull;
-    uint64_t h = seed ^ ((uint64_t)len * k);
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t w;
-        memcpy(&w, s + i, 8);
-        h = (h ^ w) * k;
-        h ^= h >> 29;
-    }
-    uint64_t w = 0;
-    memcpy(&w, s + i, len - i);
-    h = (h ^ w) * k;
-    h ^= h >> 32;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    return h ? h : 1;           /* 0 marks an empty slot */
-}
-
 const struct ua_info *ua_classify(struct ua *u, const char *s, size_t len)
 {
     if (len > UA_MAX_LEN)
@@ -426,7 +405,7 @@ const struct ua_info *ua_classify(struct ua *u, const char *s, size_t len)
         return &u->scratch;
     }
 
-    uint64_t h = ua_hash(u->seed, s, len);
+    uint64_t h = hash_words(u->seed, s, len);
     size_t base = ((size_t)h & (u->nsets - 1)) * u->ways;
     const uint64_t *hs = u->hashes + base;
     size_t free_way = u->ways;

@@ -1,8 +1,9 @@
-/* hash.h -- FNV-1a, the one non-cryptographic hash of the code base.
+/* hash.h -- the non-cryptographic hashes of the code base: FNV-1a, and a
+ * word-at-a-time hash for longer keys (cookies, User-Agents).
  *
  * For in-memory tables only (the fold's key index, the collector's caches,
- * the rate limiter): it is fast and spreads short strings well, and it is
- * not a MAC. Where an attacker chooses the input (cookies, addresses), start
+ * the rate limiter): they are fast and spread strings well, and they are
+ * not MACs. Where an attacker chooses the input (cookies, addresses), start
  * from a per-process random seed mixed into HASH_FNV_OFFSET so that nobody
  * can aim collisions at one slot. Anything that must resist forgery or
  * linking is HMAC-SHA256 (consent.h, visitor.h).
@@ -12,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define HASH_FNV_OFFSET 0xcbf29ce484222325ULL
 #define HASH_FNV_PRIME 0x100000001b3ULL
@@ -23,6 +25,30 @@ static inline uint64_t hash_fnv1a(uint64_t h, const void *p, size_t n)
     const unsigned char *b = p;
     for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * HASH_FNV_PRIME;
     return h;
+}
+
+/* Eight bytes per multiply and shift, for keys of a hundred bytes or more
+ * read on every hit, where FNV-1a's byte loop showed in the profile (a
+ * cookie: ~500 instructions). 0 is never returned: a table may mark an
+ * empty slot with it. */
+static inline uint64_t hash_words(uint64_t seed, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    const uint64_t k = 0x9e3779b97f4a7c15ull;
+    uint64_t h = seed ^ ((uint64_t)n * k), w;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, b + i, 8);
+        h = (h ^ w) * k;
+        h ^= h >> 29;
+    }
+    w = 0;
+    memcpy(&w, b + i, n - i);
+    h = (h ^ w) * k;
+    h ^= h >> 32;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h ? h : 1;
 }
 
 #endif
