@@ -1120,7 +1120,10 @@ static void feed(struct http_conn *c, const char *data, size_t len, int from_pen
     size_t used;
     idle_unlink(c);
     int rc = http_feed(&c->parse, data, len, &used, &req);
-    if (c->parse.started) arm_timer(c, c->srv->read_tv);
+    /* The deadline runs from a request's first byte to its last: a request
+     * that came whole needs none (its timer, idle or not, finds it handled
+     * and does nothing; the response arms the next). */
+    if (c->parse.started && rc == HTTP_FEED_MORE) arm_timer(c, c->srv->read_tv);
     if (c->parse.expect_continue) send_continue(c);
     if (from_pending) {
         c->pending_off += used;
