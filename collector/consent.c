@@ -197,7 +197,8 @@ int consent_cookie_named(const char *name, const char *h, size_t n, const char *
     while (h && i < n) {
         while (i < n && (h[i] == ' ' || h[i] == '\t' || h[i] == ';')) i++;
         size_t start = i;
-        while (i < n && h[i] != ';') i++;
+        const char *semi = memchr(h + i, ';', n - i);    /* a cookie is ~100 bytes */
+        i = semi ? (size_t)(semi - h) : n;
         size_t end = i;
         while (end > start && (h[end - 1] == ' ' || h[end - 1] == '\t')) end--;
         if (end - start > nl && memcmp(h + start, name, nl) == 0 && h[start + nl] == '=') {
