@@ -1,17 +1,17 @@
 /* beacon.c -- parses beacon bodies and pixel queries (beacon.h).
  *
- * yajl validates UTF-8; we add duplicate-key rejection, NUL refusal and our
- * own bounds. The URL is reduced at once to its path and
- * utm_* parameters, the referrer to its host: nothing else of either is kept.
+ * The body is checked as strict UTF-8 first, then walked by json.c's event
+ * parser; we add duplicate-key rejection, NUL refusal and our own bounds.
+ * The URL is reduced at once to its path and utm_* parameters, the referrer
+ * to its host: nothing else of either is kept.
  */
 #include "beacon.h"
+#include "json.h"
 #include "url.h"
 #include "utf8.h"
 
 #include <ctype.h>
 #include <stddef.h>
-#include <yajl/yajl_gen.h>
-#include <yajl/yajl_parse.h>
 #include <string.h>
 
 static const char *const utm_names[UTM_COUNT] = {
@@ -121,13 +121,22 @@ static void reset(struct beacon *b)
 }
 
 /* ------------------------------------------------------------------------ */
-/* The JSON body: yajl's event parser, no document tree                      */
+/* The JSON body: an event parser, no document tree, no allocation         */
 /* ------------------------------------------------------------------------ */
 
-/* The beacon is parsed on every hit; a streaming parser allocates a handful
- * of buffers where a document tree allocates one node per value, and the
- * profile showed the difference (2 us per hit with jansson). The fields are
- * copied as they stream past; validation happens once the body is complete. */
+/* The beacon is parsed on every hit: a document tree allocates one node per
+ * value (2 us per hit with jansson), and even yajl's event parser spent
+ * ~1,700 instructions a hit in malloc and free. json.c allocates nothing;
+ * the fields are copied as they stream past, props re-emitted into a fixed
+ * buffer, and validation happens once the body is complete. */
+
+#define PROP_KEY_MAX 64
+#define PROP_VALUE_MAX 256
+/* A props string's JSON text is decoded whole before it is parsed: one
+ * longer than this is refused (the tracker's props fit BEACON_PROPS_MAX). */
+#define PROPS_TEXT_MAX 8192
+_Static_assert(PROPS_TEXT_MAX > BEACON_URL_MAX && PROPS_TEXT_MAX > BEACON_TC_MAX,
+               "a field's string is decoded whole before its bound is checked");
 
 enum field {
     F_NONE = -1, F_DOMAIN, F_NAME, F_URL, F_REFERRER, F_PROPS, F_ANALYTICS, F_SCROLL, F_ENGAGED,
@@ -148,23 +157,50 @@ struct parse {
     int props_string;           /* parsing props out of a JSON-encoded string */
     int storage;                /* analytics_storage: -1 absent, 0 denied, 1 granted */
     size_t tc_len;
+    int prop_keys;
+    size_t props_n;             /* props written so far; past BEACON_PROPS_MAX only counted */
     char tc[BEACON_TC_MAX + 1];
     char val[4][BEACON_URL_MAX + 1];
-    /* props: a flat object of scalars, re-emitted compactly */
-    yajl_gen gen;
-    int prop_keys;
-    char prop_names[BEACON_PROPS_KEYS][65];
+    /* props: a flat object of scalars, re-emitted compactly as yajl_gen did */
+    char props[BEACON_PROPS_MAX];
+    size_t prop_len[BEACON_PROPS_KEYS];
+    char prop_names[BEACON_PROPS_KEYS][PROP_KEY_MAX];
+    char text[PROPS_TEXT_MAX];                  /* the body's strings, decoded */
+    char prop_text[PROP_VALUE_MAX + 1];         /* a props string's own strings */
 };
 
-static const struct { const char *lng, *shrt; } field_names[F_COUNT] = {
-    {"domain", "d"}, {"name", "n"}, {"url", "u"}, {"referrer", "r"}, {"props", "p"},
-    {"analytics", NULL}, {"sd", NULL}, {"e", NULL}, {"tc", NULL}, {"analytics_storage", NULL},
-};
+/* The top-level keys, long and short: "domain" and "d" name one field. */
+static enum field field_of(const char *k, size_t n)
+{
+#define IS(lit) (memcmp(k, lit, sizeof lit - 1) == 0)
+    switch (n) {
+    case 1:
+        switch (k[0]) {
+        case 'd': return F_DOMAIN;
+        case 'n': return F_NAME;
+        case 'u': return F_URL;
+        case 'r': return F_REFERRER;
+        case 'p': return F_PROPS;
+        case 'e': return F_ENGAGED;
+        default: return F_NONE;
+        }
+    case 2: return IS("sd") ? F_SCROLL : IS("tc") ? F_TC : F_NONE;
+    case 3: return IS("url") ? F_URL : F_NONE;
+    case 4: return IS("name") ? F_NAME : F_NONE;
+    case 5: return IS("props") ? F_PROPS : F_NONE;
+    case 6: return IS("domain") ? F_DOMAIN : F_NONE;
+    case 8: return IS("referrer") ? F_REFERRER : F_NONE;
+    case 9: return IS("analytics") ? F_ANALYTICS : F_NONE;
+    case 17: return IS("analytics_storage") ? F_STORAGE : F_NONE;
+    default: return F_NONE;
+    }
+#undef IS
+}
 
 static int fail_with(struct parse *p, int status)
 {
     if (p->status == BEACON_OK) p->status = status;
-    return 0;                   /* tells yajl to stop */
+    return 0;                   /* tells the parser to stop */
 }
 
 static int in_props(const struct parse *p)
@@ -172,7 +208,34 @@ static int in_props(const struct parse *p)
     return p->depth == 2 && p->field == F_PROPS;
 }
 
-static const yajl_callbacks callbacks;
+static const struct json_callbacks callbacks;
+
+static void props_put(struct parse *p, const char *s, size_t n)
+{
+    if (p->props_n + n <= sizeof p->props) memcpy(p->props + p->props_n, s, n);
+    p->props_n += n;
+}
+
+/* As yajl_gen wrote strings: '"', '\\' and control characters escaped
+ * (\uXXXX in upper case when there is no short form), '/' and the rest raw. */
+static void props_put_string(struct parse *p, const char *s, size_t n)
+{
+    size_t from = 0;
+    props_put(p, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        char u[6] = {'\\', 'u', '0', '0', "0123456789ABCDEF"[c >> 4], "0123456789ABCDEF"[c & 15]};
+        const char *e = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\r' ? "\\r" : c == '\n' ? "\\n"
+                      : c == '\t' ? "\\t" : c == '\f' ? "\\f" : c == '\b' ? "\\b" : NULL;
+        props_put(p, s + from, i - from);
+        if (e) props_put(p, e, 2);
+        else props_put(p, u, sizeof u);
+        from = i + 1;
+    }
+    props_put(p, s + from, n - from);
+    props_put(p, "\"", 1);
+}
 
 /* sd and e: a plain non-negative integer of at most 9 digits (no sign,
  * fraction or exponent: the tracker sends whole numbers), else -1; a number
@@ -194,36 +257,35 @@ static int number(struct parse *p, enum field f, int kind, const char *s, size_t
 /* Props sent as a JSON-encoded string (the older plausible-tracker does):
  * the string is parsed with the same rules, as if its object stood in its
  * place; anything but an object of scalars is refused. */
-static int props_string(struct parse *p, const char *s, size_t n)
+static int props_string(struct parse *p, const char *s, size_t n, size_t kept)
 {
     if (p->props_string) return fail_with(p, BEACON_BAD_FIELD);
+    if (kept < n) return fail_with(p, BEACON_TOO_LONG);        /* over PROPS_TEXT_MAX */
     int depth = p->depth;
     p->field = F_PROPS;
     p->props_string = 1;
-    yajl_handle h = yajl_alloc(&callbacks, NULL, p);
-    if (!h) return fail_with(p, BEACON_BAD_FIELD);
-    yajl_status st = yajl_parse(h, (const unsigned char *)s, n);
-    if (st == yajl_status_ok) st = yajl_complete_parse(h);
-    yajl_free(h);
+    int st = json_parse(s, n, &callbacks, p, p->prop_text, sizeof p->prop_text);
     p->props_string = 0;
     p->field = F_NONE;
     if (p->status != BEACON_OK) return 0;
-    if (st != yajl_status_ok || !p->present[F_PROPS] || p->depth != depth)
+    if (st != JSON_OK || !p->present[F_PROPS] || p->depth != depth)
         return fail_with(p, BEACON_BAD_FIELD);
     return 1;
 }
 
-/* A value at the top level of the beacon object, or inside props. */
-static int scalar(struct parse *p, int kind, const char *s, size_t n)
+/* A value at the top level of the beacon object, or inside props. A string
+ * longer than its decoding room has only its first kept bytes at s: every
+ * bound below is checked before s is read that far. */
+static int scalar(struct parse *p, int kind, const char *s, size_t n, size_t kept)
 {
     if (!p->started) return fail_with(p, BEACON_NOT_OBJECT);
     if (in_props(p)) {
-        if (kind == 's' && n > 256) return fail_with(p, BEACON_TOO_LONG);
-        yajl_gen_status g = kind == 's' ? yajl_gen_string(p->gen, (const unsigned char *)s, n)
-                          : kind == 'n' ? yajl_gen_number(p->gen, s, n)
-                          : kind == 'b' ? yajl_gen_bool(p->gen, s != NULL)
-                                        : yajl_gen_null(p->gen);
-        return g == yajl_gen_status_ok ? 1 : fail_with(p, BEACON_BAD_FIELD);
+        if (kind == 's' && n > PROP_VALUE_MAX) return fail_with(p, BEACON_TOO_LONG);
+        if (kind == 's') props_put_string(p, s, n);
+        else if (kind == 'n') props_put(p, s, n);
+        else if (kind == 'b') props_put(p, s ? "true" : "false", s ? 4 : 5);
+        else props_put(p, "null", 4);
+        return 1;
     }
     if (p->depth != 1 || p->field == F_NONE) return 1;     /* an unknown key: ignored */
     enum field f = p->field;
@@ -236,7 +298,7 @@ static int scalar(struct parse *p, int kind, const char *s, size_t n)
     }
     if (f == F_SCROLL || f == F_ENGAGED)
         return number(p, f, kind, s, n, f == F_SCROLL ? BEACON_SCROLL_MAX : BEACON_ENGAGED_MAX_MS);
-    if (f == F_PROPS && kind == 's') return props_string(p, s, n);
+    if (f == F_PROPS && kind == 's') return props_string(p, s, n, kept);
     if (f == F_PROPS || kind != 's') return fail_with(p, BEACON_BAD_FIELD);
     if (f == F_STORAGE) {
         if (n == 6 && memcmp(s, "denied", 6) == 0) p->storage = 0;
@@ -264,15 +326,23 @@ static int scalar(struct parse *p, int kind, const char *s, size_t n)
     return 1;
 }
 
-static int on_null(void *ctx) { return scalar(ctx, '0', NULL, 0); }
-static int on_bool(void *ctx, int b) { return scalar(ctx, 'b', b ? "" : NULL, 0); }
-static int on_number(void *ctx, const char *s, size_t n) { return scalar(ctx, 'n', s, n); }
-static int on_string(void *ctx, const unsigned char *s, size_t n)
+/* Decoded text must be strict UTF-8. Text without escapes is a piece of a
+ * body checked whole (or of a props string decoded from one), cut at quotes:
+ * valid. An escape can make it otherwise: a lone low surrogate (in a props
+ * string, whose escapes parse_body could not check), which json.c marks;
+ * text longer than its room is judged by that mark alone. */
+static int text_valid(const struct json_str *t)
 {
-    /* yajl checks only the shape of UTF-8: overlongs and surrogates, raw or
-     * from \u escapes, pass it. Checked again after decoding. */
-    if (!utf8_valid((const char *)s, n)) return fail_with(ctx, BEACON_BAD_UTF8);
-    return scalar(ctx, 's', (const char *)s, n);
+    return !t->bad && (!t->decoded || t->kept < t->n || utf8_valid(t->s, t->n));
+}
+
+static int on_null(void *ctx) { return scalar(ctx, '0', NULL, 0, 0); }
+static int on_bool(void *ctx, int b) { return scalar(ctx, 'b', b ? "" : NULL, 0, 0); }
+static int on_number(void *ctx, const char *s, size_t n) { return scalar(ctx, 'n', s, n, n); }
+static int on_string(void *ctx, const struct json_str *t)
+{
+    if (!text_valid(t)) return fail_with(ctx, BEACON_BAD_UTF8);
+    return scalar(ctx, 's', t->s, t->n, t->kept);
 }
 
 static int on_start_map(void *ctx)
@@ -285,9 +355,8 @@ static int on_start_map(void *ctx)
     }
     p->depth++;
     if (p->depth == 2 && p->field == F_PROPS) {
-        if (!p->gen && !(p->gen = yajl_gen_alloc(NULL))) return fail_with(p, BEACON_BAD_FIELD);
-        yajl_gen_config(p->gen, yajl_gen_validate_utf8, 1);
-        return yajl_gen_map_open(p->gen) == yajl_gen_status_ok ? 1 : fail_with(p, BEACON_BAD_FIELD);
+        props_put(p, "{", 1);
+        return 1;
     }
     if (p->depth == 2 && p->field != F_NONE) return fail_with(p, BEACON_BAD_FIELD);
     if (p->depth > 2 && (p->field != F_NONE)) return fail_with(p, BEACON_BAD_FIELD);
@@ -299,7 +368,7 @@ static int on_end_map(void *ctx)
 {
     struct parse *p = ctx;
     if (in_props(p)) {
-        if (yajl_gen_map_close(p->gen) != yajl_gen_status_ok) return fail_with(p, BEACON_BAD_FIELD);
+        props_put(p, "}", 1);
         p->present[F_PROPS] = 1;
         p->field = F_NONE;
     }
@@ -325,57 +394,49 @@ static int on_end_array(void *ctx)
     return 1;
 }
 
-static int on_map_key(void *ctx, const unsigned char *k, size_t n)
+static int on_map_key(void *ctx, const struct json_str *t)
 {
     struct parse *p = ctx;
-    if (!utf8_valid((const char *)k, n)) return fail_with(p, BEACON_BAD_UTF8);
+    const char *k = t->s;
+    size_t n = t->n;
+    if (!text_valid(t)) return fail_with(p, BEACON_BAD_UTF8);
     if (in_props(p)) {
-        if (n > 64 || has_control((const char *)k, n)) return fail_with(p, BEACON_BAD_FIELD);
+        if (n > PROP_KEY_MAX || has_control(k, n)) return fail_with(p, BEACON_BAD_FIELD);
         if (p->prop_keys == BEACON_PROPS_KEYS) return fail_with(p, BEACON_TOO_LONG);
         for (int i = 0; i < p->prop_keys; i++)
-            if (strlen(p->prop_names[i]) == n && memcmp(p->prop_names[i], k, n) == 0)
+            if (p->prop_len[i] == n && memcmp(p->prop_names[i], k, n) == 0)
                 return fail_with(p, BEACON_BAD_JSON);
+        if (p->prop_keys > 0) props_put(p, ",", 1);
         memcpy(p->prop_names[p->prop_keys], k, n);
-        p->prop_names[p->prop_keys++][n] = '\0';
-        return yajl_gen_string(p->gen, k, n) == yajl_gen_status_ok ? 1 : fail_with(p, BEACON_BAD_FIELD);
+        p->prop_len[p->prop_keys++] = n;
+        props_put_string(p, k, n);
+        props_put(p, ":", 1);
+        return 1;
     }
     if (p->depth != 1) return 1;
-    p->field = F_NONE;
-    for (int f = 0; f < F_COUNT; f++) {
-        const char *l = field_names[f].lng, *sh = field_names[f].shrt;
-        if ((strlen(l) == n && memcmp(l, k, n) == 0) || (sh && strlen(sh) == n && memcmp(sh, k, n) == 0)) {
-            /* "domain" and "d" name one field: either twice is a duplicate. */
-            if (p->seen & (1u << f)) return fail_with(p, BEACON_BAD_JSON);
-            p->seen |= 1u << f;
-            p->field = (enum field)f;
-            break;
-        }
-    }
+    p->field = field_of(k, n);
+    if (p->field == F_NONE) return 1;
+    if (p->seen & (1u << p->field)) return fail_with(p, BEACON_BAD_JSON);
+    p->seen |= 1u << p->field;
     return 1;
 }
 
-static const yajl_callbacks callbacks = {
-    on_null, on_bool, NULL, NULL, on_number, on_string,
+static const struct json_callbacks callbacks = {
+    on_null, on_bool, on_number, on_string,
     on_start_map, on_map_key, on_end_map, on_start_array, on_end_array,
 };
 
 /* Runs the parser over buf; the fields land in p. */
 static int parse_body(const char *buf, size_t len, struct parse *p)
 {
-    memset(p, 0, offsetof(struct parse, tc));      /* num, props_string, tc_len too */
+    memset(p, 0, offsetof(struct parse, tc));      /* num, props_string, tc_len, props_n too */
     p->analytics = p->storage = -1;
     p->tc[0] = '\0';
     p->field = F_NONE;
-    p->gen = NULL;
-    p->prop_keys = 0;
     if (!utf8_valid(buf, len) || !utf8_json_escapes_valid(buf, len)) return BEACON_BAD_UTF8;
-    yajl_handle h = yajl_alloc(&callbacks, NULL, p);
-    if (!h) return BEACON_BAD_JSON;
-    yajl_status st = yajl_parse(h, (const unsigned char *)buf, len);
-    if (st == yajl_status_ok) st = yajl_complete_parse(h);
-    yajl_free(h);
+    int st = json_parse(buf, len, &callbacks, p, p->text, sizeof p->text);
     if (p->status != BEACON_OK) return p->status;
-    if (st != yajl_status_ok) return BEACON_BAD_JSON;
+    if (st != JSON_OK) return BEACON_BAD_JSON;
     if (!p->started) return BEACON_NOT_OBJECT;
     return BEACON_OK;
 }
@@ -383,12 +444,9 @@ static int parse_body(const char *buf, size_t len, struct parse *p)
 static int props_out(struct beacon *b, struct parse *p)
 {
     if (!p->present[F_PROPS] || p->prop_keys == 0) return BEACON_OK;
-    const unsigned char *out;
-    size_t n;
-    yajl_gen_get_buf(p->gen, &out, &n);
-    if (n > BEACON_PROPS_MAX) return BEACON_TOO_LONG;
-    memcpy(b->props, out, n);
-    b->props[n] = '\0';
+    if (p->props_n > BEACON_PROPS_MAX) return BEACON_TOO_LONG;
+    memcpy(b->props, p->props, p->props_n);
+    b->props[p->props_n] = '\0';
     return BEACON_OK;
 }
 
@@ -424,7 +482,6 @@ int beacon_parse_json(const char *buf, size_t len, struct beacon *b)
             b->analytics_storage = p.storage;
         }
     }
-    if (p.gen) yajl_gen_free(p.gen);
     return rc;
 }
 
@@ -454,7 +511,6 @@ int beacon_parse_consent(const char *buf, size_t len, char *domain, int *analyti
     struct parse p;
     struct beacon b;
     int rc = parse_body(buf, len, &p);
-    if (p.gen) yajl_gen_free(p.gen);
     if (rc != BEACON_OK) return rc;
     if (!p.present[F_DOMAIN] || p.analytics < 0) return BEACON_MISSING;
     if ((rc = set_domain(&b, p.str[F_DOMAIN], p.len[F_DOMAIN]))) return rc;

@@ -12,6 +12,7 @@
 #include "url.h"
 
 #define PARSE(s, b) beacon_parse_json((s), strlen(s), (b))
+#define BODY(rest) "{\"d\":\"a.com\",\"u\":\"https://a.com/\"" rest "}"
 
 static void long_keys_keep_path_utm_and_referrer_host(void **state)
 {
@@ -170,6 +171,13 @@ static void malformed_bodies_are_refused(void **state)
     assert_int_equal(PARSE("not json", &b), BEACON_BAD_JSON);
     assert_int_equal(PARSE("[1,2]", &b), BEACON_NOT_OBJECT);
     assert_int_equal(PARSE("\"x\"", &b), BEACON_NOT_OBJECT);
+    assert_int_equal(PARSE(" \n ", &b), BEACON_BAD_JSON);
+    assert_int_equal(PARSE("]", &b), BEACON_BAD_JSON);
+    assert_int_equal(PARSE("-", &b), BEACON_BAD_JSON);
+    assert_int_equal(PARSE("\"open", &b), BEACON_BAD_JSON);
+    assert_int_equal(PARSE("12", &b), BEACON_NOT_OBJECT);
+    assert_int_equal(PARSE("null", &b), BEACON_NOT_OBJECT);
+    assert_int_equal(PARSE("[", &b), BEACON_NOT_OBJECT);
     assert_int_equal(PARSE("{\"d\":\"a.com\",\"domain\":\"b.com\",\"u\":\"https://a.com\"}", &b),
                      BEACON_BAD_JSON);
     assert_int_equal(PARSE("{\"d\":\"a.com\",\"u\":\"https://a.com\",\"p\":{\"k\":1,\"k\":2}}", &b),
@@ -266,6 +274,16 @@ static void overlong_fields_are_refused(void **state)
     assert_int_equal(PARSE(buf, &b), BEACON_TOO_LONG);
     big[200] = '\0';
     snprintf(buf, 8192, "{\"d\":\"a.com\",\"n\":\"%s\",\"u\":\"https://a.com/\"}", big);
+    assert_int_equal(PARSE(buf, &b), BEACON_TOO_LONG);
+    /* A props string is decoded whole before it is parsed, into 8 KB. */
+    memset(big, ' ', 5000);
+    snprintf(buf, 8192, BODY(",\"p\":\"{\\\"k\\\":1%s}\""), big);
+    assert_int_equal(PARSE(buf, &b), BEACON_OK);
+    assert_string_equal(b.props, "{\"k\":1}");
+    big = realloc(big, 9000);
+    memset(big, ' ', 8200), big[8200] = '\0';
+    buf = realloc(buf, 10000);
+    snprintf(buf, 10000, BODY(",\"p\":\"{\\\"k\\\":1%s}\""), big);
     assert_int_equal(PARSE(buf, &b), BEACON_TOO_LONG);
     free(big);
     free(buf);
@@ -365,6 +383,162 @@ static void consent_signals_of_the_page_are_parsed_and_bounded(void **state)
     assert_int_equal(beacon_parse_json(big, strlen(big), &b), BEACON_TOO_LONG);
 }
 
+/* ------------------------------------------------------------------------ */
+/* The hand-written JSON parser (collector/json.c): what yajl answered       */
+/* ------------------------------------------------------------------------ */
+
+static void vertical_tab_and_form_feed_count_as_whitespace(void **state)
+{
+    (void)state;
+    struct beacon b;
+    assert_int_equal(PARSE("\v\f {\v\"d\"\f:\"a.com\" ,\r\n\t\"u\":\"https://a.com/\"}\v", &b), BEACON_OK);
+    assert_int_equal(PARSE("{\"d\":\"a.com\",\"u\":\"https://a.com/\"}\x1c", &b), BEACON_BAD_JSON);
+}
+
+static void after_the_object_only_whitespace_or_an_open_string_may_follow(void **state)
+{
+    (void)state;
+    struct beacon b;
+    assert_int_equal(PARSE(BODY("") " \n", &b), BEACON_OK);
+    /* yajl's lexer is still waiting for the string's end: no garbage yet */
+    assert_int_equal(PARSE(BODY("") " \"abc", &b), BEACON_OK);
+    static const char *const bad[] = {
+        BODY("") "\"abc\"", BODY("") "{}", BODY("") "1", BODY("") "tru", BODY("") "\"a\\",
+        BODY("") "\"\\u12", BODY("") "\"a\x01", BODY("") ",", BODY("") "]",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (PARSE(bad[i], &b) != BEACON_BAD_JSON) fail_msg("accepted: %s", bad[i]);
+}
+
+static void numbers_follow_the_json_grammar(void **state)
+{
+    (void)state;
+    struct beacon b;
+    static const char *const bad[] = {
+        BODY(",\"x\":01"), BODY(",\"x\":-"), BODY(",\"x\":1."), BODY(",\"x\":1e"), BODY(",\"x\":1e+"),
+        BODY(",\"x\":.5"), BODY(",\"x\":+1"), BODY(",\"x\":1.5.2"), BODY(",\"x\":0x10"), BODY(",\"x\":-a"),
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (PARSE(bad[i], &b) != BEACON_BAD_JSON) fail_msg("accepted: %s", bad[i]);
+    /* props keep a number's text as sent, however long */
+    assert_int_equal(PARSE(BODY(",\"p\":{\"a\":-0,\"b\":1E+2,\"c\":-4.5e-10,\"d\":123456789012345678901234567890}"), &b),
+                     BEACON_OK);
+    assert_string_equal(b.props, "{\"a\":-0,\"b\":1E+2,\"c\":-4.5e-10,\"d\":123456789012345678901234567890}");
+}
+
+static void props_strings_are_written_back_as_yajl_gen_wrote_them(void **state)
+{
+    (void)state;
+    struct beacon b;
+    assert_int_equal(PARSE(BODY(",\"p\":{ \"a/b\" : \"\\u0001\\u001F\\n\\t\\r\\b\\f\\\"\\\\\\/\\u00e9\xe2\x82\xac\x7f\","
+                                "\"n\":null,\"t\":true,\"f\":false,\"z\":\"\\u0000\"}"), &b),
+                     BEACON_OK);
+    assert_string_equal(b.props, "{\"a/b\":\"\\u0001\\u001F\\n\\t\\r\\b\\f\\\"\\\\/\xc3\xa9\xe2\x82\xac\x7f\","
+                                 "\"n\":null,\"t\":true,\"f\":false,\"z\":\"\\u0000\"}");
+    /* an empty object stores no props */
+    assert_int_equal(PARSE(BODY(",\"p\":{}"), &b), BEACON_OK);
+    assert_string_equal(b.props, "");
+}
+
+static void props_bounds_hold_at_their_edge(void **state)
+{
+    (void)state;
+    struct beacon b;
+    char body[4096], props[3000], v[300];
+    /* a key of 64 bytes and a string value of 256 pass, one byte more does not */
+    static const struct { const char *fmt; int len, rc; } edge[] = {
+        {BODY(",\"p\":{\"%s\":1}"), 64, BEACON_OK}, {BODY(",\"p\":{\"%s\":1}"), 65, BEACON_BAD_FIELD},
+        {BODY(",\"p\":{\"k\":\"%s\"}"), 256, BEACON_OK}, {BODY(",\"p\":{\"k\":\"%s\"}"), 257, BEACON_TOO_LONG},
+    };
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++) {
+        memset(v, 'x', (size_t)edge[i].len), v[edge[i].len] = '\0';
+        snprintf(body, sizeof body, edge[i].fmt, v);
+        assert_int_equal(PARSE(body, &b), edge[i].rc);
+    }
+    /* BEACON_PROPS_KEYS keys, then one more */
+    size_t n = 0;
+    for (int i = 0; i < BEACON_PROPS_KEYS; i++) n += (size_t)snprintf(props + n, sizeof props - n, "%s\"k%d\":%d", i ? "," : "", i, i);
+    snprintf(body, sizeof body, BODY(",\"p\":{%s}"), props);
+    assert_int_equal(PARSE(body, &b), BEACON_OK);
+    snprintf(body, sizeof body, BODY(",\"p\":{%s,\"kx\":1}"), props);
+    assert_int_equal(PARSE(body, &b), BEACON_TOO_LONG);
+    /* the written object: exactly BEACON_PROPS_MAX bytes pass, one more is too long */
+    memset(v, 'v', 256), v[256] = '\0';
+    for (size_t extra = 0; extra < 2; extra++) {
+        /* {"a":"v*256","b":"v*256","c":"v*256","d":"x*N"}: braces, 4 keys with
+         * their colons, 3 commas, 3 values of 258 bytes, then N + 2 */
+        size_t fill = BEACON_PROPS_MAX - (2 + 4 * 4 + 3 + 3 * 258 + 2) + extra;
+        char w[300];
+        memset(w, 'x', fill), w[fill] = '\0';
+        snprintf(body, sizeof body, BODY(",\"p\":{\"a\":\"%s\",\"b\":\"%s\",\"c\":\"%s\",\"d\":\"%s\"}"), v, v, v, w);
+        assert_int_equal(PARSE(body, &b), extra ? BEACON_TOO_LONG : BEACON_OK);
+        if (!extra) assert_int_equal(strlen(b.props), BEACON_PROPS_MAX);
+    }
+}
+
+/* Inside a props string no check ran before the parser: its escapes decode
+ * as yajl decoded them. */
+static void surrogate_escapes_in_a_props_string_decode_as_yajl_did(void **state)
+{
+    (void)state;
+    struct beacon b;
+    assert_int_equal(PARSE(BODY(",\"p\":\"{\\\"k\\\":\\\"\\\\uD800x\\\"}\""), &b), BEACON_OK);
+    assert_string_equal(b.props, "{\"k\":\"?x\"}");
+    /* a high surrogate takes the next \u escape, whatever it is: U+10041 */
+    assert_int_equal(PARSE(BODY(",\"p\":\"{\\\"k\\\":\\\"\\\\uD800\\\\u0041\\\"}\""), &b), BEACON_OK);
+    assert_string_equal(b.props, "{\"k\":\"\xf0\x90\x81\x81\"}");
+    assert_int_equal(PARSE(BODY(",\"p\":\"{\\\"k\\\":\\\"\\\\uDC00\\\"}\""), &b), BEACON_BAD_UTF8);
+    char body[800], v[400];
+    memset(v, 'v', 300), strcpy(v + 300, "\\\\uDC00");
+    snprintf(body, sizeof body, BODY(",\"p\":\"{\\\"k\\\":\\\"%s\\\"}\""), v);
+    assert_int_equal(PARSE(body, &b), BEACON_BAD_UTF8);        /* past the value's bound, still seen */
+}
+
+static void nesting_under_an_unknown_key_stops_at_16_levels(void **state)
+{
+    (void)state;
+    struct beacon b;
+    char body[200];
+    /* the beacon object is level 1: 15 arrays inside it pass, 16 do not */
+    snprintf(body, sizeof body, BODY(",\"x\":%.15s1%.15s"), "[[[[[[[[[[[[[[[[", "]]]]]]]]]]]]]]]]");
+    assert_int_equal(PARSE(body, &b), BEACON_OK);
+    snprintf(body, sizeof body, BODY(",\"x\":%.16s1%.16s"), "[[[[[[[[[[[[[[[[", "]]]]]]]]]]]]]]]]");
+    assert_int_equal(PARSE(body, &b), BEACON_BAD_FIELD);
+    snprintf(body, sizeof body, BODY(",\"x\":{\"y\":[{\"z\":[true,null,\"s\",{}]}]}"));
+    assert_int_equal(PARSE(body, &b), BEACON_OK);
+}
+
+static void the_first_error_in_the_body_decides(void **state)
+{
+    (void)state;
+    struct beacon b;
+    /* a field refused before a syntax error, and the other way round */
+    assert_int_equal(PARSE("{\"analytics_storage\":\"maybe\",\"x\":tru}", &b), BEACON_BAD_FIELD);
+    assert_int_equal(PARSE("{\"x\":tru,\"analytics_storage\":\"maybe\"}", &b), BEACON_BAD_JSON);
+    assert_int_equal(PARSE("{\"p\":{\"k\":1,\"k\":2},\"n\":\"\\udc00\"}", &b), BEACON_BAD_UTF8);  /* checked up front */
+    assert_int_equal(PARSE("{\"p\":{\"k\":1,\"k\":2},\"p\":1", &b), BEACON_BAD_JSON);
+    assert_int_equal(PARSE("{\"tc\":\"a b\",\"d\":\"a.com\",\"d\":\"b.com\"}", &b), BEACON_BAD_FIELD);
+}
+
+static void the_consent_body_is_parsed_by_the_same_rules(void **state)
+{
+    (void)state;
+    static const struct { const char *body; int rc; } cases[] = {
+        {"\f{\"domain\":\"Example.com\",\"analytics\":false,\"x\":[{}]} \"open", BEACON_OK},
+        {"{\"domain\":\"example.com\",\"analytics\":true} {}", BEACON_BAD_JSON},
+        {"{\"domain\":\"example.com\",\"analytics\":true,\"x\":01}", BEACON_BAD_JSON},
+        {"{\"analytics\":1,\"domain\":\"example.com\",\"x\":tru}", BEACON_BAD_FIELD},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char domain[BEACON_DOMAIN_MAX + 1];
+        int analytics = -1;
+        int rc = beacon_parse_consent(cases[i].body, strlen(cases[i].body), domain, &analytics);
+        if (rc != cases[i].rc) fail_msg("%s: %d, not %d", cases[i].body, rc, cases[i].rc);
+        if (rc == BEACON_OK && (strcmp(domain, "example.com") != 0 || analytics != 0))
+            fail_msg("%s: %s, %d", cases[i].body, domain, analytics);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -385,6 +559,15 @@ int main(void)
         cmocka_unit_test(pixel_query_is_parsed_like_the_body),
         cmocka_unit_test(consent_body_needs_domain_and_boolean),
         cmocka_unit_test(url_helpers_respect_bounds),
+        cmocka_unit_test(vertical_tab_and_form_feed_count_as_whitespace),
+        cmocka_unit_test(after_the_object_only_whitespace_or_an_open_string_may_follow),
+        cmocka_unit_test(numbers_follow_the_json_grammar),
+        cmocka_unit_test(props_strings_are_written_back_as_yajl_gen_wrote_them),
+        cmocka_unit_test(props_bounds_hold_at_their_edge),
+        cmocka_unit_test(surrogate_escapes_in_a_props_string_decode_as_yajl_did),
+        cmocka_unit_test(nesting_under_an_unknown_key_stops_at_16_levels),
+        cmocka_unit_test(the_first_error_in_the_body_decides),
+        cmocka_unit_test(the_consent_body_is_parsed_by_the_same_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
