@@ -626,6 +626,8 @@ if [ "${BENCH_DRAIN_REALISTIC:-1}" = 1 ] && [ $COLL_OK = 1 ] && [ -s "$TMP/reali
         taskset -c "$SERVER_CPU" redis-benchmark -p "$REDIS_PORT" -P 32 -n 300000 -q XADD 'fs:bench:xadd' '*' "$@" > "$TMP/rb.$r.txt" 2>&1
         rcli DEL 'fs:bench:xadd' > /dev/null
         xr=$(tr '\r' '\n' < "$TMP/rb.$r.txt" | awk '/requests per second/ { for (i = 1; i < NF; i++) if ($(i + 1) == "requests") { print $i; exit } }')
+        # a round whose redis-benchmark printed no rate is left out of the XADD figures, and said
+        [ -n "$xr" ] || say "bench: !!! redis-benchmark printed no rate in round $r (left out): $(tr '\r' '\n' < "$TMP/rb.$r.txt" | grep -v '^ *$' | tail -1)"
         awk -v r="$r" -v n="$n" -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v left="$left" -v pv=$((pv1 - pv0)) \
             -v xr="${xr:-0}" -v f=$(($# / 2)) 'BEGIN {
             printf "%s %d %.0f %.2f %d %d %.0f %d\n", r, n, n / ((t1 - t0) / 1e9), (n > 0 ? (c1 - c0) * 1e6 / n : -1), left, pv, xr, f }' >> "$TMP/drain.res"
@@ -766,7 +768,7 @@ load_title() {
         row "hits drained per round" "$(awk '{ print $2 }' "$TMP/drain.res" | stats)" "%10.0f"
         row "drain, hits/s" "$(awk '{ print $3 }' "$TMP/drain.res" | stats)" "%10.0f"
         row "redis CPU us per drained hit" "$(awk '{ print $4 }' "$TMP/drain.res" | stats)" "%10.2f"
-        row "redis-benchmark -P 32 XADD /s" "$(awk '{ print $7 }' "$TMP/drain.res" | stats)" "%10.0f"
+        row "redis-benchmark -P 32 XADD /s" "$(awk '$7 > 0 { print $7 }' "$TMP/drain.res" | stats)" "%10.0f"
         row "drain / XADD (per round)" "$(awk '$7 > 0 { printf "%.4f\n", $3 / $7 }' "$TMP/drain.res" | stats)" "%10.3f"
         echo "(XADD of one stored entry's $(awk 'NR == 1 { print $8 }' "$TMP/drain.res") field/value pairs, same Redis, same core as the aggregator)"
         awk '$5 != 0 || $6 != $2 { bad = 1; printf "\n!!! drain round %s: %d hits, %d left in the stream, pageviews grew by %d -- not exactly once\n", $1, $2, $5, $6 }
