@@ -22,6 +22,9 @@
 #                         socket, as where both run on one host; bench/README.md)
 #   BENCH_KEEP=1          keep the temp dir (configs, logs, raw wrk output) for a post-mortem
 #   SERVER_CPU=0 LOAD_CPU=1   cores for the servers and for wrk + redis
+#   REDIS_CPU=$LOAD_CPU   Redis's core, to try it off the load generator's (BENCH.md puts
+#                         it there; on the server's core it shares the collector's, in
+#                         every phase: the figures are then not those of the README)
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -134,7 +137,7 @@ case $REDIS_VIA in
     unix) REDIS_URL=unix://$TMP/redis/redis.sock ;;
     *) die "BENCH_REDIS must be tcp or unix, not '$REDIS_VIA'" ;;
 esac
-taskset -c "$LOAD_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$TMP/redis" \
+taskset -c "${REDIS_CPU:-$LOAD_CPU}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$TMP/redis" \
     --unixsocket "$TMP/redis/redis.sock" --unixsocketperm 700 \
     --save "" --appendonly no --daemonize no --logfile "$TMP/redis/redis.log" &
 REDIS_PID=$!; PIDS="$PIDS $REDIS_PID"
