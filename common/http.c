@@ -68,7 +68,7 @@ struct http_parse {
     int in_trailer;             /* header lines after a chunked body: not captured */
     int keepalive;
     int started;                /* a request began during the last feed */
-    int expect_continue;        /* its headers asked for 100 Continue */
+    int expect_continue;        /* its headers asked for 100 Continue (0 once refused) */
 
     char method[8];
     size_t method_len;          /* sizeof method + 1: longer than any we know */
@@ -642,7 +642,10 @@ int http_feed(struct http_parse *p, const char *buf, size_t len, size_t *used,
         if (in_head(p)) {
             /* Bytes before the request line count nowhere: they are skipped. */
             size_t room = p->state <= P_START_LF ? len - *used : p->max_header - p->header_bytes;
-            if (room == 0) return p->refused = p->state == P_TARGET ? 414 : 431;
+            if (room == 0) {
+                p->expect_continue = 0;
+                return p->refused = p->state == P_TARGET ? 414 : 431;
+            }
             size_t k = len - *used < room ? len - *used : room;
             int was_start = p->state <= P_START_LF;
             n = head_step(p, buf + *used, k);
@@ -650,7 +653,10 @@ int http_feed(struct http_parse *p, const char *buf, size_t len, size_t *used,
         } else {
             n = body_step(p, buf + *used, len - *used);
         }
-        if (n < 0) return p->refused = (int)-n;
+        if (n < 0) {
+            p->expect_continue = 0;     /* a refused body must not be invited */
+            return p->refused = (int)-n;
+        }
         *used += (size_t)n;
         if (p->state == P_DONE) {
             p->in_message = 0;

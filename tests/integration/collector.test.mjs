@@ -282,6 +282,21 @@ describe('collector', () => {
     assert.equal(await xlen(), 1);
   });
 
+  // The point of Expect: a body the server will refuse is never sent. A
+  // 100 Continue before the 413 would invite the client to send it anyway.
+  test('Expect: 100-continue with a refused head gets the refusal alone, no 100 Continue', async () => {
+    const head = (extra) => `POST /api/event HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nExpect: 100-continue\r\n${extra}\r\n`;
+    for (const [extra, status] of [
+      ['Content-Length: 1000000\r\n', '413'],
+      ['Transfer-Encoding: gzip\r\n', '400'],
+      ['Content-Length: 5\r\nTransfer-Encoding: chunked\r\n', '400'],
+    ]) {
+      const { data } = await rawRequest(col.port, [head(extra)], { timeoutMs: 3000 });
+      const statuses = [...data.matchAll(/HTTP\/1\.1 (\d+)/g)].map((m) => m[1]);
+      assert.deepEqual(statuses, [status], extra);
+    }
+  });
+
   test('consent: POST records a receipt without IP and sets the cookie as documented', async () => {
     await redis.client.cmd('DEL', 'fs:{example.com}:consent');
     const r = await fetch(col.base + '/consent', {
