@@ -308,7 +308,9 @@ static int head_done(struct http_parse *p)
 {
     struct http_str te = p->headers[H_TRANSFER_ENCODING];
     p->in_trailer = 1;
-    p->keepalive = p->minor == 0 ? p->conn_keep : !p->conn_close;
+    /* RFC 9112 9.3: "close" wins; 6.1: HTTP/1.0 with a Transfer-Encoding
+     * is badly framed, and the connection closes after it. */
+    p->keepalive = !p->conn_close && (p->minor != 0 || (p->conn_keep && !te.p));
     struct http_str e = p->headers[H_EXPECT];
     p->expect_continue = e.p && e.n == 12 && strncasecmp(e.p, "100-continue", 12) == 0;
     if (te.p) {

@@ -196,6 +196,29 @@ static void connection_close_and_http_1_0_are_not_kept_alive(void **state)
     http_parse_free(p);
 }
 
+/* RFC 9112 9.3: "close" ends the connection whatever else the list says,
+ * in HTTP/1.0 too; 6.1: an HTTP/1.0 request with a Transfer-Encoding is
+ * treated as badly framed, so the connection MUST close after it. */
+static void close_wins_over_keep_alive_and_http_1_0_chunked_closes(void **state)
+{
+    struct http_request req;
+    size_t used;
+    (void)state;
+    static const char *const heads[] = {
+        "GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n",
+        "GET / HTTP/1.0\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n",
+        "POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "1\r\nx\r\n0\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
+        struct http_parse *p = http_parse_new(MAX_HEADER, MAX_BODY);
+        assert_int_equal(feed(p, heads[i], &used, &req), HTTP_FEED_REQUEST);
+        assert_int_equal(used, strlen(heads[i]));
+        assert_false(req.keep_alive);
+        http_parse_free(p);
+    }
+}
+
 static void any_sec_gpc_or_dnt_line_saying_1_counts(void **state)
 {
     struct http_request req;
@@ -589,6 +612,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(pipelined_requests_come_out_one_at_a_time_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(pipelined_requests_fed_byte_by_byte_come_out_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(connection_close_and_http_1_0_are_not_kept_alive, setup, teardown),
+        cmocka_unit_test(close_wins_over_keep_alive_and_http_1_0_chunked_closes),
         cmocka_unit_test_setup_teardown(any_sec_gpc_or_dnt_line_saying_1_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(the_last_forwarded_for_and_the_first_of_other_headers_count, setup, teardown),
         cmocka_unit_test_setup_teardown(a_chunked_body_is_joined_and_its_trailer_is_not_read, setup, teardown),
