@@ -638,7 +638,10 @@ int http_feed(struct http_parse *p, const char *buf, size_t len, size_t *used,
     p->started = p->expect_continue = 0;
     *used = 0;
     if (p->refused) return p->refused;
-    if (p->state == P_DONE) p->state = P_START;     /* its caller is done with the last one */
+    if (p->state == P_DONE) {                       /* its caller is done with the last one */
+        p->state = P_START;
+        p->verb = HTTP_VERB_OTHER;  /* a refusal before the next method is no HEAD answer */
+    }
     while (*used < len) {
         long n;
         if (in_head(p)) {

@@ -284,6 +284,20 @@ describe('collector', () => {
 
   // The point of Expect: a body the server will refuse is never sent. A
   // 100 Continue before the 413 would invite the client to send it anyway.
+  // The refusal answers the refused request, not the HEAD before it: it
+  // carries the body its Content-Length announces.
+  test('a refusal after a pipelined HEAD still has its body', async () => {
+    for (const next of ['\x01\r\n\r\n', 'G\x00T / HTTP/1.1\r\n\r\n']) {
+      const { data } = await rawRequest(col.port, [`HEAD /healthz HTTP/1.1\r\nHost: a\r\n\r\n${next}`], { timeoutMs: 3000 });
+      const statuses = [...data.matchAll(/HTTP\/1\.1 (\d+)/g)].map((m) => m[1]);
+      assert.equal(statuses.length, 2, data);
+      assert.equal(statuses[1], '400');
+      const refusal = data.slice(data.lastIndexOf('HTTP/1.1 '));
+      const length = Number(/\r\nContent-Length: (\d+)\r\n/.exec(refusal)[1]);
+      assert.equal(Buffer.byteLength(refusal.slice(refusal.indexOf('\r\n\r\n') + 4)), length, JSON.stringify(refusal));
+    }
+  });
+
   test('Expect: 100-continue with a refused head gets the refusal alone, no 100 Continue', async () => {
     const head = (extra) => `POST /api/event HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nExpect: 100-continue\r\n${extra}\r\n`;
     for (const [extra, status] of [
