@@ -312,7 +312,8 @@ static int head_done(struct http_parse *p)
      * is badly framed, and the connection closes after it. */
     p->keepalive = !p->conn_close && (p->minor != 0 || (p->conn_keep && !te.p));
     struct http_str e = p->headers[H_EXPECT];
-    p->expect_continue = e.p && e.n == 12 && strncasecmp(e.p, "100-continue", 12) == 0;
+    /* RFC 9110 10.1.1: ignored in an HTTP/1.0 request */
+    p->expect_continue = p->minor != 0 && e.p && e.n == 12 && strncasecmp(e.p, "100-continue", 12) == 0;
     if (te.p) {
         if (p->has_length || te.n != 7 || strncasecmp(te.p, "chunked", 7) != 0) return 400;
         p->state = P_CHUNK_SIZE;

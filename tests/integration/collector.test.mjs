@@ -298,6 +298,14 @@ describe('collector', () => {
     }
   });
 
+  // RFC 9110 10.1.1: a server MUST ignore 100-continue in an HTTP/1.0 request.
+  test('Expect: 100-continue in an HTTP/1.0 request gets no 100 Continue', async () => {
+    const { data } = await rawRequest(col.port, ['GET /healthz HTTP/1.0\r\nExpect: 100-continue\r\n\r\n'], { timeoutMs: 3000 });
+    const statuses = [...data.matchAll(/HTTP\/1\.1 (\d+)/g)].map((m) => m[1]);
+    assert.equal(statuses.length, 1, data);
+    assert.notEqual(statuses[0], '100');
+  });
+
   test('Expect: 100-continue with a refused head gets the refusal alone, no 100 Continue', async () => {
     const head = (extra) => `POST /api/event HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nExpect: 100-continue\r\n${extra}\r\n`;
     for (const [extra, status] of [
