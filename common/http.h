@@ -61,7 +61,10 @@ struct http_request {
  * beside a Content-Length, a repeated or malformed Content-Length, sloppy
  * chunk framing. A method the router does not know is HTTP_VERB_OTHER. A
  * value comes without the whitespace around it; a header line with an
- * empty value is as if absent. Of a repeated header the first counts,
+ * empty value is as if absent. "Connection: close" wins over keep-alive,
+ * and an HTTP/1.0 request with a Transfer-Encoding closes the connection
+ * after it (RFC 9112 9.3, 6.1); 100 Continue is asked only by HTTP/1.1
+ * and never for a refused request. Of a repeated header the first counts,
  * except X-Forwarded-For (the last) and Sec-GPC and DNT (any "1"); headers
  * in a chunked trailer are not read. */
 struct http_parse;
