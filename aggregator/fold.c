@@ -16,6 +16,7 @@
 #include <yajl/yajl_parse.h>
 
 #include "hash.h"
+#include "hll.h"
 #include "keys.h"
 #include "rawhit.h"
 
@@ -134,6 +135,14 @@ struct fold {
     struct sum *sums;
     size_t nsums, capsums;
     struct table sumt;
+    /* A HyperLogLog's registers, and the merges of the batch (hll.h): the
+     * key index and its dense string in the arena. */
+    uint8_t *hllreg;
+    struct merge {
+        uint32_t key;
+        struct str hll;
+    } *merges;
+    size_t nmerges, capmerges;
 
     struct capset *caps;
     size_t ncaps, capcaps;
@@ -612,6 +621,8 @@ void fold_free(struct fold *f)
     free(f->hits);
     free(f->sums);
     free(f->sumt.slot);
+    free(f->hllreg);
+    free(f->merges);
     for (size_t i = 0; i < f->ncaps; i++) {
         set_clear(&f->caps[i]);
         free(f->caps[i].key);
@@ -668,6 +679,7 @@ void fold_reset(struct fold *f)
     key_index(f, key, keys_withdrawn(key, sizeof key, f->site));
     key_index(f, key, keys_withdrawn_gen(key, sizeof key, f->site));
     key_index(f, KEYS_AUDIT, (int)strlen(KEYS_AUDIT));
+    key_index(f, key, keys_merge(key, sizeof key, f->site));
     dedupe_reset(f);
 }
 
@@ -1689,6 +1701,40 @@ static int next_id(const char *id, char *out, size_t cap)
     return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
+/* An argument already in the arena. */
+static int arg_str(struct fold *f, struct str s)
+{
+    if (grow(&f->args, &f->capargs, f->nargs + 1, sizeof *f->args) < 0) return -1;
+    f->args[f->nargs++] = s;
+    return 0;
+}
+
+/* Fewer members than this cannot make a HyperLogLog dense: each sets at most
+ * one register, worth at most three bytes of the sparse form (hll.h). */
+#define HLL_MERGE_MIN (HLL_SPARSE_MAX_BYTES / 3)
+
+/* A HyperLogLog's n members of the batch (sums at order[]) as one dense
+ * HyperLogLog to merge, if Redis would hold them densely anyway (hll.h):
+ * 1 when queued in f->merges, 0 when they stay PFADD members. */
+static int merge_hll(struct fold *f, uint32_t key, const size_t *order, size_t n)
+{
+    if (!f->hllreg && !(f->hllreg = malloc(HLL_REGISTERS))) return -1;
+    memset(f->hllreg, 0, HLL_REGISTERS);
+    for (size_t i = 0; i < n; i++) {
+        const struct sum *s = &f->sums[order[i]];
+        hll_add(f->hllreg, AT(f, s->member), s->member.len);
+    }
+    if (!hll_needs_dense(f->hllreg)) return 0;
+    unsigned char dense[HLL_DENSE_BYTES];
+    hll_dense(f->hllreg, dense);
+    if (grow(&f->merges, &f->capmerges, f->nmerges + 1, sizeof *f->merges) < 0) return -1;
+    struct merge *m = &f->merges[f->nmerges];
+    m->key = key;
+    if (arena_put(f, dense, sizeof dense, &m->hll) < 0) return -1;
+    f->nmerges++;
+    return 1;
+}
+
 static int visit_args(struct fold *f, int64_t now_ms, size_t *ngroups)
 {
     *ngroups = 0;
@@ -1747,9 +1793,10 @@ int fold_argv(struct fold *f, const char *sha, const char *expect, long long add
         arg_i(f, (long long)f->dropped) < 0 || arg_i(f, f->now) < 0 || arg_s(f, f->site) < 0)
         return -1;
     size_t counts = f->nargs;
-    for (int k = 0; k < 5; k++)
+    for (int k = 0; k < 6; k++)
         if (arg_s(f, "0") < 0) return -1;
     size_t nincr = 0, npf = 0, nsadd = 0, nvisit, nexpire;
+    f->nmerges = 0;
     /* The sums, grouped by key (a counting sort over the key indexes). */
     size_t *start = calloc(f->nkeys + 1, sizeof *start), *order = malloc((f->nsums + 1) * sizeof *order);
     if (!start || !order) {
@@ -1769,6 +1816,14 @@ int fold_argv(struct fold *f, const char *sha, const char *expect, long long add
         for (size_t k = 0, at = 0; k < f->nkeys && rc == 0; k++) {
             size_t end = start[k];          /* after the fill, start[k] is key k's end */
             if (end == at) continue;
+            if (kind == SUM_PF && end - at >= HLL_MERGE_MIN) {
+                int merged = merge_hll(f, (uint32_t)k, order + at, end - at);
+                if (merged < 0) rc = -1;
+                if (merged) {
+                    at = end;
+                    continue;
+                }
+            }
             rc = arg_i(f, keys_at((uint32_t)k)) < 0 || arg_i(f, (long long)(end - at)) < 0 ? -1 : 0;
             (*groups[kind])++;
             for (; rc == 0 && at < end; at++) {
@@ -1782,13 +1837,15 @@ int fold_argv(struct fold *f, const char *sha, const char *expect, long long add
     free(start);
     free(order);
     if (rc < 0) return -1;
+    for (size_t m = 0; m < f->nmerges; m++)
+        if (arg_i(f, keys_at(f->merges[m].key)) < 0 || arg_str(f, f->merges[m].hll) < 0) return -1;
     size_t ndedupe;
     if (visit_args(f, f->now, &nvisit) < 0 || dedupe_args(f, f->now, &ndedupe) < 0 ||
         expire_args(f, &nexpire) < 0)
         return -1;
     nvisit += ndedupe;
-    const size_t nums[5] = {nincr, npf, nsadd, nvisit, nexpire};
-    for (int k = 0; k < 5; k++) {
+    const size_t nums[6] = {nincr, npf, nsadd, f->nmerges, nvisit, nexpire};
+    for (int k = 0; k < 6; k++) {
         char num[24];
         struct str s;
         if (arena_put(f, num, (size_t)snprintf(num, sizeof num, "%zu", nums[k]), &s) < 0) return -1;

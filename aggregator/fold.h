@@ -5,7 +5,8 @@
  * range in C: every hit's day and hour in the site's timezone, the keys it
  * touches (keys.h), the visits it starts or extends. What reaches Redis is the
  * sum: one counter delta per (key, member), one PFADD per HyperLogLog with all
- * its new members, one HSET per day of visit state. Then fold.lua (fold_script)
+ * its new members (or, where they are thousands, their registers as one
+ * HyperLogLog to merge: hll.h), one HSET per day of visit state. Then fold.lua (fold_script)
  * applies that in one atomic step whose cost grows with the distinct keys and
  * members of the batch, not with its hits:
  *
@@ -68,12 +69,13 @@ enum fold_key {
     FOLD_KEY_WITHDRAWN,         /* fs:{S}:withdrawn: visitors whose hits are dropped */
     FOLD_KEY_GEN,               /* fs:{S}:withdrawn:gen */
     FOLD_KEY_AUDIT,             /* fs:audit */
+    FOLD_KEY_MERGE,             /* fs:{S}:pfmerge: a HyperLogLog to merge, within the script */
     FOLD_KEY_FIRST_OTHER
 };
 
 /* ARGV, 1-based as Lua indexes it. Then FOLD_ARGV_NINCR counter groups,
  * FOLD_ARGV_NPF HyperLogLog groups, FOLD_ARGV_NSADD set groups,
- * FOLD_ARGV_NVISIT visit-state groups and FOLD_ARGV_NEXPIRE expiries, each a
+ * FOLD_ARGV_NMERGE HyperLogLogs to merge, FOLD_ARGV_NVISIT visit-state groups and FOLD_ARGV_NEXPIRE expiries, each a
  * head laid out as below followed by its items. */
 enum fold_argv {
     FOLD_ARGV_EXPECT = 1,       /* the cursor the batch began at; "" for none */
@@ -88,6 +90,7 @@ enum fold_argv {
     FOLD_ARGV_NINCR,
     FOLD_ARGV_NPF,
     FOLD_ARGV_NSADD,
+    FOLD_ARGV_NMERGE,
     FOLD_ARGV_NVISIT,
     FOLD_ARGV_NEXPIRE,
     FOLD_ARGV_FIRST_GROUP
@@ -100,6 +103,10 @@ enum fold_incr_group { FOLD_IG_KEY, FOLD_IG_COUNT, FOLD_IG_HEAD };
 /* Members to add to one HyperLogLog (PFADD) or one set (SADD): then COUNT
  * members. */
 enum fold_add_group { FOLD_AG_KEY, FOLD_AG_COUNT, FOLD_AG_HEAD };
+
+/* A HyperLogLog to merge into one (PFMERGE): its members of the batch as a
+ * dense HyperLogLog (hll.h), where PFADD would have made it dense. */
+enum fold_merge_group { FOLD_MG_KEY, FOLD_MG_HLL, FOLD_MG_HEAD };
 
 /* Visit states of one day: then COUNT (visitor, state) pairs; the hash
  * expires at AT (ms). */
@@ -128,13 +135,14 @@ enum fold_status {
 /* What luagen (common/build.mk) writes into fold.lua as `local NAME = value`. */
 #define FOLD_LUA_INTS(X)                                                                   \
     X(FOLD_KEY_STREAM) X(FOLD_KEY_CURSOR) X(FOLD_KEY_WITHDRAWN) X(FOLD_KEY_GEN)            \
-    X(FOLD_KEY_AUDIT)                                                                      \
+    X(FOLD_KEY_AUDIT) X(FOLD_KEY_MERGE)                                                    \
     X(FOLD_ARGV_EXPECT) X(FOLD_ARGV_LAST) X(FOLD_ARGV_TRIM) X(FOLD_ARGV_ADDED)             \
     X(FOLD_ARGV_LENGTH) X(FOLD_ARGV_GEN) X(FOLD_ARGV_DROPPED) X(FOLD_ARGV_NOW)             \
     X(FOLD_ARGV_SITE) X(FOLD_ARGV_NINCR) X(FOLD_ARGV_NPF) X(FOLD_ARGV_NSADD)             \
-    X(FOLD_ARGV_NVISIT) X(FOLD_ARGV_NEXPIRE) X(FOLD_ARGV_FIRST_GROUP)                      \
+    X(FOLD_ARGV_NMERGE) X(FOLD_ARGV_NVISIT) X(FOLD_ARGV_NEXPIRE) X(FOLD_ARGV_FIRST_GROUP)                      \
     X(FOLD_IG_KEY) X(FOLD_IG_COUNT) X(FOLD_IG_HEAD)                                        \
     X(FOLD_AG_KEY) X(FOLD_AG_COUNT) X(FOLD_AG_HEAD)                                        \
+    X(FOLD_MG_KEY) X(FOLD_MG_HLL) X(FOLD_MG_HEAD)                                          \
     X(FOLD_VG_KEY) X(FOLD_VG_AT) X(FOLD_VG_COUNT) X(FOLD_VG_HEAD)                          \
     X(FOLD_EG_KEY) X(FOLD_EG_AT) X(FOLD_EG_HEAD)                                           \
     X(FOLD_APPLIED) X(FOLD_MOVED) X(FOLD_DELETED) X(FOLD_WITHDRAWN)

@@ -72,6 +72,21 @@ for _, verb in ipairs({{'PFADD', FOLD_ARGV_NPF}, {'SADD', FOLD_ARGV_NSADD}}) do
   end
 end
 
+-- HyperLogLogs whose members were thousands: their registers as one dense
+-- HyperLogLog (hll.h), merged -- the maximum of each register, as PFADD
+-- would have set -- or set, when the key is new.
+for _ = 1, tonumber(ARGV[FOLD_ARGV_NMERGE]) do
+  local key, hll = KEYS[tonumber(ARGV[i + FOLD_MG_KEY])], ARGV[i + FOLD_MG_HLL]
+  if redis.call('EXISTS', key) == 0 then
+    redis.call('SET', key, hll)
+  else
+    redis.call('SET', KEYS[FOLD_KEY_MERGE], hll)
+    redis.call('PFMERGE', key, KEYS[FOLD_KEY_MERGE])
+    redis.call('DEL', KEYS[FOLD_KEY_MERGE])
+  end
+  i = i + FOLD_MG_HEAD
+end
+
 -- Visit states, one HSET per day's hash.
 for _ = 1, tonumber(ARGV[FOLD_ARGV_NVISIT]) do
   local key, at = KEYS[tonumber(ARGV[i + FOLD_VG_KEY])], ARGV[i + FOLD_VG_AT]

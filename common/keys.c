@@ -91,6 +91,11 @@ int keys_withdrawn_gen(char *buf, size_t len, const char *site)
     return fit(snprintf(buf, len, "fs:{%s}:withdrawn:gen", site), len);
 }
 
+int keys_merge(char *buf, size_t len, const char *site)
+{
+    return fit(snprintf(buf, len, "fs:{%s}:pfmerge", site), len);
+}
+
 int keys_visits(char *buf, size_t len, const char *site, const char *yyyymmdd)
 {
     return fit(snprintf(buf, len, "fs:{%s}:v:%s", site, yyyymmdd), len);

@@ -91,6 +91,9 @@ int keys_withdrawn(char *buf, size_t len, const char *site);
 /* fs:{S}:withdrawn:gen: counter raised by every withdrawal, so that a fold
  * knows in O(1) whether the set changed since it read it */
 int keys_withdrawn_gen(char *buf, size_t len, const char *site);
+/* fs:{S}:pfmerge: a HyperLogLog the fold's script sets, merges and deletes
+ * within one run (aggregator/hll.h); never seen outside it */
+int keys_merge(char *buf, size_t len, const char *site);
 /* fs:{S}:twins: ids of replayed hits counted; fs:{S}:seq: per hit id epoch,
  * the highest sequence number counted + 1 (aggregator/fold.c, Dedupe) */
 int keys_twins(char *buf, size_t len, const char *site);

@@ -18,6 +18,7 @@
 
 #include "clock.h"
 #include "fold.h"
+#include "hll.h"
 #include "keys.h"
 #include "rawhit.h"
 #include "redis_server.h"
@@ -572,6 +573,129 @@ static void the_apply_costs_one_argument_per_distinct_member_not_per_hit(void **
      * (key, member) pairs: far fewer than the 200 hits. */
     assert_true(argc < 200);
     free_batch(b);
+}
+
+/* ------------------------------------------------------------------------ */
+/* HyperLogLogs of thousands of members: merged as registers (hll.h)        */
+/* ------------------------------------------------------------------------ */
+
+static const char *nth_visitor(int i)
+{
+    static char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)(i + 1) * 0x9e3779b97f4a7c15ULL);
+    return hex;
+}
+
+/* Registers of two HyperLogLogs, compared one by one (PFDEBUG GETREG makes
+ * both dense: read the encodings first). */
+static void assert_same_registers(const char *key, const char *ref)
+{
+    redisReply *a = CMD("PFDEBUG GETREG %s", key), *b = CMD("PFDEBUG GETREG %s", ref);
+    assert_int_equal(a->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(a->elements, HLL_REGISTERS);
+    assert_int_equal(b->elements, HLL_REGISTERS);
+    size_t differ = 0, set = 0;
+    for (size_t i = 0; i < HLL_REGISTERS; i++) {
+        differ += a->element[i]->integer != b->element[i]->integer;
+        set += a->element[i]->integer != 0;
+    }
+    freeReplyObject(a);
+    freeReplyObject(b);
+    assert_int_equal(differ, 0);
+    assert_true(set > 1000);
+}
+
+static char *encoding(const char *key)
+{
+    static char out[16];
+    redisReply *r = CMD("PFDEBUG ENCODING %s", key);
+    snprintf(out, sizeof out, "%s", r->str);
+    freeReplyObject(r);
+    return out;
+}
+
+static void thousands_of_visitors_merge_into_the_registers_pfadd_sets(void **state)
+{
+    (void)state;
+    char uv[256], merge[256];
+    assert_true(keys_uv(uv, sizeof uv, SITE, DAY, "/") > 0);
+    assert_true(keys_merge(merge, sizeof merge, SITE) > 0);
+    /* A first batch of 300 visitors: PFADD, the page's HyperLogLog sparse. */
+    for (int i = 0; i < 300; i++) pageview(T0 + i, "/", nth_visitor(i));
+    fold_all(T0 + MIN);
+    assert_string_equal(encoding(uv), "sparse");
+    /* Then 3,000 more in one batch: their registers, merged -- one argument
+     * per HyperLogLog, not 3,000 (the visit states take two per visitor). */
+    for (int i = 300; i < 3300; i++) pageview(T0 + i, "/", nth_visitor(i));
+    struct batch *b = read_batch(SITE, 5000);
+    const char **argv;
+    const size_t *len;
+    size_t argc, dense = 0;
+    assert_int_equal(fold_compute(b->fold, clock_now_ms()), 0);
+    assert_int_equal(fold_argv(b->fold, sha, b->expect, b->added, b->length, &argv, &len, &argc), 0);
+    for (size_t i = 0; i < argc; i++) dense += len[i] == HLL_DENSE_BYTES && memcmp(argv[i], "HYLL", 4) == 0;
+    assert_int_equal(dense, 2);         /* the page's and the day's (2024: no minute key) */
+    assert_true(argc < 2 * 3000 + 500);
+    assert_int_equal(apply(b, T0 + MIN), FOLD_APPLIED);
+    free_batch(b);
+
+    /* The same registers as PFADD of every visitor, on the page and the day;
+     * the scratch key is gone. */
+    for (int i = 0; i < 3300; i++) freeReplyObject(CMD("PFADD ref %s", nth_visitor(i)));
+    assert_string_equal(encoding(uv), "dense");
+    assert_same_registers(uv, "ref");
+    assert_same_registers(day_key("uv"), "ref");
+    assert_int_equal(integer(CMD("EXISTS %s", merge)), 0);
+    long long n = visitors("/");
+    assert_true(n > 3300 * 97 / 100 && n < 3300 * 103 / 100);
+}
+
+static void a_new_key_of_thousands_of_members_is_set_from_the_registers(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 2500; i++) pageview(T0 + i, "/new", nth_visitor(i));
+    fold_everything(T0 + MIN, 5000);
+    char uv[256];
+    assert_true(keys_uv(uv, sizeof uv, SITE, DAY, "/new") > 0);
+    for (int i = 0; i < 2500; i++) freeReplyObject(CMD("PFADD ref %s", nth_visitor(i)));
+    assert_same_registers(uv, "ref");
+}
+
+static void a_page_with_hundreds_of_visitors_keeps_a_sparse_hyperloglog(void **state)
+{
+    (void)state;
+    /* 900 members cannot need the dense form: PFADD, as before. */
+    for (int i = 0; i < 900; i++) pageview(T0 + i, "/small", nth_visitor(i));
+    fold_everything(T0 + MIN, 5000);
+    char uv[256];
+    assert_true(keys_uv(uv, sizeof uv, SITE, DAY, "/small") > 0);
+    assert_string_equal(encoding(uv), "sparse");
+    long long n = visitors("/small");
+    assert_true(n > 900 * 97 / 100 && n < 900 * 103 / 100);
+}
+
+/* Redis's hash and register rule, for members of every tail length. */
+static void hll_member_picks_the_register_and_value_redis_does(void **state)
+{
+    (void)state;
+    uint8_t *reg = calloc(HLL_REGISTERS, 1);
+    assert_non_null(reg);
+    char m[80];
+    for (int i = 0; i < 4000; i++) {
+        size_t l = (size_t)(i % 41);
+        for (size_t k = 0; k < l; k++) m[k] = (char)('a' + (i * 31 + (int)k * 7) % 26);
+        if (l >= 4) snprintf(m, 5, "%04d", i % 10000);
+        redisReply *r = redisCommand(rs.rc, "PFADD ref %b", m, l);
+        freeReplyObject(r);
+        hll_add(reg, m, l);
+    }
+    unsigned char dense[HLL_DENSE_BYTES];
+    hll_dense(reg, dense);
+    redisReply *r = redisCommand(rs.rc, "SET mine %b", dense, sizeof dense);
+    freeReplyObject(r);
+    assert_int_equal(hll_needs_dense(reg), 1);
+    assert_same_registers("mine", "ref");
+    free(reg);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1148,6 +1272,10 @@ int main(void)
         cmocka_unit_test_setup(withdrawn_entries_past_their_time_are_pruned, fresh),
         cmocka_unit_test_setup(small_batches_add_up_to_the_same_counts, fresh),
         cmocka_unit_test_setup(the_apply_costs_one_argument_per_distinct_member_not_per_hit, fresh),
+        cmocka_unit_test_setup(thousands_of_visitors_merge_into_the_registers_pfadd_sets, fresh),
+        cmocka_unit_test_setup(a_new_key_of_thousands_of_members_is_set_from_the_registers, fresh),
+        cmocka_unit_test_setup(a_page_with_hundreds_of_visitors_keeps_a_sparse_hyperloglog, fresh),
+        cmocka_unit_test_setup(hll_member_picks_the_register_and_value_redis_does, fresh),
         cmocka_unit_test_setup(second_pageview_takes_back_the_bounce_adds_duration_and_moves_the_exit, fresh),
         cmocka_unit_test_setup(a_pageview_after_the_idle_time_starts_a_new_visit, fresh),
         cmocka_unit_test_setup(visits_within_one_batch_join_as_across_batches, fresh),
