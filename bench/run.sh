@@ -215,8 +215,8 @@ secure = no
 database = $GEOIP
 
 [aggregator]
-; for the drain on the realistic load's hits (run --once)
-batch = 500
+; for the drain on the realistic load's hits (run --once): the default batch
+; (20000), as a user runs it
 block_ms = 100
 purge_interval = 0
 
