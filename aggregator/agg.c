@@ -96,6 +96,7 @@ void agg_free(struct agg *a)
         free(a->sites[i].name);
         clock_zone_free(a->sites[i].zone);
         fold_free(a->sites[i].fold);
+        agg_range_free(&a->sites[i].ahead);
     }
     free(a->sites);
     clock_zone_free(a->default_zone);
@@ -174,6 +175,26 @@ int agg_append_argv(struct agg *a, int argc, const char **argv, const size_t *ar
     if (redisAppendCommandArgv(a->rc, argc, argv, argvlen) != REDIS_OK) {
         snprintf(a->err, sizeof a->err, "out of memory");
         return -1;
+    }
+    return 0;
+}
+
+void agg_range_free(struct agg_range *r)
+{
+    if (r->info) freeReplyObject(r->info);
+    if (r->entries) freeReplyObject(r->entries);
+    if (r->gen) freeReplyObject(r->gen);
+    memset(r, 0, sizeof *r);
+}
+
+int agg_flush(struct agg *a)
+{
+    int done = 0;
+    while (!done) {
+        if (!a->rc || redisBufferWrite(a->rc, &done) != REDIS_OK) {
+            checked(a, NULL);
+            return -1;
+        }
     }
     return 0;
 }

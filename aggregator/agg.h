@@ -26,6 +26,16 @@
 
 struct fold;
 
+/* A read of a site's stream (run.c): XINFO STREAM's counts, the XRANGE
+ * entries, the withdrawn generation. */
+struct agg_range {
+    redisReply *info, *entries, *gen;
+    long long length, added;
+};
+
+/* Frees r's replies and empties it. */
+void agg_range_free(struct agg_range *r);
+
 struct agg_site {
     char *name;
     char stream[512];           /* fs:{S}:hits */
@@ -39,6 +49,8 @@ struct agg_site {
     int64_t lease_until;        /* ms: this process holds the lease until then */
     int64_t busy_until;         /* ms: another aggregator holds it; look again then */
     int ready;                  /* hits may be waiting past the cursor: fold it next turn */
+    struct agg_range ahead;     /* the range past the last batch, read while it was
+                                   applied and added to the fold (run.c) */
 };
 
 struct agg_stats {
@@ -79,6 +91,8 @@ redisReply *agg_command_argv(struct agg *a, int argc, const char **argv, const s
  * order with agg_get_reply() (NULL on a connection error, as above). */
 int agg_append_argv(struct agg *a, int argc, const char **argv, const size_t *argvlen);
 redisReply *agg_get_reply(struct agg *a);
+/* Sends what was appended without waiting for an answer. 0, or -1. */
+int agg_flush(struct agg *a);
 
 /* Reads the next reply in order, an HGETALL's, calling each(arg, field, len,
  * value) for every field in turn with its value read as an integer, without

@@ -128,9 +128,79 @@ static int stream_counts(const redisReply *r, long long *length, long long *adde
     return found == 3 ? 0 : -1;
 }
 
+/* Appends the read of s's stream past the id after ("" = from its start):
+ * XINFO STREAM (length and entries-added, for the script's deletion check),
+ * XRANGE COUNT aggregator.batch, and GET of the withdrawn generation. */
+static int append_range(struct agg *a, struct agg_site *s, const char *after)
+{
+    char from[72], count[16];
+    snprintf(from, sizeof from, after[0] ? "(%s" : "-", after);
+    snprintf(count, sizeof count, "%d", a->cfg->aggregator.batch);
+    const char *info[] = {"XINFO", "STREAM", s->stream};
+    const char *range[] = {"XRANGE", s->stream, from, "+", "COUNT", count};
+    const char *gen[] = {"GET", s->gen_key};
+    return agg_append_argv(a, 3, info, NULL) < 0 || agg_append_argv(a, 6, range, NULL) < 0 ||
+                   agg_append_argv(a, 2, gen, NULL) < 0
+               ? -1
+               : 0;
+}
+
+/* The answers to append_range into r. 0, or -1 (r empty). */
+static int get_range(struct agg *a, struct agg_site *s, struct agg_range *r)
+{
+    memset(r, 0, sizeof *r);
+    r->info = agg_get_reply(a);
+    r->entries = r->info ? agg_get_reply(a) : NULL;
+    r->gen = r->entries ? agg_get_reply(a) : NULL;
+    if (!r->gen) {
+        agg_range_free(r);
+        return -1;
+    }
+    if (r->info->type == REDIS_REPLY_ERROR) return 0;      /* no stream yet: nothing to fold */
+    if (stream_counts(r->info, &r->length, &r->added) < 0 || r->entries->type != REDIS_REPLY_ARRAY ||
+        (r->gen->type != REDIS_REPLY_STRING && r->gen->type != REDIS_REPLY_NIL)) {
+        agg_range_free(r);
+        return bad(a, s, "XINFO/XRANGE/GET", NULL);
+    }
+    return 0;
+}
+
+static size_t range_entries(const struct agg_range *r)
+{
+    return r->info && r->info->type != REDIS_REPLY_ERROR ? r->entries->elements : 0;
+}
+
+/* Starts a batch of s's fold with the entries of r (which must outlive its
+ * apply: the fold points into them). 0, or -1. */
+static int add_range(struct agg *a, struct agg_site *s, const struct agg_range *r)
+{
+    fold_reset(s->fold);
+    const redisReply *g = r->gen;
+    if (fold_withdrawn_gen(s->fold, g->type == REDIS_REPLY_STRING ? g->str : "",
+                           g->type == REDIS_REPLY_STRING ? g->len : 0) < 0)
+        return bad(a, s, "GET withdrawn generation", NULL);
+    const char *fv[MAX_FIELDS];
+    size_t fvlen[MAX_FIELDS];
+    for (size_t i = 0; i < r->entries->elements; i++) {
+        const redisReply *e = r->entries->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING)
+            continue;
+        const redisReply *f = e->element[1];
+        size_t n = 0;
+        for (; f->type == REDIS_REPLY_ARRAY && n < f->elements && n < MAX_FIELDS; n++) {
+            fv[n] = f->element[n]->str ? f->element[n]->str : "";
+            fvlen[n] = f->element[n]->str ? f->element[n]->len : 0;
+        }
+        if (fold_add(s->fold, e->element[0]->str, e->element[0]->len, fv, fvlen, n & ~(size_t)1) < 0)
+            return bad(a, s, "fold", NULL);
+    }
+    return 0;
+}
+
 /* Sends the batch's reads (visit states, capped keys) pipelined and hands
- * each answer back to the fold. 0, or -1. */
-static int load_reads(struct agg *a, struct agg_site *s)
+ * each answer back to the fold; with ahead, the read of the range past it
+ * follows them, its answers left to read. 0, or -1. */
+static int load_reads(struct agg *a, struct agg_site *s, const char *ahead)
 {
     size_t n;
     if (fold_reads(s->fold, &n) < 0) goto oom;
@@ -141,6 +211,7 @@ static int load_reads(struct agg *a, struct agg_site *s)
         if (fold_read(s->fold, i, &argc, &argv, &lens) < 0) goto oom;
         if (agg_append_argv(a, argc, (const char **)argv, lens) < 0) return -1;
     }
+    if (ahead && append_range(a, s, ahead) < 0) return -1;
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         redisReply *r = agg_get_reply(a);
@@ -170,7 +241,9 @@ oom:
     return -1;
 }
 
-static redisReply *apply(struct agg *a, struct agg_site *s, long long length, long long added)
+/* Sends the batch's script and hands it to Redis, without waiting for the
+ * answer. 0, or -1. */
+static int send_apply(struct agg *a, struct agg_site *s, long long length, long long added)
 {
     const char **argv;
     const size_t *argvlen;
@@ -178,26 +251,40 @@ static redisReply *apply(struct agg *a, struct agg_site *s, long long length, lo
     if (fold_compute(s->fold, clock_now_ms()) < 0 ||
         fold_argv(s->fold, a->sha, s->cursor, added, length, &argv, &argvlen, &argc) < 0) {
         snprintf(a->err, sizeof a->err, "out of memory folding %.120s", s->name);
-        return NULL;
+        return -1;
     }
-    redisReply *r = agg_command_argv(a, (int)argc, argv, argvlen);
-    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
-        /* Redis restarted or SCRIPT FLUSH: load it again and retry once. */
-        freeReplyObject(r);
-        if (load_script(a) < 0) return NULL;
-        argv[1] = a->sha;
-        r = agg_command_argv(a, (int)argc, argv, argvlen);
-    }
-    return r;
+    return agg_append_argv(a, (int)argc, argv, argvlen) < 0 || agg_flush(a) < 0 ? -1 : 0;
 }
+
+/* What the stats need of an applied batch, kept while the fold goes on to
+ * the next one. */
+struct batch_done {
+    size_t entries, counted, skipped, dropped;
+    char last[64];
+};
 
 /* Folds one batch of s: *got = entries read (0 when nothing waits), *again
  * = more may be waiting (a full batch applied, or a batch refused and to be
- * read again). 0, or -1. */
+ * read again).
+ *
+ * A full batch is followed by more: with its reads goes the read of the
+ * range past it (Redis answers it before it runs the script), and while
+ * Redis applies the batch, the aggregator reads that range into the fold
+ * (s->ahead), so that Redis and the aggregator work side by side. The
+ * range is read as if the batch were applied -- past its last id, its
+ * length less the entries the batch trims -- and the script checks that,
+ * as any batch's: if the batch was not applied, the next apply finds the
+ * cursor or the counts other than it was told and is refused, and
+ * whatever is not applied is forgotten and read again. 0, or -1. */
 static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
 {
     *got = 0;
     *again = 0;
+    if (s->ahead.entries && !s->cursor_known) {
+        /* Read ahead on a connection that has been lost since: start over. */
+        agg_range_free(&s->ahead);
+        fold_forget(s->fold);
+    }
     if (read_cursor(a, s) < 0) return -1;
     if (!s->fold && !(s->fold = fold_new(s->name, s->zone, a->cfg->aggregator.max_members,
                                              a->cfg->aggregator.max_page_visitors))) {
@@ -206,89 +293,83 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
     }
     fold_set_dedupe_window(s->fold, (int64_t)a->cfg->retention.raw_max_age_s * 1000);
     fold_set_retention(s->fold, (int64_t)a->cfg->retention.aggregates_s * 1000);
-    char from[72], count[16];
-    snprintf(from, sizeof from, s->cursor[0] ? "(%s" : "-", s->cursor);
-    snprintf(count, sizeof count, "%d", a->cfg->aggregator.batch);
-    const char *info[] = {"XINFO", "STREAM", s->stream};
-    const char *range[] = {"XRANGE", s->stream, from, "+", "COUNT", count};
-    const char *gen[] = {"GET", s->gen_key};
-    if (agg_append_argv(a, 3, info, NULL) < 0 || agg_append_argv(a, 6, range, NULL) < 0 ||
-        agg_append_argv(a, 2, gen, NULL) < 0)
-        return -1;
-    redisReply *ri = agg_get_reply(a), *rr = ri ? agg_get_reply(a) : NULL;
-    redisReply *rg = rr ? agg_get_reply(a) : NULL;
-    if (!rg) {
-        if (ri) freeReplyObject(ri);
-        if (rr) freeReplyObject(rr);
-        return -1;
-    }
-    long long length = 0, added = 0;
-    int rc = 0;
-    if (ri->type == REDIS_REPLY_ERROR) {
-        /* No stream yet: nothing to fold. */
-    } else if (stream_counts(ri, &length, &added) < 0 || rr->type != REDIS_REPLY_ARRAY ||
-               (rg->type != REDIS_REPLY_STRING && rg->type != REDIS_REPLY_NIL)) {
-        rc = bad(a, s, "XINFO/XRANGE/GET", NULL);
-    } else if (rr->elements > 0) {
-        fold_reset(s->fold);
-        if (fold_withdrawn_gen(s->fold, rg->type == REDIS_REPLY_STRING ? rg->str : "",
-                               rg->type == REDIS_REPLY_STRING ? rg->len : 0) < 0)
-            rc = bad(a, s, "GET withdrawn generation", NULL);
-        const char *fv[MAX_FIELDS];
-        size_t fvlen[MAX_FIELDS];
-        for (size_t i = 0; i < rr->elements && rc == 0; i++) {
-            const redisReply *e = rr->element[i];
-            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING)
-                continue;
-            const redisReply *f = e->element[1];
-            size_t n = 0;
-            for (; f->type == REDIS_REPLY_ARRAY && n < f->elements && n < MAX_FIELDS; n++) {
-                fv[n] = f->element[n]->str ? f->element[n]->str : "";
-                fvlen[n] = f->element[n]->str ? f->element[n]->len : 0;
-            }
-            if (fold_add(s->fold, e->element[0]->str, e->element[0]->len, fv, fvlen, n & ~(size_t)1) < 0)
-                rc = bad(a, s, "fold", NULL);
+
+    struct agg_range cur = s->ahead, next = {0};
+    memset(&s->ahead, 0, sizeof s->ahead);
+    if (!cur.entries) {
+        if (append_range(a, s, s->cursor) < 0 || get_range(a, s, &cur) < 0) return -1;
+        if (range_entries(&cur) > 0 && add_range(a, s, &cur) < 0) {
+            agg_range_free(&cur);
+            return -1;
         }
-        *got = rr->elements;
-        if (rc == 0) rc = load_reads(a, s);
-        redisReply *r = rc == 0 ? apply(a, s, length, added) : NULL;
-        if (rc == 0 && !r) rc = -1;
-        if (r) {
-            long long status = r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
-                                       r->element[0]->type == REDIS_REPLY_INTEGER
-                                   ? r->element[0]->integer : -1;
-            if (status == FOLD_APPLIED) {
-                snprintf(s->cursor, sizeof s->cursor, "%s", fold_last_id(s->fold));
-                a->stats.read += fold_entries(s->fold);
-                a->stats.counted += fold_entries(s->fold) - fold_skipped(s->fold) -
-                                    fold_dropped(s->fold) - fold_duplicates(s->fold);
-                a->stats.skipped += fold_skipped(s->fold);
-                a->stats.dropped += fold_dropped(s->fold);
-                a->stats.batches++;
-                *again = fold_entries(s->fold) >= (size_t)a->cfg->aggregator.batch;
-                log_debug("%s: applied %zu entries up to %s", s->name, fold_entries(s->fold), s->cursor);
-            } else if (status == FOLD_MOVED) {
-                fold_forget(s->fold);
-                /* Another aggregator counted the range: start from its cursor. */
-                s->cursor_known = 0;
-                *again = 1;
-                log_info("%s: cursor moved by another aggregator; reading again", s->name);
-            } else if (status == FOLD_DELETED || status == FOLD_WITHDRAWN) {
-                fold_forget(s->fold);
-                *again = 1;
-                log_debug("%s: entries deleted or a visitor withdrawn while folding; reading again",
-                          s->name);
-            } else {
-                rc = bad(a, s, "apply script on", r);
-                r = NULL;
-            }
-        }
-        if (rc < 0) fold_forget(s->fold);     /* applied or not: we cannot tell */
-        if (r) freeReplyObject(r);
     }
-    freeReplyObject(ri);
-    freeReplyObject(rr);
-    freeReplyObject(rg);
+    size_t n = range_entries(&cur);
+    *got = n;
+    if (n == 0) {
+        agg_range_free(&cur);
+        return 0;
+    }
+    int full = n >= (size_t)a->cfg->aggregator.batch;
+    struct batch_done done = {0};
+    int rc = load_reads(a, s, full ? fold_last_id(s->fold) : NULL);
+    if (rc == 0) rc = send_apply(a, s, cur.length, cur.added);
+    if (rc == 0) {
+        const struct fold *f = s->fold;
+        done.entries = fold_entries(f);
+        done.skipped = fold_skipped(f);
+        done.dropped = fold_dropped(f);
+        done.counted = done.entries - done.skipped - done.dropped - fold_duplicates(f);
+        snprintf(done.last, sizeof done.last, "%s", fold_last_id(f));
+    }
+    if (rc == 0 && full && (rc = get_range(a, s, &next)) == 0 && range_entries(&next) > 0) {
+        next.length -= (long long)n;        /* the entries this batch's apply trims */
+        rc = add_range(a, s, &next);
+    }
+    redisReply *r = rc == 0 ? agg_get_reply(a) : NULL;
+    agg_range_free(&cur);
+    if (rc == 0 && !r) rc = -1;
+    if (r) {
+        long long status = r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+                                   r->element[0]->type == REDIS_REPLY_INTEGER
+                               ? r->element[0]->integer : -1;
+        if (status == FOLD_APPLIED) {
+            snprintf(s->cursor, sizeof s->cursor, "%s", done.last);
+            a->stats.read += done.entries;
+            a->stats.counted += done.counted;
+            a->stats.skipped += done.skipped;
+            a->stats.dropped += done.dropped;
+            a->stats.batches++;
+            *again = full;
+            log_debug("%s: applied %zu entries up to %s", s->name, done.entries, s->cursor);
+            if (range_entries(&next) > 0) {
+                s->ahead = next;
+                memset(&next, 0, sizeof next);
+            }
+        } else if (status == FOLD_MOVED) {
+            fold_forget(s->fold);
+            /* Another aggregator counted the range: start from its cursor. */
+            s->cursor_known = 0;
+            *again = 1;
+            log_info("%s: cursor moved by another aggregator; reading again", s->name);
+        } else if (status == FOLD_DELETED || status == FOLD_WITHDRAWN) {
+            fold_forget(s->fold);
+            *again = 1;
+            log_debug("%s: entries deleted or a visitor withdrawn while folding; reading again",
+                      s->name);
+        } else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+            /* Redis restarted or SCRIPT FLUSH: nothing of the batch was
+             * applied; load the script and read the range again. */
+            fold_forget(s->fold);
+            *again = 1;
+            rc = load_script(a);
+        } else {
+            rc = bad(a, s, "apply script on", r);
+            r = NULL;
+        }
+    }
+    if (rc < 0) fold_forget(s->fold);     /* applied or not: we cannot tell */
+    if (r) freeReplyObject(r);
+    agg_range_free(&next);
     return rc;
 }
 
