@@ -96,7 +96,6 @@ void agg_free(struct agg *a)
         free(a->sites[i].name);
         clock_zone_free(a->sites[i].zone);
         fold_free(a->sites[i].fold);
-        agg_range_free(&a->sites[i].ahead);
     }
     free(a->sites);
     clock_zone_free(a->default_zone);
@@ -177,14 +176,6 @@ int agg_append_argv(struct agg *a, int argc, const char **argv, const size_t *ar
         return -1;
     }
     return 0;
-}
-
-void agg_range_free(struct agg_range *r)
-{
-    if (r->info) freeReplyObject(r->info);
-    if (r->entries) freeReplyObject(r->entries);
-    if (r->gen) freeReplyObject(r->gen);
-    memset(r, 0, sizeof *r);
 }
 
 int agg_flush(struct agg *a)

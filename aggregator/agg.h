@@ -26,16 +26,6 @@
 
 struct fold;
 
-/* A read of a site's stream (run.c): XINFO STREAM's counts, the XRANGE
- * entries, the withdrawn generation. */
-struct agg_range {
-    redisReply *info, *entries, *gen;
-    long long length, added;
-};
-
-/* Frees r's replies and empties it. */
-void agg_range_free(struct agg_range *r);
-
 struct agg_site {
     char *name;
     char stream[512];           /* fs:{S}:hits */
@@ -49,8 +39,6 @@ struct agg_site {
     int64_t lease_until;        /* ms: this process holds the lease until then */
     int64_t busy_until;         /* ms: another aggregator holds it; look again then */
     int ready;                  /* hits may be waiting past the cursor: fold it next turn */
-    struct agg_range ahead;     /* the range past the last batch, read while it was
-                                   applied and added to the fold (run.c) */
 };
 
 struct agg_stats {

@@ -105,7 +105,7 @@ enum fold_incr_group { FOLD_IG_KEY, FOLD_IG_COUNT, FOLD_IG_HEAD };
 enum fold_add_group { FOLD_AG_KEY, FOLD_AG_COUNT, FOLD_AG_HEAD };
 
 /* A HyperLogLog to merge into one (PFMERGE): its members of the batch as a
- * dense HyperLogLog (hll.h), where PFADD would have made it dense. */
+ * dense HyperLogLog (hll.h), where those registers alone need the dense form. */
 enum fold_merge_group { FOLD_MG_KEY, FOLD_MG_HLL, FOLD_MG_HEAD };
 
 /* Visit states of one day: then COUNT (visitor, state) pairs; the hash

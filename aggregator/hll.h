@@ -12,11 +12,15 @@
  * HyperLogLog, which the script merges (PFMERGE takes each register's
  * maximum, as PFADD does): one 12 KB argument instead of a member each.
  *
- * Only where PFADD would have made the key dense anyway: when the members'
- * registers alone would need more than HLL_SPARSE_MAX_BYTES in Redis's
- * sparse form (Redis's default hll-sparse-max-bytes), or a value over 32
- * (which the sparse form cannot hold). A key whose batch is smaller keeps
- * its PFADD, so a page with a few visitors a day stays a small sparse
+ * Only where the batch's registers alone need the dense form: more than
+ * HLL_SPARSE_MAX_BYTES in Redis's sparse form (Redis's default
+ * hll-sparse-max-bytes; a server configured higher would have kept such a
+ * key sparse a little longer), or a value over 32 (which the sparse form
+ * cannot hold). That is where PFADD makes a new key dense too; for an
+ * existing sparse key the merged registers can, in contrived cases, still
+ * fit the sparse form that the merge leaves dense (counts are the same;
+ * only the key's size differs). A key whose batch is smaller keeps its
+ * PFADD, so a page with a few visitors a day stays a small sparse
  * HyperLogLog, in every Redis version.
  */
 #ifndef FAIRSTAT_HLL_H

@@ -30,6 +30,7 @@
 #define DISCOVER_EVERY_MS 30000
 #define BACKOFF_MAX_MS 5000
 #define MAX_FIELDS 64
+#define RUN_BATCHES 8       /* batches of one site in one turn, while they are full */
 
 static int load_script(struct agg *a)
 {
@@ -128,6 +129,21 @@ static int stream_counts(const redisReply *r, long long *length, long long *adde
     return found == 3 ? 0 : -1;
 }
 
+/* A read of a site's stream: XINFO STREAM's counts, the XRANGE entries, the
+ * withdrawn generation. */
+struct range {
+    redisReply *info, *entries, *gen;
+    long long length, added;
+};
+
+static void range_free(struct range *r)
+{
+    if (r->info) freeReplyObject(r->info);
+    if (r->entries) freeReplyObject(r->entries);
+    if (r->gen) freeReplyObject(r->gen);
+    memset(r, 0, sizeof *r);
+}
+
 /* Appends the read of s's stream past the id after ("" = from its start):
  * XINFO STREAM (length and entries-added, for the script's deletion check),
  * XRANGE COUNT aggregator.batch, and GET of the withdrawn generation. */
@@ -146,33 +162,33 @@ static int append_range(struct agg *a, struct agg_site *s, const char *after)
 }
 
 /* The answers to append_range into r. 0, or -1 (r empty). */
-static int get_range(struct agg *a, struct agg_site *s, struct agg_range *r)
+static int get_range(struct agg *a, struct agg_site *s, struct range *r)
 {
     memset(r, 0, sizeof *r);
     r->info = agg_get_reply(a);
     r->entries = r->info ? agg_get_reply(a) : NULL;
     r->gen = r->entries ? agg_get_reply(a) : NULL;
     if (!r->gen) {
-        agg_range_free(r);
+        range_free(r);
         return -1;
     }
     if (r->info->type == REDIS_REPLY_ERROR) return 0;      /* no stream yet: nothing to fold */
     if (stream_counts(r->info, &r->length, &r->added) < 0 || r->entries->type != REDIS_REPLY_ARRAY ||
         (r->gen->type != REDIS_REPLY_STRING && r->gen->type != REDIS_REPLY_NIL)) {
-        agg_range_free(r);
+        range_free(r);
         return bad(a, s, "XINFO/XRANGE/GET", NULL);
     }
     return 0;
 }
 
-static size_t range_entries(const struct agg_range *r)
+static size_t range_entries(const struct range *r)
 {
     return r->info && r->info->type != REDIS_REPLY_ERROR ? r->entries->elements : 0;
 }
 
 /* Starts a batch of s's fold with the entries of r (which must outlive its
  * apply: the fold points into them). 0, or -1. */
-static int add_range(struct agg *a, struct agg_site *s, const struct agg_range *r)
+static int add_range(struct agg *a, struct agg_site *s, const struct range *r)
 {
     fold_reset(s->fold);
     const redisReply *g = r->gen;
@@ -263,55 +279,45 @@ struct batch_done {
     char last[64];
 };
 
-/* Folds one batch of s: *got = entries read (0 when nothing waits), *again
- * = more may be waiting (a full batch applied, or a batch refused and to be
- * read again).
+/* Folds one batch of s, from *ahead when it holds the range past the last
+ * batch (already added to the fold), else read from the cursor: *got =
+ * entries read (0 when nothing waits), *again = more may be waiting (a full
+ * batch applied, or a batch refused and to be read again).
  *
- * A full batch is followed by more: with its reads goes the read of the
- * range past it (Redis answers it before it runs the script), and while
- * Redis applies the batch, the aggregator reads that range into the fold
- * (s->ahead), so that Redis and the aggregator work side by side. The
- * range is read as if the batch were applied -- past its last id, its
- * length less the entries the batch trims -- and the script checks that,
- * as any batch's: if the batch was not applied, the next apply finds the
- * cursor or the counts other than it was told and is refused, and
- * whatever is not applied is forgotten and read again. 0, or -1. */
-static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
+ * With read_ahead, a full batch is followed by more: with its reads goes the
+ * read of the range past it (Redis answers it before it runs the script),
+ * and while Redis applies the batch, the aggregator reads that range into
+ * the fold and *ahead, so that Redis and the aggregator work side by side.
+ * The range is read as if the batch were applied -- past its last id, its
+ * length less the entries the batch trims -- and the script checks that, as
+ * any batch's: if the batch was not applied, the next apply finds the cursor
+ * or the counts other than it was told and is refused, and whatever is not
+ * applied is forgotten and read again. 0, or -1; after -1 the connection
+ * may hold unread replies: every caller drops it (agg_run's fail). */
+static int fold_batch(struct agg *a, struct agg_site *s, struct range *ahead, int read_ahead,
+                      size_t *got, int *again)
 {
     *got = 0;
     *again = 0;
-    if (s->ahead.entries && !s->cursor_known) {
-        /* Read ahead on a connection that has been lost since: start over. */
-        agg_range_free(&s->ahead);
-        fold_forget(s->fold);
-    }
-    if (read_cursor(a, s) < 0) return -1;
-    if (!s->fold && !(s->fold = fold_new(s->name, s->zone, a->cfg->aggregator.max_members,
-                                             a->cfg->aggregator.max_page_visitors))) {
-        snprintf(a->err, sizeof a->err, "out of memory folding %.120s", s->name);
-        return -1;
-    }
-    fold_set_dedupe_window(s->fold, (int64_t)a->cfg->retention.raw_max_age_s * 1000);
-    fold_set_retention(s->fold, (int64_t)a->cfg->retention.aggregates_s * 1000);
-
-    struct agg_range cur = s->ahead, next = {0};
-    memset(&s->ahead, 0, sizeof s->ahead);
+    struct range cur = *ahead, next = {0};
+    memset(ahead, 0, sizeof *ahead);
     if (!cur.entries) {
         if (append_range(a, s, s->cursor) < 0 || get_range(a, s, &cur) < 0) return -1;
         if (range_entries(&cur) > 0 && add_range(a, s, &cur) < 0) {
-            agg_range_free(&cur);
+            range_free(&cur);
             return -1;
         }
     }
     size_t n = range_entries(&cur);
     *got = n;
     if (n == 0) {
-        agg_range_free(&cur);
+        range_free(&cur);
         return 0;
     }
     int full = n >= (size_t)a->cfg->aggregator.batch;
+    read_ahead = read_ahead && full;
     struct batch_done done = {0};
-    int rc = load_reads(a, s, full ? fold_last_id(s->fold) : NULL);
+    int rc = load_reads(a, s, read_ahead ? fold_last_id(s->fold) : NULL);
     if (rc == 0) rc = send_apply(a, s, cur.length, cur.added);
     if (rc == 0) {
         const struct fold *f = s->fold;
@@ -321,12 +327,12 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
         done.counted = done.entries - done.skipped - done.dropped - fold_duplicates(f);
         snprintf(done.last, sizeof done.last, "%s", fold_last_id(f));
     }
-    if (rc == 0 && full && (rc = get_range(a, s, &next)) == 0 && range_entries(&next) > 0) {
+    if (rc == 0 && read_ahead && (rc = get_range(a, s, &next)) == 0 && range_entries(&next) > 0) {
         next.length -= (long long)n;        /* the entries this batch's apply trims */
         rc = add_range(a, s, &next);
     }
     redisReply *r = rc == 0 ? agg_get_reply(a) : NULL;
-    agg_range_free(&cur);
+    range_free(&cur);
     if (rc == 0 && !r) rc = -1;
     if (r) {
         long long status = r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
@@ -342,7 +348,7 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
             *again = full;
             log_debug("%s: applied %zu entries up to %s", s->name, done.entries, s->cursor);
             if (range_entries(&next) > 0) {
-                s->ahead = next;
+                *ahead = next;
                 memset(&next, 0, sizeof next);
             }
         } else if (status == FOLD_MOVED) {
@@ -369,7 +375,47 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
     }
     if (rc < 0) fold_forget(s->fold);     /* applied or not: we cannot tell */
     if (r) freeReplyObject(r);
-    agg_range_free(&next);
+    range_free(&next);
+    return rc;
+}
+
+/* Folds s for one turn: one batch, or, while they come back full (a
+ * backlog), up to RUN_BATCHES, each but the last reading the next range
+ * ahead (fold_batch). What was read ahead never outlives the turn, so the
+ * memory it takes is one range at a time, whatever the number of sites
+ * with a backlog; the lease is checked between batches as between turns.
+ * *got = entries read; *again = more may be waiting. 0, or -1. */
+static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
+{
+    *got = 0;
+    *again = 0;
+    if (read_cursor(a, s) < 0) return -1;
+    if (!s->fold && !(s->fold = fold_new(s->name, s->zone, a->cfg->aggregator.max_members,
+                                             a->cfg->aggregator.max_page_visitors))) {
+        snprintf(a->err, sizeof a->err, "out of memory folding %.120s", s->name);
+        return -1;
+    }
+    fold_set_dedupe_window(s->fold, (int64_t)a->cfg->retention.raw_max_age_s * 1000);
+    fold_set_retention(s->fold, (int64_t)a->cfg->retention.aggregates_s * 1000);
+    struct range ahead = {0};
+    int rc = 0;
+    for (int i = 0; i < RUN_BATCHES; i++) {
+        size_t n;
+        int more = i + 1 < RUN_BATCHES && !agg_stopping(a);
+        rc = fold_batch(a, s, &ahead, more, &n, again);
+        *got += n;
+        if (rc < 0 || !*again || !more) break;
+        int held = lease(a, s, clock_now_ms());
+        if (held <= 0) {
+            rc = held < 0 ? -1 : 0;
+            break;
+        }
+        if (!s->cursor_known && read_cursor(a, s) < 0) {
+            rc = -1;
+            break;
+        }
+    }
+    range_free(&ahead);
     return rc;
 }
 

@@ -138,30 +138,6 @@ test('a hit withdrawn after it was read is deleted and not counted', async () =>
   assert.equal(await redis.client.cmd('XLEN', HITS), 0);
 });
 
-test('entries deleted while batches are read ahead, two aggregators at once: every other hit counted once', async () => {
-  await fresh();
-  const N = 12000, t0 = Date.parse('2024-05-01T08:00:00Z');
-  await addHits(Array.from({ length: N }, (_, i) => hit(t0 + i, `/d${i % 50}`, (i % 97).toString(16).padStart(16, '0'))));
-  // Small batches, so that most are full and each reads the next range
-  // ahead while it is applied; entries are deleted (as a withdrawal does)
-  // while both aggregators run: any deletion refuses a batch read before
-  // it, the one in hand and the one read ahead.
-  const runs = [agg('-o', 'aggregator.batch=40', 'run', '--once'), agg('-o', 'aggregator.batch=40', 'run', '--once')];
-  let deleted = 0, done = false;
-  Promise.all(runs).then(() => { done = true; });
-  while (!done) {
-    const ids = (await redis.client.cmd('XREVRANGE', HITS, '+', '-', 'COUNT', 500)).map(([id]) => id);
-    if (ids.length === 0) break;
-    const pick = ids.filter((_, i) => i % 50 === 7);
-    if (pick.length) deleted += await redis.client.cmd('XDEL', HITS, ...pick);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  for (const r of await Promise.all(runs)) assert.equal(r.code, 0, r.stderr);
-  assert.ok(deleted > 0, 'no entry was deleted while the aggregators ran');
-  assert.equal(await redis.client.cmd('XLEN', HITS), 0);
-  assert.equal((await report('2024-05-01')).totals.pageviews, N - deleted);
-});
-
 test('custom events, breakdowns and the table and csv formats', async () => {
   await fresh();
   const t0 = Date.parse('2024-05-01T08:00:00Z');

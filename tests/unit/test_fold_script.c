@@ -674,6 +674,56 @@ static void a_page_with_hundreds_of_visitors_keeps_a_sparse_hyperloglog(void **s
     assert_true(n > 900 * 97 / 100 && n < 900 * 103 / 100);
 }
 
+/* Past HLL_MERGE_MIN members the registers decide: 1,200 visitors still fit
+ * the sparse form (hll_needs_dense() is 0), so the page keeps its PFADD and a
+ * small sparse HyperLogLog (a merge would make it a 12 KB dense one). */
+static void a_page_of_1200_visitors_that_fit_the_sparse_form_keeps_pfadd(void **state)
+{
+    (void)state;
+    uint8_t *reg = calloc(HLL_REGISTERS, 1);
+    assert_non_null(reg);
+    for (int i = 0; i < 1200; i++) {
+        pageview(T0 + i, "/mid", nth_visitor(i));
+        hll_add(reg, nth_visitor(i), 16);
+    }
+    assert_int_equal(hll_needs_dense(reg), 0);
+    free(reg);
+    fold_everything(T0 + MIN, 5000);
+    char uv[256];
+    assert_true(keys_uv(uv, sizeof uv, SITE, DAY, "/mid") > 0);
+    assert_string_equal(encoding(uv), "sparse");
+    assert_string_equal(encoding(day_key("uv")), "sparse");
+}
+
+/* A merged HyperLogLog that is new is SET: its expiry must still be the one
+ * PFADD + PEXPIREAT gives (the realtime minute's; retention.aggregates for
+ * the day's). */
+static void a_merged_new_hyperloglog_keeps_its_expiry(void **state)
+{
+    (void)state;
+    struct fold *f = fold_new(SITE, utc, max_members, max_page_visitors);
+    assert_non_null(f);
+    const int64_t keep = 20LL * 365 * CLOCK_DAY_MS;
+    fold_set_retention(f, keep);
+    int64_t now = clock_now_ms(), minute = now / MIN - 1;
+    for (int i = 0; i < 2500; i++) pageview(T0 + i, "/", nth_visitor(i));
+    struct batch *b = read_batch_into(f, SITE, 10000);
+    assert_int_equal(apply(b, now), FOLD_APPLIED);
+    free_batch(b);
+    for (int i = 0; i < 2500; i++) pageview(minute * MIN + 1 + i, "/now", nth_visitor(i));
+    b = read_batch_into(f, SITE, 10000);
+    assert_int_equal(apply(b, now), FOLD_APPLIED);
+    free_batch(b);
+    char key[256];
+    assert_true(keys_uv(key, sizeof key, SITE, DAY, NULL) > 0);
+    assert_string_equal(encoding(key), "dense");
+    assert_int_equal(integer(CMD("PEXPIRETIME %s", key)), (clock_utc_day(T0) + 2) * CLOCK_DAY_MS + keep);
+    assert_true(keys_realtime_minute(key, sizeof key, SITE, minute) > 0);
+    assert_string_equal(encoding(key), "dense");
+    assert_int_equal(integer(CMD("PEXPIRETIME %s", key)), keys_realtime_expires_ms(minute));
+    fold_free(f);
+}
+
 /* Redis's hash and register rule, for members of every tail length. */
 static void hll_member_picks_the_register_and_value_redis_does(void **state)
 {
@@ -1276,6 +1326,8 @@ int main(void)
         cmocka_unit_test_setup(a_new_key_of_thousands_of_members_is_set_from_the_registers, fresh),
         cmocka_unit_test_setup(a_page_with_hundreds_of_visitors_keeps_a_sparse_hyperloglog, fresh),
         cmocka_unit_test_setup(hll_member_picks_the_register_and_value_redis_does, fresh),
+        cmocka_unit_test_setup(a_page_of_1200_visitors_that_fit_the_sparse_form_keeps_pfadd, fresh),
+        cmocka_unit_test_setup(a_merged_new_hyperloglog_keeps_its_expiry, fresh),
         cmocka_unit_test_setup(second_pageview_takes_back_the_bounce_adds_duration_and_moves_the_exit, fresh),
         cmocka_unit_test_setup(a_pageview_after_the_idle_time_starts_a_new_visit, fresh),
         cmocka_unit_test_setup(visits_within_one_batch_join_as_across_batches, fresh),

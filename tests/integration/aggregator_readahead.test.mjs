@@ -1,0 +1,115 @@
+// aggregator_readahead.test.mjs -- the aggregator reads the next range while
+// Redis applies a batch (run.c, fold_batch): with no deletion every batch read
+// ahead is applied; a withdrawal, SCRIPT FLUSH, dropped connections, and two
+// aggregators folding at once (the lease deleted under them) with deletions
+// leave every hit counted once.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { startRedis, writeConfig, run, BIN } from '../lib/harness.mjs';
+
+const AGG = process.env.FAIRSTAT_AGGREGATOR || BIN('fairstat-aggregator');
+const SITE = 'example.com';
+const HITS = `fs:{${SITE}}:hits`;
+const CURSOR = `fs:{${SITE}}:cursor`;
+let redis, dir, conf;
+before(async () => {
+  redis = await startRedis();
+  dir = mkdtempSync(path.join(tmpdir(), 'fs-agg-ra-'));
+  conf = writeConfig(dir, { port: 1, redisUrl: redis.url, sections: { retention: { aggregates: '10y' } } });
+});
+after(async () => { await redis?.stop(); if (dir) rmSync(dir, { recursive: true, force: true }); });
+const agg = (...args) => run(AGG, ['-c', conf, ...args]);
+async function addHits(hits) {
+  await Promise.all(hits.map((h) => redis.client.cmd('XADD', HITS, '*', ...Object.entries(h).flat())));
+}
+const hit = (t, p, v) => ({ t: String(t), n: 'pageview', p, r: 'news.example', c: 'DE', b: 'Firefox', o: 'Linux', dv: 'desktop', v });
+async function report() {
+  const r = await agg('report', '--site', SITE, '--from', '2024-05-01', '--to', '2024-05-01', '--format', 'json', '--limit', '1000');
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout);
+}
+const t0 = Date.parse('2024-05-01T08:00:00Z');
+const vis = (i) => (i % 97).toString(16).padStart(16, '0');
+
+test('a backlog with no deletion: every batch read ahead is applied, none refused', async () => {
+  await redis.client.cmd('FLUSHALL');
+  await addHits(Array.from({ length: 3000 }, (_, i) => hit(t0 + i, `/d${i % 50}`, vis(i))));
+  const r = await agg('-v', '-o', 'aggregator.batch=100', 'run', '--once');
+  assert.equal(r.code, 0, r.stderr);
+  const applied = (r.stderr.match(/applied \d+ entries/g) || []).length;
+  const again = (r.stderr.match(/reading again/g) || []).length;
+  assert.equal(again, 0, r.stderr.split('\n').filter((l) => /again/.test(l)).slice(0, 3).join('\n'));
+  assert.equal(applied, 30);
+  assert.equal((await report()).totals.pageviews, 3000);
+});
+
+test('a visitor withdrawn while batches are read ahead: none of its later hits counted', async () => {
+  await redis.client.cmd('FLUSHALL');
+  const N = 12000, V = 'ffffffffffffffff';
+  // V's hits are the last 300 entries, on a page of their own.
+  await addHits(Array.from({ length: N }, (_, i) => (i >= N - 300 ? hit(t0 + i, '/v', V) : hit(t0 + i, `/d${i % 50}`, vis(i)))));
+  const runp = agg('-o', 'aggregator.batch=40', 'run', '--once');
+  // Withdraw V once the aggregator has counted something, long before it reaches V's hits.
+  for (;;) {
+    const c = await redis.client.cmd('GET', CURSOR);
+    if (c) break;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  await redis.client.cmd('ZADD', `fs:{${SITE}}:withdrawn`, String(Date.now() + 86400000), Buffer.from(V, 'hex'));
+  await redis.client.cmd('INCR', `fs:{${SITE}}:withdrawn:gen`);
+  const left = await redis.client.cmd('XLEN', HITS);
+  const r = await runp;
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(left > 300, `the aggregator was too fast (${left} left)`);
+  const rep = await report();
+  assert.equal((rep.pages.find((p) => p.page === '/v') || { pageviews: 0 }).pageviews, 0);
+  assert.equal(rep.totals.pageviews, N - 300);
+  assert.equal(await redis.client.cmd('XLEN', HITS), 0);
+});
+
+for (const what of ['SCRIPT FLUSH', 'CLIENT KILL']) {
+  test(`${what} while batches are read ahead: every hit counted once`, async () => {
+    await redis.client.cmd('FLUSHALL');
+    const N = 12000;
+    await addHits(Array.from({ length: N }, (_, i) => hit(t0 + i, `/d${i % 50}`, vis(i))));
+    let done = false, n = 0;
+    const runp = agg('-o', 'aggregator.batch=40', 'run', '--once').then((r) => { done = true; return r; });
+    while (!done) {
+      if (what === 'SCRIPT FLUSH') await redis.client.cmd('SCRIPT', 'FLUSH');
+      else await redis.client.cmd('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+      n++;
+      await new Promise((r) => setTimeout(r, what === 'CLIENT KILL' ? 40 : 7));
+    }
+    const r = await runp;
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(n > 3);
+    assert.equal(await redis.client.cmd('XLEN', HITS), 0);
+    assert.equal((await report()).totals.pageviews, N);
+  });
+}
+
+test('two aggregators folding at once (the lease deleted under them), with deletions: every other hit counted once', async () => {
+  await redis.client.cmd('FLUSHALL');
+  const N = 40000;
+  await addHits(Array.from({ length: N }, (_, i) => hit(t0 + i, `/d${i % 50}`, vis(i))));
+  let done = 0, deleted = 0, k = 0;
+  const runs = [0, 1].map(() => agg('-v', '-o', 'aggregator.batch=40', 'run', '--once').then((r) => { done++; return r; }));
+  while (done < 2) {
+    await redis.client.cmd('DEL', `fs:{${SITE}}:lease`);
+    if (k++ % 5 === 0) {
+      const ids = (await redis.client.cmd('XREVRANGE', HITS, '+', '-', 'COUNT', 200)).map(([id]) => id);
+      if (ids.length > 1) deleted += await redis.client.cmd('XDEL', HITS, ids[ids.length >> 1]);
+    }
+    await new Promise((r) => setTimeout(r, 3));
+  }
+  const rs = await Promise.all(runs);
+  for (const r of rs) assert.equal(r.code, 0, r.stderr);
+  const moved = rs.map((r) => (r.stderr.match(/cursor moved/g) || []).length);
+  const applied = rs.map((r) => (r.stderr.match(/applied \d+ entries/g) || []).length);
+  console.log(`# applied ${applied} moved ${moved} deleted ${deleted}`);
+  assert.equal(await redis.client.cmd('XLEN', HITS), 0);
+  assert.equal((await report()).totals.pageviews, N - deleted, `moved ${moved} applied ${applied} deleted ${deleted}`);
+});
