@@ -1666,10 +1666,18 @@ int fold_compute(struct fold *f, int64_t now_ms)
 /* The command                                                               */
 /* ------------------------------------------------------------------------ */
 
-static int arg(struct fold *f, const char *s, size_t len)
+/* An argument already in the arena. */
+static int arg_str(struct fold *f, struct str s)
 {
     if (grow(&f->args, &f->capargs, f->nargs + 1, sizeof *f->args) < 0) return -1;
-    return arena_put(f, s, len, &f->args[f->nargs++]);
+    f->args[f->nargs++] = s;
+    return 0;
+}
+
+static int arg(struct fold *f, const char *s, size_t len)
+{
+    struct str x;
+    return arena_put(f, s, len, &x) < 0 ? -1 : arg_str(f, x);
 }
 
 static int arg_s(struct fold *f, const char *s)
@@ -1701,21 +1709,13 @@ static int next_id(const char *id, char *out, size_t cap)
     return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
-/* An argument already in the arena. */
-static int arg_str(struct fold *f, struct str s)
-{
-    if (grow(&f->args, &f->capargs, f->nargs + 1, sizeof *f->args) < 0) return -1;
-    f->args[f->nargs++] = s;
-    return 0;
-}
-
 /* Fewer members than this cannot make a HyperLogLog dense: each sets at most
  * one register, worth at most three bytes of the sparse form (hll.h). */
 #define HLL_MERGE_MIN (HLL_SPARSE_MAX_BYTES / 3)
 
 /* A HyperLogLog's n members of the batch (sums at order[]) as one dense
- * HyperLogLog to merge, if Redis would hold them densely anyway (hll.h):
- * 1 when queued in f->merges, 0 when they stay PFADD members. */
+ * HyperLogLog to merge, if their registers alone need the dense form
+ * (hll.h): 1 when queued in f->merges, 0 when they stay PFADD members. */
 static int merge_hll(struct fold *f, uint32_t key, const size_t *order, size_t n)
 {
     if (!f->hllreg && !(f->hllreg = malloc(HLL_REGISTERS))) return -1;
@@ -1792,8 +1792,10 @@ int fold_argv(struct fold *f, const char *sha, const char *expect, long long add
         arg_i(f, added) < 0 || arg_i(f, length) < 0 || arg_s(f, f->wseen) < 0 ||
         arg_i(f, (long long)f->dropped) < 0 || arg_i(f, f->now) < 0 || arg_s(f, f->site) < 0)
         return -1;
+    /* The group counts, FOLD_ARGV_NINCR.., are filled in at the end. */
+    enum { NCOUNTS = FOLD_ARGV_FIRST_GROUP - FOLD_ARGV_NINCR };
     size_t counts = f->nargs;
-    for (int k = 0; k < 6; k++)
+    for (int k = 0; k < NCOUNTS; k++)
         if (arg_s(f, "0") < 0) return -1;
     size_t nincr = 0, npf = 0, nsadd = 0, nvisit, nexpire;
     f->nmerges = 0;
@@ -1844,8 +1846,8 @@ int fold_argv(struct fold *f, const char *sha, const char *expect, long long add
         expire_args(f, &nexpire) < 0)
         return -1;
     nvisit += ndedupe;
-    const size_t nums[6] = {nincr, npf, nsadd, f->nmerges, nvisit, nexpire};
-    for (int k = 0; k < 6; k++) {
+    const size_t nums[NCOUNTS] = {nincr, npf, nsadd, f->nmerges, nvisit, nexpire};
+    for (int k = 0; k < NCOUNTS; k++) {
         char num[24];
         struct str s;
         if (arena_put(f, num, (size_t)snprintf(num, sizeof num, "%zu", nums[k]), &s) < 0) return -1;

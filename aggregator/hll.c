@@ -38,7 +38,8 @@ static uint64_t murmur64a(const unsigned char *p, size_t len, uint32_t seed)
     return h;
 }
 
-void hll_member(const void *member, size_t len, uint32_t *index, uint8_t *value)
+/* The register a member sets and the value it sets it to, as Redis's PFADD. */
+static void hll_member(const void *member, size_t len, uint32_t *index, uint8_t *value)
 {
     uint64_t h = murmur64a(member, len, HLL_SEED);
     *index = (uint32_t)(h & (HLL_REGISTERS - 1));

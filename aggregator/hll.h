@@ -34,10 +34,8 @@
 #define HLL_DENSE_BYTES (HLL_HEADER_BYTES + HLL_REGISTERS * 6 / 8)
 #define HLL_SPARSE_MAX_BYTES 3000
 
-/* The register a member sets and the value it sets it to, as Redis's PFADD. */
-void hll_member(const void *member, size_t len, uint32_t *index, uint8_t *value);
-
-/* reg[index] = max(reg[index], value) for the member. */
+/* Sets the register the member picks to the value it gives, if higher: as
+ * Redis's PFADD does. */
 void hll_add(uint8_t reg[HLL_REGISTERS], const void *member, size_t len);
 
 /* Whether Redis would hold these registers densely: their sparse form needs

@@ -410,7 +410,7 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
             rc = held < 0 ? -1 : 0;
             break;
         }
-        if (!s->cursor_known && read_cursor(a, s) < 0) {
+        if (read_cursor(a, s) < 0) {       /* read again after a moved cursor */
             rc = -1;
             break;
         }

@@ -614,6 +614,29 @@ static char *encoding(const char *key)
     return out;
 }
 
+/* Queues a pageview of page by each of the first n visitors, folds them in
+ * one batch, and names the page's visitor HyperLogLog. */
+static const char *fold_visitors_of(const char *page, int n)
+{
+    static char uv[256];
+    for (int i = 0; i < n; i++) pageview(T0 + i, page, nth_visitor(i));
+    fold_everything(T0 + MIN, 5000);
+    assert_true(keys_uv(uv, sizeof uv, SITE, DAY, page) > 0);
+    return uv;
+}
+
+/* PFADDs the first n visitors to the key "ref", to compare with. */
+static void ref_of_visitors(int n)
+{
+    for (int i = 0; i < n; i++) freeReplyObject(CMD("PFADD ref %s", nth_visitor(i)));
+}
+
+/* A visitor count within 3 % of n. */
+static void assert_about(long long count, long long n)
+{
+    assert_true(count > n * 97 / 100 && count < n * 103 / 100);
+}
+
 static void thousands_of_visitors_merge_into_the_registers_pfadd_sets(void **state)
 {
     (void)state;
@@ -641,23 +664,19 @@ static void thousands_of_visitors_merge_into_the_registers_pfadd_sets(void **sta
 
     /* The same registers as PFADD of every visitor, on the page and the day;
      * the scratch key is gone. */
-    for (int i = 0; i < 3300; i++) freeReplyObject(CMD("PFADD ref %s", nth_visitor(i)));
+    ref_of_visitors(3300);
     assert_string_equal(encoding(uv), "dense");
     assert_same_registers(uv, "ref");
     assert_same_registers(day_key("uv"), "ref");
     assert_int_equal(integer(CMD("EXISTS %s", merge)), 0);
-    long long n = visitors("/");
-    assert_true(n > 3300 * 97 / 100 && n < 3300 * 103 / 100);
+    assert_about(visitors("/"), 3300);
 }
 
 static void a_new_key_of_thousands_of_members_is_set_from_the_registers(void **state)
 {
     (void)state;
-    for (int i = 0; i < 2500; i++) pageview(T0 + i, "/new", nth_visitor(i));
-    fold_everything(T0 + MIN, 5000);
-    char uv[256];
-    assert_true(keys_uv(uv, sizeof uv, SITE, DAY, "/new") > 0);
-    for (int i = 0; i < 2500; i++) freeReplyObject(CMD("PFADD ref %s", nth_visitor(i)));
+    const char *uv = fold_visitors_of("/new", 2500);
+    ref_of_visitors(2500);
     assert_same_registers(uv, "ref");
 }
 
@@ -665,13 +684,8 @@ static void a_page_with_hundreds_of_visitors_keeps_a_sparse_hyperloglog(void **s
 {
     (void)state;
     /* 900 members cannot need the dense form: PFADD, as before. */
-    for (int i = 0; i < 900; i++) pageview(T0 + i, "/small", nth_visitor(i));
-    fold_everything(T0 + MIN, 5000);
-    char uv[256];
-    assert_true(keys_uv(uv, sizeof uv, SITE, DAY, "/small") > 0);
-    assert_string_equal(encoding(uv), "sparse");
-    long long n = visitors("/small");
-    assert_true(n > 900 * 97 / 100 && n < 900 * 103 / 100);
+    assert_string_equal(encoding(fold_visitors_of("/small", 900)), "sparse");
+    assert_about(visitors("/small"), 900);
 }
 
 /* Past HLL_MERGE_MIN members the registers decide: 1,200 visitors still fit
@@ -682,16 +696,10 @@ static void a_page_of_1200_visitors_that_fit_the_sparse_form_keeps_pfadd(void **
     (void)state;
     uint8_t *reg = calloc(HLL_REGISTERS, 1);
     assert_non_null(reg);
-    for (int i = 0; i < 1200; i++) {
-        pageview(T0 + i, "/mid", nth_visitor(i));
-        hll_add(reg, nth_visitor(i), 16);
-    }
+    for (int i = 0; i < 1200; i++) hll_add(reg, nth_visitor(i), 16);
     assert_int_equal(hll_needs_dense(reg), 0);
     free(reg);
-    fold_everything(T0 + MIN, 5000);
-    char uv[256];
-    assert_true(keys_uv(uv, sizeof uv, SITE, DAY, "/mid") > 0);
-    assert_string_equal(encoding(uv), "sparse");
+    assert_string_equal(encoding(fold_visitors_of("/mid", 1200)), "sparse");
     assert_string_equal(encoding(day_key("uv")), "sparse");
 }
 
