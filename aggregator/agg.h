@@ -55,6 +55,8 @@ struct agg {
     struct clock_zone *default_zone;
     volatile sig_atomic_t *stop;   /* set by SIGTERM/SIGINT; may be NULL */
     struct agg_stats stats;
+    char *fmt;                  /* agg_append_argv's command, in the protocol */
+    size_t fmtcap;
     char err[AGG_ERRLEN];
 };
 
@@ -81,6 +83,17 @@ int agg_append_argv(struct agg *a, int argc, const char **argv, const size_t *ar
 redisReply *agg_get_reply(struct agg *a);
 /* Sends what was appended without waiting for an answer. 0, or -1. */
 int agg_flush(struct agg *a);
+
+/* agg_get_reply(), the reply built in a region: its objects are freed all
+ * together by agg_region_free(), never by freeReplyObject(). A zeroed
+ * region is empty. */
+struct agg_region {
+    struct region_block *blocks;
+    char *at;
+    size_t left;
+};
+redisReply *agg_get_reply_in(struct agg *a, struct agg_region *rg);
+void agg_region_free(struct agg_region *rg);
 
 /* Reads the next reply in order, an HGETALL's, calling each(arg, field, len,
  * value) for every field in turn with its value read as an integer, without

@@ -96,10 +96,18 @@ static void release_leases(struct agg *a)
 /* One batch of one site                                                     */
 /* ------------------------------------------------------------------------ */
 
-static int bad(struct agg *a, struct agg_site *s, const char *what, redisReply *r)
+/* Says in a->err what went wrong with r (which is the caller's); -1. */
+static int bad_in(struct agg *a, struct agg_site *s, const char *what, const redisReply *r)
 {
     snprintf(a->err, sizeof a->err, "%s %.120s: %.100s", what, s->name,
              r && r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    return -1;
+}
+
+/* bad_in(), freeing r. */
+static int bad(struct agg *a, struct agg_site *s, const char *what, redisReply *r)
+{
+    bad_in(a, s, what, r);
     if (r) freeReplyObject(r);
     return -1;
 }
@@ -132,15 +140,14 @@ static int stream_counts(const redisReply *r, long long *length, long long *adde
 /* A read of a site's stream: XINFO STREAM's counts, the XRANGE entries, the
  * withdrawn generation. */
 struct range {
-    redisReply *info, *entries, *gen;
+    redisReply *info, *entries, *gen;   /* in rg */
+    struct agg_region rg;
     long long length, added;
 };
 
 static void range_free(struct range *r)
 {
-    if (r->info) freeReplyObject(r->info);
-    if (r->entries) freeReplyObject(r->entries);
-    if (r->gen) freeReplyObject(r->gen);
+    agg_region_free(&r->rg);
     memset(r, 0, sizeof *r);
 }
 
@@ -165,9 +172,9 @@ static int append_range(struct agg *a, struct agg_site *s, const char *after)
 static int get_range(struct agg *a, struct agg_site *s, struct range *r)
 {
     memset(r, 0, sizeof *r);
-    r->info = agg_get_reply(a);
-    r->entries = r->info ? agg_get_reply(a) : NULL;
-    r->gen = r->entries ? agg_get_reply(a) : NULL;
+    r->info = agg_get_reply_in(a, &r->rg);
+    r->entries = r->info ? agg_get_reply_in(a, &r->rg) : NULL;
+    r->gen = r->entries ? agg_get_reply_in(a, &r->rg) : NULL;
     if (!r->gen) {
         range_free(r);
         return -1;
@@ -176,7 +183,7 @@ static int get_range(struct agg *a, struct agg_site *s, struct range *r)
     if (stream_counts(r->info, &r->length, &r->added) < 0 || r->entries->type != REDIS_REPLY_ARRAY ||
         (r->gen->type != REDIS_REPLY_STRING && r->gen->type != REDIS_REPLY_NIL)) {
         range_free(r);
-        return bad(a, s, "XINFO/XRANGE/GET", NULL);
+        return bad_in(a, s, "XINFO/XRANGE/GET", NULL);
     }
     return 0;
 }
@@ -194,7 +201,7 @@ static int add_range(struct agg *a, struct agg_site *s, const struct range *r)
     const redisReply *g = r->gen;
     if (fold_withdrawn_gen(s->fold, g->type == REDIS_REPLY_STRING ? g->str : "",
                            g->type == REDIS_REPLY_STRING ? g->len : 0) < 0)
-        return bad(a, s, "GET withdrawn generation", NULL);
+        return bad_in(a, s, "GET withdrawn generation", NULL);
     const char *fv[MAX_FIELDS];
     size_t fvlen[MAX_FIELDS];
     for (size_t i = 0; i < r->entries->elements; i++) {
@@ -208,7 +215,7 @@ static int add_range(struct agg *a, struct agg_site *s, const struct range *r)
             fvlen[n] = f->element[n]->str ? f->element[n]->len : 0;
         }
         if (fold_add(s->fold, e->element[0]->str, e->element[0]->len, fv, fvlen, n & ~(size_t)1) < 0)
-            return bad(a, s, "fold", NULL);
+            return bad_in(a, s, "fold", NULL);
     }
     return 0;
 }
@@ -229,11 +236,15 @@ static int load_reads(struct agg *a, struct agg_site *s, const char *ahead)
     }
     if (ahead && append_range(a, s, ahead) < 0) return -1;
     int rc = 0;
+    struct agg_region rg = {0};
     for (size_t i = 0; i < n; i++) {
-        redisReply *r = agg_get_reply(a);
-        if (!r) return -1;
+        redisReply *r = agg_get_reply_in(a, &rg);
+        if (!r) {
+            agg_region_free(&rg);
+            return -1;
+        }
         if (rc == 0 && r->type != REDIS_REPLY_ARRAY) {
-            rc = bad(a, s, "read", r);
+            rc = bad_in(a, s, "read", r);
             continue;
         }
         const char **vals = malloc((r->elements + 1) * sizeof *vals);
@@ -249,8 +260,8 @@ static int load_reads(struct agg *a, struct agg_site *s, const char *ahead)
         }
         free(vals);
         free(lens);
-        freeReplyObject(r);
     }
+    agg_region_free(&rg);
     return rc;
 oom:
     snprintf(a->err, sizeof a->err, "out of memory folding %.120s", s->name);
