@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -101,6 +102,7 @@ void agg_free(struct agg *a)
     free(a->sites);
     clock_zone_free(a->default_zone);
     free(a->fmt);
+    free(a->held);
     free(a);
 }
 
@@ -180,22 +182,22 @@ static size_t put_size(char *p, size_t v)
     return n;
 }
 
-/* The command in Redis's protocol, written here rather than by hiredis's
+/* The command in Redis's protocol into *buf (grown to *cap): its length, or
+ * 0 when out of memory. Written here rather than by hiredis's
  * redisAppendCommandArgv, whose formatting (sdscatfmt per argument) was a
  * twentieth of the drain's CPU for a batch's tens of thousands of arguments. */
-int agg_append_argv(struct agg *a, int argc, const char **argv, const size_t *argvlen)
+static size_t format_argv(char **buf, size_t *cap, int argc, const char **argv, const size_t *argvlen)
 {
-    if (!a->rc && agg_connect(a) < 0) return -1;
     size_t need = 32;
     for (int i = 0; i < argc; i++) need += (argvlen ? argvlen[i] : strlen(argv[i])) + 32;
-    if (need > a->fmtcap) {
-        size_t cap = need > 2 * a->fmtcap ? need : 2 * a->fmtcap;
-        char *b = realloc(a->fmt, cap);
-        if (!b) goto oom;
-        a->fmt = b;
-        a->fmtcap = cap;
+    if (need > *cap) {
+        size_t c = need > 2 * *cap ? need : 2 * *cap;
+        char *b = realloc(*buf, c);
+        if (!b) return 0;
+        *buf = b;
+        *cap = c;
     }
-    char *p = a->fmt;
+    char *p = *buf;
     *p++ = '*';
     p += put_size(p, (size_t)argc);
     *p++ = '\r';
@@ -211,11 +213,34 @@ int agg_append_argv(struct agg *a, int argc, const char **argv, const size_t *ar
         *p++ = '\r';
         *p++ = '\n';
     }
-    if (redisAppendFormattedCommand(a->rc, a->fmt, (size_t)(p - a->fmt)) != REDIS_OK) goto oom;
-    return 0;
-oom:
+    return (size_t)(p - *buf);
+}
+
+static int oom(struct agg *a)
+{
     snprintf(a->err, sizeof a->err, "out of memory");
     return -1;
+}
+
+int agg_append_argv(struct agg *a, int argc, const char **argv, const size_t *argvlen)
+{
+    if (!a->rc && agg_connect(a) < 0) return -1;
+    size_t len = format_argv(&a->fmt, &a->fmtcap, argc, argv, argvlen);
+    return len && redisAppendFormattedCommand(a->rc, a->fmt, len) == REDIS_OK ? 0 : oom(a);
+}
+
+int agg_hold_argv(struct agg *a, int argc, const char **argv, const size_t *argvlen)
+{
+    return (a->heldlen = format_argv(&a->held, &a->heldcap, argc, argv, argvlen)) ? 0 : oom(a);
+}
+
+int agg_append_held(struct agg *a)
+{
+    if (!a->rc && agg_connect(a) < 0) return -1;
+    if (!a->heldlen) return oom(a);     /* nothing held: a caller's bug, said as an error */
+    int rc = redisAppendFormattedCommand(a->rc, a->held, a->heldlen) == REDIS_OK ? 0 : oom(a);
+    a->heldlen = 0;
+    return rc;
 }
 
 int agg_flush(struct agg *a)
@@ -333,7 +358,7 @@ static redisReplyObjectFunctions hash_each_fn = {
  * redisReply objects but in the region's blocks, so that a range of 20,000
  * entries (five objects each) is not 100,000 malloc()s read and as many
  * free()s later -- a fifth of the drain's CPU. */
-#define REGION_BLOCK (1 << 20)
+#define REGION_BLOCK (2 << 20)
 
 struct region_block {
     struct region_block *next;
@@ -344,9 +369,15 @@ static void *region_alloc(struct agg_region *rg, size_t n)
 {
     n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
     if (n > rg->left) {
-        size_t size = n > REGION_BLOCK ? n : REGION_BLOCK;
-        struct region_block *b = malloc(sizeof *b + size);
+        size_t size = n > REGION_BLOCK - sizeof(struct region_block) ? n : REGION_BLOCK - sizeof(struct region_block);
+        size_t whole = (sizeof(struct region_block) + size + REGION_BLOCK - 1) / REGION_BLOCK * REGION_BLOCK;
+        struct region_block *b = aligned_alloc(REGION_BLOCK, whole);
         if (!b) return NULL;
+        /* Huge pages where the kernel has them: a range's replies are
+         * megabytes, and faulting them in 4 KiB at a time cost more than
+         * reading them. */
+        madvise(b, whole, MADV_HUGEPAGE);
+        size = whole - sizeof *b;
         b->next = rg->blocks;
         rg->blocks = b;
         rg->at = (char *)b->data;

@@ -57,6 +57,8 @@ struct agg {
     struct agg_stats stats;
     char *fmt;                  /* agg_append_argv's command, in the protocol */
     size_t fmtcap;
+    char *held;                 /* agg_hold_argv's */
+    size_t heldcap, heldlen;
     char err[AGG_ERRLEN];
 };
 
@@ -81,6 +83,11 @@ redisReply *agg_command_argv(struct agg *a, int argc, const char **argv, const s
  * order with agg_get_reply() (NULL on a connection error, as above). */
 int agg_append_argv(struct agg *a, int argc, const char **argv, const size_t *argvlen);
 redisReply *agg_get_reply(struct agg *a);
+/* agg_append_argv() in two steps: the command is formatted (copied) now and
+ * appended by agg_append_held(), after whatever is appended meanwhile. One
+ * command is held at a time. 0, or -1. */
+int agg_hold_argv(struct agg *a, int argc, const char **argv, const size_t *argvlen);
+int agg_append_held(struct agg *a);
 /* Sends what was appended without waiting for an answer. 0, or -1. */
 int agg_flush(struct agg *a);
 

@@ -51,6 +51,7 @@ struct sum {
     uint32_t key;               /* key index */
     uint8_t kind;
     uint8_t own;                /* a capped key's member that kept its own count */
+    uint64_t hash;              /* sum_hash: compared first, and the table grows without it */
     struct str member;
     int64_t delta;
 };
@@ -137,6 +138,7 @@ struct fold {
     struct sum *sums;
     size_t nsums, capsums;
     struct table sumt;
+    uint64_t slot_hash;         /* the hash of sum_slot's last lookup */
     /* A HyperLogLog's registers, and the merges of the batch (hll.h): the
      * key index and its dense string in the arena. */
     uint8_t *hllreg;
@@ -159,6 +161,21 @@ struct fold {
     struct visit *visits;
     size_t nvisits, capvisits;
     struct table visitt;
+    /* The visit states the last batch wrote (fold_keep_visits), laid over
+     * the answers of reads sent before it was applied (fold_overlay). */
+    struct kept {
+        int64_t utc_day;        /* the visit hash's */
+        unsigned char visitor[RAWHIT_VISITOR_LEN];
+        int64_t first, last;
+        long views;
+        char day[CLOCK_DAY_LEN + 1];
+        size_t exit, exitlen;   /* in karena */
+    } *kept;
+    size_t nkept, capkept;
+    struct table keptt;
+    char *karena;
+    size_t kalen, kacap;
+    int overlay;
     struct vgroup *groups;
     size_t ngroups, capgroups;
 
@@ -400,6 +417,8 @@ static void capsets_trim(struct fold *f)
 
 void fold_forget(struct fold *f)
 {
+    f->nkept = 0;
+    f->overlay = 0;
     for (size_t i = 0; i < f->ncaps; i++) set_clear(&f->caps[i]);
     f->wloaded = 0;
     f->twins_state = TWINS_UNKNOWN;
@@ -516,34 +535,35 @@ struct sumarg {
     uint8_t kind;
     const char *m;
     size_t len;
+    uint64_t hash;
 };
 
+/* Word at a time: the sums are the fold's busiest table (several lookups
+ * per hit, members of tens of bytes). */
 static uint64_t sum_hash(struct fold *f, uint32_t key, uint8_t kind, const char *m, size_t len)
 {
-    uint64_t h = hash_fnv1a(f->seed, &key, sizeof key);
-    h = hash_fnv1a(h, &kind, 1);
-    return hash_fnv1a(h, m, len);
+    return hash_words(f->seed ^ (((uint64_t)key << 8 | kind) * 0x9e3779b97f4a7c15ull), m, len);
 }
 
 static uint64_t sum_rehash(struct fold *f, uint32_t i)
 {
-    const struct sum *s = &f->sums[i];
-    return sum_hash(f, s->key, s->kind, AT(f, s->member), s->member.len);
+    return f->sums[i].hash;
 }
 
 static int sum_eq(struct fold *f, uint32_t i, const void *arg)
 {
     const struct sumarg *a = arg;
     const struct sum *s = &f->sums[i];
-    return s->key == a->key && s->kind == a->kind && s->member.len == a->len &&
+    return s->hash == a->hash && s->key == a->key && s->kind == a->kind && s->member.len == a->len &&
            memcmp(AT(f, s->member), a->m, a->len) == 0;
 }
 
 /* The sum (key, kind, m): its slot in f->sumt, found or where it goes. */
 static uint32_t *sum_slot(struct fold *f, uint8_t kind, uint32_t key, const char *m, size_t len)
 {
-    struct sumarg a = {key, kind, m, len};
-    return table_find(f, &f->sumt, f->nsums, sum_hash(f, key, kind, m, len), sum_eq, &a, sum_rehash);
+    struct sumarg a = {key, kind, m, len, sum_hash(f, key, kind, m, len)};
+    f->slot_hash = a.hash;
+    return table_find(f, &f->sumt, f->nsums, a.hash, sum_eq, &a, sum_rehash);
 }
 
 /* Adds d to the sum at slot (sum_slot's, nothing looked up since), made if new. */
@@ -558,6 +578,7 @@ static int sum_put(struct fold *f, uint32_t *slot, uint8_t kind, uint32_t key, c
         s->kind = kind;
         s->own = 0;
         s->delta = 0;
+        s->hash = f->slot_hash;
         if (arena_put(f, m, len, &s->member) < 0) return -1;
         *slot = (uint32_t)++f->nsums;
     }
@@ -660,6 +681,9 @@ void fold_free(struct fold *f)
     free(f->capq);
     free(f->visits);
     free(f->visitt.slot);
+    free(f->kept);
+    free(f->keptt.slot);
+    free(f->karena);
     free(f->wslot);
     free(f->args);
     free(f->argv);
@@ -896,6 +920,85 @@ static int collect_visits(struct fold *f)
     return 0;
 }
 
+/* ------------------------------------------------------------------------ */
+/* The last batch's visit states, for reads sent before it was applied      */
+/* ------------------------------------------------------------------------ */
+
+struct keptarg {
+    int64_t utc_day;
+    const unsigned char *v;
+};
+
+static uint64_t kept_hash(struct fold *f, int64_t utc_day, const unsigned char *v)
+{
+    return hash_fnv1a(hash_fnv1a(f->seed, &utc_day, sizeof utc_day), v, RAWHIT_VISITOR_LEN);
+}
+
+static uint64_t kept_rehash(struct fold *f, uint32_t i)
+{
+    return kept_hash(f, f->kept[i].utc_day, f->kept[i].visitor);
+}
+
+static int kept_eq(struct fold *f, uint32_t i, const void *arg)
+{
+    const struct keptarg *a = arg;
+    return f->kept[i].utc_day == a->utc_day && memcmp(f->kept[i].visitor, a->v, RAWHIT_VISITOR_LEN) == 0;
+}
+
+int fold_keep_visits(struct fold *f)
+{
+    f->nkept = 0;
+    f->kalen = 0;
+    table_clear(&f->keptt);
+    for (size_t i = 0; i < f->ngroups; i++) {
+        const struct vgroup *g = &f->groups[i];
+        for (size_t j = 0; j < g->n; j++) {
+            const struct visit *v = &f->visits[g->visits[j]];
+            if (!v->dirty) continue;
+            struct keptarg a = {g->day, v->visitor};
+            uint32_t *slot = table_find(f, &f->keptt, f->nkept, kept_hash(f, g->day, v->visitor),
+                                        kept_eq, &a, kept_rehash);
+            if (!slot || grow(&f->kept, &f->capkept, f->nkept + 1, sizeof *f->kept) < 0 ||
+                grow(&f->karena, &f->kacap, f->kalen + v->exit.len + 1, 1) < 0)
+                return -1;
+            struct kept *k = &f->kept[f->nkept];
+            k->utc_day = g->day;
+            memcpy(k->visitor, v->visitor, RAWHIT_VISITOR_LEN);
+            k->first = v->first;
+            k->last = v->last;
+            k->views = v->views;
+            memcpy(k->day, v->day, sizeof k->day);
+            memcpy(f->karena + f->kalen, AT(f, v->exit), v->exit.len);
+            k->exit = f->kalen;
+            k->exitlen = v->exit.len;
+            f->kalen += v->exit.len;
+            *slot = (uint32_t)++f->nkept;
+        }
+    }
+    return 0;
+}
+
+void fold_overlay(struct fold *f, int on)
+{
+    f->overlay = on;
+}
+
+/* The kept state of visit v of group g, when the overlay is on. */
+static const struct kept *kept_of(struct fold *f, const struct vgroup *g, const struct visit *v)
+{
+    if (!f->overlay || !f->nkept) return NULL;
+    struct keptarg a = {g->day, v->visitor};
+    size_t j = kept_hash(f, g->day, v->visitor) & (f->keptt.cap - 1);
+    for (; f->keptt.slot[j]; j = (j + 1) & (f->keptt.cap - 1))
+        if (kept_eq(f, f->keptt.slot[j] - 1, &a)) return &f->kept[f->keptt.slot[j] - 1];
+    return NULL;
+}
+
+int fold_reads_after_apply(const struct fold *f)
+{
+    return f->ndreads > 0;
+}
+
 /* A state is "first last views day exit", the exit page last so that it may
  * hold anything. Read by hand (sscanf was a twentieth of the fold's time),
  * with sscanf's "%lld %lld %ld %9s %n" rules: blanks before each field,
@@ -927,6 +1030,15 @@ static int state_number(const char **p, const char *end, long long *v)
 static int visit_loaded(struct fold *f, size_t i, size_t j, const char *value, size_t len)
 {
     struct visit *v = &f->visits[f->groups[i].visits[j]];
+    const struct kept *k = kept_of(f, &f->groups[i], v);
+    if (k) {                    /* the last batch wrote it: what Redis said is older */
+        v->known = 1;
+        v->first = k->first;
+        v->last = k->last;
+        v->views = k->views;
+        memcpy(v->day, k->day, sizeof v->day);
+        return arena_put(f, f->karena + k->exit, k->exitlen, &v->exit);
+    }
     if (!value) return 0;
     const char *p = value, *end = value + len;
     long long first, last, views;

@@ -265,9 +265,29 @@ int fold_reads(struct fold *f, size_t *n);
 int fold_read(struct fold *f, size_t i, int *argc, const char *const **argv, const size_t **lens);
 int fold_read_answer(struct fold *f, size_t i, size_t n, const char *const *vals, const size_t *lens);
 
-/* Forgets what this process knew of the capped keys: after a batch that was
- * not applied (its decisions were not written), or a lost connection. */
+/* Forgets what this process knew of the capped keys (and the kept visit
+ * states, below): after a batch that was not applied (its decisions were not
+ * written), or a lost connection. */
 void fold_forget(struct fold *f);
+
+/* Reads sent before the previous batch is applied (run.c pipelines them:
+ * Redis answers the next batch's reads while the aggregator counts, then
+ * applies the previous batch while the aggregator counts the next).
+ * fold_keep_visits(), after fold_argv(), keeps the visit states the batch
+ * writes; with fold_overlay(f, 1), the following fold_read_answer()s take a
+ * kept state over what Redis answered. Only visit states are laid over:
+ * fold_reads_after_apply() (after fold_reads()) says 1 when the batch also
+ * reads what a batch writes otherwise -- the dedupe records of replayed hits
+ * -- and its reads must then follow the previous batch's apply. The members
+ * of capped keys are known across batches (loaded once per key), so a read
+ * of them never needs the previous batch's; the one exception is a key that
+ * a batch wrote without having it loaded (a visit's exit page on the day
+ * before the batch's days): loaded early, it misses that batch's members,
+ * and the cap may let in as many more. fold_keep_visits: 0, or -1 when out
+ * of memory. */
+int fold_keep_visits(struct fold *f);
+void fold_overlay(struct fold *f, int on);
+int fold_reads_after_apply(const struct fold *f);
 
 /* Counts the batch (visits included) as of now_ms (the visit state's expiry
  * depends on it, and so do the realtime HyperLogLogs: a hit whose minute's

@@ -220,182 +220,166 @@ static int add_range(struct agg *a, struct agg_site *s, const struct range *r)
     return 0;
 }
 
-/* Sends the batch's reads (visit states, capped keys) pipelined and hands
- * each answer back to the fold; with ahead, the read of the range past it
- * follows them, its answers left to read. 0, or -1. */
-static int load_reads(struct agg *a, struct agg_site *s, const char *ahead)
+/* Appends the batch's n reads (fold_reads: visit states, capped keys). 0,
+ * or -1. */
+static int append_reads(struct agg *a, struct agg_site *s, size_t n)
 {
-    size_t n;
-    if (fold_reads(s->fold, &n) < 0) goto oom;
     for (size_t i = 0; i < n; i++) {
         int argc;
         const char *const *argv;
         const size_t *lens;
-        if (fold_read(s->fold, i, &argc, &argv, &lens) < 0) goto oom;
+        if (fold_read(s->fold, i, &argc, &argv, &lens) < 0) {
+            snprintf(a->err, sizeof a->err, "out of memory folding %.120s", s->name);
+            return -1;
+        }
         if (agg_append_argv(a, argc, (const char **)argv, lens) < 0) return -1;
     }
-    if (ahead && append_range(a, s, ahead) < 0) return -1;
+    return 0;
+}
+
+/* Reads the answers of n reads and hands each to the fold. 0, or -1. */
+static int get_reads(struct agg *a, struct agg_site *s, size_t n)
+{
     int rc = 0;
     struct agg_region rg = {0};
+    const char **vals = NULL;
+    size_t *lens = NULL, cap = 0;
     for (size_t i = 0; i < n; i++) {
         redisReply *r = agg_get_reply_in(a, &rg);
         if (!r) {
-            agg_region_free(&rg);
-            return -1;
+            rc = -1;
+            break;
         }
-        if (rc == 0 && r->type != REDIS_REPLY_ARRAY) {
+        if (rc < 0) continue;               /* read the rest: the pipeline stays in step */
+        if (r->type != REDIS_REPLY_ARRAY) {
             rc = bad_in(a, s, "read", r);
             continue;
         }
-        const char **vals = malloc((r->elements + 1) * sizeof *vals);
-        size_t *lens = malloc((r->elements + 1) * sizeof *lens);
+        if (r->elements + 1 > cap) {
+            cap = 2 * (r->elements + 1);
+            free(vals);
+            free(lens);
+            vals = malloc(cap * sizeof *vals);
+            lens = malloc(cap * sizeof *lens);
+        }
         for (size_t j = 0; vals && lens && j < r->elements; j++) {
             const redisReply *v = r->element[j];
             vals[j] = v->type == REDIS_REPLY_STRING ? v->str : NULL;
             lens[j] = v->type == REDIS_REPLY_STRING ? v->len : 0;
         }
-        if (rc == 0 && (!vals || !lens || fold_read_answer(s->fold, i, r->elements, vals, lens) < 0)) {
+        if (!vals || !lens || fold_read_answer(s->fold, i, r->elements, vals, lens) < 0) {
             snprintf(a->err, sizeof a->err, "out of memory folding %.120s", s->name);
             rc = -1;
         }
-        free(vals);
-        free(lens);
     }
+    free(vals);
+    free(lens);
     agg_region_free(&rg);
     return rc;
-oom:
-    snprintf(a->err, sizeof a->err, "out of memory folding %.120s", s->name);
-    return -1;
 }
 
-/* Sends the batch's script and hands it to Redis, without waiting for the
- * answer. 0, or -1. */
-static int send_apply(struct agg *a, struct agg_site *s, long long length, long long added)
+/* Counts the batch, which begins after the cursor expect, and holds its
+ * script (agg_hold_argv), to be appended after the next batch's reads. 0,
+ * or -1. */
+static int hold_apply(struct agg *a, struct agg_site *s, const char *expect, long long length,
+                      long long added)
 {
     const char **argv;
     const size_t *argvlen;
     size_t argc;
     if (fold_compute(s->fold, clock_now_ms()) < 0 ||
-        fold_argv(s->fold, a->sha, s->cursor, added, length, &argv, &argvlen, &argc) < 0) {
+        fold_argv(s->fold, a->sha, expect, added, length, &argv, &argvlen, &argc) < 0) {
         snprintf(a->err, sizeof a->err, "out of memory folding %.120s", s->name);
         return -1;
     }
-    return agg_append_argv(a, (int)argc, argv, argvlen) < 0 || agg_flush(a) < 0 ? -1 : 0;
+    return agg_hold_argv(a, (int)argc, argv, argvlen);
 }
 
-/* What the stats need of an applied batch, kept while the fold goes on to
- * the next one. */
+/* What the stats and the cursor need of a batch whose script was sent,
+ * kept while the fold goes on to the next one. */
 struct batch_done {
     size_t entries, counted, skipped, dropped;
     char last[64];
 };
 
-/* Folds one batch of s, from *ahead when it holds the range past the last
- * batch (already added to the fold), else read from the cursor: *got =
- * entries read (0 when nothing waits), *again = more may be waiting (a full
- * batch applied, or a batch refused and to be read again).
- *
- * With read_ahead, a full batch is followed by more: with its reads goes the
- * read of the range past it (Redis answers it before it runs the script),
- * and while Redis applies the batch, the aggregator reads that range into
- * the fold and *ahead, so that Redis and the aggregator work side by side.
- * The range is read as if the batch were applied -- past its last id, its
- * length less the entries the batch trims -- and the script checks that, as
- * any batch's: if the batch was not applied, the next apply finds the cursor
- * or the counts other than it was told and is refused, and whatever is not
- * applied is forgotten and read again. 0, or -1; after -1 the connection
- * may hold unread replies: every caller drops it (agg_run's fail). */
-static int fold_batch(struct agg *a, struct agg_site *s, struct range *ahead, int read_ahead,
-                      size_t *got, int *again)
+static void batch_done_of(const struct fold *f, struct batch_done *d)
 {
-    *got = 0;
-    *again = 0;
-    struct range cur = *ahead, next = {0};
-    memset(ahead, 0, sizeof *ahead);
-    if (!cur.entries) {
-        if (append_range(a, s, s->cursor) < 0 || get_range(a, s, &cur) < 0) return -1;
-        if (range_entries(&cur) > 0 && add_range(a, s, &cur) < 0) {
-            range_free(&cur);
-            return -1;
-        }
+    d->entries = fold_entries(f);
+    d->skipped = fold_skipped(f);
+    d->dropped = fold_dropped(f);
+    d->counted = d->entries - d->skipped - d->dropped - fold_duplicates(f);
+    snprintf(d->last, sizeof d->last, "%s", fold_last_id(f));
+}
+
+/* The script's reply r (freed) for batch d: 1 applied (the cursor moves
+ * past it), 0 refused -- the fold forgets what it knew, the range is to be
+ * read again, *reload when the script must be loaded first -- or -1. */
+static int applied(struct agg *a, struct agg_site *s, redisReply *r, const struct batch_done *d,
+                   int *reload)
+{
+    long long status = r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+                               r->element[0]->type == REDIS_REPLY_INTEGER
+                           ? r->element[0]->integer : -1;
+    int rc = 0;
+    if (status == FOLD_APPLIED) {
+        snprintf(s->cursor, sizeof s->cursor, "%s", d->last);
+        a->stats.read += d->entries;
+        a->stats.counted += d->counted;
+        a->stats.skipped += d->skipped;
+        a->stats.dropped += d->dropped;
+        a->stats.batches++;
+        log_debug("%s: applied %zu entries up to %s", s->name, d->entries, s->cursor);
+        rc = 1;
+    } else if (status == FOLD_MOVED) {
+        /* Another aggregator counted the range: start from its cursor. */
+        s->cursor_known = 0;
+        log_info("%s: cursor moved by another aggregator; reading again", s->name);
+    } else if (status == FOLD_DELETED || status == FOLD_WITHDRAWN) {
+        log_debug("%s: entries deleted or a visitor withdrawn while folding; reading again", s->name);
+    } else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        /* Redis restarted or SCRIPT FLUSH: nothing of the batch was
+         * applied; load the script and read the range again. */
+        *reload = 1;
+    } else {
+        return bad(a, s, "apply script on", r);
     }
-    size_t n = range_entries(&cur);
-    *got = n;
-    if (n == 0) {
-        range_free(&cur);
-        return 0;
-    }
-    int full = n >= (size_t)a->cfg->aggregator.batch;
-    read_ahead = read_ahead && full;
-    struct batch_done done = {0};
-    int rc = load_reads(a, s, read_ahead ? fold_last_id(s->fold) : NULL);
-    if (rc == 0) rc = send_apply(a, s, cur.length, cur.added);
-    if (rc == 0) {
-        const struct fold *f = s->fold;
-        done.entries = fold_entries(f);
-        done.skipped = fold_skipped(f);
-        done.dropped = fold_dropped(f);
-        done.counted = done.entries - done.skipped - done.dropped - fold_duplicates(f);
-        snprintf(done.last, sizeof done.last, "%s", fold_last_id(f));
-    }
-    if (rc == 0 && read_ahead && (rc = get_range(a, s, &next)) == 0 && range_entries(&next) > 0) {
-        next.length -= (long long)n;        /* the entries this batch's apply trims */
-        rc = add_range(a, s, &next);
-    }
-    redisReply *r = rc == 0 ? agg_get_reply(a) : NULL;
-    range_free(&cur);
-    if (rc == 0 && !r) rc = -1;
-    if (r) {
-        long long status = r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
-                                   r->element[0]->type == REDIS_REPLY_INTEGER
-                               ? r->element[0]->integer : -1;
-        if (status == FOLD_APPLIED) {
-            snprintf(s->cursor, sizeof s->cursor, "%s", done.last);
-            a->stats.read += done.entries;
-            a->stats.counted += done.counted;
-            a->stats.skipped += done.skipped;
-            a->stats.dropped += done.dropped;
-            a->stats.batches++;
-            *again = full;
-            log_debug("%s: applied %zu entries up to %s", s->name, done.entries, s->cursor);
-            if (range_entries(&next) > 0) {
-                *ahead = next;
-                memset(&next, 0, sizeof next);
-            }
-        } else if (status == FOLD_MOVED) {
-            fold_forget(s->fold);
-            /* Another aggregator counted the range: start from its cursor. */
-            s->cursor_known = 0;
-            *again = 1;
-            log_info("%s: cursor moved by another aggregator; reading again", s->name);
-        } else if (status == FOLD_DELETED || status == FOLD_WITHDRAWN) {
-            fold_forget(s->fold);
-            *again = 1;
-            log_debug("%s: entries deleted or a visitor withdrawn while folding; reading again",
-                      s->name);
-        } else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
-            /* Redis restarted or SCRIPT FLUSH: nothing of the batch was
-             * applied; load the script and read the range again. */
-            fold_forget(s->fold);
-            *again = 1;
-            rc = load_script(a);
-        } else {
-            rc = bad(a, s, "apply script on", r);
-            r = NULL;
-        }
-    }
-    if (rc < 0) fold_forget(s->fold);     /* applied or not: we cannot tell */
-    if (r) freeReplyObject(r);
-    range_free(&next);
+    if (rc == 0) fold_forget(s->fold);
+    freeReplyObject(r);
     return rc;
 }
 
-/* Folds s for one turn: one batch, or, while they come back full (a
- * backlog), up to RUN_BATCHES, each but the last reading the next range
- * ahead (fold_batch). What was read ahead never outlives the turn, so the
- * memory it takes is one range at a time, whatever the number of sites
- * with a backlog; the lease is checked between batches as between turns.
- * *got = entries read; *again = more may be waiting. 0, or -1. */
+/* The lease is good for the rest of a turn without asking Redis (lease()
+ * would say 1 without a command): a turn pipelines its commands, and a
+ * lease command in their midst would take another's reply. */
+static int lease_fresh(const struct agg_site *s)
+{
+    return s->lease_until - FOLD_LEASE_MS / 2 > clock_now_ms();
+}
+
+/* Folds s for one turn: a batch, or, while they come back full (a backlog),
+ * up to RUN_BATCHES, pipelined so that Redis and the aggregator work side
+ * by side. *got = entries read, *again = more may be waiting (a full batch
+ * applied, or one refused and to be read again). 0, or -1; after -1 the
+ * connection may hold unread replies: every caller drops it (agg_run).
+ *
+ * A batch goes through: its reads (visit states, capped keys) sent, their
+ * answers counted (fold_compute), its script applied. With a backlog, one
+ * write sends batch k+1's reads, the read of range k+2, then batch k's
+ * script: Redis answers the reads, then applies k while the aggregator
+ * counts k+1 -- the states k writes laid over what the reads answered
+ * (fold_keep_visits, fold_overlay) -- and reads k+2's range. k+1's script
+ * is sent once k's reply says it was applied. Where k+1 reads what k
+ * writes beyond visit states (fold_reads_after_apply: replayed hits), k's
+ * script goes first and k+1's reads after it, without the overlay.
+ *
+ * A range read ahead is read as if the batches before it were applied --
+ * past the last id of the batch before it, its length less the entries
+ * the scripts still to run then trim -- and each script checks that, as
+ * any batch's: if one was not applied, the next finds the cursor or the
+ * counts other than it was told and is refused. On a refusal, whatever was
+ * read or counted past the cursor is forgotten and read again. What was
+ * read ahead never outlives the turn: one range at a time in memory,
+ * whatever the number of sites with a backlog. */
 static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
 {
     *got = 0;
@@ -408,26 +392,96 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
     }
     fold_set_dedupe_window(s->fold, (int64_t)a->cfg->retention.raw_max_age_s * 1000);
     fold_set_retention(s->fold, (int64_t)a->cfg->retention.aggregates_s * 1000);
-    struct range ahead = {0};
-    int rc = 0;
-    for (int i = 0; i < RUN_BATCHES; i++) {
-        size_t n;
-        int more = i + 1 < RUN_BATCHES && !agg_stopping(a);
-        rc = fold_batch(a, s, &ahead, more, &n, again);
+    const size_t batch = (size_t)a->cfg->aggregator.batch;
+    struct range cur = {0}, next = {0};
+    struct batch_done sent = {0}, now;
+    int inflight = 0;       /* sent's script awaits its reply ... */
+    int reads_first = 0;    /* ... behind the reads sent with it */
+    int reload = 0, rc = 0, ahead;
+    size_t nreads, unread = 0;
+    redisReply *r;
+
+    if (append_range(a, s, s->cursor) < 0 || get_range(a, s, &cur) < 0) return -1;
+    if (range_entries(&cur) == 0) goto out;
+    if (add_range(a, s, &cur) < 0) goto fail;
+    ahead = range_entries(&cur) >= batch && RUN_BATCHES > 1;
+    if (fold_reads(s->fold, &nreads) < 0) goto oom;
+    if (append_reads(a, s, nreads) < 0 || (ahead && append_range(a, s, fold_last_id(s->fold)) < 0) ||
+        agg_flush(a) < 0)
+        goto fail;
+    for (int i = 0;; i++) {
+        size_t n = range_entries(&cur);
         *got += n;
-        if (rc < 0 || !*again || !more) break;
-        int held = lease(a, s, clock_now_ms());
-        if (held <= 0) {
-            rc = held < 0 ? -1 : 0;
+        if (inflight && !reads_first) {         /* the previous script came first */
+            inflight = 0;
+            if (!(r = agg_get_reply(a)) || (rc = applied(a, s, r, &sent, &reload)) < 0) goto fail;
+            if (rc == 0) {
+                unread = nreads + (ahead ? 3 : 0);
+                goto refused;
+            }
+        }
+        fold_overlay(s->fold, inflight);
+        if (get_reads(a, s, nreads) < 0) goto fail;
+        fold_overlay(s->fold, 0);
+        if (hold_apply(a, s, inflight ? sent.last : s->cursor, cur.length, cur.added) < 0) goto fail;
+        batch_done_of(s->fold, &now);
+        if (inflight) {                         /* the previous script, applied meanwhile */
+            inflight = 0;
+            if (!(r = agg_get_reply(a)) || (rc = applied(a, s, r, &sent, &reload)) < 0) goto fail;
+            if (rc == 0) {
+                unread = ahead ? 3 : 0;
+                goto refused;
+            }
+        }
+        if (ahead) {
+            if (get_range(a, s, &next) < 0) goto fail;
+            next.length -= (long long)n;        /* the entries this batch's script trims */
+        }
+        int more = range_entries(&next) > 0 && i + 1 < RUN_BATCHES && !agg_stopping(a) && lease_fresh(s);
+        if (!more) {
+            if (agg_append_held(a) < 0 || agg_flush(a) < 0 || !(r = agg_get_reply(a)) ||
+                (rc = applied(a, s, r, &now, &reload)) < 0)
+                goto fail;
+            if (rc == 0) goto refused;
+            *again = n >= batch;
             break;
         }
-        if (read_cursor(a, s) < 0) {       /* read again after a moved cursor */
-            rc = -1;
-            break;
-        }
+        if (fold_keep_visits(s->fold) < 0) goto oom;
+        range_free(&cur);
+        cur = next;
+        memset(&next, 0, sizeof next);
+        if (add_range(a, s, &cur) < 0) goto fail;
+        ahead = range_entries(&cur) >= batch && i + 2 < RUN_BATCHES;
+        if (fold_reads(s->fold, &nreads) < 0) goto oom;
+        reads_first = !fold_reads_after_apply(s->fold);
+        if ((!reads_first && agg_append_held(a) < 0) || append_reads(a, s, nreads) < 0 ||
+            (reads_first && agg_append_held(a) < 0) ||
+            (ahead && append_range(a, s, fold_last_id(s->fold)) < 0) || agg_flush(a) < 0)
+            goto fail;
+        sent = now;
+        inflight = 1;
     }
-    range_free(&ahead);
-    return rc;
+out:
+    range_free(&cur);
+    range_free(&next);
+    return 0;
+refused:
+    /* Nothing past the cursor counts: read what is still coming, forget it. */
+    for (; unread > 0; unread--) {
+        if (!(r = agg_get_reply(a))) goto fail;
+        freeReplyObject(r);
+    }
+    *again = 1;
+    range_free(&cur);
+    range_free(&next);
+    return reload ? load_script(a) : 0;
+oom:
+    snprintf(a->err, sizeof a->err, "out of memory folding %.120s", s->name);
+fail:
+    fold_forget(s->fold);       /* applied or not: we cannot tell */
+    range_free(&cur);
+    range_free(&next);
+    return -1;
 }
 
 /* One batch of every site that may have hits waiting and that this process

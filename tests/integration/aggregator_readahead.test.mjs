@@ -1,5 +1,5 @@
 // aggregator_readahead.test.mjs -- the aggregator reads the next range while
-// Redis applies a batch (run.c, fold_batch): with no deletion every batch read
+// Redis applies a batch (run.c, fold_site): with no deletion every batch read
 // ahead is applied; a withdrawal, SCRIPT FLUSH, dropped connections, and two
 // aggregators folding at once (the lease deleted under them) with deletions
 // leave every hit counted once.
