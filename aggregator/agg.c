@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -358,7 +357,7 @@ static redisReplyObjectFunctions hash_each_fn = {
  * redisReply objects but in the region's blocks, so that a range of 20,000
  * entries (five objects each) is not 100,000 malloc()s read and as many
  * free()s later -- a fifth of the drain's CPU. */
-#define REGION_BLOCK (2 << 20)
+#define REGION_BLOCK (1 << 20)
 
 struct region_block {
     struct region_block *next;
@@ -369,15 +368,9 @@ static void *region_alloc(struct agg_region *rg, size_t n)
 {
     n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
     if (n > rg->left) {
-        size_t size = n > REGION_BLOCK - sizeof(struct region_block) ? n : REGION_BLOCK - sizeof(struct region_block);
-        size_t whole = (sizeof(struct region_block) + size + REGION_BLOCK - 1) / REGION_BLOCK * REGION_BLOCK;
-        struct region_block *b = aligned_alloc(REGION_BLOCK, whole);
+        size_t size = n > REGION_BLOCK ? n : REGION_BLOCK;
+        struct region_block *b = malloc(sizeof *b + size);
         if (!b) return NULL;
-        /* Huge pages where the kernel has them: a range's replies are
-         * megabytes, and faulting them in 4 KiB at a time cost more than
-         * reading them. */
-        madvise(b, whole, MADV_HUGEPAGE);
-        size = whole - sizeof *b;
         b->next = rg->blocks;
         rg->blocks = b;
         rg->at = (char *)b->data;
