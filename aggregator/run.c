@@ -365,12 +365,13 @@ static int lease_fresh(const struct agg_site *s)
  * A batch goes through: its reads (visit states, capped keys) sent, their
  * answers counted (fold_compute), its script applied. With a backlog, one
  * write sends batch k+1's reads, the read of range k+2, then batch k's
- * script: Redis answers the reads, then applies k while the aggregator
- * counts k+1 -- the states k writes laid over what the reads answered
- * (fold_keep_visits, fold_overlay) -- and reads k+2's range. k+1's script
- * is sent once k's reply says it was applied. Where k+1 reads what k
- * writes beyond visit states (fold_reads_after_apply: replayed hits), k's
- * script goes first and k+1's reads after it, without the overlay.
+ * script: Redis answers the reads and the range, then applies k while the
+ * aggregator counts k+1 -- the states k writes laid over what the reads
+ * answered (fold_keep_visits, fold_overlay) -- and adds range k+2 to the
+ * fold. k+1's script is sent once k's reply says it was applied. Where k+1
+ * reads what k writes beyond visit states (fold_reads_after_apply:
+ * replayed hits), k's script goes first and k+1's reads after it, without
+ * the overlay.
  *
  * A range read ahead is read as if the batches before it were applied --
  * past the last id of the batch before it, its length less the entries
@@ -425,19 +426,25 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
         fold_overlay(s->fold, 0);
         if (hold_apply(a, s, inflight ? sent.last : s->cursor, cur.length, cur.added) < 0) goto fail;
         batch_done_of(s->fold, &now);
+        if (ahead) {
+            if (get_range(a, s, &next) < 0) goto fail;
+            /* the entries trimmed by the scripts that run after this read */
+            next.length -= (long long)(n + (inflight ? sent.entries : 0));
+        }
+        int more = range_entries(&next) > 0 && i + 1 < RUN_BATCHES && !agg_stopping(a) && lease_fresh(s);
+        if (more) {                             /* the next batch, while Redis applies */
+            if (fold_keep_visits(s->fold) < 0) goto oom;
+            range_free(&cur);
+            cur = next;
+            memset(&next, 0, sizeof next);
+            if (add_range(a, s, &cur) < 0) goto fail;
+            if (fold_reads(s->fold, &nreads) < 0) goto oom;
+        }
         if (inflight) {                         /* the previous script, applied meanwhile */
             inflight = 0;
             if (!(r = agg_get_reply(a)) || (rc = applied(a, s, r, &sent, &reload)) < 0) goto fail;
-            if (rc == 0) {
-                unread = ahead ? 3 : 0;
-                goto refused;
-            }
+            if (rc == 0) goto refused;
         }
-        if (ahead) {
-            if (get_range(a, s, &next) < 0) goto fail;
-            next.length -= (long long)n;        /* the entries this batch's script trims */
-        }
-        int more = range_entries(&next) > 0 && i + 1 < RUN_BATCHES && !agg_stopping(a) && lease_fresh(s);
         if (!more) {
             if (agg_append_held(a) < 0 || agg_flush(a) < 0 || !(r = agg_get_reply(a)) ||
                 (rc = applied(a, s, r, &now, &reload)) < 0)
@@ -446,17 +453,11 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
             *again = n >= batch;
             break;
         }
-        if (fold_keep_visits(s->fold) < 0) goto oom;
-        range_free(&cur);
-        cur = next;
-        memset(&next, 0, sizeof next);
-        if (add_range(a, s, &cur) < 0) goto fail;
         ahead = range_entries(&cur) >= batch && i + 2 < RUN_BATCHES;
-        if (fold_reads(s->fold, &nreads) < 0) goto oom;
         reads_first = !fold_reads_after_apply(s->fold);
         if ((!reads_first && agg_append_held(a) < 0) || append_reads(a, s, nreads) < 0 ||
-            (reads_first && agg_append_held(a) < 0) ||
-            (ahead && append_range(a, s, fold_last_id(s->fold)) < 0) || agg_flush(a) < 0)
+            (ahead && append_range(a, s, fold_last_id(s->fold)) < 0) ||
+            (reads_first && agg_append_held(a) < 0) || agg_flush(a) < 0)
             goto fail;
         sent = now;
         inflight = 1;
