@@ -364,12 +364,12 @@ static int lease_fresh(const struct agg_site *s)
  *
  * A batch goes through: its reads (visit states, capped keys) sent, their
  * answers counted (fold_compute), its script applied. With a backlog, one
- * write sends batch k+1's reads, the read of range k+2, then batch k's
- * script: Redis answers the reads and the range, then applies k while the
+ * write sends batch k+1's reads and the read of range k+2; once they are
+ * answered batch k's script goes, and Redis applies k while the
  * aggregator counts k+1 -- the states k writes laid over what the reads
  * answered (fold_keep_visits, fold_overlay) -- and adds range k+2 to the
- * fold. k+1's script is sent once k's reply says it was applied. Where k+1
- * reads what k writes beyond visit states (fold_reads_after_apply:
+ * fold. k+1's script is held until k's reply says it was applied. Where
+ * k+1 reads what k writes beyond visit states (fold_reads_after_apply:
  * replayed hits), k's script goes first and k+1's reads after it, without
  * the overlay.
  *
@@ -396,8 +396,8 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
     const size_t batch = (size_t)a->cfg->aggregator.batch;
     struct range cur = {0}, next = {0};
     struct batch_done sent = {0}, now;
-    int inflight = 0;       /* sent's script awaits its reply ... */
-    int reads_first = 0;    /* ... behind the reads sent with it */
+    int pending = 0;        /* sent: the batch before, counted, its script not yet answered */
+    int script_first = 0;   /* its script went before this batch's reads (else it is held) */
     int reload = 0, rc = 0, ahead;
     size_t nreads, unread = 0;
     redisReply *r;
@@ -413,24 +413,29 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
     for (int i = 0;; i++) {
         size_t n = range_entries(&cur);
         *got += n;
-        if (inflight && !reads_first) {         /* the previous script came first */
-            inflight = 0;
+        if (pending && script_first) {          /* its script came first */
+            pending = 0;
             if (!(r = agg_get_reply(a)) || (rc = applied(a, s, r, &sent, &reload)) < 0) goto fail;
             if (rc == 0) {
                 unread = nreads + (ahead ? 3 : 0);
                 goto refused;
             }
         }
-        fold_overlay(s->fold, inflight);
+        fold_overlay(s->fold, pending);
         if (get_reads(a, s, nreads) < 0) goto fail;
         fold_overlay(s->fold, 0);
-        if (hold_apply(a, s, inflight ? sent.last : s->cursor, cur.length, cur.added) < 0) goto fail;
-        batch_done_of(s->fold, &now);
         if (ahead) {
             if (get_range(a, s, &next) < 0) goto fail;
             /* the entries trimmed by the scripts that run after this read */
-            next.length -= (long long)(n + (inflight ? sent.entries : 0));
+            next.length -= (long long)(n + (pending ? sent.entries : 0));
         }
+        /* The batch before is applied while this one is counted. Its script
+         * goes only now that the replies it would hold up have arrived:
+         * Redis writes a client's replies 64 KiB per turn of its loop, and
+         * runs a script whole, so the range's reply would wait for it. */
+        if (pending && (agg_append_held(a) < 0 || agg_flush(a) < 0)) goto fail;
+        if (hold_apply(a, s, pending ? sent.last : s->cursor, cur.length, cur.added) < 0) goto fail;
+        batch_done_of(s->fold, &now);
         int more = range_entries(&next) > 0 && i + 1 < RUN_BATCHES && !agg_stopping(a) && lease_fresh(s);
         if (more) {                             /* the next batch, while Redis applies */
             if (fold_keep_visits(s->fold) < 0) goto oom;
@@ -440,8 +445,8 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
             if (add_range(a, s, &cur) < 0) goto fail;
             if (fold_reads(s->fold, &nreads) < 0) goto oom;
         }
-        if (inflight) {                         /* the previous script, applied meanwhile */
-            inflight = 0;
+        if (pending) {                          /* the batch before, applied meanwhile */
+            pending = 0;
             if (!(r = agg_get_reply(a)) || (rc = applied(a, s, r, &sent, &reload)) < 0) goto fail;
             if (rc == 0) goto refused;
         }
@@ -454,13 +459,12 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
             break;
         }
         ahead = range_entries(&cur) >= batch && i + 2 < RUN_BATCHES;
-        reads_first = !fold_reads_after_apply(s->fold);
-        if ((!reads_first && agg_append_held(a) < 0) || append_reads(a, s, nreads) < 0 ||
-            (ahead && append_range(a, s, fold_last_id(s->fold)) < 0) ||
-            (reads_first && agg_append_held(a) < 0) || agg_flush(a) < 0)
+        script_first = fold_reads_after_apply(s->fold);
+        if ((script_first && agg_append_held(a) < 0) || append_reads(a, s, nreads) < 0 ||
+            (ahead && append_range(a, s, fold_last_id(s->fold)) < 0) || agg_flush(a) < 0)
             goto fail;
         sent = now;
-        inflight = 1;
+        pending = 1;
     }
 out:
     range_free(&cur);
