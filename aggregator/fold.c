@@ -110,6 +110,7 @@ struct capset {
     size_t limit;               /* members at most (max_members unless said) */
     int loaded;
     unsigned long used;         /* f->batches when last touched */
+    unsigned long blind;        /* f->batches when last written while not loaded */
     size_t size;                /* members in Redis */
     struct member *slot;        /* open addressing, s == NULL: empty */
     size_t cap, n;              /* slots, members known */
@@ -430,7 +431,11 @@ void fold_forget(struct fold *f)
 static int capped_member(struct fold *f, uint32_t key, const char **m, size_t *len, int64_t d)
 {
     struct capset *cs = &f->caps[f->kinfo[key].capset - 1];
-    if (!cs->loaded || set_has(f, cs, *m, *len)) return 0;
+    if (!cs->loaded) {
+        cs->blind = f->batches;
+        return 0;
+    }
+    if (set_has(f, cs, *m, *len)) return 0;
     if (d > 0 && cs->size < cs->limit) {
         cs->size++;
         return set_add(f, cs, *m, *len);
@@ -996,7 +1001,13 @@ static const struct kept *kept_of(struct fold *f, const struct vgroup *g, const 
 
 int fold_reads_after_apply(const struct fold *f)
 {
-    return f->ndreads > 0;
+    if (f->ndreads > 0) return 1;
+    /* A capped key the batch before wrote without having it loaded (a
+     * visit's exit page on an earlier day): loaded now, ahead of that
+     * batch's apply, it would miss the members that batch added. */
+    for (size_t i = 0; i < f->ncapq; i++)
+        if (f->batches > 0 && f->caps[f->capq[i]].blind == f->batches - 1) return 1;
+    return 0;
 }
 
 /* A state is "first last views day exit", the exit page last so that it may

@@ -277,14 +277,14 @@ void fold_forget(struct fold *f);
  * writes; with fold_overlay(f, 1), the following fold_read_answer()s take a
  * kept state over what Redis answered. Only visit states are laid over:
  * fold_reads_after_apply() (after fold_reads()) says 1 when the batch also
- * reads what a batch writes otherwise -- the dedupe records of replayed hits
- * -- and its reads must then follow the previous batch's apply. The members
- * of capped keys are known across batches (loaded once per key), so a read
- * of them never needs the previous batch's; the one exception is a key that
- * a batch wrote without having it loaded (a visit's exit page on the day
- * before the batch's days): loaded early, it misses that batch's members,
- * and the cap may let in as many more. fold_keep_visits: 0, or -1 when out
- * of memory. */
+ * reads what a batch writes otherwise, and its reads must then follow the
+ * previous batch's apply: the dedupe records of replayed hits, or the
+ * members of a capped key the previous batch wrote without having it loaded
+ * (a visit's exit page on a day before the batch's: loaded early, the key
+ * would miss that batch's members, and a moved exit page would be taken
+ * from "(other)" instead of from the page). A capped key a batch had loaded
+ * is not read again: the fold keeps its members up to date itself.
+ * fold_keep_visits: 0, or -1 when out of memory. */
 int fold_keep_visits(struct fold *f);
 void fold_overlay(struct fold *f, int on);
 int fold_reads_after_apply(const struct fold *f);
