@@ -357,6 +357,7 @@ static redisReplyObjectFunctions hash_each_fn = {
  * redisReply objects but in the region's blocks, so that a range of 20,000
  * entries (five objects each) is not 100,000 malloc()s read and as many
  * free()s later -- a fifth of the drain's CPU. */
+#define REGION_FIRST (64 << 10)   /* a small range, a few visit states: one small block */
 #define REGION_BLOCK (1 << 20)
 
 struct region_block {
@@ -368,7 +369,8 @@ static void *region_alloc(struct agg_region *rg, size_t n)
 {
     n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
     if (n > rg->left) {
-        size_t size = n > REGION_BLOCK ? n : REGION_BLOCK;
+        rg->grow = rg->grow ? (rg->grow < REGION_BLOCK ? 2 * rg->grow : REGION_BLOCK) : REGION_FIRST;
+        size_t size = n > rg->grow ? n : rg->grow;
         struct region_block *b = malloc(sizeof *b + size);
         if (!b) return NULL;
         b->next = rg->blocks;

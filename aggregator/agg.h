@@ -97,7 +97,7 @@ int agg_flush(struct agg *a);
 struct agg_region {
     struct region_block *blocks;
     char *at;
-    size_t left;
+    size_t left, grow;          /* grow: the last block's size; they double up to 1 MiB */
 };
 redisReply *agg_get_reply_in(struct agg *a, struct agg_region *rg);
 void agg_region_free(struct agg_region *rg);

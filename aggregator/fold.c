@@ -543,11 +543,13 @@ struct sumarg {
     uint64_t hash;
 };
 
-/* Word at a time: the sums are the fold's busiest table (several lookups
- * per hit, members of tens of bytes). */
+/* Byte at a time and seeded: members come from visitors' input, and
+ * hash_words has collisions that no seed moves. */
 static uint64_t sum_hash(struct fold *f, uint32_t key, uint8_t kind, const char *m, size_t len)
 {
-    return hash_words(f->seed ^ (((uint64_t)key << 8 | kind) * 0x9e3779b97f4a7c15ull), m, len);
+    uint64_t h = hash_fnv1a(f->seed, &key, sizeof key);
+    h = hash_fnv1a(h, &kind, 1);
+    return hash_fnv1a(h, m, len);
 }
 
 static uint64_t sum_rehash(struct fold *f, uint32_t i)
@@ -1012,8 +1014,10 @@ int fold_reads_after_apply(const struct fold *f)
 
 /* A state is "first last views day exit", the exit page last so that it may
  * hold anything. Read by hand (sscanf was a twentieth of the fold's time),
- * with sscanf's "%lld %lld %ld %9s %n" rules: blanks before each field,
- * then after the day. */
+ * as sscanf's "%lld %lld %ld %9s %n" read it, blanks before each field and
+ * after the day, but stricter: a number out of range, or a day that is not
+ * 8 digits, makes the state unreadable (the visit starts afresh), and an
+ * exit page is cut at FOLD_MAX_PATH. */
 static int state_blank(char c)
 {
     return c == ' ' || (c >= '\t' && c <= '\r');
@@ -1058,8 +1062,8 @@ static int visit_loaded(struct fold *f, size_t i, size_t j, const char *value, s
         return 0;               /* unreadable: the visit starts afresh */
     while (p < end && state_blank(*p)) p++;
     const char *day = p;
-    while (p < end && !state_blank(*p)) p++;
-    if (p - day != CLOCK_DAY_LEN) return 0;
+    while (p < end && *p >= '0' && *p <= '9') p++;
+    if (p - day != CLOCK_DAY_LEN || (p < end && !state_blank(*p))) return 0;
     v->known = 1;
     v->first = first;
     v->last = last;
@@ -1067,7 +1071,9 @@ static int visit_loaded(struct fold *f, size_t i, size_t j, const char *value, s
     memcpy(v->day, day, CLOCK_DAY_LEN);
     v->day[CLOCK_DAY_LEN] = '\0';
     while (p < end && state_blank(*p)) p++;
-    return arena_put(f, p, (size_t)(end - p), &v->exit);
+    /* cut as the fold cuts paths: a longer one was not written here */
+    size_t el = (size_t)(end - p) < FOLD_MAX_PATH ? (size_t)(end - p) : FOLD_MAX_PATH;
+    return arena_put(f, p, el, &v->exit);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -27,7 +27,7 @@
  * Counting, moving the cursor and deleting the raw entries are one script, so
  * after any crash either all of a batch happened or none of it. Several
  * aggregators share the sites: each folds a site only while it holds the
- * site's lease (fs:{S}:lease, renewed per batch); the cursor check keeps a hit
+ * site's lease (fs:{S}:lease, renewed between turns); the cursor check keeps a hit
  * counted once even when a lease is lost mid-batch.
  *
  * A visit is a visitor's run of pageviews with no gap over FOLD_IDLE_MS.
@@ -53,7 +53,7 @@
 #include "clock.h"
 
 #define FOLD_IDLE_MS (30 * 60 * 1000LL)   /* a longer gap ends a visit */
-#define FOLD_LEASE_MS 10000               /* a site's lease, renewed per batch */
+#define FOLD_LEASE_MS 10000               /* a site's lease, renewed when half gone */
 #define FOLD_DEDUPE_WINDOW_MS (24 * 3600 * 1000LL)  /* default; retention.raw_max_age */
 
 /* ------------------------------------------------------------------------ */

@@ -379,7 +379,7 @@ static int lease_fresh(const struct agg_site *s)
  * any batch's: if one was not applied, the next finds the cursor or the
  * counts other than it was told and is refused. On a refusal, whatever was
  * read or counted past the cursor is forgotten and read again. What was
- * read ahead never outlives the turn: one range at a time in memory,
+ * read ahead never outlives the turn: two ranges at most in memory,
  * whatever the number of sites with a backlog. */
 static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
 {
