@@ -1,6 +1,6 @@
 // aggregator_readahead.test.mjs -- the aggregator reads the next range while
 // Redis applies a batch (run.c, fold_site): with no deletion every batch read
-// ahead is applied; a withdrawal, SCRIPT FLUSH, dropped connections, and two
+// ahead is applied; a withdrawal, SCRIPT FLUSH, dropped connections, SIGTERM, and two
 // aggregators folding at once (the lease deleted under them) with deletions
 // leave every hit counted once.
 import { test, before, after } from 'node:test';
@@ -112,4 +112,26 @@ test('two aggregators folding at once (the lease deleted under them), with delet
   console.log(`# applied ${applied} moved ${moved} deleted ${deleted}`);
   assert.equal(await redis.client.cmd('XLEN', HITS), 0);
   assert.equal((await report()).totals.pageviews, N - deleted, `moved ${moved} applied ${applied} deleted ${deleted}`);
+});
+
+test('SIGTERM while batches are pipelined: exit 0 at a batch boundary -- what was counted is trimmed, the rest waits -- and the next run counts the rest once', async () => {
+  await redis.client.cmd('FLUSHALL');
+  const N = 12000;
+  await addHits(Array.from({ length: N }, (_, i) => hit(t0 + i, `/d${i % 50}`, vis(i))));
+  const { spawn } = await import('node:child_process');
+  const p = spawn(AGG, ['-c', conf, '-o', 'aggregator.batch=40', 'run', '--once'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  p.stderr.on('data', (d) => { err += d; });
+  const exited = new Promise((r) => p.once('exit', r));
+  // Stop it once it has counted something, long before it is done.
+  for (let i = 0; i < 2000 && !(await redis.client.cmd('GET', CURSOR)); i++) await new Promise((r) => setTimeout(r, 2));
+  p.kill('SIGTERM');
+  assert.equal(await exited, 0, err);
+  const left = await redis.client.cmd('XLEN', HITS);
+  assert.ok(left > 0, 'the aggregator was done before the signal');
+  assert.equal((await report()).totals.pageviews + left, N);
+  const r = await agg('-o', 'aggregator.batch=40', 'run', '--once');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(await redis.client.cmd('XLEN', HITS), 0);
+  assert.equal((await report()).totals.pageviews, N);
 });
