@@ -369,9 +369,10 @@ static int lease_fresh(const struct agg_site *s)
  * aggregator counts k+1 -- the states k writes laid over what the reads
  * answered (fold_keep_visits, fold_overlay) -- and adds range k+2 to the
  * fold. k+1's script is held until k's reply says it was applied. Where
- * k+1 reads what k writes beyond visit states (fold_reads_after_apply:
- * replayed hits), k's script goes first and k+1's reads after it, without
- * the overlay.
+ * k+1 reads what k writes beyond visit states (fold_reads_after_apply: the
+ * dedupe records of replayed hits, a capped key k wrote without having it
+ * loaded), k's script goes first and k+1's reads after it, without the
+ * overlay.
  *
  * A range read ahead is read as if the batches before it were applied --
  * past the last id of the batch before it, its length less the entries
