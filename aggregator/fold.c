@@ -139,7 +139,6 @@ struct fold {
     struct sum *sums;
     size_t nsums, capsums;
     struct table sumt;
-    uint64_t slot_hash;         /* the hash of sum_slot's last lookup */
     /* A HyperLogLog's registers, and the merges of the batch (hll.h): the
      * key index and its dense string in the arena. */
     uint8_t *hllreg;
@@ -251,8 +250,17 @@ static int arena_put(struct fold *f, const void *s, size_t len, struct str *out)
 
 #define AT(f, s) ((f)->arena + (s).off)
 
-/* Finds the slot of an entry for which eq(f, index, arg) holds, or the empty
- * slot where it would go; doubles the table first when half full. */
+/* The slot of an entry for which eq(f, index, arg) holds, or the empty slot
+ * where it would go (t must have slots). */
+static uint32_t *table_lookup(struct fold *f, const struct table *t, uint64_t h,
+                              int (*eq)(struct fold *, uint32_t, const void *), const void *arg)
+{
+    size_t j = h & (t->cap - 1);
+    while (t->slot[j] && !eq(f, t->slot[j] - 1, arg)) j = (j + 1) & (t->cap - 1);
+    return &t->slot[j];
+}
+
+/* table_lookup(), doubling the table first when half full. */
 static uint32_t *table_find(struct fold *f, struct table *t, size_t used, uint64_t h,
                             int (*eq)(struct fold *, uint32_t, const void *), const void *arg,
                             uint64_t (*rehash)(struct fold *, uint32_t))
@@ -271,9 +279,7 @@ static uint32_t *table_find(struct fold *f, struct table *t, size_t used, uint64
         t->slot = slot;
         t->cap = cap;
     }
-    size_t j = h & (t->cap - 1);
-    while (t->slot[j] && !eq(f, t->slot[j] - 1, arg)) j = (j + 1) & (t->cap - 1);
-    return &t->slot[j];
+    return table_lookup(f, t, h, eq, arg);
 }
 
 static void table_clear(struct table *t)
@@ -565,17 +571,19 @@ static int sum_eq(struct fold *f, uint32_t i, const void *arg)
            memcmp(AT(f, s->member), a->m, a->len) == 0;
 }
 
-/* The sum (key, kind, m): its slot in f->sumt, found or where it goes. */
-static uint32_t *sum_slot(struct fold *f, uint8_t kind, uint32_t key, const char *m, size_t len)
+/* The sum (key, kind, m): its slot in f->sumt, found or where it goes, and
+ * its *hash. */
+static uint32_t *sum_slot(struct fold *f, uint8_t kind, uint32_t key, const char *m, size_t len,
+                          uint64_t *hash)
 {
-    struct sumarg a = {key, kind, m, len, sum_hash(f, key, kind, m, len)};
-    f->slot_hash = a.hash;
+    struct sumarg a = {key, kind, m, len, *hash = sum_hash(f, key, kind, m, len)};
     return table_find(f, &f->sumt, f->nsums, a.hash, sum_eq, &a, sum_rehash);
 }
 
-/* Adds d to the sum at slot (sum_slot's, nothing looked up since), made if new. */
-static int sum_put(struct fold *f, uint32_t *slot, uint8_t kind, uint32_t key, const char *m,
-                   size_t len, int64_t d)
+/* Adds d to the sum at slot (sum_slot's, of that hash, nothing looked up
+ * since), made if new. */
+static int sum_put(struct fold *f, uint32_t *slot, uint64_t hash, uint8_t kind, uint32_t key,
+                   const char *m, size_t len, int64_t d)
 {
     if (!slot) return -1;
     if (!*slot) {
@@ -585,7 +593,7 @@ static int sum_put(struct fold *f, uint32_t *slot, uint8_t kind, uint32_t key, c
         s->kind = kind;
         s->own = 0;
         s->delta = 0;
-        s->hash = f->slot_hash;
+        s->hash = hash;
         if (arena_put(f, m, len, &s->member) < 0) return -1;
         *slot = (uint32_t)++f->nsums;
     }
@@ -595,7 +603,9 @@ static int sum_put(struct fold *f, uint32_t *slot, uint8_t kind, uint32_t key, c
 
 static int add_sum(struct fold *f, uint8_t kind, uint32_t key, const char *m, size_t len, int64_t d)
 {
-    return sum_put(f, sum_slot(f, kind, key, m, len), kind, key, m, len, d);
+    uint64_t h;
+    uint32_t *slot = sum_slot(f, kind, key, m, len, &h);
+    return sum_put(f, slot, h, kind, key, m, len, d);
 }
 
 /* incr(), saying whether m kept its own member (not FOLD_OTHER). A member
@@ -605,17 +615,18 @@ static int add_sum(struct fold *f, uint8_t kind, uint32_t key, const char *m, si
 static int incr_kept(struct fold *f, uint32_t key, const char *m, size_t len, int64_t d, int *kept)
 {
     *kept = 1;
-    uint32_t *slot = sum_slot(f, SUM_INCR, key, m, len);
+    uint64_t h;
+    uint32_t *slot = sum_slot(f, SUM_INCR, key, m, len, &h);
     if (!slot) return -1;
     if (f->kinfo[key].cap != CAP_MEMBERS || (*slot && f->sums[*slot - 1].own))
-        return sum_put(f, slot, SUM_INCR, key, m, len, d);
+        return sum_put(f, slot, h, SUM_INCR, key, m, len, d);
     const char *own = m;
     if (capped_member(f, key, &m, &len, d) < 0) return -1;
     if (m != own) {
         *kept = 0;
         return add_sum(f, SUM_INCR, key, m, len, d);
     }
-    if (sum_put(f, slot, SUM_INCR, key, m, len, d) < 0) return -1;
+    if (sum_put(f, slot, h, SUM_INCR, key, m, len, d) < 0) return -1;
     f->sums[*slot - 1].own = 1;
     return 0;
 }
@@ -856,9 +867,15 @@ struct visitarg {
     const unsigned char *v;
 };
 
+/* A visitor within a scope (a visit hash's key index, or its UTC day). */
+static uint64_t visitor_hash(struct fold *f, int64_t scope, const unsigned char *v)
+{
+    return hash_fnv1a(hash_fnv1a(f->seed, &scope, sizeof scope), v, RAWHIT_VISITOR_LEN);
+}
+
 static uint64_t visit_hash(struct fold *f, uint32_t vkey, const unsigned char *v)
 {
-    return hash_fnv1a(hash_fnv1a(f->seed, &vkey, sizeof vkey), v, RAWHIT_VISITOR_LEN);
+    return visitor_hash(f, vkey, v);
 }
 
 static uint64_t visit_rehash(struct fold *f, uint32_t i)
@@ -936,14 +953,9 @@ struct keptarg {
     const unsigned char *v;
 };
 
-static uint64_t kept_hash(struct fold *f, int64_t utc_day, const unsigned char *v)
-{
-    return hash_fnv1a(hash_fnv1a(f->seed, &utc_day, sizeof utc_day), v, RAWHIT_VISITOR_LEN);
-}
-
 static uint64_t kept_rehash(struct fold *f, uint32_t i)
 {
-    return kept_hash(f, f->kept[i].utc_day, f->kept[i].visitor);
+    return visitor_hash(f, f->kept[i].utc_day, f->kept[i].visitor);
 }
 
 static int kept_eq(struct fold *f, uint32_t i, const void *arg)
@@ -963,7 +975,7 @@ int fold_keep_visits(struct fold *f)
             const struct visit *v = &f->visits[g->visits[j]];
             if (!v->dirty) continue;
             struct keptarg a = {g->day, v->visitor};
-            uint32_t *slot = table_find(f, &f->keptt, f->nkept, kept_hash(f, g->day, v->visitor),
+            uint32_t *slot = table_find(f, &f->keptt, f->nkept, visitor_hash(f, g->day, v->visitor),
                                         kept_eq, &a, kept_rehash);
             if (!slot || grow(&f->kept, &f->capkept, f->nkept + 1, sizeof *f->kept) < 0 ||
                 grow(&f->karena, &f->kacap, f->kalen + v->exit.len + 1, 1) < 0)
@@ -995,10 +1007,8 @@ static const struct kept *kept_of(struct fold *f, const struct vgroup *g, const 
 {
     if (!f->overlay || !f->nkept) return NULL;
     struct keptarg a = {g->day, v->visitor};
-    size_t j = kept_hash(f, g->day, v->visitor) & (f->keptt.cap - 1);
-    for (; f->keptt.slot[j]; j = (j + 1) & (f->keptt.cap - 1))
-        if (kept_eq(f, f->keptt.slot[j] - 1, &a)) return &f->kept[f->keptt.slot[j] - 1];
-    return NULL;
+    uint32_t i = *table_lookup(f, &f->keptt, visitor_hash(f, g->day, v->visitor), kept_eq, &a);
+    return i ? &f->kept[i - 1] : NULL;
 }
 
 int fold_reads_after_apply(const struct fold *f)
@@ -1871,13 +1881,22 @@ static int arg_s(struct fold *f, const char *s)
     return arg(f, s, strlen(s));
 }
 
+/* Writes v in decimal at p (room for 20 characters); their number. */
+static size_t put_ll(char *p, long long v)
+{
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    char d[24];
+    size_t n = 0, k = 0;
+    do d[n++] = (char)('0' + u % 10); while ((u /= 10));
+    if (v < 0) p[k++] = '-';
+    while (n) p[k++] = d[--n];
+    return k;
+}
+
 static int arg_i(struct fold *f, long long v)
 {
-    char buf[24], *p = buf + sizeof buf;
-    unsigned long long u = v < 0 ? 0 - (unsigned long long)v : (unsigned long long)v;
-    do *--p = (char)('0' + u % 10); while ((u /= 10));
-    if (v < 0) *--p = '-';
-    return arg(f, p, (size_t)(buf + sizeof buf - p));
+    char buf[24];
+    return arg(f, buf, put_ll(buf, v));
 }
 
 /* KEYS index (1-based) of key i: the keys go to KEYS in their order. */
@@ -1919,18 +1938,6 @@ static int merge_hll(struct fold *f, uint32_t key, const size_t *order, size_t n
     if (arena_put(f, dense, sizeof dense, &m->hll) < 0) return -1;
     f->nmerges++;
     return 1;
-}
-
-/* Writes v in decimal at p (room for 20 characters); their number. */
-static size_t put_ll(char *p, long long v)
-{
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    char d[24];
-    size_t n = 0, k = 0;
-    do d[n++] = (char)('0' + u % 10); while ((u /= 10));
-    if (v < 0) p[k++] = '-';
-    while (n) p[k++] = d[--n];
-    return k;
 }
 
 static int visit_args(struct fold *f, int64_t now_ms, size_t *ngroups)
