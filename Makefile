@@ -133,8 +133,8 @@ stop:
 
 bench:
 	@sh scripts/deps.sh bench
-	@$(MAKE) --no-print-directory all
-	@sh bench/run.sh
+	@$(MAKE) --no-print-directory all bench-noack
+	@NOACK=$(NOACK_BIN) sh bench/run.sh
 
 fuzz:
 	@$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk fuzz-run

@@ -13,6 +13,8 @@
 #   BENCH_LOADS="single realistic"   the loads (bench/README.md, "The loads"), each measured in full
 #   BENCH_VISITORS=20000 BENCH_REQUESTS=100000   the realistic load's visitors and request table
 #   BENCH_SITES=10000     the realistic load again with that many extra [site] sections (0 = skip)
+#   BENCH_NOACK=1         the realistic load on the bench-only collector that answers 202
+#                         without Redis (bench/build.mk), next to the collector and nginx (0 = skip)
 #   BENCH_DRAIN_REALISTIC=1   the aggregator's drain on hits the realistic load stored (0 = skip)
 #   BENCH_DRAIN=0         skip bench/drain.sh (the aggregator's drain rate; runs last if present)
 #   BENCH_ERASE=0         skip bench/erase.mjs (GET/DELETE /consent cost by backlog)
@@ -43,6 +45,7 @@ SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 SETTLE=1.5          # seconds after each load: nginx flush=1s lands, the last XADDs are acked
 COLLECTOR=${COLLECTOR:-$ROOT/bin/fairstat-collector}
+NOACK=${NOACK:-$ROOT/build/default/bench/collector-noack}
 NGINX=${NGINX:-/usr/sbin/nginx}
 GEOIP=$ROOT/tests/data/geoip/GeoIP2-City-Test.mmdb
 OUT=$ROOT/var/bench-last.txt
@@ -327,13 +330,16 @@ url_of() {
     case "$1" in
     collector|refused) echo "http://127.0.0.1:$COLL_PORT" ;;
     coll-sites|refused-sites) echo "http://127.0.0.1:$COLL2_PORT" ;;
+    noack) echo "http://127.0.0.1:$NOACK_PORT" ;;
     *) echo "http://127.0.0.1:$NGINX_PORT" ;;
     esac
 }
 pid_of() {
-    case "$1" in collector|refused) echo "$COLL_PID" ;; coll-sites|refused-sites) echo "$COLL2_PID" ;; *) echo "$NGINX_WORKER" ;; esac
+    case "$1" in collector|refused) echo "$COLL_PID" ;; coll-sites|refused-sites) echo "$COLL2_PID" ;;
+    noack) echo "$NOACK_PID" ;; *) echo "$NGINX_WORKER" ;; esac
 }
-work_count() { if is_coll "$1"; then xlen; else log_lines; fi; }
+# noack stores nothing: its hits are its 2xx answers, counted from wrk's output (measure).
+work_count() { if is_coll "$1"; then xlen; elif [ "$1" = noack ]; then echo 0; else log_lines; fi; }
 
 run_wrk() {   # target duration outfile; the load is $LOAD
     wt=$1 wd=$2 wo=$3
@@ -387,7 +393,7 @@ measure() {   # round target
         /Non-2xx or 3xx responses:/ { bad = $NF }
         /Socket errors:/           { gsub(",", ""); serr = $4 + $6 + $8 + $10 }
         END {
-            hits = h1 - h0; ticks = c1 - c0
+            hits = t == "noack" ? req - bad : h1 - h0; ticks = c1 - c0
             coll = (t == "collector" || t == "coll-sites")
             us = hits > 0 ? ticks * 1e6 / tck / hits : -1
             rus = (coll && hits > 0) ? (rc1 - rc0) * 1e6 / hits : -1
@@ -590,6 +596,51 @@ if [ "$SITES" -gt 0 ] && [ $COLL_OK = 1 ] && [ -s "$TMP/realistic.collector.tsv"
     kill -TERM "$COLL2_PID" 2>/dev/null; wait "$COLL2_PID" 2>/dev/null
 fi
 
+# ---------------------------------------------------------------- the acknowledgement's cost
+# The realistic load on three servers, rounds rotating: the collector, the bench-only
+# build of it that answers 202 without sending the hit to Redis (noack, bench/build.mk),
+# and nginx. What separates the first two is Redis's acknowledgement, which a 202
+# promises; what separates the last two is the rest of the collector's work per hit.
+# Each collector is measured while the other is paused (SIGSTOP), as in the sites phase.
+NOACK_OK=0
+if [ "${BENCH_NOACK:-1}" = 1 ] && [ $COLL_OK = 1 ] && [ $NGINX_OK = 1 ] && [ -s "$TMP/realistic.collector.tsv" ]; then
+    if [ ! -x "$NOACK" ]; then
+        say "bench: !!! $NOACK missing (make bench-noack): the acknowledgement phase is skipped"
+    else
+        LOAD=noack
+        : > "$TMP/results.noack"
+        NOACK_PORT=$(free_port) || die "no free port"
+        sed "s/^listen = .*/listen = 127.0.0.1:$NOACK_PORT/" "$C/fairstat.conf" > "$C/fairstat-noack.conf"
+        taskset -c "$SERVER_CPU" "$NOACK" -c "$C/fairstat-noack.conf" > "$C/collector-noack.log" 2>&1 &
+        NOACK_PID=$!; PIDS="$PIDS $NOACK_PID"
+        if wait_port "$NOACK_PID" "$NOACK_PORT" 10; then
+            NOACK_OK=1
+            say "bench: === the collector without Redis's acknowledgement (bench build), the collector and nginx, realistic load"
+            x0=$(xlen)
+            run_wrk noack 2s "$TMP/wrk.noack.noack.warm.txt"
+            x1=$(xlen)
+            [ "$x0" = "$x1" ] || say "bench: !!! the noack collector stored hits ($x0 -> $x1): it is not the bench build"
+            r=1
+            while [ $r -le "$ROUNDS" ] && [ $NOACK_OK = 1 ]; do
+                case $((r % 3)) in
+                1) order="collector noack nginx" ;; 2) order="noack nginx collector" ;; *) order="nginx collector noack" ;;
+                esac
+                for t in $order; do
+                    case "$t" in
+                    collector) kill -STOP "$NOACK_PID"; measure "$r" collector; kill -CONT "$NOACK_PID" ;;
+                    noack) kill -STOP "$COLL_PID"; measure "$r" noack || NOACK_OK=0; kill -CONT "$COLL_PID" ;;
+                    nginx) kill -STOP "$NOACK_PID" "$COLL_PID"; measure "$r" nginx; kill -CONT "$NOACK_PID" "$COLL_PID" ;;
+                    esac
+                done
+                r=$((r + 1))
+            done
+        else
+            say "bench: !!! the noack collector did not listen:"; tail -5 "$C/collector-noack.log" >&2
+        fi
+        kill -TERM "$NOACK_PID" 2>/dev/null; wait "$NOACK_PID" 2>/dev/null
+    fi
+fi
+
 # ---------------------------------------------------------------- drain of the realistic hits
 # Fill the stream through the collector with the realistic load, then time the aggregator's
 # `run --once` until it is empty, next to redis-benchmark's pipelined XADD of an entry of
@@ -762,6 +813,27 @@ load_title() {
         flags
     elif [ "$SITES" -gt 0 ] && [ $COLL_OK = 1 ]; then
         echo ""; echo "!!! many-sites phase not run (no realistic table, or the second collector did not start)"
+    fi
+    if [ -s "$TMP/results.noack" ]; then
+        RES=$TMP/results.noack
+        echo ""
+        echo "=== what Redis's acknowledgement costs the collector (realistic load, rounds rotating)"
+        echo "noack: the bench-only build that answers 202 without sending the hit to Redis (bench/build.mk);"
+        echo "its hits are its 2xx answers, the collector's its stored hits, nginx's its logged lines"
+        echo ""
+        printf '%-36s %10s %10s %10s\n' "" median min max
+        row "collector CPU us per stored hit" "$(col collector 9 | stats)" "%10.2f"
+        row "noack     CPU us per 2xx answer" "$(col noack 9 | stats)" "%10.2f"
+        row "nginx     CPU us per logged hit" "$(col nginx 9 | stats)" "%10.2f"
+        row "RATIO collector/nginx (per round)" "$(ratios collector nginx | stats)" "%10.2f"
+        row "RATIO noack/nginx (per round)" "$(ratios noack nginx | stats)" "%10.2f"
+        row "acknowledgement, us per hit" "$(awk '$9 > 0 && $2 == "collector" { c[$1] = $9 } $9 > 0 && $2 == "noack" { n[$1] = $9 }
+            END { for (r in c) if (r in n) printf "%.3f\n", c[r] - n[r] }' "$RES" | stats)" "%10.2f"
+        row "collector busy, % of its core" "$(col collector 12 | stats)" "%10.0f"
+        row "noack     busy, % of its core" "$(col noack 12 | stats)" "%10.0f"
+        echo ""
+        per_round
+        flags
     fi
     if [ -s "$TMP/drain.res" ]; then
         echo ""
