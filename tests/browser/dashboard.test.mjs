@@ -76,6 +76,11 @@ const rows = (page, title) => panel(page, title).locator('tbody tr').evaluateAll
 async function noOverflow(page, width) {
   const w = await page.evaluate(() => document.documentElement.scrollWidth);
   assert.ok(w <= width, `page is ${w} px wide at a ${width} px viewport`);
+  // A number column's header is shown whole ("VISITORS", not "VISITO…").
+  const cut = await page.evaluate(() => [...document.querySelectorAll('.panel th')]
+    .filter((th) => th.previousElementSibling && th.scrollWidth > th.clientWidth)
+    .map((th) => `${th.textContent} (${th.scrollWidth} px in ${th.clientWidth})`));
+  assert.deepEqual(cut, [], `headers cut at a ${width} px viewport`);
 }
 
 // ------------------------------------------------------------ the HTML report
