@@ -364,15 +364,18 @@ static int lease_fresh(const struct agg_site *s)
  *
  * A batch goes through: its reads (visit states, capped keys) sent, their
  * answers counted (fold_compute), its script applied. With a backlog, one
- * write sends batch k+1's reads and the read of range k+2; once they are
- * answered batch k's script goes, and Redis applies k while the
- * aggregator counts k+1 -- the states k writes laid over what the reads
- * answered (fold_keep_visits, fold_overlay) -- and adds range k+2 to the
- * fold. k+1's script is held until k's reply says it was applied. Where
- * k+1 reads what k writes beyond visit states (fold_reads_after_apply: the
- * dedupe records of replayed hits, a capped key k wrote without having it
- * loaded), k's script goes first and k+1's reads after it, without the
- * overlay.
+ * write sends batch k+1's reads and the read of range k+2, as soon as
+ * range k+1 is in the fold: behind batch k-1's script, which Redis may
+ * still be running. Once k+1's reads are answered batch k's script goes,
+ * and Redis applies k while the aggregator counts k+1 -- the states k
+ * writes laid over what the reads answered (fold_keep_visits,
+ * fold_overlay) -- and then takes range k+2 (the rest of its answer comes
+ * after k's script) into the fold. k+1's script is held until k's reply
+ * says it was applied. Where k+1 reads what k writes beyond visit states
+ * (fold_reads_after_apply: the dedupe records of replayed hits, a capped
+ * key k wrote without having it loaded), k's script goes first and k+1's
+ * reads after it, without the overlay, once k-1's reply says it was
+ * applied.
  *
  * A range read ahead is read as if the batches before it were applied --
  * past the last id of the batch before it, its length less the entries
@@ -425,18 +428,20 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
         fold_overlay(s->fold, pending);
         if (get_reads(a, s, nreads) < 0) goto fail;
         fold_overlay(s->fold, 0);
+        /* The batch before is applied while this one is counted. Its script
+         * goes now that this batch's reads are answered; the range read
+         * with them may still be coming: Redis writes a client's replies
+         * 64 KiB per turn of its loop and runs a script whole, so the rest
+         * of it comes once the script is done, by when this batch is
+         * counted. */
+        if (pending && (agg_append_held(a) < 0 || agg_flush(a) < 0)) goto fail;
+        if (hold_apply(a, s, pending ? sent.last : s->cursor, cur.length, cur.added) < 0) goto fail;
+        batch_done_of(s->fold, &now);
         if (ahead) {
             if (get_range(a, s, &next) < 0) goto fail;
             /* the entries trimmed by the scripts that run after this read */
             next.length -= (long long)(n + (pending ? sent.entries : 0));
         }
-        /* The batch before is applied while this one is counted. Its script
-         * goes only now that the replies it would hold up have arrived:
-         * Redis writes a client's replies 64 KiB per turn of its loop, and
-         * runs a script whole, so the range's reply would wait for it. */
-        if (pending && (agg_append_held(a) < 0 || agg_flush(a) < 0)) goto fail;
-        if (hold_apply(a, s, pending ? sent.last : s->cursor, cur.length, cur.added) < 0) goto fail;
-        batch_done_of(s->fold, &now);
         int more = range_entries(&next) > 0 && i + 1 < RUN_BATCHES && !agg_stopping(a) && lease_fresh(s);
         if (more) {                             /* the next batch, while Redis applies */
             if (fold_keep_visits(s->fold) < 0) goto oom;
@@ -446,10 +451,28 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
             if (add_range(a, s, &cur) < 0) goto fail;
             if (fold_reads(s->fold, &nreads) < 0) goto oom;
         }
+        /* The next batch's reads (and the range past it) go now, behind
+         * the script Redis is running, so that Redis turns to them as soon
+         * as it is done, not a round trip later. Not where this batch's
+         * script must go before them: that waits for the reply saying the
+         * one before was applied, so that a script is never sent behind a
+         * refused one. */
+        int early = 0;
+        if (more) {
+            ahead = range_entries(&cur) >= batch && i + 2 < RUN_BATCHES;
+            script_first = fold_reads_after_apply(s->fold);
+            early = !script_first;
+            if (early && (append_reads(a, s, nreads) < 0 ||
+                          (ahead && append_range(a, s, fold_last_id(s->fold)) < 0) || agg_flush(a) < 0))
+                goto fail;
+        }
         if (pending) {                          /* the batch before, applied meanwhile */
             pending = 0;
             if (!(r = agg_get_reply(a)) || (rc = applied(a, s, r, &sent, &reload)) < 0) goto fail;
-            if (rc == 0) goto refused;
+            if (rc == 0) {
+                unread = early ? nreads + (ahead ? 3 : 0) : 0;
+                goto refused;
+            }
         }
         if (!more) {
             if (agg_append_held(a) < 0 || agg_flush(a) < 0 || !(r = agg_get_reply(a)) ||
@@ -459,10 +482,8 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
             *again = n >= batch;
             break;
         }
-        ahead = range_entries(&cur) >= batch && i + 2 < RUN_BATCHES;
-        script_first = fold_reads_after_apply(s->fold);
-        if ((script_first && agg_append_held(a) < 0) || append_reads(a, s, nreads) < 0 ||
-            (ahead && append_range(a, s, fold_last_id(s->fold)) < 0) || agg_flush(a) < 0)
+        if (!early && (agg_append_held(a) < 0 || append_reads(a, s, nreads) < 0 ||
+                       (ahead && append_range(a, s, fold_last_id(s->fold)) < 0) || agg_flush(a) < 0))
             goto fail;
         sent = now;
         pending = 1;

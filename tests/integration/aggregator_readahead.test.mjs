@@ -91,6 +91,28 @@ for (const what of ['SCRIPT FLUSH', 'CLIENT KILL']) {
   });
 }
 
+test('entries deleted while batches are pipelined: each refused batch\'s reads sent ahead are drained, the connection kept, every other hit counted once', async () => {
+  await redis.client.cmd('FLUSHALL');
+  const N = 12000;
+  await addHits(Array.from({ length: N }, (_, i) => hit(t0 + i, `/d${i % 50}`, vis(i))));
+  let done = false, deleted = 0;
+  const runp = agg('-v', '-o', 'aggregator.batch=40', 'run', '--once').then((r) => { done = true; return r; });
+  while (!done) {
+    const ids = (await redis.client.cmd('XREVRANGE', HITS, '+', '-', 'COUNT', 200)).map(([id]) => id);
+    if (ids.length > 1) deleted += await redis.client.cmd('XDEL', HITS, ids[ids.length >> 1]);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const r = await runp;
+  assert.equal(r.code, 0, r.stderr);
+  const again = (r.stderr.match(/reading again/g) || []).length;
+  assert.ok(again > 3, `only ${again} batches refused`);
+  // a reply left unread after a refusal would be taken for the next command's
+  const trouble = r.stderr.split('\n').filter((l) => /\b(warn|error)\b/.test(l));
+  assert.deepEqual(trouble, []);
+  assert.equal(await redis.client.cmd('XLEN', HITS), 0);
+  assert.equal((await report()).totals.pageviews, N - deleted);
+});
+
 test('two aggregators folding at once (the lease deleted under them), with deletions: every other hit counted once', async () => {
   await redis.client.cmd('FLUSHALL');
   const N = 40000;
