@@ -1,8 +1,8 @@
 # bench/build.mk -- what make bench builds besides the programs.
 #
 #   make bench-noack    $(BUILD)/bench/collector-noack: the collector with
-#                       HIT_BENCH_NOACK (collector/hit.c), which answers every
-#                       stored-to-be hit 202 without sending it to Redis. bench/run.sh
+#                       HIT_BENCH_NOACK (collector/hit.c), which answers 202 to
+#                       every hit it would store, without sending it to Redis. bench/run.sh
 #                       measures it next to the collector and nginx, to show what
 #                       Redis's acknowledgement costs the collector. It is not a
 #                       product: it breaks the promise of a 202, and make install
