@@ -873,14 +873,9 @@ static uint64_t visitor_hash(struct fold *f, int64_t scope, const unsigned char 
     return hash_fnv1a(hash_fnv1a(f->seed, &scope, sizeof scope), v, RAWHIT_VISITOR_LEN);
 }
 
-static uint64_t visit_hash(struct fold *f, uint32_t vkey, const unsigned char *v)
-{
-    return visitor_hash(f, vkey, v);
-}
-
 static uint64_t visit_rehash(struct fold *f, uint32_t i)
 {
-    return visit_hash(f, f->visits[i].vkey, f->visits[i].visitor);
+    return visitor_hash(f, f->visits[i].vkey, f->visits[i].visitor);
 }
 
 static int visit_eq(struct fold *f, uint32_t i, const void *arg)
@@ -925,7 +920,7 @@ static int collect_visits(struct fold *f)
             cached_day = d;
         }
         struct visitarg a = {vkey, x->h.visitor};
-        uint32_t *slot = table_find(f, &f->visitt, f->nvisits, visit_hash(f, vkey, x->h.visitor),
+        uint32_t *slot = table_find(f, &f->visitt, f->nvisits, visitor_hash(f, vkey, x->h.visitor),
                                     visit_eq, &a, visit_rehash);
         if (!slot) return -1;
         if (!*slot) {

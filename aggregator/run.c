@@ -153,7 +153,9 @@ static void range_free(struct range *r)
 
 /* Appends the read of s's stream past the id after ("" = from its start):
  * XINFO STREAM (length and entries-added, for the script's deletion check),
- * XRANGE COUNT aggregator.batch, and GET of the withdrawn generation. */
+ * XRANGE COUNT aggregator.batch, and GET of the withdrawn generation --
+ * RANGE_REPLIES replies. */
+#define RANGE_REPLIES 3
 static int append_range(struct agg *a, struct agg_site *s, const char *after)
 {
     char from[72], count[16];
@@ -235,6 +237,21 @@ static int append_reads(struct agg *a, struct agg_site *s, size_t n)
         if (agg_append_argv(a, argc, (const char **)argv, lens) < 0) return -1;
     }
     return 0;
+}
+
+/* Sends the n reads of the batch in the fold and, when ahead, the read of
+ * the range past it: 0, or -1. send_reads_replies() is what they answer. */
+static int send_reads(struct agg *a, struct agg_site *s, size_t n, int ahead)
+{
+    return append_reads(a, s, n) < 0 || (ahead && append_range(a, s, fold_last_id(s->fold)) < 0) ||
+                   agg_flush(a) < 0
+               ? -1
+               : 0;
+}
+
+static size_t send_reads_replies(size_t n, int ahead)
+{
+    return n + (ahead ? RANGE_REPLIES : 0);
 }
 
 /* Reads the answers of n reads and hands each to the fold. 0, or -1. */
@@ -411,9 +428,7 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
     if (add_range(a, s, &cur) < 0) goto fail;
     ahead = range_entries(&cur) >= batch && RUN_BATCHES > 1;
     if (fold_reads(s->fold, &nreads) < 0) goto oom;
-    if (append_reads(a, s, nreads) < 0 || (ahead && append_range(a, s, fold_last_id(s->fold)) < 0) ||
-        agg_flush(a) < 0)
-        goto fail;
+    if (send_reads(a, s, nreads, ahead) < 0) goto fail;
     for (int i = 0;; i++) {
         size_t n = range_entries(&cur);
         *got += n;
@@ -421,7 +436,7 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
             pending = 0;
             if (!(r = agg_get_reply(a)) || (rc = applied(a, s, r, &sent, &reload)) < 0) goto fail;
             if (rc == 0) {
-                unread = nreads + (ahead ? 3 : 0);
+                unread = send_reads_replies(nreads, ahead);
                 goto refused;
             }
         }
@@ -462,15 +477,13 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
             ahead = range_entries(&cur) >= batch && i + 2 < RUN_BATCHES;
             script_first = fold_reads_after_apply(s->fold);
             early = !script_first;
-            if (early && (append_reads(a, s, nreads) < 0 ||
-                          (ahead && append_range(a, s, fold_last_id(s->fold)) < 0) || agg_flush(a) < 0))
-                goto fail;
+            if (early && send_reads(a, s, nreads, ahead) < 0) goto fail;
         }
         if (pending) {                          /* the batch before, applied meanwhile */
             pending = 0;
             if (!(r = agg_get_reply(a)) || (rc = applied(a, s, r, &sent, &reload)) < 0) goto fail;
             if (rc == 0) {
-                unread = early ? nreads + (ahead ? 3 : 0) : 0;
+                unread = early ? send_reads_replies(nreads, ahead) : 0;
                 goto refused;
             }
         }
@@ -482,9 +495,7 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
             *again = n >= batch;
             break;
         }
-        if (!early && (agg_append_held(a) < 0 || append_reads(a, s, nreads) < 0 ||
-                       (ahead && append_range(a, s, fold_last_id(s->fold)) < 0) || agg_flush(a) < 0))
-            goto fail;
+        if (script_first && (agg_append_held(a) < 0 || send_reads(a, s, nreads, ahead) < 0)) goto fail;
         sent = now;
         pending = 1;
     }

@@ -539,6 +539,18 @@ for LOAD in $LOADS; do
     fi
 done
 
+# Runs a command with the servers PIDS (a list) paused (SIGSTOP): an idle server's
+# polling would take CPU on the measured one's core, and Redis work.
+paused() {   # "pids" command args...
+    pp=$1; shift
+    # shellcheck disable=SC2086 # a list of pids, split on purpose
+    kill -STOP $pp 2>/dev/null
+    "$@"; prc=$?
+    # shellcheck disable=SC2086
+    kill -CONT $pp 2>/dev/null
+    return $prc
+}
+
 # ---------------------------------------------------------------- many sites (realistic load)
 # The same realistic load on a second collector whose config holds SITES more [site]
 # sections, alternating with the first; then refused beacons on both, and the idle
@@ -549,16 +561,11 @@ if [ "$SITES" -gt 0 ] && [ $COLL_OK = 1 ] && [ -s "$TMP/realistic.collector.tsv"
     : > "$TMP/results.sites"; : > "$TMP/refused"
     say "bench: === $SITES extra sites: idle Redis command rate (5 s), then a second collector"
     IDLE1=$(idle_rate 5)
-    # Measure one collector while the other is paused (SIGSTOP): an idle collector's
-    # polling takes CPU on the same core and Redis work, which is the paused one's cost,
-    # not the measured one's.
+    # Measure one collector while the other is paused (paused(), above).
     alone() {   # target command args...
         case "$1" in collector|refused) other=$COLL2_PID ;; *) other=$COLL_PID ;; esac
         shift
-        kill -STOP "$other" 2>/dev/null
-        "$@"; arc=$?
-        kill -CONT "$other" 2>/dev/null
-        return $arc
+        paused "$other" "$@"
     }
     COLL2_PORT=$(free_port) || die "no free port"
     # example.com keeps its cookie name (fs_consent) as an install that adds sites does
@@ -627,9 +634,9 @@ if [ "${BENCH_NOACK:-1}" = 1 ] && [ $COLL_OK = 1 ] && [ $NGINX_OK = 1 ] && [ -s 
                 esac
                 for t in $order; do
                     case "$t" in
-                    collector) kill -STOP "$NOACK_PID"; measure "$r" collector; kill -CONT "$NOACK_PID" ;;
-                    noack) kill -STOP "$COLL_PID"; measure "$r" noack || NOACK_OK=0; kill -CONT "$COLL_PID" ;;
-                    nginx) kill -STOP "$NOACK_PID" "$COLL_PID"; measure "$r" nginx; kill -CONT "$NOACK_PID" "$COLL_PID" ;;
+                    collector) paused "$NOACK_PID" measure "$r" collector ;;
+                    noack) paused "$COLL_PID" measure "$r" noack || NOACK_OK=0 ;;
+                    nginx) paused "$NOACK_PID $COLL_PID" measure "$r" nginx ;;
                     esac
                 done
                 r=$((r + 1))
