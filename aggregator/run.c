@@ -30,7 +30,8 @@
 #define DISCOVER_EVERY_MS 30000
 #define BACKOFF_MAX_MS 5000
 #define MAX_FIELDS 64
-#define RUN_BATCHES 8       /* batches of one site in one turn, while they are full */
+#define RUN_BATCHES 8       /* batches of one site in one turn, while they are full ... */
+#define RUN_ALONE_MS 1000   /* ... or more, for this long, while no other site waits */
 
 static int load_script(struct agg *a)
 {
@@ -373,8 +374,25 @@ static int lease_fresh(const struct agg_site *s)
     return s->lease_until - FOLD_LEASE_MS / 2 > clock_now_ms();
 }
 
+/* Whether the turn of s that began at start (ms) goes on to its batch i
+ * (from 0): the first RUN_BATCHES, and then, for RUN_ALONE_MS, while no
+ * other site is known to wait. A turn's end costs a batch applied and a
+ * range read without the other side working (~40 ms at the default batch),
+ * so a lone backlog is not cut every RUN_BATCHES. */
+static int turn_goes_on(const struct agg *a, const struct agg_site *s, int64_t start, int i)
+{
+    if (i < RUN_BATCHES) return 1;
+    int64_t now = clock_now_ms();
+    if (now - start >= RUN_ALONE_MS) return 0;
+    for (size_t k = 0; k < a->nsites; k++) {
+        const struct agg_site *o = &a->sites[k];
+        if (o != s && (o->ready || (o->busy_until && o->busy_until <= now))) return 0;
+    }
+    return 1;
+}
+
 /* Folds s for one turn: a batch, or, while they come back full (a backlog),
- * up to RUN_BATCHES, pipelined so that Redis and the aggregator work side
+ * more (turn_goes_on), pipelined so that Redis and the aggregator work side
  * by side. *got = entries read, *again = more may be waiting (a full batch
  * applied, or one refused and to be read again). 0, or -1; after -1 the
  * connection may hold unread replies: every caller drops it (agg_run).
@@ -426,7 +444,8 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
     if (append_range(a, s, s->cursor) < 0 || get_range(a, s, &cur) < 0) return -1;
     if (range_entries(&cur) == 0) goto out;
     if (add_range(a, s, &cur) < 0) goto fail;
-    ahead = range_entries(&cur) >= batch && RUN_BATCHES > 1;
+    const int64_t start = clock_now_ms();
+    ahead = range_entries(&cur) >= batch && turn_goes_on(a, s, start, 1);
     if (fold_reads(s->fold, &nreads) < 0) goto oom;
     if (send_reads(a, s, nreads, ahead) < 0) goto fail;
     for (int i = 0;; i++) {
@@ -457,7 +476,8 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
             /* the entries trimmed by the scripts that run after this read */
             next.length -= (long long)(n + (pending ? sent.entries : 0));
         }
-        int more = range_entries(&next) > 0 && i + 1 < RUN_BATCHES && !agg_stopping(a) && lease_fresh(s);
+        int more = range_entries(&next) > 0 && turn_goes_on(a, s, start, i + 1) && !agg_stopping(a) &&
+                   lease_fresh(s);
         if (more) {                             /* the next batch, while Redis applies */
             if (fold_keep_visits(s->fold) < 0) goto oom;
             range_free(&cur);
@@ -474,7 +494,7 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
          * refused one. */
         int early = 0;
         if (more) {
-            ahead = range_entries(&cur) >= batch && i + 2 < RUN_BATCHES;
+            ahead = range_entries(&cur) >= batch && turn_goes_on(a, s, start, i + 2);
             script_first = fold_reads_after_apply(s->fold);
             early = !script_first;
             if (early && send_reads(a, s, nreads, ahead) < 0) goto fail;
