@@ -78,7 +78,7 @@ test('a visitor withdrawn while batches are read ahead: none of its later hits c
 for (const what of ['SCRIPT FLUSH', 'CLIENT KILL']) {
   test(`${what} while batches are read ahead: every hit counted once`, async () => {
     await redis.client.cmd('FLUSHALL');
-    const N = 12000;
+    const N = 24000;   /* long enough for the disturbance to come several times */
     await addHits(Array.from({ length: N }, (_, i) => hit(t0 + i, `/d${i % 50}`, vis(i))));
     let done = false, n = 0;
     const runp = agg('-o', 'aggregator.batch=40', 'run', '--once').then((r) => { done = true; return r; });
@@ -98,7 +98,7 @@ for (const what of ['SCRIPT FLUSH', 'CLIENT KILL']) {
 
 test('entries deleted while batches are pipelined: each refused batch\'s reads sent ahead are drained, the connection kept, every other hit counted once', async () => {
   await redis.client.cmd('FLUSHALL');
-  const N = 12000;
+  const N = 24000;   /* long enough for the disturbance to come several times */
   await addHits(Array.from({ length: N }, (_, i) => hit(t0 + i, `/d${i % 50}`, vis(i))));
   let done = false, deleted = 0;
   const runp = agg('-v', '-o', 'aggregator.batch=40', 'run', '--once').then((r) => { done = true; return r; });
@@ -141,7 +141,7 @@ test('two aggregators folding at once (the lease deleted under them), with delet
 
 test('SIGTERM while batches are pipelined: exit 0 at a batch boundary -- what was counted is trimmed, the rest waits -- and the next run counts the rest once', async () => {
   await redis.client.cmd('FLUSHALL');
-  const N = 12000;
+  const N = 24000;   /* long enough for the disturbance to come several times */
   await addHits(Array.from({ length: N }, (_, i) => hit(t0 + i, `/d${i % 50}`, vis(i))));
   const { spawn } = await import('node:child_process');
   const p = spawn(AGG, ['-c', conf, '-o', 'aggregator.batch=40', 'run', '--once'], { stdio: ['ignore', 'ignore', 'pipe'] });
