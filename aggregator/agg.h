@@ -55,6 +55,7 @@ struct agg {
     struct clock_zone *default_zone;
     volatile sig_atomic_t *stop;   /* set by SIGTERM/SIGINT; may be NULL */
     struct agg_stats stats;
+    size_t visit_cache_used;    /* visit states the sites' folds hold (fold_set_visit_cache) */
     char *fmt;                  /* agg_append_argv's command, in the protocol */
     size_t fmtcap;
     char *held;                 /* agg_hold_argv's */

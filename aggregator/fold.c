@@ -75,6 +75,39 @@ struct vgroup {
     size_t n, cap;
 };
 
+/* The visit cache (below): a visit state, and what it knows of a UTC day's
+ * visit hash. */
+struct vcent {
+    int64_t utc_day;
+    unsigned char visitor[RAWHIT_VISITOR_LEN];
+    int64_t first, last;
+    long views;
+    char day[CLOCK_DAY_LEN + 1];
+    char *exit;
+    size_t exitlen, exitcap;
+};
+
+enum {
+    VC_UNKNOWN,                 /* not known yet: the batch asks HLEN */
+    VC_WHOLE,                   /* every state of the hash is in the cache */
+    VC_BECOMES_WHOLE,           /* ... once this batch's states are kept */
+    VC_LOAD,                    /* the next batch reads the hash whole (HGETALL) */
+    VC_OFF                      /* read per batch (HMGET): too large, or over the limit */
+};
+struct vday {
+    int64_t utc_day;
+    int status;
+    int64_t expire_at;          /* ms: when the hash may expire in Redis; 0: not written */
+    size_t n;                   /* its states in the cache */
+};
+
+/* A read of visit states: which group, and how (VR_*). */
+enum { VR_HMGET, VR_HLEN, VR_HGETALL };
+struct vread {
+    uint32_t group;
+    uint8_t kind;
+};
+
 struct table {
     uint32_t *slot;             /* index + 1, 0 = empty */
     size_t cap;
@@ -178,6 +211,17 @@ struct fold {
     int overlay;
     struct vgroup *groups;
     size_t ngroups, capgroups;
+    struct vread *vr;           /* this batch's reads of visit states */
+    size_t nvr, capvr;
+    /* The visit cache: every state of the UTC days it holds whole, as Redis
+     * has them once the batches counted so far are applied. */
+    struct vcent *vc;
+    size_t nvc, capvc;
+    struct table vct;
+    struct vday *vdays;
+    size_t nvdays, capvdays;
+    char vgen[24];              /* the withdrawn generation it is good for */
+    size_t *vc_used, vc_limit;  /* states the process holds, and how many it may; 0: off */
 
     /* The local day and hour of the last minute seen, and their keys. */
     int64_t minute;
@@ -422,8 +466,11 @@ static void capsets_trim(struct fold *f)
     f->ncaps = k;
 }
 
+static void vc_clear(struct fold *f);
+
 void fold_forget(struct fold *f)
 {
+    vc_clear(f);
     f->nkept = 0;
     f->overlay = 0;
     for (size_t i = 0; i < f->ncaps; i++) set_clear(&f->caps[i]);
@@ -699,6 +746,11 @@ void fold_free(struct fold *f)
     free(f->capq);
     free(f->visits);
     free(f->visitt.slot);
+    vc_clear(f);
+    free(f->vc);
+    free(f->vct.slot);
+    free(f->vdays);
+    free(f->vr);
     free(f->kept);
     free(f->keptt.slot);
     free(f->karena);
@@ -862,6 +914,14 @@ int fold_add(struct fold *f, const char *id, size_t idlen, const char *const *fv
 /* Visit states                                                              */
 /* ------------------------------------------------------------------------ */
 
+/* When the visit hash of a UTC day expires, written at now_ms: once the day
+ * is over and idle, or idle after now when folding late. */
+static int64_t visit_expiry(int64_t utc_day, int64_t now_ms)
+{
+    int64_t at = (utc_day + 1) * CLOCK_DAY_MS + FOLD_IDLE_MS;
+    return at < now_ms + FOLD_IDLE_MS ? now_ms + FOLD_IDLE_MS : at;
+}
+
 struct visitarg {
     uint32_t vkey;
     const unsigned char *v;
@@ -959,6 +1019,8 @@ static int kept_eq(struct fold *f, uint32_t i, const void *arg)
     return f->kept[i].utc_day == a->utc_day && memcmp(f->kept[i].visitor, a->v, RAWHIT_VISITOR_LEN) == 0;
 }
 
+static int vc_keep(struct fold *f);
+
 int fold_keep_visits(struct fold *f)
 {
     f->nkept = 0;
@@ -989,7 +1051,7 @@ int fold_keep_visits(struct fold *f)
             *slot = (uint32_t)++f->nkept;
         }
     }
-    return 0;
+    return vc_keep(f);
 }
 
 void fold_overlay(struct fold *f, int on)
@@ -1014,6 +1076,285 @@ int fold_reads_after_apply(const struct fold *f)
      * batch's apply, it would miss the members that batch added. */
     for (size_t i = 0; i < f->ncapq; i++)
         if (f->batches > 0 && f->caps[f->capq[i]].blind == f->batches - 1) return 1;
+    return 0;
+}
+
+struct vstate {
+    int64_t first, last;
+    long views;
+    char day[CLOCK_DAY_LEN + 1];
+    const char *exit;           /* in the value read */
+    size_t exitlen;
+};
+static int visit_state_parse(const char *value, size_t len, struct vstate *st);
+static int visit_set(struct fold *f, const struct vgroup *g, struct visit *v, const char *value, size_t len);
+
+/* ------------------------------------------------------------------------ */
+/* The visit cache                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* Most of a batch's visitors came in the batches before it, whose visit
+ * states this process wrote: with a backlog, reading them back was a tenth
+ * of Redis's work per batch, and a read the batch had to wait for. The
+ * cache holds every state of a UTC day's hash once it knows them all -- the
+ * hash did not exist when a batch first read it (HLEN 0), or it was read
+ * whole (HGETALL, up to VC_LOAD_MAX states) -- and then keeps them as each
+ * batch writes them (fold_keep_visits), so the batches after it read none
+ * of that day.
+ *
+ * It is what Redis holds once the batches counted so far are applied, for
+ * as long as nothing else writes the hashes. What else could:
+ *   - a batch not applied (refused, or the connection lost): fold_forget()
+ *     drops the cache, as it drops the capped keys' members;
+ *   - another aggregator's batches: they move the cursor, so this process's
+ *     next batch is refused, and forgets;
+ *   - an erasure (erase.lua deletes the visitor's states): it raises the
+ *     withdrawn generation, read with every range; the cache is dropped
+ *     when that differs from the generation it was kept under (and a batch
+ *     counted before the erasure is refused by the same generation);
+ *   - the hash's expiry: a day is dropped VC_EXPIRY_MARGIN_MS before the
+ *     last expiry the fold set on it, by this process's clock.
+ * Its size is bounded for the process (aggregator.visit_cache states): a
+ * day that would pass it is read per batch, as without the cache. */
+
+#define VC_LOAD_MAX 200000              /* a larger hash is read per batch, never whole */
+#define VC_EXPIRY_MARGIN_MS (60 * 1000LL)
+
+void fold_set_visit_cache(struct fold *f, size_t *used, size_t limit)
+{
+    f->vc_used = limit ? used : NULL;
+    f->vc_limit = used ? limit : 0;
+}
+
+static uint64_t vc_rehash(struct fold *f, uint32_t i)
+{
+    return visitor_hash(f, f->vc[i].utc_day, f->vc[i].visitor);
+}
+
+static int vc_eq(struct fold *f, uint32_t i, const void *arg)
+{
+    const struct keptarg *a = arg;
+    return f->vc[i].utc_day == a->utc_day && memcmp(f->vc[i].visitor, a->v, RAWHIT_VISITOR_LEN) == 0;
+}
+
+static struct vday *vday_of(struct fold *f, int64_t utc_day)
+{
+    for (size_t i = 0; i < f->nvdays; i++)
+        if (f->vdays[i].utc_day == utc_day) return &f->vdays[i];
+    return NULL;
+}
+
+static struct vcent *vc_find(struct fold *f, int64_t utc_day, const unsigned char *v)
+{
+    if (!f->nvc) return NULL;
+    struct keptarg a = {utc_day, v};
+    uint32_t i = *table_lookup(f, &f->vct, visitor_hash(f, utc_day, v), vc_eq, &a);
+    return i ? &f->vc[i - 1] : NULL;
+}
+
+/* Drops the states of day d, or of every day (d NULL: the days go too). */
+static void vc_drop(struct fold *f, struct vday *d)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < f->nvc; i++) {
+        if (!d || f->vc[i].utc_day == d->utc_day)
+            free(f->vc[i].exit);
+        else
+            f->vc[n++] = f->vc[i];
+    }
+    if (f->vc_used) *f->vc_used -= f->nvc - n;
+    f->nvc = n;
+    table_clear(&f->vct);
+    for (size_t i = 0; i < f->nvc; i++)
+        *table_lookup(f, &f->vct, vc_rehash(f, (uint32_t)i), vc_eq,
+                      &(struct keptarg){f->vc[i].utc_day, f->vc[i].visitor}) = (uint32_t)i + 1;
+    if (d)
+        d->n = 0;
+    else
+        f->nvdays = 0;
+}
+
+static void vc_clear(struct fold *f)
+{
+    if (f->nvc || f->nvdays) vc_drop(f, NULL);
+}
+
+/* Day d read per batch from now on. */
+static void vc_off(struct fold *f, struct vday *d)
+{
+    vc_drop(f, d);
+    d->status = VC_OFF;
+}
+
+/* Sets the state of (d, visitor) in the cache. 0; 1 when the process's
+ * limit is reached (the day is turned off); -1 when out of memory. */
+static int vc_put(struct fold *f, struct vday *d, const unsigned char *visitor, int64_t first,
+                  int64_t last, long views, const char *day, const char *exit, size_t exitlen)
+{
+    struct keptarg a = {d->utc_day, visitor};
+    uint32_t *slot = table_find(f, &f->vct, f->nvc, visitor_hash(f, d->utc_day, visitor), vc_eq, &a,
+                                vc_rehash);
+    if (!slot) return -1;
+    struct vcent *e;
+    if (*slot) {
+        e = &f->vc[*slot - 1];
+    } else {
+        if (*f->vc_used >= f->vc_limit) {
+            vc_off(f, d);
+            return 1;
+        }
+        if (grow(&f->vc, &f->capvc, f->nvc + 1, sizeof *f->vc) < 0) return -1;
+        e = &f->vc[f->nvc];
+        memset(e, 0, sizeof *e);
+        e->utc_day = d->utc_day;
+        memcpy(e->visitor, visitor, RAWHIT_VISITOR_LEN);
+        *slot = (uint32_t)++f->nvc;
+        (*f->vc_used)++;
+        d->n++;
+    }
+    if (exitlen > e->exitcap) {
+        char *x = realloc(e->exit, exitlen);
+        if (!x) return -1;
+        e->exit = x;
+        e->exitcap = exitlen;
+    }
+    if (exitlen) memcpy(e->exit, exit, exitlen);
+    e->exitlen = exitlen;
+    e->first = first;
+    e->last = last;
+    e->views = views;
+    memcpy(e->day, day, sizeof e->day);
+    return 0;
+}
+
+/* What the batch's visit reads are, from what the cache knows of each day
+ * (after collect_visits). The states of the days it holds whole are taken
+ * from it now. 0, or -1. */
+static int vc_plan(struct fold *f)
+{
+    f->nvr = 0;
+    if (f->vc_limit && strcmp(f->vgen, f->wseen) != 0) {
+        vc_clear(f);            /* an erasure since: a state may be gone */
+        memcpy(f->vgen, f->wseen, sizeof f->vgen);
+    }
+    int64_t now = clock_now_ms();
+    for (size_t i = 0; i < f->nvdays; i++) {
+        struct vday *d = &f->vdays[i];
+        if (d->expire_at && d->expire_at - VC_EXPIRY_MARGIN_MS <= now) {
+            vc_drop(f, d);
+            f->vdays[i--] = f->vdays[--f->nvdays];
+        }
+    }
+    for (size_t i = 0; i < f->ngroups; i++) {
+        struct vgroup *g = &f->groups[i];
+        struct vday *d = f->vc_limit ? vday_of(f, g->day) : NULL;
+        if (f->vc_limit && !d) {
+            if (grow(&f->vdays, &f->capvdays, f->nvdays + 1, sizeof *f->vdays) < 0) return -1;
+            d = &f->vdays[f->nvdays++];
+            memset(d, 0, sizeof *d);
+            d->utc_day = g->day;
+            d->status = VC_UNKNOWN;     /* HLEN says */
+        }
+        int kind = !d || d->status == VC_OFF || d->status == VC_UNKNOWN ? VR_HMGET
+                   : d->status == VC_LOAD                      ? VR_HGETALL
+                                                               : -1;
+        if (kind < 0) {                 /* whole: the states are here */
+            for (size_t j = 0; j < g->n; j++) {
+                struct visit *v = &f->visits[g->visits[j]];
+                const struct vcent *e = vc_find(f, g->day, v->visitor);
+                if (!e) continue;
+                v->known = 1;
+                v->first = e->first;
+                v->last = e->last;
+                v->views = e->views;
+                memcpy(v->day, e->day, sizeof v->day);
+                if (arena_put(f, e->exit ? e->exit : "", e->exitlen, &v->exit) < 0) return -1;
+            }
+            continue;
+        }
+        if (grow(&f->vr, &f->capvr, f->nvr + 2, sizeof *f->vr) < 0) return -1;
+        f->vr[f->nvr++] = (struct vread){(uint32_t)i, (uint8_t)kind};
+        if (d && d->status == VC_UNKNOWN) f->vr[f->nvr++] = (struct vread){(uint32_t)i, VR_HLEN};
+    }
+    return 0;
+}
+
+/* The answer to HLEN of group g's hash: empty, the cache will hold it whole
+ * once the batch's states are kept; small enough, the next batch reads it
+ * whole; else it is read per batch. */
+static void vc_hlen(struct fold *f, const struct vgroup *g, long long n)
+{
+    struct vday *d = vday_of(f, g->day);
+    if (!d) return;
+    if (n == 0)
+        d->status = VC_BECOMES_WHOLE;
+    else if (n <= VC_LOAD_MAX && *f->vc_used + (size_t)n <= f->vc_limit)
+        d->status = VC_LOAD;
+    else
+        d->status = VC_OFF;
+}
+
+/* The answer to HGETALL of group g's hash (field, value, ...): the batch's
+ * visits take their states from it (the kept ones of the batch before over
+ * Redis's, as for HMGET), and every state goes into the cache, the kept
+ * ones too when the read went before that batch was applied. 0, or -1. */
+static int vc_load(struct fold *f, const struct vgroup *g, size_t n, const char *const *vals,
+                   const size_t *lens)
+{
+    for (size_t j = 0; j < g->n; j++)
+        if (visit_set(f, g, &f->visits[g->visits[j]], NULL, 0) < 0) return -1;
+    for (size_t j = 0; j + 1 < n; j += 2) {
+        if (!vals[j] || lens[j] != RAWHIT_VISITOR_LEN || !vals[j + 1] || !f->nvisits) continue;
+        struct visitarg a = {g->vkey, (const unsigned char *)vals[j]};
+        uint32_t i = *table_lookup(f, &f->visitt, visitor_hash(f, g->vkey, a.v), visit_eq, &a);
+        if (i && visit_set(f, g, &f->visits[i - 1], vals[j + 1], lens[j + 1]) < 0) return -1;
+    }
+    struct vday *d = vday_of(f, g->day);
+    if (!d) return 0;
+    vc_drop(f, d);
+    int rc = 0;
+    for (size_t j = 0; j + 1 < n && rc == 0; j += 2) {
+        struct vstate st;
+        if (!vals[j] || lens[j] != RAWHIT_VISITOR_LEN || !vals[j + 1] ||
+            visit_state_parse(vals[j + 1], lens[j + 1], &st) < 0)
+            continue;           /* unreadable: no state, as for HMGET */
+        rc = vc_put(f, d, (const unsigned char *)vals[j], st.first, st.last, st.views, st.day, st.exit,
+                    st.exitlen);
+    }
+    for (size_t k = 0; f->overlay && k < f->nkept && rc == 0; k++) {
+        const struct kept *kp = &f->kept[k];
+        if (kp->utc_day == g->day)
+            rc = vc_put(f, d, kp->visitor, kp->first, kp->last, kp->views, kp->day, f->karena + kp->exit,
+                        kp->exitlen);
+    }
+    if (rc < 0) return -1;
+    if (rc == 0) d->status = VC_BECOMES_WHOLE;
+    return 0;
+}
+
+/* After the batch is counted (fold_keep_visits): the states it writes go
+ * into the days held whole, with the expiry it sets. */
+static int vc_keep(struct fold *f)
+{
+    if (!f->vc_limit) return 0;
+    for (size_t i = 0; i < f->ngroups; i++) {
+        const struct vgroup *g = &f->groups[i];
+        struct vday *d = vday_of(f, g->day);
+        if (!d) continue;
+        int written = 0;
+        for (size_t j = 0; j < g->n; j++) written |= f->visits[g->visits[j]].dirty;
+        if (written) d->expire_at = visit_expiry(g->day, f->now);
+        if (d->status != VC_WHOLE && d->status != VC_BECOMES_WHOLE) continue;
+        d->status = VC_WHOLE;
+        for (size_t j = 0; j < g->n; j++) {
+            const struct visit *v = &f->visits[g->visits[j]];
+            if (!v->dirty) continue;
+            int rc = vc_put(f, d, v->visitor, v->first, v->last, v->views, v->day, AT(f, v->exit),
+                            v->exit.len);
+            if (rc < 0) return -1;
+            if (rc > 0) break;          /* turned off */
+        }
+    }
     return 0;
 }
 
@@ -1047,10 +1388,36 @@ static int state_number(const char **p, const char *end, long long *v)
     return 0;
 }
 
-static int visit_loaded(struct fold *f, size_t i, size_t j, const char *value, size_t len)
+/* A state's fields, or -1 when it is unreadable. */
+static int visit_state_parse(const char *value, size_t len, struct vstate *st)
 {
-    struct visit *v = &f->visits[f->groups[i].visits[j]];
-    const struct kept *k = kept_of(f, &f->groups[i], v);
+    const char *p = value, *end = value + len;
+    long long first, last, views;
+    if (state_number(&p, end, &first) < 0 || state_number(&p, end, &last) < 0 ||
+        state_number(&p, end, &views) < 0 || views > LONG_MAX || views < LONG_MIN)
+        return -1;
+    while (p < end && state_blank(*p)) p++;
+    const char *day = p;
+    while (p < end && *p >= '0' && *p <= '9') p++;
+    if (p - day != CLOCK_DAY_LEN || (p < end && !state_blank(*p))) return -1;
+    st->first = first;
+    st->last = last;
+    st->views = (long)views;
+    memcpy(st->day, day, CLOCK_DAY_LEN);
+    st->day[CLOCK_DAY_LEN] = '\0';
+    while (p < end && state_blank(*p)) p++;
+    st->exit = p;
+    /* cut as the fold cuts paths: a longer one was not written here */
+    st->exitlen = (size_t)(end - p) < FOLD_MAX_PATH ? (size_t)(end - p) : FOLD_MAX_PATH;
+    return 0;
+}
+
+/* Visit v of group g takes the state Redis answered (value NULL: none), or
+ * the one the batch before kept, which is newer. 0, or -1. */
+static int visit_set(struct fold *f, const struct vgroup *g, struct visit *v, const char *value, size_t len)
+{
+    const struct kept *k = kept_of(f, g, v);
+    struct vstate st;
     if (k) {                    /* the last batch wrote it: what Redis said is older */
         v->known = 1;
         v->first = k->first;
@@ -1059,26 +1426,13 @@ static int visit_loaded(struct fold *f, size_t i, size_t j, const char *value, s
         memcpy(v->day, k->day, sizeof v->day);
         return arena_put(f, f->karena + k->exit, k->exitlen, &v->exit);
     }
-    if (!value) return 0;
-    const char *p = value, *end = value + len;
-    long long first, last, views;
-    if (state_number(&p, end, &first) < 0 || state_number(&p, end, &last) < 0 ||
-        state_number(&p, end, &views) < 0 || views > LONG_MAX || views < LONG_MIN)
-        return 0;               /* unreadable: the visit starts afresh */
-    while (p < end && state_blank(*p)) p++;
-    const char *day = p;
-    while (p < end && *p >= '0' && *p <= '9') p++;
-    if (p - day != CLOCK_DAY_LEN || (p < end && !state_blank(*p))) return 0;
+    if (!value || visit_state_parse(value, len, &st) < 0) return 0;   /* the visit starts afresh */
     v->known = 1;
-    v->first = first;
-    v->last = last;
-    v->views = (long)views;
-    memcpy(v->day, day, CLOCK_DAY_LEN);
-    v->day[CLOCK_DAY_LEN] = '\0';
-    while (p < end && state_blank(*p)) p++;
-    /* cut as the fold cuts paths: a longer one was not written here */
-    size_t el = (size_t)(end - p) < FOLD_MAX_PATH ? (size_t)(end - p) : FOLD_MAX_PATH;
-    return arena_put(f, p, el, &v->exit);
+    v->first = st.first;
+    v->last = st.last;
+    v->views = st.views;
+    memcpy(v->day, st.day, sizeof v->day);
+    return arena_put(f, st.exit, st.exitlen, &v->exit);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1435,7 +1789,7 @@ static int prop_register(struct fold *f, const char *name, size_t nlen, const ch
 int fold_reads(struct fold *f, size_t *n)
 {
     *n = 0;
-    if (collect_visits(f) < 0) return -1;
+    if (collect_visits(f) < 0 || vc_plan(f) < 0) return -1;
     /* The days of the batch, hence its capped keys; and its property names. */
     for (size_t i = 0; i < f->nhits; i++) {
         if (bucket(f, f->hits[i].t) < 0) return -1;
@@ -1449,39 +1803,40 @@ int fold_reads(struct fold *f, size_t *n)
     }
     f->wread = withdrawn_stale(f);
     if (dedupe_plan(f) < 0) return -1;
-    *n = f->ngroups + f->ncapq + (size_t)f->wread + f->ndreads;
+    *n = f->nvr + f->ncapq + (size_t)f->wread + f->ndreads;
     return 0;
 }
 
-/* Reads 0..ngroups-1 are the visit states of a day (HMGET), the next ncapq
- * the members of a capped key (HKEYS, SMEMBERS), the last (when wread) the
- * withdrawn set (ZRANGE key 0 -1). */
+/* Reads 0..nvr-1 are the visit states of a day (vc_plan: HMGET, HLEN or
+ * HGETALL), the next ncapq the members of a capped key (HKEYS, SMEMBERS),
+ * the next (when wread) the withdrawn set (ZRANGE key 0 -1), then the
+ * dedupe's. */
 int fold_read(struct fold *f, size_t i, int *argc, const char *const **argv, const size_t **lens)
 {
-    if (i >= f->ngroups + f->ncapq + (size_t)f->wread) {
+    if (i >= f->nvr + f->ncapq + (size_t)f->wread) {
         size_t n;
-        if (dedupe_read(f, i - f->ngroups - f->ncapq - (size_t)f->wread, &n) < 0) return -1;
+        if (dedupe_read(f, i - f->nvr - f->ncapq - (size_t)f->wread, &n) < 0) return -1;
         f->rlens[0] = strlen(f->rargv[0]);
         *argc = (int)n;
         *argv = f->rargv;
         *lens = f->rlens;
         return 0;
     }
-    size_t n = i < f->ngroups ? 2 + f->groups[i].n : i < f->ngroups + f->ncapq ? 2 : 4;
+    const struct vgroup *g = i < f->nvr ? &f->groups[f->vr[i].group] : NULL;
+    size_t n = g ? (f->vr[i].kind == VR_HMGET ? 2 + g->n : 2) : i < f->nvr + f->ncapq ? 2 : 4;
     if (grow(&f->rargv, &f->caprargv, n, sizeof *f->rargv) < 0 ||
         grow(&f->rlens, &f->caprlens, n, sizeof *f->rlens) < 0)
         return -1;
-    if (i < f->ngroups) {
-        const struct vgroup *g = &f->groups[i];
-        f->rargv[0] = "HMGET";
+    if (g) {
+        f->rargv[0] = f->vr[i].kind == VR_HMGET ? "HMGET" : f->vr[i].kind == VR_HLEN ? "HLEN" : "HGETALL";
         f->rargv[1] = AT(f, f->keys[g->vkey]);
         f->rlens[1] = f->keys[g->vkey].len;
-        for (size_t j = 0; j < g->n; j++) {
+        for (size_t j = 0; j + 2 < n; j++) {
             f->rargv[2 + j] = (const char *)f->visits[g->visits[j]].visitor;
             f->rlens[2 + j] = RAWHIT_VISITOR_LEN;
         }
-    } else if (i < f->ngroups + f->ncapq) {
-        const struct capset *cs = &f->caps[f->capq[i - f->ngroups]];
+    } else if (i < f->nvr + f->ncapq) {
+        const struct capset *cs = &f->caps[f->capq[i - f->nvr]];
         f->rargv[0] = cs->page_set ? "SMEMBERS" : "HKEYS";
         f->rargv[1] = cs->key;
         f->rlens[1] = cs->keylen;
@@ -1504,14 +1859,29 @@ int fold_read(struct fold *f, size_t i, int *argc, const char *const **argv, con
 
 int fold_read_answer(struct fold *f, size_t i, size_t n, const char *const *vals, const size_t *lens)
 {
-    if (i >= f->ngroups + f->ncapq + (size_t)f->wread)
-        return dedupe_answer(f, i - f->ngroups - f->ncapq - (size_t)f->wread, n, vals, lens);
-    if (i < f->ngroups) {
-        for (size_t j = 0; j < n && j < f->groups[i].n; j++)
-            if (visit_loaded(f, i, j, vals[j], lens[j]) < 0) return -1;
-        return 0;
+    if (i >= f->nvr + f->ncapq + (size_t)f->wread)
+        return dedupe_answer(f, i - f->nvr - f->ncapq - (size_t)f->wread, n, vals, lens);
+    if (i < f->nvr) {
+        const struct vgroup *g = &f->groups[f->vr[i].group];
+        switch (f->vr[i].kind) {
+        case VR_HMGET:
+            for (size_t j = 0; j < n && j < g->n; j++)
+                if (visit_set(f, g, &f->visits[g->visits[j]], vals[j], lens[j]) < 0) return -1;
+            return 0;
+        case VR_HLEN: {
+            long long len = 0;
+            for (size_t k = 0; n == 1 && vals[0] && k < lens[0] && vals[0][k] >= '0' && vals[0][k] <= '9' &&
+                               len < (long long)VC_LOAD_MAX * 10;
+                 k++)
+                len = len * 10 + (vals[0][k] - '0');
+            vc_hlen(f, g, n == 1 && vals[0] ? len : LLONG_MAX);
+            return 0;
+        }
+        default:
+            return vc_load(f, g, n, vals, lens);
+        }
     }
-    if (i >= f->ngroups + f->ncapq) {
+    if (i >= f->nvr + f->ncapq) {
         withdrawn_clear(f);
         for (size_t j = 0; j < n; j++)
             if (vals[j] && lens[j] == RAWHIT_VISITOR_LEN &&
@@ -1521,7 +1891,7 @@ int fold_read_answer(struct fold *f, size_t i, size_t n, const char *const *vals
         f->wloaded = 1;
         return 0;
     }
-    struct capset *cs = &f->caps[f->capq[i - f->ngroups]];
+    struct capset *cs = &f->caps[f->capq[i - f->nvr]];
     set_clear(cs);
     for (size_t j = 0; j < n; j++)
         if (vals[j] && set_add(f, cs, vals[j], lens[j]) < 0) return -1;
@@ -1943,8 +2313,7 @@ static int visit_args(struct fold *f, int64_t now_ms, size_t *ngroups)
         size_t dirty = 0;
         for (size_t j = 0; j < g->n; j++) dirty += f->visits[g->visits[j]].dirty;
         if (!dirty) continue;
-        int64_t at = (g->day + 1) * CLOCK_DAY_MS + FOLD_IDLE_MS;
-        if (at < now_ms + FOLD_IDLE_MS) at = now_ms + FOLD_IDLE_MS;
+        int64_t at = visit_expiry(g->day, now_ms);
         if (arg_i(f, keys_at(g->vkey)) < 0 || arg_i(f, at) < 0 ||
             arg_i(f, (long long)dirty) < 0)
             return -1;

@@ -286,6 +286,14 @@ void fold_forget(struct fold *f);
  * is not read again: the fold keeps its members up to date itself.
  * fold_keep_visits: 0, or -1 when out of memory. */
 int fold_keep_visits(struct fold *f);
+
+/* The visit cache (fold.c, "The visit cache"): the states of the UTC days
+ * whose visit hash the fold knows whole, kept as batches write them, so that
+ * a batch reads none of those days. *used counts the states every fold
+ * sharing it holds; a day that would take it past limit is read per batch.
+ * Off (limit 0) until set. fold_keep_visits() must follow every batch's
+ * fold_argv(), and fold_forget() every batch not applied. */
+void fold_set_visit_cache(struct fold *f, size_t *used, size_t limit);
 void fold_overlay(struct fold *f, int on);
 int fold_reads_after_apply(const struct fold *f);
 

@@ -269,6 +269,16 @@ static int get_reads(struct agg *a, struct agg_site *s, size_t n)
             break;
         }
         if (rc < 0) continue;               /* read the rest: the pipeline stays in step */
+        char num[24];
+        if (r->type == REDIS_REPLY_INTEGER) {   /* HLEN: one value */
+            const char *one = num;
+            size_t len = (size_t)snprintf(num, sizeof num, "%lld", r->integer);
+            if (fold_read_answer(s->fold, i, 1, &one, &len) < 0) {
+                snprintf(a->err, sizeof a->err, "out of memory folding %.120s", s->name);
+                rc = -1;
+            }
+            continue;
+        }
         if (r->type != REDIS_REPLY_ARRAY) {
             rc = bad_in(a, s, "read", r);
             continue;
@@ -431,6 +441,7 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
         return -1;
     }
     fold_set_dedupe_window(s->fold, (int64_t)a->cfg->retention.raw_max_age_s * 1000);
+    fold_set_visit_cache(s->fold, &a->visit_cache_used, (size_t)a->cfg->aggregator.visit_cache);
     fold_set_retention(s->fold, (int64_t)a->cfg->retention.aggregates_s * 1000);
     const size_t batch = (size_t)a->cfg->aggregator.batch;
     struct range cur = {0}, next = {0};
@@ -470,6 +481,7 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
          * counted. */
         if (pending && (agg_append_held(a) < 0 || agg_flush(a) < 0)) goto fail;
         if (hold_apply(a, s, pending ? sent.last : s->cursor, cur.length, cur.added) < 0) goto fail;
+        if (fold_keep_visits(s->fold) < 0) goto oom;
         batch_done_of(s->fold, &now);
         if (ahead) {
             if (get_range(a, s, &next) < 0) goto fail;
@@ -479,7 +491,6 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
         int more = range_entries(&next) > 0 && turn_goes_on(a, s, start, i + 1) && !agg_stopping(a) &&
                    lease_fresh(s);
         if (more) {                             /* the next batch, while Redis applies */
-            if (fold_keep_visits(s->fold) < 0) goto oom;
             range_free(&cur);
             cur = next;
             memset(&next, 0, sizeof next);

@@ -422,6 +422,8 @@ static const struct key keys[] = {
      .max = "1000000", .help = "the same as max_members (either name sets it)"},
     {KEY("aggregator", "max_page_visitors", T_INT, aggregator.max_page_visitors, "500"), .min = "0",
      .max = "1000000", .help = "pages per day whose visitors are counted (one HyperLogLog each)"},
+    {KEY("aggregator", "visit_cache", T_INT, aggregator.visit_cache, "1000000"), .min = "0",
+     .max = "100000000", .help = "visit states the aggregator keeps in memory rather than read back (0 = off)"},
     {KEY("archive", "dir", T_STR, archive.dir, ""),
      .help = "directory of the encrypted receipt archive; empty = no archive"},
     {KEY("archive", "key", T_STR, archive.key, ""), .check = check_archive_key,

@@ -135,6 +135,7 @@ struct cfg {
         int min_visitors;
         int max_members;
         int max_page_visitors;
+        int visit_cache;            /* visit states held in memory, for the process */
     } aggregator;
 
     struct {

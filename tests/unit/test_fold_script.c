@@ -149,6 +149,7 @@ struct batch {
     long long length, added;
     size_t entries;
     int read_withdrawn;         /* the batch read the withdrawn set */
+    char reads[256];            /* the commands of its reads, space-separated */
 };
 
 /* Reads up to count entries past site's cursor into a batch of fold f (kept
@@ -203,8 +204,18 @@ static struct batch *read_batch_into(struct fold *f, const char *site, int count
         const size_t *lens;
         assert_int_equal(fold_read(b->fold, i, &argc, &argv, &lens), 0);
         if (strcmp(argv[0], "ZRANGE") == 0) b->read_withdrawn = 1;
+        size_t at = strlen(b->reads);
+        snprintf(b->reads + at, sizeof b->reads - at, "%s%.*s", at ? " " : "", (int)lens[0], argv[0]);
         redisReply *m = redisCommandArgv(rs.rc, argc, (const char **)argv, lens);
         assert_non_null(m);
+        if (m->type == REDIS_REPLY_INTEGER) {          /* HLEN */
+            char num[24];
+            const char *one = num;
+            size_t len = (size_t)snprintf(num, sizeof num, "%lld", m->integer);
+            assert_int_equal(fold_read_answer(b->fold, i, 1, &one, &len), 0);
+            freeReplyObject(m);
+            continue;
+        }
         assert_int_equal(m->type, REDIS_REPLY_ARRAY);
         const char *vals[4096];
         size_t vlens[4096];
@@ -232,6 +243,7 @@ static long long apply(struct batch *b, int64_t now_ms)
     assert_int_equal(fold_compute(b->fold, now_ms), 0);
     assert_int_equal(fold_argv(b->fold, sha, b->expect, b->added, b->length, &argv, &len, &argc), 0);
     redisReply *r = redisCommandArgv(rs.rc, (int)argc, argv, len);
+    assert_int_equal(fold_keep_visits(b->fold), 0);     /* as run.c, after every batch */
     assert_non_null(r);
     if (r->type == REDIS_REPLY_ERROR) fail_msg("fold script: %s", r->str);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
@@ -1389,8 +1401,16 @@ static char *snapshot(void)
 /* The site's time zone in run_once's configuration (NULL: UTC). */
 static const char *run_zone;
 
-/* agg_run(once) on SITE with aggregator.batch = batch. */
+/* agg_run(once) on SITE with aggregator.batch = batch and
+ * aggregator.visit_cache = cache (< 0: the default). */
+static void run_once_cache(int batch, int cache);
+
 static void run_once(int batch)
+{
+    run_once_cache(batch, -1);
+}
+
+static void run_once_cache(int batch, int cache)
 {
     char path[128], err[256], url[64], over[64];
     snprintf(path, sizeof path, "%s/agg.conf", rs.dir);
@@ -1403,8 +1423,10 @@ static void run_once(int batch)
     fclose(fp);
     (void)url;
     snprintf(over, sizeof over, "aggregator.batch=%d", batch);
-    char *overrides[] = {over};
-    struct cfg *cfg = cfg_load(path, overrides, 1, err, sizeof err);
+    char vc[64];
+    snprintf(vc, sizeof vc, "aggregator.visit_cache=%d", cache);
+    char *overrides[] = {over, vc};
+    struct cfg *cfg = cfg_load(path, overrides, cache < 0 ? 1 : 2, err, sizeof err);
     if (!cfg) fail_msg("config: %s", err);
     struct agg *a = agg_new(cfg, err, sizeof err);
     if (!a) fail_msg("agg_new: %s", err);
@@ -1487,6 +1509,155 @@ static void an_exit_key_of_the_day_before_written_unloaded_then_loaded_early_cou
     assert_true(same);
 }
 
+/* ------------------------------------------------------------------------ */
+/* The visit cache                                                           */
+/* ------------------------------------------------------------------------ */
+
+/* Calls of command cmd since CONFIG RESETSTAT. */
+static long long calls(const char *cmd)
+{
+    redisReply *r = CMD("INFO commandstats");
+    char want[64];
+    snprintf(want, sizeof want, "cmdstat_%s:calls=", cmd);
+    const char *p = strstr(r->str, want);
+    long long n = p ? atoll(p + strlen(want)) : 0;
+    freeReplyObject(r);
+    return n;
+}
+
+/* 30 visitors' pageviews over three hours of one UTC day, no replays (whose
+ * dedupe reads are HMGETs too). */
+static void queue_plain_story(int from, int to)
+{
+    uint32_t x = 777;
+    for (int i = 0; i < to; i++) {
+        x = x * 1103515245u + 12345u;
+        if (i < from) continue;
+        char visitor[17], path[16];
+        snprintf(visitor, sizeof visitor, "%016x", (x >> 8) % 30);
+        snprintf(path, sizeof path, "/p%u", (x >> 16) % 20);
+        pageview_as(T0 + (int64_t)i * 36000 + (x >> 4) % 900, ID(i + 1), 0, path, visitor);
+    }
+}
+
+/* The first batch of a process also reads the record of replayed ids
+ * (HRANDFIELD, then HMGET): one HMGET that is not a visit read. */
+#define DEDUPE_HMGETS 1
+
+static void the_visit_cache_counts_what_reading_every_state_counts_and_reads_a_new_day_once(void **state)
+{
+    (void)state;
+    queue_plain_story(0, 300);
+    run_once_cache(100000, 0);
+    char *one = snapshot();
+    assert_true(count("totals", "visits") > 30);    /* visits to get wrong */
+    assert_true(count("totals", "bounces") > 0);
+
+    freeReplyObject(CMD("FLUSHALL"));
+    queue_plain_story(0, 300);
+    freeReplyObject(CMD("CONFIG RESETSTAT"));
+    run_once_cache(3, 0);                           /* off: every batch reads */
+    assert_int_equal(calls("hmget"), 100 + DEDUPE_HMGETS);
+    assert_int_equal(calls("hlen"), 0);
+    char *off = snapshot();
+
+    freeReplyObject(CMD("FLUSHALL"));
+    queue_plain_story(0, 300);
+    freeReplyObject(CMD("CONFIG RESETSTAT"));
+    run_once_cache(3, 1000);                        /* the day's hash did not exist */
+    assert_int_equal(calls("hmget"), 1 + DEDUPE_HMGETS);
+    assert_int_equal(calls("hlen"), 1);
+    assert_int_equal(calls("hgetall"), 0);
+    char *on = snapshot();
+
+    freeReplyObject(CMD("FLUSHALL"));
+    queue_plain_story(0, 300);
+    freeReplyObject(CMD("CONFIG RESETSTAT"));
+    run_once_cache(3, 10);                          /* 30 visitors: over its limit */
+    long long hmgets = calls("hmget");              /* held until the 11th visitor, then read */
+    assert_true(hmgets > 90 && hmgets < 100 + DEDUPE_HMGETS);
+    char *small = snapshot();
+
+    int same = strcmp(off, one) == 0 && strcmp(on, one) == 0 && strcmp(small, one) == 0;
+    free(one);
+    free(off);
+    free(on);
+    free(small);
+    assert_true(same);
+}
+
+static void a_day_counted_by_another_process_is_read_whole_once_then_held(void **state)
+{
+    (void)state;
+    queue_plain_story(0, 300);
+    run_once_cache(100000, 0);
+    char *one = snapshot();
+
+    freeReplyObject(CMD("FLUSHALL"));
+    queue_plain_story(0, 150);
+    run_once_cache(100000, 0);                      /* another process */
+    queue_plain_story(150, 300);
+    freeReplyObject(CMD("CONFIG RESETSTAT"));
+    run_once_cache(3, 1000);
+    assert_int_equal(calls("hlen"), 1);             /* batch 1: HMGET and HLEN */
+    assert_int_equal(calls("hgetall"), 1);          /* batch 2: the hash whole */
+    assert_int_equal(calls("hmget"), 1 + DEDUPE_HMGETS);   /* the 48 after: nothing */
+    char *later = snapshot();
+
+    int same = strcmp(later, one) == 0;
+    free(one);
+    free(later);
+    assert_true(same);
+}
+
+/* Which visit reads a kept fold's next batch of 3 on SITE sent (of HMGET,
+ * HLEN, HGETALL, in that order, space-separated); the batch is applied. */
+static void next_batch_reads(struct fold *f, char *out, size_t len)
+{
+    struct batch *b = read_batch_into(f, SITE, 3);
+    out[0] = '\0';
+    static const char *const visit_reads[] = {"HMGET", "HLEN", "HGETALL"};
+    for (size_t k = 0; k < 3; k++) {
+        char tok[16];
+        snprintf(tok, sizeof tok, " %s ", visit_reads[k]);
+        char padded[300];
+        snprintf(padded, sizeof padded, " %s ", b->reads);
+        if (strstr(padded, tok))
+            snprintf(out + strlen(out), len - strlen(out), "%s%s", out[0] ? " " : "", visit_reads[k]);
+    }
+    assert_int_equal(apply(b, T0), FOLD_APPLIED);
+    free_batch(b);
+}
+
+static void an_erasure_or_a_batch_not_applied_drops_the_visit_cache(void **state)
+{
+    (void)state;
+    queue_plain_story(0, 12);
+    struct fold *f = fold_new(SITE, utc, max_members, max_page_visitors);
+    assert_non_null(f);
+    size_t used = 0;
+    fold_set_visit_cache(f, &used, 1000);
+    char reads[64];
+    next_batch_reads(f, reads, sizeof reads);
+    assert_string_equal(reads, "HMGET HLEN");       /* the day's hash is new */
+    assert_true(used > 0);
+    next_batch_reads(f, reads, sizeof reads);
+    assert_string_equal(reads, "");                 /* held whole */
+
+    /* An erasure: erase.lua deletes a state and raises the generation. */
+    char gen[600];
+    assert_true(keys_withdrawn_gen(gen, sizeof gen, SITE) > 0);
+    freeReplyObject(CMD("INCR %s", gen));
+    next_batch_reads(f, reads, sizeof reads);
+    assert_string_equal(reads, "HMGET HLEN");       /* dropped, asked again */
+    next_batch_reads(f, reads, sizeof reads);
+    assert_string_equal(reads, "HGETALL");          /* the hash exists now */
+
+    fold_forget(f);                                 /* a batch not applied */
+    assert_int_equal(used, 0);
+    fold_free(f);
+}
+
 static int fresh(void **state)
 {
     (void)state;
@@ -1540,6 +1711,9 @@ int main(void)
         cmocka_unit_test_setup(an_unreadable_entry_is_trimmed_and_counts_nothing, fresh),
         cmocka_unit_test_setup(pipelined_small_batches_count_what_one_batch_counts, fresh),
         cmocka_unit_test_setup(an_exit_key_of_the_day_before_written_unloaded_then_loaded_early_counts_what_one_batch_counts, fresh),
+        cmocka_unit_test_setup(the_visit_cache_counts_what_reading_every_state_counts_and_reads_a_new_day_once, fresh),
+        cmocka_unit_test_setup(a_day_counted_by_another_process_is_read_whole_once_then_held, fresh),
+        cmocka_unit_test_setup(an_erasure_or_a_batch_not_applied_drops_the_visit_cache, fresh),
     };
     return cmocka_run_group_tests(tests, start, stop);
 }
