@@ -102,7 +102,7 @@ struct vday {
 };
 
 /* A read of visit states: which group, and how (VR_*). */
-enum { VR_HMGET, VR_HLEN, VR_HGETALL };
+enum { VR_HMGET, VR_HLEN, VR_PTTL, VR_HGETALL };
 struct vread {
     uint32_t group;
     uint8_t kind;
@@ -1113,7 +1113,8 @@ static int visit_set(struct fold *f, const struct vgroup *g, struct visit *v, co
  *     when that differs from the generation it was kept under (and a batch
  *     counted before the erasure is refused by the same generation);
  *   - the hash's expiry: a day is dropped VC_EXPIRY_MARGIN_MS before the
- *     last expiry the fold set on it, by this process's clock.
+ *     last expiry the fold set on it, or the one Redis gave (PTTL, read
+ *     with HLEN) while no batch wrote it, by this process's clock.
  * Its size is bounded for the process (aggregator.visit_cache states): a
  * day that would pass it is read per batch, as without the cache. */
 
@@ -1272,9 +1273,12 @@ static int vc_plan(struct fold *f)
             }
             continue;
         }
-        if (grow(&f->vr, &f->capvr, f->nvr + 2, sizeof *f->vr) < 0) return -1;
+        if (grow(&f->vr, &f->capvr, f->nvr + 3, sizeof *f->vr) < 0) return -1;
         f->vr[f->nvr++] = (struct vread){(uint32_t)i, (uint8_t)kind};
-        if (d && d->status == VC_UNKNOWN) f->vr[f->nvr++] = (struct vread){(uint32_t)i, VR_HLEN};
+        if (d && d->status == VC_UNKNOWN) {
+            f->vr[f->nvr++] = (struct vread){(uint32_t)i, VR_HLEN};
+            f->vr[f->nvr++] = (struct vread){(uint32_t)i, VR_PTTL};
+        }
     }
     return 0;
 }
@@ -1294,6 +1298,15 @@ static void vc_hlen(struct fold *f, const struct vgroup *g, long long n)
         d->status = VC_OFF;
 }
 
+/* The answer to PTTL of group g's hash, read with HLEN: a hash the cache
+ * will hold whole that no batch writes (events only) still expires when
+ * Redis said; a batch that writes it sets its own expiry (vc_keep). */
+static void vc_pttl(struct fold *f, const struct vgroup *g, long long ms)
+{
+    struct vday *d = vday_of(f, g->day);
+    if (d && ms >= 0 && ms != LLONG_MAX) d->expire_at = clock_now_ms() + ms;
+}
+
 /* The answer to HGETALL of group g's hash (field, value, ...): the batch's
  * visits take their states from it (the kept ones of the batch before over
  * Redis's, as for HMGET), and every state goes into the cache, the kept
@@ -1311,7 +1324,7 @@ static int vc_load(struct fold *f, const struct vgroup *g, size_t n, const char 
     }
     struct vday *d = vday_of(f, g->day);
     if (!d) return 0;
-    vc_drop(f, d);
+    if (d->n) vc_drop(f, d);
     int rc = 0;
     for (size_t j = 0; j + 1 < n && rc == 0; j += 2) {
         struct vstate st;
@@ -1828,7 +1841,9 @@ int fold_read(struct fold *f, size_t i, int *argc, const char *const **argv, con
         grow(&f->rlens, &f->caprlens, n, sizeof *f->rlens) < 0)
         return -1;
     if (g) {
-        f->rargv[0] = f->vr[i].kind == VR_HMGET ? "HMGET" : f->vr[i].kind == VR_HLEN ? "HLEN" : "HGETALL";
+        static const char *const verbs[] = {[VR_HMGET] = "HMGET", [VR_HLEN] = "HLEN", [VR_PTTL] = "PTTL",
+                                            [VR_HGETALL] = "HGETALL"};
+        f->rargv[0] = verbs[f->vr[i].kind];
         f->rargv[1] = AT(f, f->keys[g->vkey]);
         f->rlens[1] = f->keys[g->vkey].len;
         for (size_t j = 0; j + 2 < n; j++) {
@@ -1868,13 +1883,15 @@ int fold_read_answer(struct fold *f, size_t i, size_t n, const char *const *vals
             for (size_t j = 0; j < n && j < g->n; j++)
                 if (visit_set(f, g, &f->visits[g->visits[j]], vals[j], lens[j]) < 0) return -1;
             return 0;
-        case VR_HLEN: {
-            long long len = 0;
-            for (size_t k = 0; n == 1 && vals[0] && k < lens[0] && vals[0][k] >= '0' && vals[0][k] <= '9' &&
-                               len < (long long)VC_LOAD_MAX * 10;
-                 k++)
-                len = len * 10 + (vals[0][k] - '0');
-            vc_hlen(f, g, n == 1 && vals[0] ? len : LLONG_MAX);
+        case VR_HLEN:
+        case VR_PTTL: {
+            const char *p = n == 1 && vals[0] ? vals[0] : "";
+            long long v;
+            if (state_number(&p, p + (n == 1 && vals[0] ? lens[0] : 0), &v) < 0) v = LLONG_MAX;
+            if (f->vr[i].kind == VR_HLEN)
+                vc_hlen(f, g, v);
+            else
+                vc_pttl(f, g, v);
             return 0;
         }
         default:

@@ -1658,6 +1658,27 @@ static void an_erasure_or_a_batch_not_applied_drops_the_visit_cache(void **state
     fold_free(f);
 }
 
+static void a_day_held_whole_goes_when_its_hash_is_about_to_expire(void **state)
+{
+    (void)state;
+    queue_plain_story(0, 6);
+    run_once_cache(100000, 0);                      /* another process */
+    char vk[600];
+    assert_true(keys_visits(vk, sizeof vk, SITE, DAY) > 0);
+    assert_int_equal(integer(CMD("PEXPIRE %s 30000", vk)), 1);   /* within the cache's margin */
+    for (int i = 0; i < 9; i++) hit(T0 + 60 * MIN + i, "signup", "/p1", "0000000000000001");
+    struct fold *f = fold_new(SITE, utc, max_members, max_page_visitors);
+    assert_non_null(f);
+    size_t used = 0;
+    fold_set_visit_cache(f, &used, 1000);
+    char reads[64];
+    next_batch_reads(f, reads, sizeof reads);
+    assert_string_equal(reads, "HMGET HLEN");
+    next_batch_reads(f, reads, sizeof reads);       /* events write no state: not HGETALL, */
+    assert_string_equal(reads, "HMGET HLEN");       /* the day goes before its hash does */
+    fold_free(f);
+}
+
 static int fresh(void **state)
 {
     (void)state;
@@ -1714,6 +1735,7 @@ int main(void)
         cmocka_unit_test_setup(the_visit_cache_counts_what_reading_every_state_counts_and_reads_a_new_day_once, fresh),
         cmocka_unit_test_setup(a_day_counted_by_another_process_is_read_whole_once_then_held, fresh),
         cmocka_unit_test_setup(an_erasure_or_a_batch_not_applied_drops_the_visit_cache, fresh),
+        cmocka_unit_test_setup(a_day_held_whole_goes_when_its_hash_is_about_to_expire, fresh),
     };
     return cmocka_run_group_tests(tests, start, stop);
 }
