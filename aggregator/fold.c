@@ -1123,6 +1123,7 @@ static int visit_set(struct fold *f, const struct vgroup *g, struct visit *v, co
 
 void fold_set_visit_cache(struct fold *f, size_t *used, size_t limit)
 {
+    if (!limit || !used) vc_clear(f);   /* turned off (a reload): give its states back */
     f->vc_used = limit ? used : NULL;
     f->vc_limit = used ? limit : 0;
 }

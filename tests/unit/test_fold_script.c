@@ -1629,14 +1629,21 @@ static void next_batch_reads(struct fold *f, char *out, size_t len)
     free_batch(b);
 }
 
+/* A fold kept from batch to batch, with a visit cache of 1000 states. */
+static struct fold *cached_fold(size_t *used)
+{
+    struct fold *f = fold_new(SITE, utc, max_members, max_page_visitors);
+    assert_non_null(f);
+    fold_set_visit_cache(f, used, 1000);
+    return f;
+}
+
 static void an_erasure_or_a_batch_not_applied_drops_the_visit_cache(void **state)
 {
     (void)state;
     queue_plain_story(0, 12);
-    struct fold *f = fold_new(SITE, utc, max_members, max_page_visitors);
-    assert_non_null(f);
     size_t used = 0;
-    fold_set_visit_cache(f, &used, 1000);
+    struct fold *f = cached_fold(&used);
     char reads[64];
     next_batch_reads(f, reads, sizeof reads);
     assert_string_equal(reads, "HMGET HLEN");       /* the day's hash is new */
@@ -1667,10 +1674,8 @@ static void a_day_held_whole_goes_when_its_hash_is_about_to_expire(void **state)
     assert_true(keys_visits(vk, sizeof vk, SITE, DAY) > 0);
     assert_int_equal(integer(CMD("PEXPIRE %s 30000", vk)), 1);   /* within the cache's margin */
     for (int i = 0; i < 9; i++) hit(T0 + 60 * MIN + i, "signup", "/p1", "0000000000000001");
-    struct fold *f = fold_new(SITE, utc, max_members, max_page_visitors);
-    assert_non_null(f);
     size_t used = 0;
-    fold_set_visit_cache(f, &used, 1000);
+    struct fold *f = cached_fold(&used);
     char reads[64];
     next_batch_reads(f, reads, sizeof reads);
     assert_string_equal(reads, "HMGET HLEN");
