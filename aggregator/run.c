@@ -270,7 +270,7 @@ static int get_reads(struct agg *a, struct agg_site *s, size_t n)
         }
         if (rc < 0) continue;               /* read the rest: the pipeline stays in step */
         char num[24];
-        if (r->type == REDIS_REPLY_INTEGER) {   /* HLEN: one value */
+        if (r->type == REDIS_REPLY_INTEGER) {   /* HLEN, PTTL: one value */
             const char *one = num;
             size_t len = (size_t)snprintf(num, sizeof num, "%lld", r->integer);
             if (fold_read_answer(s->fold, i, 1, &one, &len) < 0) {
