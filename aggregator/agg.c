@@ -181,13 +181,15 @@ static size_t put_size(char *p, size_t v)
     return n;
 }
 
-/* The command in Redis's protocol into *buf (grown to *cap): its length, or
- * 0 when out of memory. Written here rather than by hiredis's
- * redisAppendCommandArgv, whose formatting (sdscatfmt per argument) was a
- * twentieth of the drain's CPU for a batch's tens of thousands of arguments. */
-static size_t format_argv(char **buf, size_t *cap, int argc, const char **argv, const size_t *argvlen)
+/* The command in Redis's protocol into *buf (grown to *cap) from byte at:
+ * the length of all, or 0 when out of memory. Written here rather than by
+ * hiredis's redisAppendCommandArgv, whose formatting (sdscatfmt per
+ * argument) was a twentieth of the drain's CPU for a batch's tens of
+ * thousands of arguments. */
+static size_t format_argv(char **buf, size_t *cap, size_t at, int argc, const char **argv,
+                          const size_t *argvlen)
 {
-    size_t need = 32;
+    size_t need = at + 32;
     for (int i = 0; i < argc; i++) need += (argvlen ? argvlen[i] : strlen(argv[i])) + 32;
     if (need > *cap) {
         size_t c = need > 2 * *cap ? need : 2 * *cap;
@@ -196,7 +198,7 @@ static size_t format_argv(char **buf, size_t *cap, int argc, const char **argv, 
         *buf = b;
         *cap = c;
     }
-    char *p = *buf;
+    char *p = *buf + at;
     *p++ = '*';
     p += put_size(p, (size_t)argc);
     *p++ = '\r';
@@ -224,13 +226,14 @@ static int oom(struct agg *a)
 int agg_append_argv(struct agg *a, int argc, const char **argv, const size_t *argvlen)
 {
     if (!a->rc && agg_connect(a) < 0) return -1;
-    size_t len = format_argv(&a->fmt, &a->fmtcap, argc, argv, argvlen);
+    size_t len = format_argv(&a->fmt, &a->fmtcap, 0, argc, argv, argvlen);
     return len && redisAppendFormattedCommand(a->rc, a->fmt, len) == REDIS_OK ? 0 : oom(a);
 }
 
 int agg_hold_argv(struct agg *a, int argc, const char **argv, const size_t *argvlen)
 {
-    return (a->heldlen = format_argv(&a->held, &a->heldcap, argc, argv, argvlen)) ? 0 : oom(a);
+    size_t len = format_argv(&a->held, &a->heldcap, a->heldlen, argc, argv, argvlen);
+    return len ? (a->heldlen = len, 0) : oom(a);
 }
 
 int agg_append_held(struct agg *a)

@@ -49,7 +49,6 @@ struct agg {
     struct cfg *cfg;            /* borrowed */
     redisContext *rc;           /* NULL when disconnected */
     char consumer[128];         /* hostname-pid */
-    char sha[41];               /* SHA1 of fold_script */
     struct agg_site *sites;
     size_t nsites, sites_alloc;
     struct clock_zone *default_zone;
@@ -85,8 +84,9 @@ redisReply *agg_command_argv(struct agg *a, int argc, const char **argv, const s
 int agg_append_argv(struct agg *a, int argc, const char **argv, const size_t *argvlen);
 redisReply *agg_get_reply(struct agg *a);
 /* agg_append_argv() in two steps: the command is formatted (copied) now and
- * appended by agg_append_held(), after whatever is appended meanwhile. One
- * command is held at a time. 0, or -1. */
+ * appended by agg_append_held(), after whatever is appended meanwhile. Held
+ * commands add up until agg_append_held() sends them, in their order, as
+ * one block. 0, or -1. */
 int agg_hold_argv(struct agg *a, int argc, const char **argv, const size_t *argvlen);
 int agg_append_held(struct agg *a);
 /* Sends what was appended without waiting for an answer. 0, or -1. */

@@ -255,6 +255,11 @@ struct fold {
 
     struct str *args;
     size_t nargs, capargs;
+    size_t nscript;             /* args[0..nscript): the script's ARGV; then fold_block's plain commands */
+    struct span {
+        size_t at, n;
+    } *cmds;                    /* fold_block's commands: in args, then in argv */
+    size_t ncmds, capcmds;
     const char **argv;
     size_t *argvlen;
     size_t capargv;
@@ -727,6 +732,7 @@ void fold_free(struct fold *f)
     for (size_t i = 0; i < f->capgroups; i++) free(f->groups[i].visits);
     free(f->rargv);
     free(f->rlens);
+    free(f->cmds);
     free(f->groups);
     free(f->site);
     free(f->arena);
@@ -2323,7 +2329,40 @@ static int merge_hll(struct fold *f, uint32_t key, const size_t *order, size_t n
     return 1;
 }
 
-static int visit_args(struct fold *f, int64_t now_ms, size_t *ngroups)
+/* A visit state as the hash holds it: "first last views day exit"; its length. */
+static size_t visit_state(const struct fold *f, const struct visit *v, char *state)
+{
+    size_t n = put_ll(state, v->first);
+    state[n++] = ' ';
+    n += put_ll(state + n, v->last);
+    state[n++] = ' ';
+    n += put_ll(state + n, v->views);
+    state[n++] = ' ';
+    size_t dl = strlen(v->day);
+    memcpy(state + n, v->day, dl);
+    n += dl;
+    state[n++] = ' ';
+    memcpy(state + n, AT(f, v->exit), v->exit.len);
+    return n + v->exit.len;
+}
+
+/* A plain command of fold_block begins: its verb, next in args. */
+static int cmd_begin(struct fold *f, const char *verb)
+{
+    if (grow(&f->cmds, &f->capcmds, f->ncmds + 1, sizeof *f->cmds) < 0) return -1;
+    f->cmds[f->ncmds++] = (struct span){f->nargs, 0};
+    return arg_s(f, verb);
+}
+
+static void cmd_end(struct fold *f)
+{
+    f->cmds[f->ncmds - 1].n = f->nargs - f->cmds[f->ncmds - 1].at;
+}
+
+/* The changed visit states, a group per day's hash (key, expiry, count, then
+ * visitor and state pairs) of the script's ARGV; or, plain, as commands of
+ * fold_block: HSET of the day's hash, then its PEXPIREAT. */
+static int visit_args(struct fold *f, int64_t now_ms, int plain, size_t *ngroups)
 {
     *ngroups = 0;
     for (size_t i = 0; i < f->ngroups; i++) {
@@ -2332,27 +2371,22 @@ static int visit_args(struct fold *f, int64_t now_ms, size_t *ngroups)
         for (size_t j = 0; j < g->n; j++) dirty += f->visits[g->visits[j]].dirty;
         if (!dirty) continue;
         int64_t at = visit_expiry(g->day, now_ms);
-        if (arg_i(f, keys_at(g->vkey)) < 0 || arg_i(f, at) < 0 ||
-            arg_i(f, (long long)dirty) < 0)
+        if (plain ? cmd_begin(f, "HSET") < 0 || arg_str(f, f->keys[g->vkey]) < 0
+                  : arg_i(f, keys_at(g->vkey)) < 0 || arg_i(f, at) < 0 || arg_i(f, (long long)dirty) < 0)
             return -1;
         for (size_t j = 0; j < g->n; j++) {
             const struct visit *v = &f->visits[g->visits[j]];
             if (!v->dirty) continue;
             char state[96 + FOLD_MAX_PATH];
-            size_t n = put_ll(state, v->first);
-            state[n++] = ' ';
-            n += put_ll(state + n, v->last);
-            state[n++] = ' ';
-            n += put_ll(state + n, v->views);
-            state[n++] = ' ';
-            size_t dl = strlen(v->day);
-            memcpy(state + n, v->day, dl);
-            n += dl;
-            state[n++] = ' ';
-            memcpy(state + n, AT(f, v->exit), v->exit.len);
             if (arg(f, (const char *)v->visitor, RAWHIT_VISITOR_LEN) < 0 ||
-                arg(f, state, n + v->exit.len) < 0)
+                arg(f, state, visit_state(f, v, state)) < 0)
                 return -1;
+        }
+        if (plain) {
+            cmd_end(f);
+            if (cmd_begin(f, "PEXPIREAT") < 0 || arg_str(f, f->keys[g->vkey]) < 0 || arg_i(f, at) < 0)
+                return -1;
+            cmd_end(f);
         }
         (*ngroups)++;
     }
@@ -2377,21 +2411,27 @@ static int expire_args(struct fold *f, size_t *n)
     return 0;
 }
 
-int fold_argv(struct fold *f, const char *sha, const char *expect, long long added,
-              long long length, const char ***argv, const size_t **argvlen, size_t *argc)
+/* The script's KEYS and ARGV (visit states included unless plain: then
+ * they follow, as fold_block's commands, in args from nscript) and, from
+ * argv[0], its command: verb, then script (its SHA1, or its text), then
+ * numkeys, KEYS, ARGV; argv has room for the plain commands' arguments and
+ * extra more. Its length, or 0 when out of memory. */
+static size_t script_argv(struct fold *f, const char *verb, const char *script, const char *expect,
+                          long long added, long long length, int plain, size_t extra)
 {
     char trim[64];
-    if (!f->last[0] || next_id(f->last, trim, sizeof trim) < 0) return -1;
+    if (!f->last[0] || next_id(f->last, trim, sizeof trim) < 0) return 0;
     f->nargs = 0;
+    f->ncmds = 0;
     if (arg_s(f, expect) < 0 || arg_s(f, f->last) < 0 || arg_s(f, trim) < 0 ||
         arg_i(f, added) < 0 || arg_i(f, length) < 0 || arg_s(f, f->wseen) < 0 ||
         arg_i(f, (long long)f->dropped) < 0 || arg_i(f, f->now) < 0 || arg_s(f, f->site) < 0)
-        return -1;
+        return 0;
     /* The group counts, FOLD_ARGV_NINCR.., are filled in at the end. */
     enum { NCOUNTS = FOLD_ARGV_FIRST_GROUP - FOLD_ARGV_NINCR };
     size_t counts = f->nargs;
     for (int k = 0; k < NCOUNTS; k++)
-        if (arg_s(f, "0") < 0) return -1;
+        if (arg_s(f, "0") < 0) return 0;
     size_t nincr = 0, npf = 0, nsadd = 0, nvisit, nexpire;
     f->nmerges = 0;
     /* The sums, grouped by key (a counting sort over the key indexes). */
@@ -2399,7 +2439,7 @@ int fold_argv(struct fold *f, const char *sha, const char *expect, long long add
     if (!start || !order) {
         free(start);
         free(order);
-        return -1;
+        return 0;
     }
     int rc = 0;
     size_t *groups[SUM_NKINDS] = {&nincr, &npf, &nsadd};
@@ -2433,40 +2473,129 @@ int fold_argv(struct fold *f, const char *sha, const char *expect, long long add
     }
     free(start);
     free(order);
-    if (rc < 0) return -1;
+    if (rc < 0) return 0;
     for (size_t m = 0; m < f->nmerges; m++)
-        if (arg_i(f, keys_at(f->merges[m].key)) < 0 || arg_str(f, f->merges[m].hll) < 0) return -1;
+        if (arg_i(f, keys_at(f->merges[m].key)) < 0 || arg_str(f, f->merges[m].hll) < 0) return 0;
     size_t ndedupe;
-    if (visit_args(f, f->now, &nvisit) < 0 || dedupe_args(f, f->now, &ndedupe) < 0 ||
+    nvisit = 0;
+    if ((!plain && visit_args(f, f->now, 0, &nvisit) < 0) || dedupe_args(f, f->now, &ndedupe) < 0 ||
         expire_args(f, &nexpire) < 0)
-        return -1;
+        return 0;
     nvisit += ndedupe;
     const size_t nums[NCOUNTS] = {nincr, npf, nsadd, f->nmerges, nvisit, nexpire};
     for (int k = 0; k < NCOUNTS; k++) {
         char num[24];
         struct str s;
-        if (arena_put(f, num, (size_t)snprintf(num, sizeof num, "%zu", nums[k]), &s) < 0) return -1;
+        if (arena_put(f, num, (size_t)snprintf(num, sizeof num, "%zu", nums[k]), &s) < 0) return 0;
         f->args[counts + (size_t)k] = s;
     }
 
     char numkeys[24];
     struct str sn;
     if (arena_put(f, numkeys, (size_t)snprintf(numkeys, sizeof numkeys, "%zu", f->nkeys), &sn) < 0)
-        return -1;
-    size_t n = 3 + f->nkeys + f->nargs;
-    if (grow(&f->argv, &f->capargv, n, sizeof *f->argv) < 0) return -1;
+        return 0;
+    f->nscript = f->nargs;
+    size_t ngroups;
+    if (plain && visit_args(f, f->now, 1, &ngroups) < 0) return 0;
+    size_t n = 3 + f->nkeys + f->nargs + extra;
+    if (grow(&f->argv, &f->capargv, n, sizeof *f->argv) < 0) return 0;
     size_t cap = f->capargv;
-    if (grow(&f->argvlen, &(size_t){0}, cap, sizeof *f->argvlen) < 0) return -1;
+    if (grow(&f->argvlen, &(size_t){0}, cap, sizeof *f->argvlen) < 0) return 0;
     size_t k = 0;
 #define PUT(p, l) (f->argv[k] = (p), f->argvlen[k] = (l), k++)
-    PUT("EVALSHA", 7);
-    PUT(sha, strlen(sha));
+    PUT(verb, strlen(verb));
+    PUT(script, strlen(script));
     PUT(AT(f, sn), sn.len);
     for (size_t i = 0; i < f->nkeys; i++) PUT(AT(f, f->keys[i]), f->keys[i].len);
-    for (size_t i = 0; i < f->nargs; i++) PUT(AT(f, f->args[i]), f->args[i].len);
+    for (size_t i = 0; i < f->nscript; i++) PUT(AT(f, f->args[i]), f->args[i].len);
 #undef PUT
+    return k;
+}
+
+int fold_argv(struct fold *f, const char *sha, const char *expect, long long added,
+              long long length, const char ***argv, const size_t **argvlen, size_t *argc)
+{
+    size_t k = script_argv(f, "EVALSHA", sha, expect, added, length, 0, 0);
     *argv = f->argv;
     *argvlen = f->argvlen;
     *argc = k;
+    return k ? 0 : -1;
+}
+
+/* fold_block's check: fold.lua's three, before MULTI. KEYS: the stream, the
+ * cursor, the withdrawn generation; ARGV: the cursor expected, the stream's
+ * entries-added and length when read, the generation. A refusal writes the
+ * cursor (its own value: "" where there was none, which reads as none), so
+ * that the block's EXEC, which WATCHes it, runs nothing. */
+static const char check_script[] =
+    "local cur = redis.call('GET', KEYS[2]) or ''\n"
+    "local status = 0\n"
+    "if cur ~= ARGV[1] then\n"
+    "  status = 1\n"
+    "else\n"
+    "  local info, length, added = redis.call('XINFO', 'STREAM', KEYS[1])\n"
+    "  for i = 1, #info, 2 do\n"
+    "    if info[i] == 'length' then length = info[i + 1]\n"
+    "    elseif info[i] == 'entries-added' then added = info[i + 1] end\n"
+    "  end\n"
+    "  if added - tonumber(ARGV[2]) ~= length - tonumber(ARGV[3]) then status = 2\n"
+    "  elseif (redis.call('GET', KEYS[3]) or '') ~= ARGV[4] then status = 3 end\n"
+    "end\n"
+    "if status ~= 0 then redis.call('SET', KEYS[2], cur) end\n"
+    "return {status}\n";
+_Static_assert(FOLD_APPLIED == 0 && FOLD_MOVED == 1 && FOLD_DELETED == 2 && FOLD_WITHDRAWN == 3,
+               "check_script's statuses");
+
+int fold_block(struct fold *f, const char *expect, long long added, long long length, size_t *ncmds)
+{
+    enum { WATCH = 3, CHECK = 10 };
+    size_t k = script_argv(f, "EVAL", fold_script, expect, added, length, 1, WATCH + CHECK + 2);
+    if (!k) return -1;
+    /* The script's command is laid out first; the block's order is kept by
+     * the spans: WATCH, check, MULTI, script, plain commands, EXEC. */
+    size_t nplain = f->ncmds;
+    if (grow(&f->cmds, &f->capcmds, nplain + FOLD_CMD_SCRIPT + 2, sizeof *f->cmds) < 0) return -1;
+    struct span *c = f->cmds;
+    enum { PLAIN = FOLD_CMD_SCRIPT + 1 };
+    memmove(c + PLAIN, c, nplain * sizeof *c);
+    c[FOLD_CMD_SCRIPT] = (struct span){0, k};
+#define PUT(p, l) (f->argv[k] = (p), f->argvlen[k] = (l), k++)
+#define PUT_STR(x) PUT(AT(f, (x)), (x).len)
+    c[FOLD_CMD_WATCH] = (struct span){k, WATCH};
+    PUT("WATCH", 5);
+    PUT_STR(f->keys[FOLD_KEY_CURSOR - 1]);
+    PUT_STR(f->keys[FOLD_KEY_GEN - 1]);
+    c[FOLD_CMD_CHECK] = (struct span){k, CHECK};
+    PUT("EVAL", 4);
+    PUT(check_script, sizeof check_script - 1);
+    PUT("3", 1);
+    PUT_STR(f->keys[FOLD_KEY_STREAM - 1]);
+    PUT_STR(f->keys[FOLD_KEY_CURSOR - 1]);
+    PUT_STR(f->keys[FOLD_KEY_GEN - 1]);
+    PUT_STR(f->args[FOLD_ARGV_EXPECT - 1]);
+    PUT_STR(f->args[FOLD_ARGV_ADDED - 1]);
+    PUT_STR(f->args[FOLD_ARGV_LENGTH - 1]);
+    PUT_STR(f->args[FOLD_ARGV_GEN - 1]);
+    c[FOLD_CMD_MULTI] = (struct span){k, 1};
+    PUT("MULTI", 5);
+    for (size_t i = PLAIN; i < PLAIN + nplain; i++) {
+        size_t at = k;
+        for (size_t j = c[i].at; j < c[i].at + c[i].n; j++) PUT_STR(f->args[j]);
+        c[i].at = at;
+    }
+    c[PLAIN + nplain] = (struct span){k, 1};
+    PUT("EXEC", 4);
+#undef PUT_STR
+#undef PUT
+    f->ncmds = PLAIN + nplain + 1;
+    *ncmds = f->ncmds;
     return 0;
+}
+
+void fold_block_cmd(const struct fold *f, size_t i, int *argc, const char *const **argv,
+                    const size_t **lens)
+{
+    *argc = (int)f->cmds[i].n;
+    *argv = f->argv + f->cmds[i].at;
+    *lens = f->argvlen + f->cmds[i].at;
 }

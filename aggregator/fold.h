@@ -310,6 +310,41 @@ int fold_compute(struct fold *f, int64_t now_ms);
 int fold_argv(struct fold *f, const char *sha, const char *expect, long long added,
               long long length, const char ***argv, const size_t **argvlen, size_t *argc);
 
+/* The batch's apply as one block of commands, written at once (after
+ * fold_compute; the batch began after cursor expect and was read when the
+ * stream had added entries in all and held length):
+ *
+ *   FOLD_CMD_WATCH   WATCH of the cursor and the withdrawn generation;
+ *   FOLD_CMD_CHECK   EVAL of a small script: fold.lua's checks, answering
+ *                    {FOLD_APPLIED} (passed) or the refusal's status, after
+ *                    writing the cursor (its own value) so that EXEC runs
+ *                    nothing;
+ *   FOLD_CMD_MULTI
+ *   FOLD_CMD_SCRIPT  EVAL of fold_script (by its text: a script flushed
+ *                    since would otherwise fail alone inside the
+ *                    transaction), the visit states left out of its ARGV;
+ *   then, per day of visit states the batch changed, HSET of the visitors'
+ *   states and PEXPIREAT of the hash, as plain commands: Redis takes their
+ *   arguments for a fraction of what the script's ARGV costs it;
+ *   and EXEC, the block's last: the script's reply and the plain commands',
+ *   or nil when a watched key moved after WATCH -- the check's refusal, or
+ *   another client's write -- and nothing ran.
+ *
+ * The plain commands run only if the check passed and nothing touched the
+ * cursor or the generation since; an erasure raises the generation, so a
+ * visit state is never written back after it. The script checks again
+ * inside EXEC; where only entries deleted between the check and EXEC by
+ * something that does not raise the generation (an XDEL by hand) make it
+ * refuse, the batch's visit states are written though its counts are not
+ * (the pageviews stay exact; the visits of the visitors concerned may be
+ * counted as continued). *ncmds = the block's commands, fold_block_cmd()
+ * each; they point into f until the next call on f. 0, or -1 when out of
+ * memory. */
+enum fold_cmd { FOLD_CMD_WATCH, FOLD_CMD_CHECK, FOLD_CMD_MULTI, FOLD_CMD_SCRIPT };
+int fold_block(struct fold *f, const char *expect, long long added, long long length, size_t *ncmds);
+void fold_block_cmd(const struct fold *f, size_t i, int *argc, const char *const **argv,
+                    const size_t **lens);
+
 /* The batch's last stream id (the cursor once applied), or "" when empty. */
 const char *fold_last_id(const struct fold *f);
 

@@ -33,17 +33,6 @@
 #define RUN_BATCHES 8       /* batches of one site in one turn, while they are full ... */
 #define RUN_ALONE_MS 1000   /* ... or more, for this long, while no other site waits */
 
-static int load_script(struct agg *a)
-{
-    redisReply *r = agg_command(a, "SCRIPT LOAD %s", fold_script);
-    if (!r) return -1;
-    int ok = r->type == REDIS_REPLY_STRING && r->len == 40;
-    if (ok) memcpy(a->sha, r->str, 41);
-    else snprintf(a->err, sizeof a->err, "SCRIPT LOAD: %s", r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
-    freeReplyObject(r);
-    return ok ? 0 : -1;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Leases                                                                    */
 /* ------------------------------------------------------------------------ */
@@ -307,26 +296,31 @@ static int get_reads(struct agg *a, struct agg_site *s, size_t n)
 }
 
 /* Counts the batch, which begins after the cursor expect, and holds its
- * script (agg_hold_argv), to be appended after the next batch's reads. 0,
- * or -1. */
+ * block (fold_block: the check, then the script and the visit states in one
+ * transaction), to be appended after the next batch's reads. 0, or -1. */
 static int hold_apply(struct agg *a, struct agg_site *s, const char *expect, long long length,
-                      long long added)
+                      long long added, size_t *ncmds)
 {
-    const char **argv;
-    const size_t *argvlen;
-    size_t argc;
-    if (fold_compute(s->fold, clock_now_ms()) < 0 ||
-        fold_argv(s->fold, a->sha, expect, added, length, &argv, &argvlen, &argc) < 0) {
+    if (fold_compute(s->fold, clock_now_ms()) < 0 || fold_block(s->fold, expect, added, length, ncmds) < 0) {
         snprintf(a->err, sizeof a->err, "out of memory folding %.120s", s->name);
         return -1;
     }
-    return agg_hold_argv(a, (int)argc, argv, argvlen);
+    a->heldlen = 0;     /* a block held for a batch then refused is not sent */
+    for (size_t i = 0; i < *ncmds; i++) {
+        int argc;
+        const char *const *argv;
+        const size_t *lens;
+        fold_block_cmd(s->fold, i, &argc, &argv, &lens);
+        if (agg_hold_argv(a, argc, (const char **)argv, lens) < 0) return -1;
+    }
+    return 0;
 }
 
 /* What the stats and the cursor need of a batch whose script was sent,
  * kept while the fold goes on to the next one. */
 struct batch_done {
     size_t entries, counted, skipped, dropped;
+    size_t ncmds;               /* its block's commands: as many replies */
     char last[64];
 };
 
@@ -339,15 +333,46 @@ static void batch_done_of(const struct fold *f, struct batch_done *d)
     snprintf(d->last, sizeof d->last, "%s", fold_last_id(f));
 }
 
-/* The script's reply r (freed) for batch d: 1 applied (the cursor moves
- * past it), 0 refused -- the fold forgets what it knew, the range is to be
- * read again, *reload when the script must be loaded first -- or -1. */
-static int applied(struct agg *a, struct agg_site *s, redisReply *r, const struct batch_done *d,
-                   int *reload)
+/* The status in reply r of a script of the block: {status}, or -1. */
+static long long status_of(const redisReply *r)
 {
-    long long status = r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
-                               r->element[0]->type == REDIS_REPLY_INTEGER
-                           ? r->element[0]->integer : -1;
+    return r->type == REDIS_REPLY_ARRAY && r->elements >= 1 && r->element[0]->type == REDIS_REPLY_INTEGER
+               ? r->element[0]->integer : -1;
+}
+
+/* Reads the replies of batch d's block (fold_block): 1 applied (the cursor
+ * moves past it), 0 refused -- the fold forgets what it knew, the range is
+ * to be read again -- or -1. */
+static int applied(struct agg *a, struct agg_site *s, const struct batch_done *d)
+{
+    long long checked = -1, status = -1;
+    for (size_t i = 0; i < d->ncmds; i++) {
+        redisReply *r = agg_get_reply(a);
+        if (!r) return -1;
+        if (i == FOLD_CMD_CHECK) {
+            if ((checked = status_of(r)) < 0) return bad(a, s, "apply check on", r);
+        } else if (i + 1 < d->ncmds) {      /* +OK, or +QUEUED in the transaction */
+            if (r->type != REDIS_REPLY_STATUS) return bad(a, s, "apply on", r);
+        } else if (r->type == REDIS_REPLY_NIL) {
+            /* EXEC ran nothing: the check refused, or a watched key moved
+             * since (another aggregator's cursor, a withdrawal). */
+            status = checked == FOLD_APPLIED ? FOLD_MOVED : checked;
+        } else if (r->type == REDIS_REPLY_ARRAY && r->elements == d->ncmds - FOLD_CMD_SCRIPT - 1) {
+            for (size_t k = 0; k < r->elements; k++)
+                if (r->element[k]->type == REDIS_REPLY_ERROR) {
+                    bad_in(a, s, "apply on", r->element[k]);
+                    freeReplyObject(r);
+                    return -1;
+                }
+            status = status_of(r->element[0]);
+            if (status != FOLD_APPLIED)     /* entries deleted after the check (fold.h) */
+                log_warn("%s: entries deleted while a batch was applied; its visit states were "
+                         "written, its counts were not; reading again", s->name);
+        } else {
+            return bad(a, s, "apply on", r);
+        }
+        freeReplyObject(r);
+    }
     int rc = 0;
     if (status == FOLD_APPLIED) {
         snprintf(s->cursor, sizeof s->cursor, "%s", d->last);
@@ -364,15 +389,11 @@ static int applied(struct agg *a, struct agg_site *s, redisReply *r, const struc
         log_info("%s: cursor moved by another aggregator; reading again", s->name);
     } else if (status == FOLD_DELETED || status == FOLD_WITHDRAWN) {
         log_debug("%s: entries deleted or a visitor withdrawn while folding; reading again", s->name);
-    } else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
-        /* Redis restarted or SCRIPT FLUSH: nothing of the batch was
-         * applied; load the script and read the range again. */
-        *reload = 1;
     } else {
-        return bad(a, s, "apply script on", r);
+        snprintf(a->err, sizeof a->err, "apply on %.120s: status %lld", s->name, status);
+        return -1;
     }
     if (rc == 0) fold_forget(s->fold);
-    freeReplyObject(r);
     return rc;
 }
 
@@ -448,7 +469,8 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
     struct batch_done sent = {0}, now;
     int pending = 0;        /* sent: the batch before, counted, its script not yet answered */
     int script_first = 0;   /* its script went before this batch's reads (else it is held) */
-    int reload = 0, rc = 0, ahead;
+    int rc = 0, ahead;
+    size_t ncmds;
     size_t nreads, unread = 0;
     redisReply *r;
 
@@ -464,7 +486,7 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
         *got += n;
         if (pending && script_first) {          /* its script came first */
             pending = 0;
-            if (!(r = agg_get_reply(a)) || (rc = applied(a, s, r, &sent, &reload)) < 0) goto fail;
+            if ((rc = applied(a, s, &sent)) < 0) goto fail;
             if (rc == 0) {
                 unread = send_reads_replies(nreads, ahead);
                 goto refused;
@@ -480,9 +502,10 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
          * of it comes once the script is done, by when this batch is
          * counted. */
         if (pending && (agg_append_held(a) < 0 || agg_flush(a) < 0)) goto fail;
-        if (hold_apply(a, s, pending ? sent.last : s->cursor, cur.length, cur.added) < 0) goto fail;
+        if (hold_apply(a, s, pending ? sent.last : s->cursor, cur.length, cur.added, &ncmds) < 0) goto fail;
         if (fold_keep_visits(s->fold) < 0) goto oom;
         batch_done_of(s->fold, &now);
+        now.ncmds = ncmds;
         if (ahead) {
             if (get_range(a, s, &next) < 0) goto fail;
             /* the entries trimmed by the scripts that run after this read */
@@ -512,15 +535,14 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
         }
         if (pending) {                          /* the batch before, applied meanwhile */
             pending = 0;
-            if (!(r = agg_get_reply(a)) || (rc = applied(a, s, r, &sent, &reload)) < 0) goto fail;
+            if ((rc = applied(a, s, &sent)) < 0) goto fail;
             if (rc == 0) {
                 unread = early ? send_reads_replies(nreads, ahead) : 0;
                 goto refused;
             }
         }
         if (!more) {
-            if (agg_append_held(a) < 0 || agg_flush(a) < 0 || !(r = agg_get_reply(a)) ||
-                (rc = applied(a, s, r, &now, &reload)) < 0)
+            if (agg_append_held(a) < 0 || agg_flush(a) < 0 || (rc = applied(a, s, &now)) < 0)
                 goto fail;
             if (rc == 0) goto refused;
             *again = n >= batch;
@@ -543,7 +565,7 @@ refused:
     *again = 1;
     range_free(&cur);
     range_free(&next);
-    return reload ? load_script(a) : 0;
+    return 0;
 oom:
     snprintf(a->err, sizeof a->err, "out of memory folding %.120s", s->name);
 fail:
@@ -663,7 +685,7 @@ int agg_run(struct agg *a, int once)
     log_info("consumer %s, %s", a->consumer, once ? "draining once" : "running");
     while (!agg_stopping(a)) {
         if (!a->rc) {
-            if (agg_connect(a) < 0 || load_script(a) < 0) goto fail;
+            if (agg_connect(a) < 0) goto fail;
             next_discover = 0;
         }
         int64_t now = clock_now_ms();
