@@ -2393,10 +2393,11 @@ static int visit_args(struct fold *f, int64_t now_ms, int plain, size_t *ngroups
     return 0;
 }
 
-/* The expiries of the batch: the keys that carry their own (realtime), and
+/* The expiries of the batch (groups of the script's ARGV, or, plain, PEXPIREAT
+ * commands of fold_block): the keys that carry their own (realtime), and
  * every aggregate key at its day + retention.aggregates (+ a day: a local
  * day ends up to 14 hours after the UTC one). */
-static int expire_args(struct fold *f, size_t *n)
+static int expire_args(struct fold *f, int plain, size_t *n)
 {
     *n = 0;
     for (size_t k = 0; k < f->nkeys; k++) {
@@ -2405,7 +2406,11 @@ static int expire_args(struct fold *f, size_t *n)
             if (day >= 0) f->kinfo[k].expire_at = (day + 2) * CLOCK_DAY_MS + f->aggregates_ms;
         }
         if (!f->kinfo[k].expire_at) continue;
-        if (arg_i(f, keys_at((uint32_t)k)) < 0 || arg_i(f, f->kinfo[k].expire_at) < 0) return -1;
+        if (plain ? cmd_begin(f, "PEXPIREAT") < 0 || arg_str(f, f->keys[k]) < 0
+                  : arg_i(f, keys_at((uint32_t)k)) < 0)
+            return -1;
+        if (arg_i(f, f->kinfo[k].expire_at) < 0) return -1;
+        if (plain) cmd_end(f);
         (*n)++;
     }
     return 0;
@@ -2435,7 +2440,8 @@ static size_t script_argv(struct fold *f, const char *verb, const char *script, 
     size_t nincr = 0, npf = 0, nsadd = 0, nvisit, nexpire;
     f->nmerges = 0;
     /* The sums, grouped by key (a counting sort over the key indexes). */
-    size_t *start = calloc(f->nkeys + 1, sizeof *start), *order = malloc((f->nsums + 1) * sizeof *order);
+    size_t nsumkeys = f->nkeys;     /* the sums' keys: dedupe_args may add more */
+    size_t *start = calloc(nsumkeys + 1, sizeof *start), *order = malloc((f->nsums + 1) * sizeof *order);
     if (!start || !order) {
         free(start);
         free(order);
@@ -2443,14 +2449,18 @@ static size_t script_argv(struct fold *f, const char *verb, const char *script, 
     }
     int rc = 0;
     size_t *groups[SUM_NKINDS] = {&nincr, &npf, &nsadd};
-    for (int kind = SUM_INCR; kind < SUM_NKINDS && rc == 0; kind++) {
-        memset(start, 0, (f->nkeys + 1) * sizeof *start);
+    /* Plain, the HyperLogLogs' members go last, as PFADDs after the script
+     * (below): their order and ends are kept till then. */
+    const int kinds[SUM_NKINDS] = {SUM_INCR, plain ? SUM_SADD : SUM_PF, plain ? SUM_PF : SUM_SADD};
+    for (int ki = 0; ki < SUM_NKINDS && rc == 0; ki++) {
+        int kind = kinds[ki];
+        memset(start, 0, (nsumkeys + 1) * sizeof *start);
         for (size_t i = 0; i < f->nsums; i++)
             if (f->sums[i].kind == kind && (kind != SUM_INCR || f->sums[i].delta)) start[f->sums[i].key + 1]++;
-        for (size_t k = 0; k < f->nkeys; k++) start[k + 1] += start[k];
+        for (size_t k = 0; k < nsumkeys; k++) start[k + 1] += start[k];
         for (size_t i = 0; i < f->nsums; i++)
             if (f->sums[i].kind == kind && (kind != SUM_INCR || f->sums[i].delta)) order[start[f->sums[i].key]++] = i;
-        for (size_t k = 0, at = 0; k < f->nkeys && rc == 0; k++) {
+        for (size_t k = 0, at = 0; k < nsumkeys && rc == 0; k++) {
             size_t end = start[k];          /* after the fill, start[k] is key k's end */
             if (end == at) continue;
             if (kind == SUM_PF && end - at >= HLL_MERGE_MIN) {
@@ -2460,6 +2470,10 @@ static size_t script_argv(struct fold *f, const char *verb, const char *script, 
                     at = end;
                     continue;
                 }
+            }
+            if (kind == SUM_PF && plain) {
+                at = end;
+                continue;
             }
             rc = arg_i(f, keys_at((uint32_t)k)) < 0 || arg_i(f, (long long)(end - at)) < 0 ? -1 : 0;
             (*groups[kind])++;
@@ -2471,32 +2485,50 @@ static size_t script_argv(struct fold *f, const char *verb, const char *script, 
             }
         }
     }
-    free(start);
-    free(order);
-    if (rc < 0) return 0;
-    for (size_t m = 0; m < f->nmerges; m++)
-        if (arg_i(f, keys_at(f->merges[m].key)) < 0 || arg_str(f, f->merges[m].hll) < 0) return 0;
-    size_t ndedupe;
-    nvisit = 0;
-    if ((!plain && visit_args(f, f->now, 0, &nvisit) < 0) || dedupe_args(f, f->now, &ndedupe) < 0 ||
-        expire_args(f, &nexpire) < 0)
-        return 0;
+    for (size_t m = 0; rc == 0 && m < f->nmerges; m++)
+        if (arg_i(f, keys_at(f->merges[m].key)) < 0 || arg_str(f, f->merges[m].hll) < 0) rc = -1;
+    size_t ndedupe = 0;
+    nvisit = nexpire = 0;
+    if (rc == 0 && ((!plain && visit_args(f, f->now, 0, &nvisit) < 0) || dedupe_args(f, f->now, &ndedupe) < 0 ||
+                    (!plain && expire_args(f, 0, &nexpire) < 0)))
+        rc = -1;
     nvisit += ndedupe;
     const size_t nums[NCOUNTS] = {nincr, npf, nsadd, f->nmerges, nvisit, nexpire};
-    for (int k = 0; k < NCOUNTS; k++) {
+    for (int k = 0; rc == 0 && k < NCOUNTS; k++) {
         char num[24];
         struct str s;
-        if (arena_put(f, num, (size_t)snprintf(num, sizeof num, "%zu", nums[k]), &s) < 0) return 0;
-        f->args[counts + (size_t)k] = s;
+        if (arena_put(f, num, (size_t)snprintf(num, sizeof num, "%zu", nums[k]), &s) < 0) rc = -1;
+        else f->args[counts + (size_t)k] = s;
     }
 
     char numkeys[24];
     struct str sn;
-    if (arena_put(f, numkeys, (size_t)snprintf(numkeys, sizeof numkeys, "%zu", f->nkeys), &sn) < 0)
-        return 0;
+    if (rc == 0 && arena_put(f, numkeys, (size_t)snprintf(numkeys, sizeof numkeys, "%zu", f->nkeys), &sn) < 0)
+        rc = -1;
     f->nscript = f->nargs;
+    /* Plain, after the script: the visit states, the HyperLogLogs' members
+     * (PFADD: adding one again changes nothing, so they may run whatever
+     * the script decided) and the expiries, after the writes they are for. */
     size_t ngroups;
-    if (plain && visit_args(f, f->now, 1, &ngroups) < 0) return 0;
+    if (rc == 0 && plain && visit_args(f, f->now, 1, &ngroups) < 0) rc = -1;
+    for (size_t k = 0, at = 0, m = 0; rc == 0 && plain && k < nsumkeys; k++) {
+        size_t end = start[k];
+        if (end == at) continue;
+        if (m < f->nmerges && f->merges[m].key == k) {
+            m++;
+            at = end;
+            continue;
+        }
+        if (cmd_begin(f, "PFADD") < 0 || arg_str(f, f->keys[k]) < 0) rc = -1;
+        for (; rc == 0 && at < end; at++) {
+            const struct sum *s = &f->sums[order[at]];
+            if (arg(f, AT(f, s->member), s->member.len) < 0) rc = -1;
+        }
+        if (rc == 0) cmd_end(f);
+    }
+    free(start);
+    free(order);
+    if (rc < 0 || (plain && expire_args(f, 1, &nexpire) < 0)) return 0;
     size_t n = 3 + f->nkeys + f->nargs + extra;
     if (grow(&f->argv, &f->capargv, n, sizeof *f->argv) < 0) return 0;
     size_t cap = f->capargv;

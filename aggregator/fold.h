@@ -6,9 +6,10 @@
  * touches (keys.h), the visits it starts or extends. What reaches Redis is the
  * sum: one counter delta per (key, member), one PFADD per HyperLogLog with all
  * its new members (or, where they are thousands, their registers as one
- * HyperLogLog to merge: hll.h), one HSET per day of visit state. Then fold.lua (fold_script)
- * applies that in one atomic step whose cost grows with the distinct keys and
- * members of the batch, not with its hits:
+ * HyperLogLog to merge: hll.h), one HSET per day of visit state. That is
+ * applied in one atomic step (fold_block: a check, then fold.lua --
+ * fold_script -- and plain commands in one MULTI/EXEC) whose cost grows with
+ * the distinct keys and members of the batch, not with its hits:
  *
  *   - it checks that the cursor is still where the batch began (no other
  *     aggregator, nor a replay of this one, counted the range meanwhile) and
@@ -16,16 +17,18 @@
  *     or a purge: the batch is then read again, without the deleted hits);
  *   - it checks that the withdrawn set (fs:{S}:withdrawn, erase.h) is the one
  *     the batch was counted against: its generation has not moved;
- *   - it adds the deltas, writes the visit states, moves the cursor to the
- *     batch's last id and trims the stream up to it (XTRIM MINID).
+ *   - it adds the deltas, writes the visit states and the HyperLogLogs'
+ *     members, moves the cursor to the batch's last id and trims the stream
+ *     up to it (XTRIM MINID).
  *
  * A hit of a withdrawn visitor is never counted: the fold drops it, and the
  * XTRIM deletes it with the rest of the range; one fs:audit record (action
  * "drop") says how many a batch dropped. That is what makes a withdrawal cost
  * O(1) in Redis whatever the backlog (erase.h).
  *
- * Counting, moving the cursor and deleting the raw entries are one script, so
- * after any crash either all of a batch happened or none of it. Several
+ * Counting, moving the cursor and deleting the raw entries are one
+ * transaction, so after any crash either all of a batch happened or none of
+ * it. Several
  * aggregators share the sites: each folds a site only while it holds the
  * site's lease (fs:{S}:lease, renewed between turns); the cursor check keeps a hit
  * counted once even when a lease is lost mid-batch.
@@ -40,9 +43,9 @@
  * the previous one to the duration.
  *
  * Use: fold_reset(), fold_add() for each entry of the range, then the
- * fold_reads() and their answers, then fold_compute() and fold_argv(), whose
- * command is sent. The entries' strings are not copied: what fold_add() was given
- * must live until fold_argv()'s command has been sent.
+ * fold_reads() and their answers, then fold_compute() and fold_block(), whose
+ * commands are sent. The entries' strings are not copied: what fold_add() was
+ * given must live until fold_block()'s commands have been sent.
  */
 #ifndef FAIRSTAT_FOLD_H
 #define FAIRSTAT_FOLD_H
@@ -305,7 +308,9 @@ int fold_compute(struct fold *f, int64_t now_ms);
 
 /* The EVALSHA of fold_script (by its sha) applying the batch, which began
  * after cursor expect ("" for none) and was read when the stream had added
- * entries in all and held length: laid out as above. *argv and *argvlen point
+ * entries in all and held length, the whole batch as the script's ARGV
+ * (laid out as above): the one-script form of fold_block(), which the
+ * aggregator sends; the unit tests count its arguments. *argv and *argvlen point
  * into f and live until the next call on f. 0, or -1 when out of memory. */
 int fold_argv(struct fold *f, const char *sha, const char *expect, long long added,
               long long length, const char ***argv, const size_t **argvlen, size_t *argc);
@@ -322,22 +327,26 @@ int fold_argv(struct fold *f, const char *sha, const char *expect, long long add
  *   FOLD_CMD_MULTI
  *   FOLD_CMD_SCRIPT  EVAL of fold_script (by its text: a script flushed
  *                    since would otherwise fail alone inside the
- *                    transaction), the visit states left out of its ARGV;
- *   then, per day of visit states the batch changed, HSET of the visitors'
- *   states and PEXPIREAT of the hash, as plain commands: Redis takes their
- *   arguments for a fraction of what the script's ARGV costs it;
+ *                    transaction), the visit states, the PFADDs and the
+ *                    expiries left out of its ARGV;
+ *   then, as plain commands (Redis takes their arguments for a fraction of
+ *   what the script's ARGV costs it): per day of visit states the batch
+ *   changed, HSET of the visitors' states and PEXPIREAT of the hash; per
+ *   HyperLogLog not merged, PFADD of its new members; the expiries
+ *   (PEXPIREAT), after the writes they are for;
  *   and EXEC, the block's last: the script's reply and the plain commands',
  *   or nil when a watched key moved after WATCH -- the check's refusal, or
  *   another client's write -- and nothing ran.
  *
  * The plain commands run only if the check passed and nothing touched the
- * cursor or the generation since; an erasure raises the generation, so a
- * visit state is never written back after it. The script checks again
- * inside EXEC; where only entries deleted between the check and EXEC by
- * something that does not raise the generation (an XDEL by hand) make it
- * refuse, the batch's visit states are written though its counts are not
- * (the pageviews stay exact; the visits of the visitors concerned may be
- * counted as continued). *ncmds = the block's commands, fold_block_cmd()
+ * cursor or the generation since; an erasure and a purge that deleted raw
+ * hits raise the generation, so a visit state is never written back after
+ * them. The script checks again inside EXEC; where only entries deleted
+ * between the check and EXEC by something that does not raise the
+ * generation (an XDEL by hand) make it refuse, the batch's visit states are
+ * written though its counts are not (the pageviews stay exact; the visits
+ * of the visitors concerned may be counted as continued; a PFADD again
+ * changes nothing). *ncmds = the block's commands, fold_block_cmd()
  * each; they point into f until the next call on f. 0, or -1 when out of
  * memory. */
 enum fold_cmd { FOLD_CMD_WATCH, FOLD_CMD_CHECK, FOLD_CMD_MULTI, FOLD_CMD_SCRIPT };

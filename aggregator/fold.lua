@@ -3,7 +3,10 @@
 -- fold.c has summed the batch: counter deltas per (key, member), new members
 -- per HyperLogLog, the visit states it changed (layout of KEYS and ARGV in
 -- fold.h; luagen prepends its constants to this file). This script applies
--- that, or nothing:
+-- that, or nothing. The aggregator sends it inside the MULTI/EXEC of
+-- fold_block (fold.h), after a check that runs these checks first, with the
+-- visit states, the PFADDs and the expiries left out of its arguments and
+-- sent as plain commands after it in the same transaction:
 --
 --   * the cursor must still be where the batch began: otherwise another
 --     aggregator (or this one, before a crash) counted the range already;
@@ -19,9 +22,9 @@
 --     withdrawn visitors with the rest, never counted, and an audit record
 --     says how many.
 --
--- Redis runs a script to its end before serving anyone else and logs its
--- effects as one block, so a batch is counted and its raw entries deleted
--- together, once. Its cost grows with the distinct keys and members of the
+-- Redis runs a transaction to its end before serving anyone else and logs
+-- its effects as one block, so a batch is counted and its raw entries
+-- deleted together, once. Its cost grows with the distinct keys and members of the
 -- batch, not with its hits.
 
 local stream, cursor = KEYS[FOLD_KEY_STREAM], KEYS[FOLD_KEY_CURSOR]

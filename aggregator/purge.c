@@ -80,13 +80,23 @@ static int count_older(struct agg *a, const char *stream, int64_t cutoff_ms, lon
     }
 }
 
-static int trim(struct agg *a, const char *stream, int64_t as_of_ms, long max_age_s, int dry,
-                long long *n)
+/* XTRIM MINID, and where gen is given (a site's raw hits) and entries
+ * went, the withdrawn generation raised in the same step: a fold whose
+ * batch is between its check and its EXEC (fold.h, fold_block) WATCHes it,
+ * so a purge landing there makes that EXEC run nothing. */
+static const char trim_script[] =
+    "local n = redis.call('XTRIM', KEYS[1], 'MINID', ARGV[1])\n"
+    "if n > 0 then redis.call('INCR', KEYS[2]) end\n"
+    "return n\n";
+
+static int trim(struct agg *a, const char *stream, const char *gen, int64_t as_of_ms, long max_age_s,
+                int dry, long long *n)
 {
     char minid[32];
     int64_t cutoff = purge_minid(as_of_ms, max_age_s, minid);
     if (dry) return count_older(a, stream, cutoff, n);
-    redisReply *r = agg_command(a, "XTRIM %s MINID %s", stream, minid);
+    redisReply *r = gen ? agg_command(a, "EVAL %s 2 %s %s %s", trim_script, stream, gen, minid)
+                        : agg_command(a, "XTRIM %s MINID %s", stream, minid);
     if (!r) return -1;
     if (r->type != REDIS_REPLY_INTEGER) return bad_reply(a, r, "XTRIM");
     *n = r->integer;
@@ -244,11 +254,11 @@ static int purge_site(struct agg *a, struct agg_site *s, int64_t as_of_ms, int d
     const struct cfg *cfg = a->cfg;
     char key[512], pattern[1100];
     memset(c, 0, sizeof *c);
-    if (trim(a, s->stream, as_of_ms, cfg->retention.raw_max_age_s, dry, &c->raw) < 0 ||
+    if (trim(a, s->stream, s->gen_key, as_of_ms, cfg->retention.raw_max_age_s, dry, &c->raw) < 0 ||
         purge_pending(a, s->stream, as_of_ms, cfg->retention.raw_max_age_s, dry, &c->pending) < 0)
         return -1;
     if (keys_consent(key, sizeof key, s->name) < 0 ||
-        trim(a, key, as_of_ms, cfg->retention.consent_receipts_s, dry, &c->receipts) < 0)
+        trim(a, key, NULL, as_of_ms, cfg->retention.consent_receipts_s, dry, &c->receipts) < 0)
         return -1;
     if (keys_aggregates_pattern(pattern, sizeof pattern, s->name) < 0) return 0;
     struct agg_sel sel = {s->name,

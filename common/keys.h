@@ -88,7 +88,8 @@ int keys_visits(char *buf, size_t len, const char *site, const char *yyyymmdd);
 /* fs:{S}:withdrawn: sorted set of withdrawn visitors (8 bytes, visitor.h),
  * score = when the entry may go (ms): the fold drops their hits uncounted */
 int keys_withdrawn(char *buf, size_t len, const char *site);
-/* fs:{S}:withdrawn:gen: counter raised by every withdrawal, so that a fold
+/* fs:{S}:withdrawn:gen: counter raised by every withdrawal (and by a purge
+ * that deleted raw hits: fold_block WATCHes it), so that a fold
  * knows in O(1) whether the set changed since it read it */
 int keys_withdrawn_gen(char *buf, size_t len, const char *site);
 /* fs:{S}:pfmerge: a HyperLogLog the fold's script sets, merges and deletes

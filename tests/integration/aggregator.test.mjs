@@ -13,6 +13,7 @@ import { startRedis, writeConfig, run, BIN, streamEntries } from '../lib/harness
 const AGG = process.env.FAIRSTAT_AGGREGATOR || BIN('fairstat-aggregator');
 const SITE = 'example.com';
 const HITS = `fs:{${SITE}}:hits`;
+const GEN = `fs:{${SITE}}:withdrawn:gen`;
 const LEASE = `fs:{${SITE}}:lease`;
 const MIN = 60 * 1000;
 
@@ -205,6 +206,7 @@ test('purge --dry-run changes nothing; purge two days ahead leaves no raw hit an
   assert.equal(await redis.client.cmd('DBSIZE'), before.size);
   assert.equal(await redis.client.cmd('XLEN', HITS), before.xlen);
   assert.equal(await redis.client.cmd('EXISTS', 'fs:audit'), 0);
+  assert.equal(await redis.client.cmd('GET', GEN), null);
 
   const real = await agg('purge', '--as-of', asOf);
   assert.equal(real.code, 0, real.stderr);
@@ -219,6 +221,11 @@ test('purge --dry-run changes nothing; purge two days ahead leaves no raw hit an
   assert.equal(audit[0].as_of, asOf.replace(/\.\d+Z$/, 'Z'));
   assert.equal(audit[0]['example.com.raw'], '50');
   assert.equal(audit[0]['example.com.pending'], '10');
+  // raw hits deleted: the withdrawn generation a fold's apply WATCHes moved
+  // (fold.h, fold_block); a purge that deletes none leaves it
+  assert.equal(await redis.client.cmd('GET', GEN), '1');
+  assert.equal((await agg('purge', '--as-of', asOf)).code, 0);
+  assert.equal(await redis.client.cmd('GET', GEN), '1');
 });
 
 test('forget erases the receipt\'s buffered hits, marks it withdrawn, audits counts only', async () => {

@@ -110,8 +110,12 @@ test('entries deleted while batches are pipelined: each refused batch\'s reads s
   assert.equal(r.code, 0, r.stderr);
   const again = (r.stderr.match(/reading again/g) || []).length;
   assert.ok(again > 3, `only ${again} batches refused`);
-  // a reply left unread after a refusal would be taken for the next command's
-  const trouble = r.stderr.split('\n').filter((l) => /\b(warn|error)\b/.test(l));
+  // a reply left unread after a refusal would be taken for the next command's.
+  // An XDEL that lands between a batch's check and its EXEC is the gap
+  // fold.h documents: the batch's visit states are written, its counts are
+  // not, and the aggregator says so -- that warning is expected here.
+  const gap = /entries deleted while a batch was applied; its visit states were written, its counts were not; reading again$/;
+  const trouble = r.stderr.split('\n').filter((l) => /\b(warn|error)\b/.test(l) && !gap.test(l));
   assert.deepEqual(trouble, []);
   assert.equal(await redis.client.cmd('XLEN', HITS), 0);
   assert.equal((await report()).totals.pageviews, N - deleted);
