@@ -90,7 +90,7 @@ done
 d=$(median < "$TMP/drain"); x=$(median < "$TMP/xadd"); c=$(sort -g "$TMP/rcpu" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 dm=$(sort -g "$TMP/drain" | awk '{a[NR]=$1} END {print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}')
 xm=$(sort -g "$TMP/xadd" | awk '{a[NR]=$1} END {print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}')
-echo "aggregator drain, $HITS hits x $ROUNDS rounds, batch $BATCH (folded + deleted, one Lua call per batch):"
+echo "aggregator drain, $HITS hits x $ROUNDS rounds, batch $BATCH (folded + deleted, one MULTI/EXEC per batch):"
 echo "  drain:                       $d hits/s"
 echo "  redis CPU per drained hit:   $c us"
 echo "  redis-benchmark -P 32 XADD:  $x /s (one 70-byte field, the shape of a packed hit)"
