@@ -17,9 +17,10 @@
  *     or a purge: the batch is then read again, without the deleted hits);
  *   - it checks that the withdrawn set (fs:{S}:withdrawn, erase.h) is the one
  *     the batch was counted against: its generation has not moved;
- *   - it adds the deltas, writes the visit states and the HyperLogLogs'
- *     members, moves the cursor to the batch's last id and trims the stream
- *     up to it (XTRIM MINID).
+ *   - it adds the deltas (fold.lua), writes the visit states and the
+ *     HyperLogLogs' members (plain commands after it in the transaction),
+ *     moves the cursor to the batch's last id and trims the stream up to it
+ *     (XTRIM MINID, fold.lua).
  *
  * A hit of a withdrawn visitor is never counted: the fold drops it, and the
  * XTRIM deletes it with the rest of the range; one fs:audit record (action
@@ -151,8 +152,8 @@ enum fold_status {
     X(FOLD_APPLIED) X(FOLD_MOVED) X(FOLD_DELETED) X(FOLD_WITHDRAWN)
 #define FOLD_LUA_STRINGS(X)
 
-/* fold.lua, with the constants above prepended; SCRIPT LOAD it and call it
- * by its SHA1. */
+/* fold.lua, with the constants above prepended; sent by its text inside
+ * fold_block()'s transaction (or by its SHA1, fold_argv()). */
 extern const char fold_script[];
 
 /* ------------------------------------------------------------------------ */
@@ -276,7 +277,7 @@ void fold_forget(struct fold *f);
 /* Reads sent before the previous batch is applied (run.c pipelines them:
  * Redis answers the next batch's reads while the aggregator counts, then
  * applies the previous batch while the aggregator counts the next).
- * fold_keep_visits(), after fold_argv(), keeps the visit states the batch
+ * fold_keep_visits(), after fold_block(), keeps the visit states the batch
  * writes; with fold_overlay(f, 1), the following fold_read_answer()s take a
  * kept state over what Redis answered. Only visit states are laid over:
  * fold_reads_after_apply() (after fold_reads()) says 1 when the batch also
@@ -295,7 +296,7 @@ int fold_keep_visits(struct fold *f);
  * a batch reads none of those days. *used counts the states every fold
  * sharing it holds; a day that would take it past limit is read per batch.
  * Off (limit 0) until set. fold_keep_visits() must follow every batch's
- * fold_argv(), and fold_forget() every batch not applied. */
+ * fold_block(), and fold_forget() every batch not applied. */
 void fold_set_visit_cache(struct fold *f, size_t *used, size_t limit);
 void fold_overlay(struct fold *f, int on);
 int fold_reads_after_apply(const struct fold *f);
@@ -344,9 +345,12 @@ int fold_argv(struct fold *f, const char *sha, const char *expect, long long add
  * them. The script checks again inside EXEC; where only entries deleted
  * between the check and EXEC by something that does not raise the
  * generation (an XDEL by hand) make it refuse, the batch's visit states are
- * written though its counts are not (the pageviews stay exact; the visits
- * of the visitors concerned may be counted as continued; a PFADD again
- * changes nothing). *ncmds = the block's commands, fold_block_cmd()
+ * written though its counts are not: read again, those visitors' hits
+ * extend the states written ahead instead of starting visits, so what is
+ * counted per visit (visits, bounces, entry and exit pages, the visit's
+ * source, UTM, place and device, duration) misses those visits, while
+ * pageviews, page counts, events and the HyperLogLogs stay exact (a PFADD
+ * again changes nothing). *ncmds = the block's commands, fold_block_cmd()
  * each; they point into f until the next call on f. 0, or -1 when out of
  * memory. */
 enum fold_cmd { FOLD_CMD_WATCH, FOLD_CMD_CHECK, FOLD_CMD_MULTI, FOLD_CMD_SCRIPT };

@@ -17,7 +17,8 @@
 --   * no visitor may have been withdrawn since the batch was counted (the
 --     withdrawn set's generation): fold.c dropped the hits of the visitors
 --     withdrawn when it read, and must drop a newly withdrawn one's too;
---   * then it adds, writes the visit states, moves the cursor to the
+--   * then it adds (and, called as one script, fold_argv, writes the visit
+--     states, the PFADDs and the expiries), moves the cursor to the
 --     batch's last id and trims the stream up to it -- the dropped hits of
 --     withdrawn visitors with the rest, never counted, and an audit record
 --     says how many.

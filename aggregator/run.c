@@ -346,6 +346,7 @@ static long long status_of(const redisReply *r)
 static int applied(struct agg *a, struct agg_site *s, const struct batch_done *d)
 {
     long long checked = -1, status = -1;
+    int aborted = 0;        /* EXEC ran nothing though the check had passed */
     for (size_t i = 0; i < d->ncmds; i++) {
         redisReply *r = agg_get_reply(a);
         if (!r) return -1;
@@ -356,7 +357,8 @@ static int applied(struct agg *a, struct agg_site *s, const struct batch_done *d
         } else if (r->type == REDIS_REPLY_NIL) {
             /* EXEC ran nothing: the check refused, or a watched key moved
              * since (another aggregator's cursor, a withdrawal). */
-            status = checked == FOLD_APPLIED ? FOLD_MOVED : checked;
+            aborted = checked == FOLD_APPLIED;
+            status = aborted ? FOLD_MOVED : checked;
         } else if (r->type == REDIS_REPLY_ARRAY && r->elements == d->ncmds - FOLD_CMD_SCRIPT - 1) {
             for (size_t k = 0; k < r->elements; k++)
                 if (r->element[k]->type == REDIS_REPLY_ERROR) {
@@ -384,9 +386,16 @@ static int applied(struct agg *a, struct agg_site *s, const struct batch_done *d
         log_debug("%s: applied %zu entries up to %s", s->name, d->entries, s->cursor);
         rc = 1;
     } else if (status == FOLD_MOVED) {
-        /* Another aggregator counted the range: start from its cursor. */
+        /* Another aggregator counted the range: start from its cursor. Or,
+         * where EXEC ran nothing after the check passed, the cursor or the
+         * withdrawn generation was written meanwhile (another aggregator,
+         * an erasure, a purge): which one is not told, so read it again. */
         s->cursor_known = 0;
-        log_info("%s: cursor moved by another aggregator; reading again", s->name);
+        if (aborted)
+            log_info("%s: cursor or withdrawn generation written while a batch was applied; reading again",
+                     s->name);
+        else
+            log_info("%s: cursor moved by another aggregator; reading again", s->name);
     } else if (status == FOLD_DELETED || status == FOLD_WITHDRAWN) {
         log_debug("%s: entries deleted or a visitor withdrawn while folding; reading again", s->name);
     } else {

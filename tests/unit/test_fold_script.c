@@ -484,8 +484,9 @@ static void a_withdrawn_visitors_hits_are_dropped_uncounted_and_trimmed(void **s
 
 /* The one gap fold.h owns up to: an entry deleted, by something that does not
  * raise the withdrawn generation, after the block's check passed and before
- * its EXEC. The script refuses inside EXEC; the counts stay exact (the visit
- * states were written ahead). Driven by hand: the block up to EXEC, then an
+ * its EXEC. The script refuses inside EXEC; pageviews and page counts stay
+ * exact, the visit states were written ahead (so the visits they begin are
+ * lost when the batch is read again: fold.h). Driven by hand: the block up to EXEC, then an
  * XDEL from another connection, then EXEC. */
 /* Two pageviews read as one batch whose block is sent up to its EXEC; then
  * a second connection deletes an entry before EXEC goes -- the second by
