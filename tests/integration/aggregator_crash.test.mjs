@@ -90,7 +90,8 @@ test('Redis killed and restarted from AOF (everysec) between batches: exact', as
   const redis = await startRedis(['--appendonly', 'yes', '--appendfsync', 'everysec']);
   const dir = mkdtempSync(path.join(tmpdir(), 'fs-aof-'));
   const args = ['--port', String(redis.port), '--bind', '127.0.0.1', '--dir', redis.dir, '--save', '',
-    '--appendonly', 'yes', '--appendfsync', 'everysec', '--logfile', path.join(redis.dir, 'redis.log')];
+    '--appendonly', 'yes', '--appendfsync', 'everysec', '--aof-load-truncated', 'no',
+    '--logfile', path.join(redis.dir, 'redis.log')];
   let server = redis.proc, client = redis.client, agg;
   try {
     const conf = writeConfig(dir, { port: 1, redisUrl: redis.url, sections: { aggregator: { batch: 20, block_ms: 50 } } });
@@ -101,6 +102,13 @@ test('Redis killed and restarted from AOF (everysec) between batches: exact', as
       else server.kill('SIGKILL');
       await new Promise((r) => (server.exitCode !== null || server.signalCode ? r() : server.once('exit', r)));
       client.close();
+      // As docs/operations.md says to run Redis: a cut AOF is repaired by
+      // redis-check-aof --fix (to before an open MULTI), not by Redis 7.0's
+      // aof-load-truncated, which leaves the MULTI open (a batch then counted
+      // twice after the next restart).
+      const { execFileSync } = await import('node:child_process');
+      execFileSync('sh', ['-c', 'echo y | redis-check-aof --fix "$1" >/dev/null 2>&1 || true', 'fix',
+        path.join(redis.dir, 'appendonlydir', 'appendonly.aof.manifest')]);
       server = spawn('redis-server', args, { stdio: 'ignore' });
       await waitFor('redis restart', async () => {
         client = await new Redis(redis.port).connect();
