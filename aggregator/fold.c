@@ -2556,11 +2556,33 @@ int fold_argv(struct fold *f, const char *sha, const char *expect, long long add
     return k ? 0 : -1;
 }
 
+/* fold_block's check: fold.lua's three, before MULTI. KEYS: the stream, the
+ * cursor, the withdrawn generation; ARGV: the cursor expected, the stream's
+ * entries-added and length when read, the generation. A refusal writes the
+ * cursor (its own value: "" where there was none, which reads as none), so
+ * that the block's EXEC, which WATCHes it, runs nothing. */
+static const char check_script[] =
+    "local cur = redis.call('GET', KEYS[2]) or ''\n"
+    "local status = 0\n"
+    "if cur ~= ARGV[1] then\n"
+    "  status = 1\n"
+    "else\n"
+    "  local info, length, added = redis.call('XINFO', 'STREAM', KEYS[1])\n"
+    "  for i = 1, #info, 2 do\n"
+    "    if info[i] == 'length' then length = info[i + 1]\n"
+    "    elseif info[i] == 'entries-added' then added = info[i + 1] end\n"
+    "  end\n"
+    "  if added - tonumber(ARGV[2]) ~= length - tonumber(ARGV[3]) then status = 2\n"
+    "  elseif (redis.call('GET', KEYS[3]) or '') ~= ARGV[4] then status = 3 end\n"
+    "end\n"
+    "if status ~= 0 then redis.call('SET', KEYS[2], cur) end\n"
+    "return {status}\n";
+_Static_assert(FOLD_APPLIED == 0 && FOLD_MOVED == 1 && FOLD_DELETED == 2 && FOLD_WITHDRAWN == 3,
+               "check_script's statuses");
+
 int fold_block(struct fold *f, const char *expect, long long added, long long length, size_t *ncmds)
 {
-    /* The check: fold_script given the keys and arguments of its checks
-     * alone (fold.lua, check_only). */
-    enum { WATCH = 3, CHECK = 3 + FOLD_KEY_GEN + FOLD_ARGV_GEN };
+    enum { WATCH = 3, CHECK = 10 };
     size_t k = script_argv(f, "EVAL", fold_script, expect, added, length, 1, WATCH + CHECK + 2);
     if (!k) return -1;
     /* The script's command is laid out first, and the plain commands' spans
@@ -2576,12 +2598,15 @@ int fold_block(struct fold *f, const char *expect, long long added, long long le
     PUT_STR(f->keys[FOLD_KEY_GEN - 1]);
     c[FOLD_CMD_CHECK] = (struct span){k, CHECK};
     PUT("EVAL", 4);
-    PUT(fold_script, strlen(fold_script));
-    static const char numkeys[] = {'0' + FOLD_KEY_GEN, '\0'};
-    _Static_assert(FOLD_KEY_GEN < 10, "the check's numkeys, one digit");
-    PUT(numkeys, 1);
-    for (size_t i = 0; i < FOLD_KEY_GEN; i++) PUT_STR(f->keys[i]);
-    for (size_t i = 0; i < FOLD_ARGV_GEN; i++) PUT_STR(f->args[i]);
+    PUT(check_script, sizeof check_script - 1);
+    PUT("3", 1);
+    PUT_STR(f->keys[FOLD_KEY_STREAM - 1]);
+    PUT_STR(f->keys[FOLD_KEY_CURSOR - 1]);
+    PUT_STR(f->keys[FOLD_KEY_GEN - 1]);
+    PUT_STR(f->args[FOLD_ARGV_EXPECT - 1]);
+    PUT_STR(f->args[FOLD_ARGV_ADDED - 1]);
+    PUT_STR(f->args[FOLD_ARGV_LENGTH - 1]);
+    PUT_STR(f->args[FOLD_ARGV_GEN - 1]);
     c[FOLD_CMD_MULTI] = (struct span){k, 1};
     PUT("MULTI", 5);
     for (size_t i = FOLD_CMD_SCRIPT + 1; i < f->ncmds; i++) {

@@ -321,11 +321,10 @@ int fold_argv(struct fold *f, const char *sha, const char *expect, long long add
  * stream had added entries in all and held length):
  *
  *   FOLD_CMD_WATCH   WATCH of the cursor and the withdrawn generation;
- *   FOLD_CMD_CHECK   EVAL of fold_script given only its checks' KEYS and
- *                    ARGV (up to FOLD_ARGV_GEN), which makes it check and
- *                    stop: {FOLD_APPLIED} (passed) or the refusal's status,
- *                    after writing the cursor (its own value) so that EXEC
- *                    runs nothing;
+ *   FOLD_CMD_CHECK   EVAL of a small script: fold.lua's checks, answering
+ *                    {FOLD_APPLIED} (passed) or the refusal's status, after
+ *                    writing the cursor (its own value) so that EXEC runs
+ *                    nothing;
  *   FOLD_CMD_MULTI
  *   FOLD_CMD_SCRIPT  EVAL of fold_script (by its text: a script flushed
  *                    since would otherwise fail alone inside the

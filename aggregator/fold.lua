@@ -29,20 +29,8 @@
 -- batch, not with its hits.
 
 local stream, cursor = KEYS[FOLD_KEY_STREAM], KEYS[FOLD_KEY_CURSOR]
-
--- Given the checks' arguments alone (ARGV up to FOLD_ARGV_GEN), it only
--- checks: fold_block's check before MULTI. Its refusal then writes the
--- cursor (its own value; "" where there was none, which reads as none), so
--- that the transaction, which WATCHes the cursor, runs nothing.
-local check_only = #ARGV == FOLD_ARGV_GEN
-local cur = redis.call('GET', cursor) or ''
-local function refuse(status)
-  if check_only then redis.call('SET', cursor, cur) end
-  return {status}
-end
-
-if cur ~= ARGV[FOLD_ARGV_EXPECT] then
-  return refuse(FOLD_MOVED)
+if (redis.call('GET', cursor) or '') ~= ARGV[FOLD_ARGV_EXPECT] then
+  return {FOLD_MOVED}
 end
 
 local info = redis.call('XINFO', 'STREAM', stream)
@@ -52,13 +40,10 @@ for i = 1, #info, 2 do
   elseif info[i] == 'entries-added' then added = info[i + 1] end
 end
 if added - tonumber(ARGV[FOLD_ARGV_ADDED]) ~= length - tonumber(ARGV[FOLD_ARGV_LENGTH]) then
-  return refuse(FOLD_DELETED)
+  return {FOLD_DELETED}
 end
 if (redis.call('GET', KEYS[FOLD_KEY_GEN]) or '') ~= ARGV[FOLD_ARGV_GEN] then
-  return refuse(FOLD_WITHDRAWN)
-end
-if check_only then
-  return {FOLD_APPLIED}
+  return {FOLD_WITHDRAWN}
 end
 
 -- Long argument lists go in slices: Lua's unpack has a stack limit.
