@@ -36,7 +36,12 @@ struct fhit {
     uint8_t twin;               /* its id is in the site's record of replayed ids */
 };
 
-enum { TWINS_UNKNOWN, TWINS_EMPTY, TWINS_SOME };  /* what is known of fs:{S}:twins */
+enum { TWINS_UNKNOWN, TWINS_EMPTY, TWINS_SOME };
+
+/* The members every hit counts, their hashes made once (f->fixed_h). */
+enum { FM_PAGEVIEWS, FM_VISITS, FM_BOUNCES, FM_DURATION, FM_EVENTS, FM_OTHER, FM_N };
+static const char *const fixed_members[FM_N] = {"pageviews", "visits", "bounces", "duration_ms", "events",
+                                                FOLD_OTHER};  /* what is known of fs:{S}:twins */
 
 /* uint64 -> uint64, open addressing, key + 1 stored (0 = empty): the ids
  * and epochs of a batch for the dedupe. */
@@ -45,7 +50,8 @@ struct idmap {
     size_t cap, n;
 };
 
-/* A (key, member) sum: a counter delta, a HyperLogLog member, a set member. */
+/* A (key, member) sum: a counter delta, a HyperLogLog member (f->pfs, not
+ * a sum of the table), a set member. */
 enum { SUM_INCR, SUM_PF, SUM_SADD, SUM_NKINDS };
 struct sum {
     uint32_t key;               /* key index */
@@ -132,6 +138,7 @@ struct keyinfo {
 struct member {
     char *s;
     size_t len;
+    uint64_t h;                 /* member_hash */
     uint32_t aux;               /* page set: the page's uv key index + 1 ... */
     unsigned long aux_batch;    /* ... in this batch */
 };
@@ -153,6 +160,7 @@ struct fold {
     char *site;
     struct clock_zone *zone;
     uint64_t seed;
+    uint64_t fixed_h[FM_N];     /* member_hash of fixed_members */
     int max_members, max_page_visitors;
 
     char *arena;
@@ -172,6 +180,15 @@ struct fold {
     struct sum *sums;
     size_t nsums, capsums;
     struct table sumt;
+    /* The HyperLogLog members: a visitor (hit index) added to a key, as
+     * often as the hits say; grouped and made unique per key when the
+     * command is laid out (pf_order), not looked up per hit. */
+    struct pf {
+        uint32_t key, hit;
+    } *pfs;
+    size_t npfs, cappfs;
+    uint32_t *pfset;            /* pf_order's scratch set: order index + 1 */
+    size_t cappfset;
     /* A HyperLogLog's registers, and the merges of the batch (hll.h): the
      * key index and its dense string in the arena. */
     uint8_t *hllreg;
@@ -387,17 +404,19 @@ static uint64_t member_hash(const struct fold *f, const char *m, size_t len)
     return hash_fnv1a(f->seed, m, len);
 }
 
-static struct member *set_slot(const struct fold *f, struct capset *cs, const char *m, size_t len)
+/* The slot of m (member hash mh) in cs, or the empty slot where it goes. */
+static struct member *set_slot(struct capset *cs, const char *m, size_t len, uint64_t mh)
 {
-    size_t j = member_hash(f, m, len) & (cs->cap - 1);
-    while (cs->slot[j].s && !(cs->slot[j].len == len && memcmp(cs->slot[j].s, m, len) == 0))
+    size_t j = mh & (cs->cap - 1);
+    while (cs->slot[j].s &&
+           !(cs->slot[j].h == mh && cs->slot[j].len == len && memcmp(cs->slot[j].s, m, len) == 0))
         j = (j + 1) & (cs->cap - 1);
     return &cs->slot[j];
 }
 
-static int set_has(const struct fold *f, struct capset *cs, const char *m, size_t len)
+static int set_has(struct capset *cs, const char *m, size_t len, uint64_t mh)
 {
-    return cs->cap && set_slot(f, cs, m, len)->s != NULL;
+    return cs->cap && set_slot(cs, m, len, mh)->s != NULL;
 }
 
 static void set_clear(struct capset *cs)
@@ -411,7 +430,7 @@ static void set_clear(struct capset *cs)
 }
 
 /* Adds m (copied) to the known members; 0, or -1 when out of memory. */
-static int set_add(const struct fold *f, struct capset *cs, const char *m, size_t len)
+static int set_add(struct capset *cs, const char *m, size_t len, uint64_t mh)
 {
     if ((cs->n + 1) * 2 > cs->cap) {
         size_t cap = cs->cap ? cs->cap * 2 : 64;
@@ -421,14 +440,15 @@ static int set_add(const struct fold *f, struct capset *cs, const char *m, size_
         cs->slot = slot;
         cs->cap = cap;
         for (size_t i = 0; i < oldcap; i++)
-            if (old[i].s) *set_slot(f, cs, old[i].s, old[i].len) = old[i];
+            if (old[i].s) *set_slot(cs, old[i].s, old[i].len, old[i].h) = old[i];
         free(old);
     }
-    struct member *e = set_slot(f, cs, m, len);
+    struct member *e = set_slot(cs, m, len, mh);
     if (e->s) return 0;
     if (!(e->s = malloc(len ? len : 1))) return -1;
     memcpy(e->s, m, len);
     e->len = len;
+    e->h = mh;
     e->aux = 0;
     e->aux_batch = 0;
     cs->n++;
@@ -486,23 +506,25 @@ void fold_forget(struct fold *f)
 /* The member a count of m goes to in a capped hash: m itself when known or
  * while there is room, else FOLD_OTHER. A negative count (an exit page moved
  * away) of a member that is not known was counted in FOLD_OTHER. */
-static int capped_member(struct fold *f, uint32_t key, const char **m, size_t *len, int64_t d)
+static int capped_member(struct fold *f, uint32_t key, const char **m, size_t *len, uint64_t *mh,
+                         int64_t d)
 {
     struct capset *cs = &f->caps[f->kinfo[key].capset - 1];
     if (!cs->loaded) {
         cs->blind = f->batches;
         return 0;
     }
-    if (set_has(f, cs, *m, *len)) return 0;
+    if (set_has(cs, *m, *len, *mh)) return 0;
     if (d > 0 && cs->size < cs->limit) {
         cs->size++;
-        return set_add(f, cs, *m, *len);
+        return set_add(cs, *m, *len, *mh);
     }
-    *m = FOLD_OTHER;
-    *len = sizeof FOLD_OTHER - 1;
-    if (d > 0 && !set_has(f, cs, *m, *len)) {
+    *m = fixed_members[FM_OTHER];
+    *len = strlen(*m);
+    *mh = f->fixed_h[FM_OTHER];
+    if (d > 0 && !set_has(cs, *m, *len, *mh)) {
         cs->size++;
-        return set_add(f, cs, *m, *len);
+        return set_add(cs, *m, *len, *mh);
     }
     return 0;
 }
@@ -601,13 +623,19 @@ struct sumarg {
     uint64_t hash;
 };
 
-/* Byte at a time and seeded: members come from visitors' input, and
- * hash_words has collisions that no seed moves. */
-static uint64_t sum_hash(struct fold *f, uint32_t key, uint8_t kind, const char *m, size_t len)
+/* A sum's hash, from its member's (member_hash: seeded, byte at a time,
+ * since members come from visitors' input, and hash_words has collisions
+ * that no seed moves) and its key and kind, mixed (MurmurHash3's finalizer,
+ * a bijection). A hit's path and visitor are hashed once, not once per sum
+ * they go to: the byte loop was a seventh of the fold's time. */
+static uint64_t sum_hash(uint64_t mh, uint32_t key, uint8_t kind)
 {
-    uint64_t h = hash_fnv1a(f->seed, &key, sizeof key);
-    h = hash_fnv1a(h, &kind, 1);
-    return hash_fnv1a(h, m, len);
+    uint64_t h = mh ^ (((uint64_t)key << 8 | kind) * 0x9e3779b97f4a7c15ull);
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 33);
 }
 
 static uint64_t sum_rehash(struct fold *f, uint32_t i)
@@ -623,12 +651,12 @@ static int sum_eq(struct fold *f, uint32_t i, const void *arg)
            memcmp(AT(f, s->member), a->m, a->len) == 0;
 }
 
-/* The sum (key, kind, m): its slot in f->sumt, found or where it goes, and
- * its *hash. */
+/* The sum (key, kind, m), m's member hash mh: its slot in f->sumt, found
+ * or where it goes, and its *hash. */
 static uint32_t *sum_slot(struct fold *f, uint8_t kind, uint32_t key, const char *m, size_t len,
-                          uint64_t *hash)
+                          uint64_t mh, uint64_t *hash)
 {
-    struct sumarg a = {key, kind, m, len, *hash = sum_hash(f, key, kind, m, len)};
+    struct sumarg a = {key, kind, m, len, *hash = sum_hash(mh, key, kind)};
     return table_find(f, &f->sumt, f->nsums, a.hash, sum_eq, &a, sum_rehash);
 }
 
@@ -653,50 +681,62 @@ static int sum_put(struct fold *f, uint32_t *slot, uint64_t hash, uint8_t kind, 
     return 0;
 }
 
-static int add_sum(struct fold *f, uint8_t kind, uint32_t key, const char *m, size_t len, int64_t d)
+static int add_sum_h(struct fold *f, uint8_t kind, uint32_t key, const char *m, size_t len,
+                     uint64_t mh, int64_t d)
 {
     uint64_t h;
-    uint32_t *slot = sum_slot(f, kind, key, m, len, &h);
+    uint32_t *slot = sum_slot(f, kind, key, m, len, mh, &h);
     return sum_put(f, slot, h, kind, key, m, len, d);
 }
 
-/* incr(), saying whether m kept its own member (not FOLD_OTHER). A member
- * of a capped key that kept its own count earlier in the batch keeps it
- * (capped_member would say so again): its sum answers without the cap's
- * lookup, which was a tenth of the fold's time. */
-static int incr_kept(struct fold *f, uint32_t key, const char *m, size_t len, int64_t d, int *kept)
+/* incr() of m, its member hash mh, saying whether m kept its own member
+ * (not FOLD_OTHER). A member of a capped key that kept its own count
+ * earlier in the batch keeps it (capped_member would say so again): its sum
+ * answers without the cap's lookup, which was a tenth of the fold's time. */
+static int incr_kept(struct fold *f, uint32_t key, const char *m, size_t len, uint64_t mh, int64_t d,
+                     int *kept)
 {
     *kept = 1;
     uint64_t h;
-    uint32_t *slot = sum_slot(f, SUM_INCR, key, m, len, &h);
+    uint32_t *slot = sum_slot(f, SUM_INCR, key, m, len, mh, &h);
     if (!slot) return -1;
     if (f->kinfo[key].cap != CAP_MEMBERS || (*slot && f->sums[*slot - 1].own))
         return sum_put(f, slot, h, SUM_INCR, key, m, len, d);
     const char *own = m;
-    if (capped_member(f, key, &m, &len, d) < 0) return -1;
+    if (capped_member(f, key, &m, &len, &mh, d) < 0) return -1;
     if (m != own) {
         *kept = 0;
-        return add_sum(f, SUM_INCR, key, m, len, d);
+        return add_sum_h(f, SUM_INCR, key, m, len, mh, d);
     }
     if (sum_put(f, slot, h, SUM_INCR, key, m, len, d) < 0) return -1;
     f->sums[*slot - 1].own = 1;
     return 0;
 }
 
-static int incr(struct fold *f, uint32_t key, const char *m, size_t len, int64_t d)
+/* Adds d to member m (its member hash mh) of the counter hash key. */
+static int incr_h(struct fold *f, uint32_t key, const char *m, size_t len, uint64_t mh, int64_t d)
 {
     int kept;
-    return incr_kept(f, key, m, len, d, &kept);
+    return incr_kept(f, key, m, len, mh, d, &kept);
 }
 
-static int incr_s(struct fold *f, uint32_t key, const char *m, int64_t d)
+static int incr(struct fold *f, uint32_t key, const char *m, size_t len, int64_t d)
 {
-    return incr(f, key, m, strlen(m), d);
+    return incr_h(f, key, m, len, member_hash(f, m, len), d);
+}
+
+/* incr() of one of the fixed members (FM_*). */
+static int incr_fixed(struct fold *f, uint32_t key, int fm, int64_t d)
+{
+    const char *m = fixed_members[fm];
+    return incr_h(f, key, m, strlen(m), f->fixed_h[fm], d);
 }
 
 static int pfadd(struct fold *f, uint32_t key, const struct fhit *x)
 {
-    return add_sum(f, SUM_PF, key, x->vhex, 2 * RAWHIT_VISITOR_LEN, 1);
+    if (grow(&f->pfs, &f->cappfs, f->npfs + 1, sizeof *f->pfs) < 0) return -1;
+    f->pfs[f->npfs++] = (struct pf){key, (uint32_t)(x - f->hits)};
+    return 0;
 }
 
 
@@ -716,6 +756,7 @@ struct fold *fold_new(const char *site, struct clock_zone *zone, int max_members
     f->zone = zone;
     if (getrandom(&f->seed, sizeof f->seed, 0) != sizeof f->seed) f->seed = (uint64_t)(uintptr_t)f;
     f->seed ^= HASH_FNV_OFFSET;
+    for (int i = 0; i < FM_N; i++) f->fixed_h[i] = member_hash(f, fixed_members[i], strlen(fixed_members[i]));
     f->window_ms = FOLD_DEDUPE_WINDOW_MS;
     fold_reset(f);
     if (f->nkeys != FOLD_KEY_FIRST_OTHER - 1) goto error;
@@ -741,6 +782,8 @@ void fold_free(struct fold *f)
     free(f->keyt.slot);
     free(f->hits);
     free(f->sums);
+    free(f->pfs);
+    free(f->pfset);
     free(f->sumt.slot);
     free(f->hllreg);
     free(f->merges);
@@ -788,6 +831,7 @@ void fold_reset(struct fold *f)
     f->wseen[0] = '\0';
     f->wread = 0;
     f->nsums = 0;
+    f->npfs = 0;
     f->nvisits = 0;
     f->collected = 0;
     for (size_t i = 0; i < f->ngroups; i++) f->groups[i].n = 0;
@@ -1918,7 +1962,7 @@ int fold_read_answer(struct fold *f, size_t i, size_t n, const char *const *vals
     struct capset *cs = &f->caps[f->capq[i - f->nvr]];
     set_clear(cs);
     for (size_t j = 0; j < n; j++)
-        if (vals[j] && set_add(f, cs, vals[j], lens[j]) < 0) return -1;
+        if (vals[j] && set_add(cs, vals[j], lens[j], member_hash(f, vals[j], lens[j])) < 0) return -1;
     cs->size = n;
     cs->loaded = 1;
     return 0;
@@ -1952,16 +1996,15 @@ static int visit_dim(struct fold *f, enum fold_dim d, const struct rawhit *h, en
     return fallback ? visit_value(f, d, path, pl, fallback, strlen(fallback)) : 0;
 }
 
-static int start_visit(struct fold *f, const struct fhit *x, const char *path, size_t pl)
+static int start_visit(struct fold *f, const struct fhit *x, const char *path, size_t pl, uint64_t ph)
 {
     const struct rawhit *h = &x->h;
     const char *device = rawhit_device_name(h->device);
     if (!device[0]) device = FOLD_UNKNOWN;
-    if (incr_s(f, f->daykey[FOLD_TOTALS], "visits", 1) < 0 ||
-        incr_s(f, f->daykey[FOLD_TOTALS], "bounces", 1) < 0 ||
-        incr_s(f, f->hourkey, "visits", 1) < 0 ||
-        incr(f, f->daykey[FOLD_ENTRY], path, pl, 1) < 0 ||
-        incr(f, f->daykey[FOLD_EXIT], path, pl, 1) < 0 ||
+    if (incr_fixed(f, f->daykey[FOLD_TOTALS], FM_VISITS, 1) < 0 ||
+        incr_fixed(f, f->daykey[FOLD_TOTALS], FM_BOUNCES, 1) < 0 ||
+        incr_fixed(f, f->hourkey, FM_VISITS, 1) < 0 || incr_h(f, f->daykey[FOLD_ENTRY], path, pl, ph, 1) < 0 ||
+        incr_h(f, f->daykey[FOLD_EXIT], path, pl, ph, 1) < 0 ||
         visit_dim(f, FOLD_SOURCE, h, RAWHIT_REFERRER, FOLD_DIRECT, path, pl) < 0 ||
         visit_dim(f, FOLD_UTM_SOURCE, h, RAWHIT_UTM_SOURCE, NULL, path, pl) < 0 ||
         visit_dim(f, FOLD_UTM_MEDIUM, h, RAWHIT_UTM_MEDIUM, NULL, path, pl) < 0 ||
@@ -1979,19 +2022,20 @@ static int start_visit(struct fold *f, const struct fhit *x, const char *path, s
 
 /* A pageview of a visit already under way: the bounce taken back, the
  * duration and the exit page moved, on the day the visit began. */
-static int extend_visit(struct fold *f, struct visit *v, int64_t t, const char *path, size_t pl)
+static int extend_visit(struct fold *f, struct visit *v, int64_t t, const char *path, size_t pl,
+                        uint64_t ph)
 {
     uint32_t totals = f->daykey[FOLD_TOTALS], exit = f->daykey[FOLD_EXIT];
     /* Mostly the day of the hit; otherwise the keys are named again. */
     if (strcmp(v->day, f->day) != 0 &&
         (day_key(f, v->day, FOLD_TOTALS, &totals) < 0 || day_key(f, v->day, FOLD_EXIT, &exit) < 0))
         return -1;
-    if (++v->views == 2 && incr_s(f, totals, "bounces", -1) < 0) return -1;
+    if (++v->views == 2 && incr_fixed(f, totals, FM_BOUNCES, -1) < 0) return -1;
     int64_t nf = t < v->first ? t : v->first, nl = t > v->last ? t : v->last;
     int64_t more = (nl - nf) - (v->last - v->first);
-    if (more > 0 && incr_s(f, totals, "duration_ms", more) < 0) return -1;
+    if (more > 0 && incr_fixed(f, totals, FM_DURATION, more) < 0) return -1;
     if (t >= v->last && (v->exit.len != pl || memcmp(AT(f, v->exit), path, pl) != 0)) {
-        if (incr(f, exit, AT(f, v->exit), v->exit.len, -1) < 0 || incr(f, exit, path, pl, 1) < 0 ||
+        if (incr(f, exit, AT(f, v->exit), v->exit.len, -1) < 0 || incr_h(f, exit, path, pl, ph, 1) < 0 ||
             arena_put(f, path, pl, &v->exit) < 0)
             return -1;
     }
@@ -2004,17 +2048,17 @@ static int extend_visit(struct fold *f, struct visit *v, int64_t t, const char *
 /* Adds the visitor to the page's HyperLogLog when the page is one of the
  * day's first max_page_visitors (their set's member remembers the key's
  * index for the rest of the batch: no key name built per hit). */
-static int page_visitor(struct fold *f, const struct fhit *x, const char *path, size_t pl)
+static int page_visitor(struct fold *f, const struct fhit *x, const char *path, size_t pl, uint64_t ph)
 {
     struct capset *cs = &f->caps[f->kinfo[f->pagesetkey].capset - 1];
-    struct member *e = cs->loaded && cs->cap ? set_slot(f, cs, path, pl) : NULL;
+    struct member *e = cs->loaded && cs->cap ? set_slot(cs, path, pl, ph) : NULL;
     if (cs->loaded && !(e && e->s)) {
         if (cs->size >= (size_t)f->max_page_visitors) return 0;
         /* One of the day's first pages: it gets its visitor count. */
         cs->size++;
-        if (set_add(f, cs, path, pl) < 0 || add_sum(f, SUM_SADD, f->pagesetkey, path, pl, 1) < 0)
+        if (set_add(cs, path, pl, ph) < 0 || add_sum_h(f, SUM_SADD, f->pagesetkey, path, pl, ph, 1) < 0)
             return -1;
-        e = set_slot(f, cs, path, pl);
+        e = set_slot(cs, path, pl, ph);
     }
     int64_t uvp;
     if (e && e->s && e->aux_batch == f->batches) {
@@ -2045,15 +2089,16 @@ static int count_pageview(struct fold *f, struct fhit *x)
 {
     size_t pl;
     const char *path = hit_path(x, &pl);
-    if (incr_s(f, f->daykey[FOLD_TOTALS], "pageviews", 1) < 0 ||
-        incr_s(f, f->hourkey, "pageviews", 1) < 0 || incr(f, f->daykey[FOLD_PAGE], path, pl, 1) < 0)
+    uint64_t ph = member_hash(f, path, pl);
+    if (incr_fixed(f, f->daykey[FOLD_TOTALS], FM_PAGEVIEWS, 1) < 0 ||
+        incr_fixed(f, f->hourkey, FM_PAGEVIEWS, 1) < 0 || incr_h(f, f->daykey[FOLD_PAGE], path, pl, ph, 1) < 0)
         return -1;
     if (x->visit) {
         if (pfadd(f, f->daykey[FOLD_UV], x) < 0) return -1;
-        if (f->max_page_visitors > 0 && page_visitor(f, x, path, pl) < 0) return -1;
+        if (f->max_page_visitors > 0 && page_visitor(f, x, path, pl, ph) < 0) return -1;
         struct visit *v = &f->visits[x->visit - 1];
         if (v->known && x->t <= v->last + FOLD_IDLE_MS && x->t >= v->first - FOLD_IDLE_MS)
-            return extend_visit(f, v, x->t, path, pl);
+            return extend_visit(f, v, x->t, path, pl, ph);
         if (!v->known || x->t > v->last + FOLD_IDLE_MS) {
             /* A new visit replaces the state; a straggler from long before
              * the current visit is a visit of its own and leaves it alone. */
@@ -2064,12 +2109,12 @@ static int count_pageview(struct fold *f, struct fhit *x)
             if (arena_put(f, path, pl, &v->exit) < 0) return -1;
         }
     }
-    return start_visit(f, x, path, pl);
+    return start_visit(f, x, path, pl, ph);
 }
 
 static int count_event(struct fold *f, const struct fhit *x)
 {
-    if (incr_s(f, f->daykey[FOLD_TOTALS], "events", 1) < 0 || incr_s(f, f->hourkey, "events", 1) < 0 ||
+    if (incr_fixed(f, f->daykey[FOLD_TOTALS], FM_EVENTS, 1) < 0 || incr_fixed(f, f->hourkey, FM_EVENTS, 1) < 0 ||
         incr(f, f->daykey[FOLD_EVENT], x->h.s[RAWHIT_NAME], x->h.n[RAWHIT_NAME], 1) < 0)
         return -1;
     if (x->visit && pfadd(f, f->daykey[FOLD_UV], x) < 0) return -1;
@@ -2087,9 +2132,10 @@ static int count_engagement(struct fold *f, const struct fhit *x)
 {
     size_t pl;
     const char *path = hit_path(x, &pl);
-    if (incr(f, f->daykey[FOLD_ENGAGEMENTS], path, pl, 1) < 0 ||
-        incr(f, f->daykey[FOLD_ENGAGED], path, pl, x->h.engaged_ms) < 0 ||
-        incr(f, f->daykey[FOLD_SCROLL], path, pl, x->h.scroll_depth) < 0)
+    uint64_t ph = member_hash(f, path, pl);
+    if (incr_h(f, f->daykey[FOLD_ENGAGEMENTS], path, pl, ph, 1) < 0 ||
+        incr_h(f, f->daykey[FOLD_ENGAGED], path, pl, ph, x->h.engaged_ms) < 0 ||
+        incr_h(f, f->daykey[FOLD_SCROLL], path, pl, ph, x->h.scroll_depth) < 0)
         return -1;
     return 0;
 }
@@ -2191,7 +2237,7 @@ static int prop_count(struct fold *f, const char *name, size_t nlen, const char 
 {
     int kept, r;
     uint32_t k;
-    if (incr_kept(f, f->daykey[FOLD_PROPS], name, nlen, 1, &kept) < 0) return -1;
+    if (incr_kept(f, f->daykey[FOLD_PROPS], name, nlen, member_hash(f, name, nlen), 1, &kept) < 0) return -1;
     if (!kept || (r = prop_key(f, name, nlen, 0, &k)) > 0) return 0;
     return r < 0 ? -1 : incr(f, k, v, vlen, 1);
 }
@@ -2303,21 +2349,64 @@ static int next_id(const char *id, char *out, size_t cap)
     return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
+/* The member of f->pfs[i]: its visitor in hex. */
+static const char *pf_member(const struct fold *f, size_t i)
+{
+    return f->hits[f->pfs[i].hit].vhex;
+}
+
+/* The HyperLogLog members grouped by key as script_argv groups the sums:
+ * order[] holds indexes of f->pfs, key k's after key k - 1's, and start[k]
+ * ends key k's run (start has nkeys + 1 places). A visitor is in a key's
+ * run once, at its first hit's place. */
+static int pf_order(struct fold *f, size_t nkeys, size_t *start, size_t *order)
+{
+    memset(start, 0, (nkeys + 1) * sizeof *start);
+    for (size_t i = 0; i < f->npfs; i++) start[f->pfs[i].key + 1]++;
+    size_t most = 0;
+    for (size_t k = 0; k < nkeys; k++) {
+        if (start[k + 1] > most) most = start[k + 1];
+        start[k + 1] += start[k];
+    }
+    for (size_t i = 0; i < f->npfs; i++) order[start[f->pfs[i].key]++] = i;
+    size_t cap = 16;
+    while (cap < 2 * most) cap *= 2;
+    if (grow(&f->pfset, &f->cappfset, cap, sizeof *f->pfset) < 0) return -1;
+    /* Each run made unique in place, moved down over what it dropped. */
+    for (size_t k = 0, at = 0, w = 0; k < nkeys; k++) {
+        size_t end = start[k], n = end - at;
+        if (n) {
+            size_t c = 16;
+            while (c < 2 * n) c *= 2;
+            memset(f->pfset, 0, c * sizeof *f->pfset);
+            for (; at < end; at++) {
+                const unsigned char *v = f->hits[f->pfs[order[at]].hit].h.visitor;
+                size_t j = (size_t)((visitor_word(v) ^ f->seed) * 0x9e3779b97f4a7c15ull >> 32) & (c - 1);
+                while (f->pfset[j] &&
+                       memcmp(f->hits[f->pfs[order[f->pfset[j] - 1]].hit].h.visitor, v, RAWHIT_VISITOR_LEN) != 0)
+                    j = (j + 1) & (c - 1);
+                if (f->pfset[j]) continue;
+                order[w] = order[at];
+                f->pfset[j] = (uint32_t)++w;
+            }
+        }
+        start[k] = w;
+    }
+    return 0;
+}
+
 /* Fewer members than this cannot make a HyperLogLog dense: each sets at most
  * one register, worth at most three bytes of the sparse form (hll.h). */
 #define HLL_MERGE_MIN (HLL_SPARSE_MAX_BYTES / 3)
 
-/* A HyperLogLog's n members of the batch (sums at order[]) as one dense
+/* A HyperLogLog's n members of the batch (f->pfs at order[]) as one dense
  * HyperLogLog to merge, if their registers alone need the dense form
  * (hll.h): 1 when queued in f->merges, 0 when they stay PFADD members. */
 static int merge_hll(struct fold *f, uint32_t key, const size_t *order, size_t n)
 {
     if (!f->hllreg && !(f->hllreg = malloc(HLL_REGISTERS))) return -1;
     memset(f->hllreg, 0, HLL_REGISTERS);
-    for (size_t i = 0; i < n; i++) {
-        const struct sum *s = &f->sums[order[i]];
-        hll_add(f->hllreg, AT(f, s->member), s->member.len);
-    }
+    for (size_t i = 0; i < n; i++) hll_add(f->hllreg, pf_member(f, order[i]), 2 * RAWHIT_VISITOR_LEN);
     if (!hll_needs_dense(f->hllreg)) return 0;
     unsigned char dense[HLL_DENSE_BYTES];
     hll_dense(f->hllreg, dense);
@@ -2443,7 +2532,8 @@ static size_t script_argv(struct fold *f, const char *verb, const char *script, 
     f->nmerges = 0;
     /* The sums, grouped by key (a counting sort over the key indexes). */
     size_t nsumkeys = f->nkeys;     /* the sums' keys: dedupe_args may add more */
-    size_t *start = calloc(nsumkeys + 1, sizeof *start), *order = malloc((f->nsums + 1) * sizeof *order);
+    size_t norder = (f->nsums > f->npfs ? f->nsums : f->npfs) + 1;
+    size_t *start = calloc(nsumkeys + 1, sizeof *start), *order = malloc(norder * sizeof *order);
     if (!start || !order) {
         free(start);
         free(order);
@@ -2456,12 +2546,17 @@ static size_t script_argv(struct fold *f, const char *verb, const char *script, 
     const int kinds[SUM_NKINDS] = {SUM_INCR, plain ? SUM_SADD : SUM_PF, plain ? SUM_PF : SUM_SADD};
     for (int ki = 0; ki < SUM_NKINDS && rc == 0; ki++) {
         int kind = kinds[ki];
-        memset(start, 0, (nsumkeys + 1) * sizeof *start);
-        for (size_t i = 0; i < f->nsums; i++)
-            if (f->sums[i].kind == kind && (kind != SUM_INCR || f->sums[i].delta)) start[f->sums[i].key + 1]++;
-        for (size_t k = 0; k < nsumkeys; k++) start[k + 1] += start[k];
-        for (size_t i = 0; i < f->nsums; i++)
-            if (f->sums[i].kind == kind && (kind != SUM_INCR || f->sums[i].delta)) order[start[f->sums[i].key]++] = i;
+        if (kind == SUM_PF) {
+            if (pf_order(f, nsumkeys, start, order) < 0) rc = -1;
+        } else {
+            memset(start, 0, (nsumkeys + 1) * sizeof *start);
+            for (size_t i = 0; i < f->nsums; i++)
+                if (f->sums[i].kind == kind && (kind != SUM_INCR || f->sums[i].delta)) start[f->sums[i].key + 1]++;
+            for (size_t k = 0; k < nsumkeys; k++) start[k + 1] += start[k];
+            for (size_t i = 0; i < f->nsums; i++)
+                if (f->sums[i].kind == kind && (kind != SUM_INCR || f->sums[i].delta))
+                    order[start[f->sums[i].key]++] = i;
+        }
         for (size_t k = 0, at = 0; k < nsumkeys && rc == 0; k++) {
             size_t end = start[k];          /* after the fill, start[k] is key k's end */
             if (end == at) continue;
@@ -2480,10 +2575,12 @@ static size_t script_argv(struct fold *f, const char *verb, const char *script, 
             rc = arg_i(f, keys_at((uint32_t)k)) < 0 || arg_i(f, (long long)(end - at)) < 0 ? -1 : 0;
             (*groups[kind])++;
             for (; rc == 0 && at < end; at++) {
+                if (kind == SUM_PF) {
+                    if (arg(f, pf_member(f, order[at]), 2 * RAWHIT_VISITOR_LEN) < 0) rc = -1;
+                    continue;
+                }
                 const struct sum *s = &f->sums[order[at]];
-                if (arg(f, AT(f, s->member), s->member.len) < 0 ||
-                    (kind == SUM_INCR && arg_i(f, s->delta) < 0))
-                    rc = -1;
+                if (arg_str(f, s->member) < 0 || (kind == SUM_INCR && arg_i(f, s->delta) < 0)) rc = -1;
             }
         }
     }
@@ -2522,10 +2619,8 @@ static size_t script_argv(struct fold *f, const char *verb, const char *script, 
             continue;
         }
         if (cmd_begin(f, "PFADD") < 0 || arg_str(f, f->keys[k]) < 0) rc = -1;
-        for (; rc == 0 && at < end; at++) {
-            const struct sum *s = &f->sums[order[at]];
-            if (arg(f, AT(f, s->member), s->member.len) < 0) rc = -1;
-        }
+        for (; rc == 0 && at < end; at++)
+            if (arg(f, pf_member(f, order[at]), 2 * RAWHIT_VISITOR_LEN) < 0) rc = -1;
         if (rc == 0) cmd_end(f);
     }
     free(start);
