@@ -718,6 +718,39 @@ static void the_apply_costs_one_argument_per_distinct_member_not_per_hit(void **
     free_batch(b);
 }
 
+/* The block's PFADDs (the day's and the pages' visitors) carry each
+ * visitor once, however many of its hits the batch
+ * holds, and count the same as one PFADD per hit would. */
+static void a_visitors_hits_in_one_batch_add_it_once_to_each_hyperloglog(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 300; i++)
+        pageview(T0 + i, i % 3 ? "/a" : "/b", i % 2 ? "00000000000000a1" : "00000000000000a2");
+    struct batch *b = read_batch(SITE, 1000);
+    size_t ncmds, pfadds = 0;
+    assert_int_equal(fold_compute(b->fold, clock_now_ms()), 0);
+    assert_int_equal(fold_block(b->fold, b->expect, b->added, b->length, &ncmds), 0);
+    for (size_t i = 0; i < ncmds; i++) {
+        int argc;
+        const char *const *argv;
+        const size_t *len;
+        fold_block_cmd(b->fold, i, &argc, &argv, &len);
+        if (len[0] != 5 || memcmp(argv[0], "PFADD", 5) != 0) continue;
+        pfadds++;
+        assert_int_equal(argc, 2 + 2);      /* PFADD key a1 a2: each once */
+        assert_false(len[2] == len[3] && memcmp(argv[2], argv[3], len[2]) == 0);
+    }
+    /* the day's, /a's and /b's (hits of 2024 write no realtime minute) */
+    assert_int_equal(pfadds, 3);
+    free_batch(b);
+    b = read_batch(SITE, 1000);
+    assert_int_equal(apply(b, T0 + MIN), FOLD_APPLIED);
+    free_batch(b);
+    assert_int_equal(visitors(NULL), 2);
+    assert_int_equal(visitors("/a"), 2);
+    assert_int_equal(visitors("/b"), 2);
+}
+
 /* ------------------------------------------------------------------------ */
 /* HyperLogLogs of thousands of members: merged as registers (hll.h)        */
 /* ------------------------------------------------------------------------ */
@@ -1837,6 +1870,7 @@ int main(void)
         cmocka_unit_test_setup(withdrawn_entries_past_their_time_are_pruned, fresh),
         cmocka_unit_test_setup(small_batches_add_up_to_the_same_counts, fresh),
         cmocka_unit_test_setup(the_apply_costs_one_argument_per_distinct_member_not_per_hit, fresh),
+        cmocka_unit_test_setup(a_visitors_hits_in_one_batch_add_it_once_to_each_hyperloglog, fresh),
         cmocka_unit_test_setup(thousands_of_visitors_merge_into_the_registers_pfadd_sets, fresh),
         cmocka_unit_test_setup(a_new_key_of_thousands_of_members_is_set_from_the_registers, fresh),
         cmocka_unit_test_setup(a_page_with_hundreds_of_visitors_keeps_a_sparse_hyperloglog, fresh),
