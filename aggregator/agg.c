@@ -20,6 +20,7 @@
 #include "keys.h"
 #include "log.h"
 #include "rconn.h"
+#include "resp.h"
 
 static int add_site(struct agg *a, const char *name, const char *tz, char *err, size_t errlen)
 {
@@ -368,7 +369,7 @@ struct region_block {
     max_align_t data[];
 };
 
-static void *region_alloc(struct agg_region *rg, size_t n)
+void *agg_region_alloc(struct agg_region *rg, size_t n)
 {
     n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
     if (n > rg->left) {
@@ -398,7 +399,7 @@ void agg_region_free(struct agg_region *rg)
 
 static redisReply *rg_object(const redisReadTask *t, int type)
 {
-    redisReply *r = region_alloc(t->privdata, sizeof *r);
+    redisReply *r = agg_region_alloc(t->privdata, sizeof *r);
     if (!r) return NULL;
     memset(r, 0, sizeof *r);
     r->type = type;
@@ -409,7 +410,7 @@ static redisReply *rg_object(const redisReadTask *t, int type)
 static void *rg_string(const redisReadTask *t, char *s, size_t len)
 {
     redisReply *r = rg_object(t, t->type);
-    char *b = r ? region_alloc(t->privdata, len + 1) : NULL;
+    char *b = r ? agg_region_alloc(t->privdata, len + 1) : NULL;
     if (!b) return NULL;
     memcpy(b, s, len);
     b[len] = '\0';
@@ -426,7 +427,7 @@ static void *rg_array(const redisReadTask *t, int n)
 {
     redisReply *r = rg_object(t, REDIS_REPLY_ARRAY);
     if (!r) return NULL;
-    if (n > 0 && !(r->element = region_alloc(t->privdata, (size_t)n * sizeof *r->element))) return NULL;
+    if (n > 0 && !(r->element = agg_region_alloc(t->privdata, (size_t)n * sizeof *r->element))) return NULL;
     r->elements = (size_t)n;
     return r;
 }
@@ -451,6 +452,44 @@ static redisReplyObjectFunctions region_fn = {
     .freeObject = he_free,
 };
 
+/* Drops the part of the reader's buffer before its cursor, as hiredis does
+ * once past 1 KiB; *pos (of the same buffer) moves back with it. */
+static void reader_trim(redisReader *rd, size_t *pos)
+{
+    if (rd->pos < 1024 || rd->pos > INT_MAX) return;
+    sdsrange(rd->buf, (int)rd->pos, -1);
+    *pos -= rd->pos;
+    rd->pos = 0;
+    rd->len = sdslen(rd->buf);
+}
+
+/* agg_get_reply_in() through resp_parse(), reading the socket into
+ * hiredis's buffer as hiredis would (after writing what is pending) and
+ * leaving its cursor after the reply: hiredis's reader and this one take
+ * turns between replies. */
+static redisReply *get_reply_parsed(struct agg *a, struct agg_region *rg)
+{
+    redisContext *c = a->rc;
+    redisReader *rd = c->reader;
+    struct resp_parse st = {.pos = rd->pos};
+    int written = 0;
+    for (;;) {
+        int rc = resp_parse(&st, rd->buf, rd->len, rg);
+        if (rc < 0) {
+            snprintf(a->err, sizeof a->err, "redis: %s",
+                     errno == ENOMEM ? "out of memory reading a reply" : "protocol error");
+            agg_disconnect(a);
+            return NULL;
+        }
+        rd->pos = st.pos;
+        reader_trim(rd, &st.pos);
+        if (rc > 0) return st.root;
+        for (int done = 0; !written; written = done)
+            if (redisBufferWrite(c, &done) == REDIS_ERR) return checked(a, NULL);
+        if (redisBufferRead(c) == REDIS_ERR) return checked(a, NULL);
+    }
+}
+
 redisReply *agg_get_reply_in(struct agg *a, struct agg_region *rg)
 {
     if (!a->rc) {
@@ -458,6 +497,7 @@ redisReply *agg_get_reply_in(struct agg *a, struct agg_region *rg)
         return NULL;
     }
     redisReader *rd = a->rc->reader;
+    if (!rd->err && rd->ridx == -1 && (a->rc->flags & REDIS_BLOCK)) return get_reply_parsed(a, rg);
     redisReplyObjectFunctions *fn = rd->fn;
     void *priv = rd->privdata;
     rd->fn = &region_fn;

@@ -102,6 +102,8 @@ struct agg_region {
 };
 redisReply *agg_get_reply_in(struct agg *a, struct agg_region *rg);
 void agg_region_free(struct agg_region *rg);
+/* n bytes in rg, aligned for any object, or NULL. */
+void *agg_region_alloc(struct agg_region *rg, size_t n);
 
 /* Reads the next reply in order, an HGETALL's, calling each(arg, field, len,
  * value) for every field in turn with its value read as an integer, without

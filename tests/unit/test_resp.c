@@ -1,0 +1,171 @@
+/* test_resp.c -- resp_parse (resp.h): the same replies as hiredis's reader,
+ * whole or cut anywhere, and the bytes it must refuse. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+
+#include "resp.h"
+
+/* Replies of every type the aggregator reads, an XRANGE's shape among them,
+ * with CR, LF and NUL inside bulk strings. */
+static const char sample[] =
+    "*2\r\n"
+    "*2\r\n$15\r\n1796447673063-0\r\n*2\r\n$1\r\nh\r\n$6\r\na\r\n\0\xff\r\r\n"
+    "*2\r\n$15\r\n1796447673068-1\r\n*2\r\n$1\r\nh\r\n$0\r\n\r\n"
+    "*0\r\n"
+    "+QUEUED\r\n"
+    "-ERR wrong number of arguments\r\n"
+    ":-9223372036854775808\r\n"
+    ":9223372036854775807\r\n"
+    "$-1\r\n"
+    "*-1\r\n"
+    "*4\r\n:1\r\n*1\r\n*1\r\n$3\r\nabc\r\n$-1\r\n+OK\r\n";
+#define SAMPLE_LEN (sizeof sample - 1)
+#define SAMPLE_REPLIES 9
+
+static void assert_same(const redisReply *a, const redisReply *b)
+{
+    assert_int_equal(a->type, b->type);
+    switch (a->type) {
+    case REDIS_REPLY_INTEGER:
+        assert_true(a->integer == b->integer);
+        break;
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+    case REDIS_REPLY_ERROR:
+        assert_int_equal(a->len, b->len);
+        assert_memory_equal(a->str, b->str, a->len);
+        assert_int_equal(a->str[a->len], '\0');
+        break;
+    case REDIS_REPLY_ARRAY:
+        assert_int_equal(a->elements, b->elements);
+        for (size_t i = 0; i < a->elements; i++) assert_same(a->element[i], b->element[i]);
+        break;
+    }
+}
+
+/* hiredis's reading of the sample's replies, in order. */
+static void hiredis_replies(redisReply **out)
+{
+    redisReader *rd = redisReaderCreate();
+    assert_non_null(rd);
+    assert_int_equal(redisReaderFeed(rd, sample, SAMPLE_LEN), REDIS_OK);
+    for (int i = 0; i < SAMPLE_REPLIES; i++) {
+        void *r = NULL;
+        assert_int_equal(redisReaderGetReply(rd, &r), REDIS_OK);
+        assert_non_null(r);
+        out[i] = r;
+    }
+    redisReaderFree(rd);
+}
+
+static void every_reply_reads_as_hiredis_reads_it(void **state)
+{
+    (void)state;
+    redisReply *want[SAMPLE_REPLIES];
+    hiredis_replies(want);
+    struct agg_region rg = {0};
+    size_t pos = 0;
+    for (int i = 0; i < SAMPLE_REPLIES; i++) {
+        struct resp_parse st = {.pos = pos};
+        assert_int_equal(resp_parse(&st, sample, SAMPLE_LEN, &rg), 1);
+        assert_same(st.root, want[i]);
+        assert_int_equal(st.depth, 0);
+        pos = st.pos;
+    }
+    assert_int_equal(pos, SAMPLE_LEN);
+    struct resp_parse st = {.pos = pos};
+    assert_int_equal(resp_parse(&st, sample, SAMPLE_LEN, &rg), 0);      /* nothing more yet */
+    for (int i = 0; i < SAMPLE_REPLIES; i++) freeReplyObject(want[i]);
+    agg_region_free(&rg);
+}
+
+/* The bytes arriving in two parts, cut at every place, and what was read
+ * before the cursor dropped in between (as the reader's buffer is trimmed):
+ * each reply the same, none read before it is whole. */
+static void a_reply_cut_anywhere_reads_the_same_once_whole(void **state)
+{
+    (void)state;
+    redisReply *want[SAMPLE_REPLIES];
+    hiredis_replies(want);
+    char *buf = malloc(SAMPLE_LEN);
+    assert_non_null(buf);
+    for (size_t cut = 0; cut <= SAMPLE_LEN; cut++) {
+        struct agg_region rg = {0};
+        size_t have = cut, base = 0;        /* buf holds sample[base .. base + have) */
+        memcpy(buf, sample, have);
+        size_t pos = 0;
+        int i = 0;
+        while (i < SAMPLE_REPLIES) {
+            struct resp_parse st = {.pos = pos};
+            int rc;
+            while ((rc = resp_parse(&st, buf, have, &rg)) == 0) {
+                assert_true(base + have < SAMPLE_LEN);      /* more was needed: there is more */
+                memmove(buf, buf + st.pos, have - st.pos);   /* the trim */
+                base += st.pos;
+                have -= st.pos;
+                st.pos = 0;
+                memcpy(buf + have, sample + base + have, SAMPLE_LEN - base - have);
+                have = SAMPLE_LEN - base;
+            }
+            assert_int_equal(rc, 1);
+            assert_same(st.root, want[i++]);
+            pos = st.pos;
+        }
+        assert_int_equal(base + pos, SAMPLE_LEN);
+        agg_region_free(&rg);
+    }
+    free(buf);
+    for (int i = 0; i < SAMPLE_REPLIES; i++) freeReplyObject(want[i]);
+}
+
+static int parse_all(const char *s)
+{
+    struct agg_region rg = {0};
+    struct resp_parse st = {0};
+    errno = 0;
+    int rc = resp_parse(&st, s, strlen(s), &rg);
+    agg_region_free(&rg);
+    return rc;
+}
+
+static void bytes_no_reply_has_are_a_protocol_error(void **state)
+{
+    (void)state;
+    const char *bad[] = {
+        "?x\r\n",                   /* no such type */
+        "+OK\rX",                   /* CR without LF */
+        ":12a\r\n", ":\r\n", ":-\r\n", ":+1\r\n",
+        ":99999999999999999999\r\n",    /* 20 digits */
+        ":9223372036854775808\r\n",     /* past LLONG_MAX */
+        "$3\r\nab\r\n\r\n",          /* the length is not where CRLF is */
+        "$2\r\nabc\r\n",
+        "$-2\r\n", "*-2\r\n",
+        "*999999999\r\n",           /* more elements than a reply of ours */
+        "*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n",  /* 9 arrays deep */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_int_equal(parse_all(bad[i]), -1);
+        assert_int_equal(errno, EPROTO);
+    }
+    assert_int_equal(parse_all("*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n"), 1);   /* 8 */
+    assert_int_equal(parse_all("$5\r\nab"), 0);             /* not bad: not whole */
+    assert_int_equal(parse_all("*2\r\n:1\r\n"), 0);
+    assert_int_equal(parse_all(":12\r"), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(every_reply_reads_as_hiredis_reads_it),
+        cmocka_unit_test(a_reply_cut_anywhere_reads_the_same_once_whole),
+        cmocka_unit_test(bytes_no_reply_has_are_a_protocol_error),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
