@@ -127,6 +127,7 @@ struct keyinfo {
     uint8_t cap;
     uint32_t capset;            /* index + 1 in f->caps */
     int64_t expire_at;          /* ms, PEXPIREAT after the counts; 0: none */
+    uint32_t fixed[FM_N];       /* index + 1 in f->sums of each fixed member's sum, once made */
 };
 
 /* What this process knows of a capped key's members, kept across batches
@@ -396,7 +397,7 @@ static int64_t key_index(struct fold *f, const char *s, int len)
         grow(&f->kinfo, &f->capkinfo, f->nkeys + 1, sizeof *f->kinfo) < 0 ||
         arena_put(f, s, (size_t)len, &f->keys[f->nkeys]) < 0)
         return -1;
-    f->kinfo[f->nkeys] = (struct keyinfo){CAP_NONE, 0, 0};
+    f->kinfo[f->nkeys] = (struct keyinfo){.cap = CAP_NONE};
     *slot = (uint32_t)++f->nkeys;
     return *slot - 1;
 }
@@ -731,11 +732,23 @@ static int incr(struct fold *f, uint32_t key, const char *m, size_t len, int64_t
     return incr_h(f, key, m, len, member_hash(f, m, len), d);
 }
 
-/* incr() of one of the fixed members (FM_*). */
+/* incr() of one of the fixed members (FM_*). Their sums are found again by
+ * the key's index, not looked up: a hit adds to three of them on average. */
 static int incr_fixed(struct fold *f, uint32_t key, int fm, int64_t d)
 {
+    uint32_t at = f->kinfo[key].fixed[fm];
+    if (at && f->kinfo[key].cap != CAP_MEMBERS) {
+        f->sums[at - 1].delta += d;
+        return 0;
+    }
     const char *m = fixed_members[fm];
-    return incr_h(f, key, m, strlen(m), f->fixed_h[fm], d);
+    size_t len = strlen(m);
+    if (f->kinfo[key].cap == CAP_MEMBERS) return incr_h(f, key, m, len, f->fixed_h[fm], d);
+    uint64_t h;
+    uint32_t *slot = sum_slot(f, SUM_INCR, key, m, len, f->fixed_h[fm], &h);
+    if (sum_put(f, slot, h, SUM_INCR, key, m, len, d) < 0) return -1;
+    f->kinfo[key].fixed[fm] = *slot;
+    return 0;
 }
 
 static int pfadd(struct fold *f, uint32_t key, const struct fhit *x)
@@ -1980,15 +1993,18 @@ int fold_read_answer(struct fold *f, size_t i, size_t n, const char *const *vals
 
 /* A visit-level value counted for the day, and for the day and entry page
  * (path KEYS_BYPAGE_SEP value, one member: the cap keeps or drops it whole). */
-static int visit_value(struct fold *f, enum fold_dim d, const char *path, size_t pl, const char *v,
-                       size_t vl)
+static int visit_value(struct fold *f, enum fold_dim d, const char *path, size_t pl, uint64_t ph,
+                       const char *v, size_t vl)
 {
     char m[FOLD_MAX_PATH + 1 + 256];
     if (vl > sizeof m - 1 - pl) vl = sizeof m - 1 - pl;
     memcpy(m, path, pl);
     m[pl] = KEYS_BYPAGE_SEP;
     memcpy(m + pl + 1, v, vl);
-    if (incr(f, f->daykey[d], v, vl, 1) < 0 || incr(f, f->bypagekey[d], m, pl + 1 + vl, 1) < 0)
+    /* the by-page member's hash goes on from the path's (member_hash is
+     * FNV-1a, whose state is its value) */
+    uint64_t mh = hash_fnv1a(hash_fnv1a(ph, m + pl, 1), v, vl);
+    if (incr(f, f->daykey[d], v, vl, 1) < 0 || incr_h(f, f->bypagekey[d], m, pl + 1 + vl, mh, 1) < 0)
         return -1;
     return 0;
 }
@@ -1996,10 +2012,10 @@ static int visit_value(struct fold *f, enum fold_dim d, const char *path, size_t
 /* A visit-level breakdown, counted when the hit starts a visit; an empty
  * value is skipped, or filed under fallback. */
 static int visit_dim(struct fold *f, enum fold_dim d, const struct rawhit *h, enum rawhit_str s,
-                     const char *fallback, const char *path, size_t pl)
+                     const char *fallback, const char *path, size_t pl, uint64_t ph)
 {
-    if (h->n[s]) return visit_value(f, d, path, pl, h->s[s], h->n[s]);
-    return fallback ? visit_value(f, d, path, pl, fallback, strlen(fallback)) : 0;
+    if (h->n[s]) return visit_value(f, d, path, pl, ph, h->s[s], h->n[s]);
+    return fallback ? visit_value(f, d, path, pl, ph, fallback, strlen(fallback)) : 0;
 }
 
 static int start_visit(struct fold *f, const struct fhit *x, const char *path, size_t pl, uint64_t ph)
@@ -2011,17 +2027,17 @@ static int start_visit(struct fold *f, const struct fhit *x, const char *path, s
         incr_fixed(f, f->daykey[FOLD_TOTALS], FM_BOUNCES, 1) < 0 ||
         incr_fixed(f, f->hourkey, FM_VISITS, 1) < 0 || incr_h(f, f->daykey[FOLD_ENTRY], path, pl, ph, 1) < 0 ||
         incr_h(f, f->daykey[FOLD_EXIT], path, pl, ph, 1) < 0 ||
-        visit_dim(f, FOLD_SOURCE, h, RAWHIT_REFERRER, FOLD_DIRECT, path, pl) < 0 ||
-        visit_dim(f, FOLD_UTM_SOURCE, h, RAWHIT_UTM_SOURCE, NULL, path, pl) < 0 ||
-        visit_dim(f, FOLD_UTM_MEDIUM, h, RAWHIT_UTM_MEDIUM, NULL, path, pl) < 0 ||
-        visit_dim(f, FOLD_UTM_CAMPAIGN, h, RAWHIT_UTM_CAMPAIGN, NULL, path, pl) < 0 ||
-        visit_dim(f, FOLD_UTM_TERM, h, RAWHIT_UTM_TERM, NULL, path, pl) < 0 ||
-        visit_dim(f, FOLD_UTM_CONTENT, h, RAWHIT_UTM_CONTENT, NULL, path, pl) < 0 ||
-        visit_dim(f, FOLD_COUNTRY, h, RAWHIT_COUNTRY, FOLD_UNKNOWN, path, pl) < 0 ||
-        visit_dim(f, FOLD_REGION, h, RAWHIT_REGION, NULL, path, pl) < 0 ||
-        visit_dim(f, FOLD_BROWSER, h, RAWHIT_BROWSER, FOLD_UNKNOWN, path, pl) < 0 ||
-        visit_dim(f, FOLD_OS, h, RAWHIT_OS, FOLD_UNKNOWN, path, pl) < 0 ||
-        visit_value(f, FOLD_DEVICE, path, pl, device, strlen(device)) < 0)
+        visit_dim(f, FOLD_SOURCE, h, RAWHIT_REFERRER, FOLD_DIRECT, path, pl, ph) < 0 ||
+        visit_dim(f, FOLD_UTM_SOURCE, h, RAWHIT_UTM_SOURCE, NULL, path, pl, ph) < 0 ||
+        visit_dim(f, FOLD_UTM_MEDIUM, h, RAWHIT_UTM_MEDIUM, NULL, path, pl, ph) < 0 ||
+        visit_dim(f, FOLD_UTM_CAMPAIGN, h, RAWHIT_UTM_CAMPAIGN, NULL, path, pl, ph) < 0 ||
+        visit_dim(f, FOLD_UTM_TERM, h, RAWHIT_UTM_TERM, NULL, path, pl, ph) < 0 ||
+        visit_dim(f, FOLD_UTM_CONTENT, h, RAWHIT_UTM_CONTENT, NULL, path, pl, ph) < 0 ||
+        visit_dim(f, FOLD_COUNTRY, h, RAWHIT_COUNTRY, FOLD_UNKNOWN, path, pl, ph) < 0 ||
+        visit_dim(f, FOLD_REGION, h, RAWHIT_REGION, NULL, path, pl, ph) < 0 ||
+        visit_dim(f, FOLD_BROWSER, h, RAWHIT_BROWSER, FOLD_UNKNOWN, path, pl, ph) < 0 ||
+        visit_dim(f, FOLD_OS, h, RAWHIT_OS, FOLD_UNKNOWN, path, pl, ph) < 0 ||
+        visit_value(f, FOLD_DEVICE, path, pl, ph, device, strlen(device)) < 0)
         return -1;
     return 0;
 }
