@@ -10,20 +10,24 @@
  * allocated before a byte of it arrived. */
 #define RESP_MAX_ELEMENTS (1u << 26)
 
-/* A number written as Redis writes one: an optional '-', 1-19 digits. */
-static int number(const char *p, const char *e, long long *v)
+/* Reads the number Redis writes after a type byte -- an optional '-', 1-19
+ * digits, CRLF -- from p: 1 and *v, *next past the CRLF; 0 when buf ends
+ * first; -1 when it is not one. */
+static inline int number(const char *p, const char *end, long long *v, const char **next)
 {
-    int neg = p < e && *p == '-';
+    int neg = p < end && *p == '-';
     p += neg;
-    if (p == e || e - p > 19) return -1;
+    const char *d = p;
     unsigned long long u = 0;
-    for (; p < e; p++) {
-        if (*p < '0' || *p > '9') return -1;
+    for (; p < end && (unsigned char)(*p - '0') < 10; p++) {
+        if (p - d == 19) return -1;
         u = u * 10 + (unsigned)(*p - '0');
     }
-    if (u > (unsigned long long)LLONG_MAX + (unsigned)neg) return -1;
+    if (p + 1 >= end) return p < end && *p != '\r' ? -1 : 0;
+    if (p == d || p[0] != '\r' || p[1] != '\n' || u > (unsigned long long)LLONG_MAX + (unsigned)neg) return -1;
     *v = neg ? -(long long)(u - 1) - 1 : (long long)u;
-    return 0;
+    *next = p + 2;
+    return 1;
 }
 
 /* -1, errno EPROTO: a byte no reply of RESP2 has there. */
@@ -33,9 +37,20 @@ static int bad(void)
     return -1;
 }
 
+/* agg_region_alloc(), its common case here. */
+static inline void *take(struct agg_region *rg, size_t n)
+{
+    n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+    if (n > rg->left) return agg_region_alloc(rg, n);
+    void *p = rg->at;
+    rg->at += n;
+    rg->left -= n;
+    return p;
+}
+
 static redisReply *object(struct agg_region *rg, int type, size_t extra)
 {
-    redisReply *r = agg_region_alloc(rg, sizeof *r + extra);
+    redisReply *r = take(rg, sizeof *r + extra);
     if (r) *r = (redisReply){.type = type};
     return r;
 }
@@ -56,26 +71,29 @@ int resp_parse(struct resp_parse *st, const char *buf, size_t len, struct agg_re
 {
     const char *end = buf + len;
     for (;;) {
-        const char *p = buf + st->pos;
+        const char *p = buf + st->pos, *next = NULL;
         if (p >= end) return 0;
-        const char *cr = p + 1;                 /* the header line's end */
-        while (cr < end && *cr != '\r') cr++;
-        if (cr + 1 >= end) return 0;
-        if (cr[1] != '\n') return bad();
-        const char *next = cr + 2;
         redisReply *r;
         long long n;
+        int rc;
         switch (*p) {
         case '+':
-        case '-':
+        case '-': {
+            const char *cr = p + 1;
+            while (cr < end && *cr != '\r') cr++;
+            if (cr + 1 >= end) return 0;
+            if (cr[1] != '\n') return bad();
+            next = cr + 2;
             r = string(rg, *p == '+' ? REDIS_REPLY_STATUS : REDIS_REPLY_ERROR, p + 1, (size_t)(cr - p - 1));
             break;
+        }
         case ':':
-            if (number(p + 1, cr, &n) < 0) return bad();
+            if ((rc = number(p + 1, end, &n, &next)) <= 0) return rc < 0 ? bad() : 0;
             if ((r = object(rg, REDIS_REPLY_INTEGER, 0))) r->integer = n;
             break;
         case '$':
-            if (number(p + 1, cr, &n) < 0 || n < -1) return bad();
+            if ((rc = number(p + 1, end, &n, &next)) <= 0) return rc < 0 ? bad() : 0;
+            if (n < -1) return bad();
             if (n == -1) {
                 r = object(rg, REDIS_REPLY_NIL, 0);
                 break;
@@ -86,13 +104,14 @@ int resp_parse(struct resp_parse *st, const char *buf, size_t len, struct agg_re
             next += n + 2;
             break;
         case '*':
-            if (number(p + 1, cr, &n) < 0 || n < -1 || n > RESP_MAX_ELEMENTS) return bad();
+            if ((rc = number(p + 1, end, &n, &next)) <= 0) return rc < 0 ? bad() : 0;
+            if (n < -1 || n > RESP_MAX_ELEMENTS) return bad();
             if (n == -1) {
                 r = object(rg, REDIS_REPLY_NIL, 0);
                 break;
             }
             if ((r = object(rg, REDIS_REPLY_ARRAY, 0)) && n > 0) {
-                r->element = agg_region_alloc(rg, (size_t)n * sizeof *r->element);
+                r->element = take(rg, (size_t)n * sizeof *r->element);
                 if (!r->element) r = NULL;
                 else r->elements = (size_t)n;
             }
