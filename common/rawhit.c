@@ -24,8 +24,12 @@ static size_t put_varint(unsigned char *p, uint64_t v)
 
 /* 0, or -1 when the varint runs past end, over 64 bits, or is not in its
  * shortest form (one value, one encoding). */
-static int get_varint(const unsigned char **p, const unsigned char *end, uint64_t *v)
+static inline int get_varint(const unsigned char **p, const unsigned char *end, uint64_t *v)
 {
+    if (*p < end && **p < 0x80) {      /* one byte: lengths, mostly */
+        *v = *(*p)++;
+        return 0;
+    }
     uint64_t x = 0;
     for (unsigned shift = 0; shift < 64; shift += 7) {
         if (*p >= end) return -1;
