@@ -904,8 +904,8 @@ const char *fold_last_id(const struct fold *f)
 static int64_t id_ms(const char *id, size_t len)
 {
     int64_t v = 0;
-    size_t i = 0;
-    for (; i < len && id[i] >= '0' && id[i] <= '9' && i < 15; i++) v = v * 10 + (id[i] - '0');
+    size_t i = 0, n = len < 15 ? len : 15;
+    for (unsigned d; i < n && (d = (unsigned char)id[i] - '0') < 10; i++) v = v * 10 + d;
     return i > 0 && i < len && id[i] == '-' ? v : -1;
 }
 
@@ -974,7 +974,7 @@ int fold_add(struct fold *f, const char *id, size_t idlen, const char *const *fv
     x->t = t;
     x->visit = 0;
     x->twin = 0;
-    if (x->h.flags & RAWHIT_F_VISITOR) rawhit_visitor_to_hex(x->h.visitor, x->vhex);
+    x->vhex[0] = '\0';       /* written once a HyperLogLog takes it (pf_member) */
     f->nhits++;
     return 0;
 }
@@ -2350,17 +2350,24 @@ static size_t put_ll(char *p, long long v)
     unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
     char d[24];
     size_t n = sizeof d, k = 0;
-    while (u >= 100) {
-        unsigned r = (unsigned)(u % 100);
-        u /= 100;
-        n -= 2;
-        memcpy(d + n, pairs + 2 * r, 2);
+    while (u >= 100000000) {        /* eight digits at a time in 32 bits */
+        uint32_t low = (uint32_t)(u % 100000000);
+        u /= 100000000;
+        for (int j = 0; j < 4; j++, low /= 100) {
+            n -= 2;
+            memcpy(d + n, pairs + 2 * (low % 100), 2);
+        }
     }
-    if (u >= 10) {
+    uint32_t w = (uint32_t)u;
+    for (; w >= 100; w /= 100) {
         n -= 2;
-        memcpy(d + n, pairs + 2 * u, 2);
+        memcpy(d + n, pairs + 2 * (w % 100), 2);
+    }
+    if (w >= 10) {
+        n -= 2;
+        memcpy(d + n, pairs + 2 * w, 2);
     } else {
-        d[--n] = (char)('0' + u);
+        d[--n] = (char)('0' + w);
     }
     if (v < 0) p[k++] = '-';
     memcpy(p + k, d + n, sizeof d - n);
@@ -2389,9 +2396,11 @@ static int next_id(const char *id, char *out, size_t cap)
 }
 
 /* The member of f->pfs[i]: its visitor in hex. */
-static const char *pf_member(const struct fold *f, size_t i)
+static const char *pf_member(struct fold *f, size_t i)
 {
-    return f->hits[f->pfs[i].hit].vhex;
+    struct fhit *x = &f->hits[f->pfs[i].hit];
+    if (!x->vhex[0]) rawhit_visitor_to_hex(x->h.visitor, x->vhex);
+    return x->vhex;
 }
 
 /* The HyperLogLog members grouped by key as script_argv groups the sums:
