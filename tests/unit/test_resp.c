@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -125,6 +126,82 @@ static void a_reply_cut_anywhere_reads_the_same_once_whole(void **state)
     for (int i = 0; i < SAMPLE_REPLIES; i++) freeReplyObject(want[i]);
 }
 
+/* A random reply of depth at most depth, written at *p (room enough). */
+static void random_reply(char **p, int depth, unsigned *seed)
+{
+    int type = rand_r(seed) % (depth > 0 ? 7 : 5);
+    switch (type) {
+    case 0:
+        *p += sprintf(*p, "+%s\r\n", rand_r(seed) % 2 ? "OK" : "QUEUED");
+        break;
+    case 1: {
+        long long v = (long long)rand_r(seed) << (rand_r(seed) % 32);
+        *p += sprintf(*p, ":%lld\r\n", rand_r(seed) % 2 ? -v : v);
+        break;
+    }
+    case 2:
+        *p += sprintf(*p, "$-1\r\n");
+        break;
+    case 3:
+    case 4: {
+        int n = rand_r(seed) % 70;
+        *p += sprintf(*p, "$%d\r\n", n);
+        for (int i = 0; i < n; i++) *(*p)++ = (char)(rand_r(seed) % 4 == 0 ? '\r' : rand_r(seed));
+        *p += sprintf(*p, "\r\n");
+        break;
+    }
+    default: {
+        int n = rand_r(seed) % 5;
+        *p += sprintf(*p, "*%d\r\n", n);
+        for (int i = 0; i < n; i++) random_reply(p, depth - 1, seed);
+    }
+    }
+}
+
+/* Random replies, read in random pieces, against hiredis's reading of them. */
+static void random_replies_in_random_pieces_read_as_hiredis_reads_them(void **state)
+{
+    (void)state;
+    unsigned seed = 20261205;
+    char *buf = malloc(1 << 20), *in = malloc(1 << 20);
+    assert_non_null(buf);
+    assert_non_null(in);
+    for (int round = 0; round < 200; round++) {
+        char *p = in;
+        int nreplies = 1 + rand_r(&seed) % 20;
+        for (int i = 0; i < nreplies; i++) random_reply(&p, 5, &seed);
+        size_t total = (size_t)(p - in);
+        redisReader *rd = redisReaderCreate();
+        assert_non_null(rd);
+        assert_int_equal(redisReaderFeed(rd, in, total), REDIS_OK);
+        struct agg_region rg = {0};
+        size_t have = 0, pos = 0;
+        for (int i = 0; i < nreplies; i++) {
+            void *want = NULL;
+            assert_int_equal(redisReaderGetReply(rd, &want), REDIS_OK);
+            assert_non_null(want);
+            struct resp_parse st = {.pos = pos};
+            int rc;
+            while ((rc = resp_parse(&st, buf, have, &rg)) == 0) {
+                assert_true(have < total);
+                size_t more = 1 + (size_t)rand_r(&seed) % 64;
+                if (more > total - have) more = total - have;
+                memcpy(buf + have, in + have, more);
+                have += more;
+            }
+            assert_int_equal(rc, 1);
+            assert_same(st.root, want);
+            freeReplyObject(want);
+            pos = st.pos;
+        }
+        assert_int_equal(pos, total);
+        redisReaderFree(rd);
+        agg_region_free(&rg);
+    }
+    free(buf);
+    free(in);
+}
+
 static int parse_all(const char *s)
 {
     struct agg_region rg = {0};
@@ -165,6 +242,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_reply_reads_as_hiredis_reads_it),
         cmocka_unit_test(a_reply_cut_anywhere_reads_the_same_once_whole),
+        cmocka_unit_test(random_replies_in_random_pieces_read_as_hiredis_reads_them),
         cmocka_unit_test(bytes_no_reply_has_are_a_protocol_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
