@@ -259,12 +259,20 @@ export async function startServe(conf, opts = {}) {
   };
 }
 
-// Runs a program to completion; resolves {code, stdout, stderr}.
+// Runs a program to completion; resolves {code, stdout, stderr}. Past its
+// deadline (60 s, times PATIENCE) it is stopped with SIGTERM and its code is -1
+// whatever it exits with: a program that stops cleanly on SIGTERM (the
+// aggregator does, with 0) must not pass for one that finished.
 export function run(file, args, opts = {}) {
   return new Promise((resolve) => {
-    execFile(file, args, { timeout: 60000, maxBuffer: 64 << 20, ...opts }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
+    const child = execFile(file, args, { timeout: 60000 * PATIENCE, maxBuffer: 64 << 20, ...opts },
+      (err, stdout, stderr) => {
+        if (child.killed) {
+          resolve({ code: -1, stdout, stderr: stderr + '\n(harness: stopped at its deadline)' });
+          return;
+        }
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
+      });
   });
 }
 
