@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "decimal.h"
 #include "fold.h"
 #include "keys.h"
 #include "log.h"
@@ -172,16 +173,6 @@ redisReply *agg_command_argv(struct agg *a, int argc, const char **argv, const s
     return checked(a, redisCommandArgv(a->rc, argc, argv, argvlen));
 }
 
-/* Writes the decimal digits of v at p; their number. */
-static size_t put_size(char *p, size_t v)
-{
-    char d[24];
-    size_t n = 0;
-    do d[n++] = (char)('0' + v % 10); while ((v /= 10));
-    for (size_t i = 0; i < n; i++) p[i] = d[n - 1 - i];
-    return n;
-}
-
 /* The command in Redis's protocol into *buf (grown to *cap) from byte at:
  * the length of all, or 0 when out of memory. Written here rather than by
  * hiredis's redisAppendCommandArgv, whose formatting (sdscatfmt per
@@ -201,13 +192,13 @@ static size_t format_argv(char **buf, size_t *cap, size_t at, int argc, const ch
     }
     char *p = *buf + at;
     *p++ = '*';
-    p += put_size(p, (size_t)argc);
+    p += decimal_u64(p, (size_t)argc);
     *p++ = '\r';
     *p++ = '\n';
     for (int i = 0; i < argc; i++) {
         size_t len = argvlen ? argvlen[i] : strlen(argv[i]);
         *p++ = '$';
-        p += put_size(p, len);
+        p += decimal_u64(p, len);
         *p++ = '\r';
         *p++ = '\n';
         memcpy(p, argv[i], len);

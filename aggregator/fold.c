@@ -16,6 +16,7 @@
 #include <sys/random.h>
 #include <yajl/yajl_parse.h>
 
+#include "decimal.h"
 #include "hash.h"
 #include "hll.h"
 #include "keys.h"
@@ -2338,46 +2339,10 @@ static int arg_s(struct fold *f, const char *s)
     return arg(f, s, strlen(s));
 }
 
-/* Writes v in decimal at p (room for 20 characters); their number. Two
- * digits a division: a visit state's three numbers (13-digit times) were
- * a twentieth of the drain's instructions a digit at a time. */
-static size_t put_ll(char *p, long long v)
-{
-    static const char pairs[] = "00010203040506070809101112131415161718192021222324"
-                                "25262728293031323334353637383940414243444546474849"
-                                "50515253545556575859606162636465666768697071727374"
-                                "75767778798081828384858687888990919293949596979899";
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    char d[24];
-    size_t n = sizeof d, k = 0;
-    while (u >= 100000000) {        /* eight digits at a time in 32 bits */
-        uint32_t low = (uint32_t)(u % 100000000);
-        u /= 100000000;
-        for (int j = 0; j < 4; j++, low /= 100) {
-            n -= 2;
-            memcpy(d + n, pairs + 2 * (low % 100), 2);
-        }
-    }
-    uint32_t w = (uint32_t)u;
-    for (; w >= 100; w /= 100) {
-        n -= 2;
-        memcpy(d + n, pairs + 2 * (w % 100), 2);
-    }
-    if (w >= 10) {
-        n -= 2;
-        memcpy(d + n, pairs + 2 * w, 2);
-    } else {
-        d[--n] = (char)('0' + w);
-    }
-    if (v < 0) p[k++] = '-';
-    memcpy(p + k, d + n, sizeof d - n);
-    return k + sizeof d - n;
-}
-
 static int arg_i(struct fold *f, long long v)
 {
     char buf[24];
-    return arg(f, buf, put_ll(buf, v));
+    return arg(f, buf, decimal_i64(buf, v));
 }
 
 /* KEYS index (1-based) of key i: the keys go to KEYS in their order. */
@@ -2469,11 +2434,11 @@ static int merge_hll(struct fold *f, uint32_t key, const size_t *order, size_t n
 /* A visit state as the hash holds it: "first last views day exit"; its length. */
 static size_t visit_state(const struct fold *f, const struct visit *v, char *state)
 {
-    size_t n = put_ll(state, v->first);
+    size_t n = decimal_i64(state, v->first);
     state[n++] = ' ';
-    n += put_ll(state + n, v->last);
+    n += decimal_i64(state + n, v->last);
     state[n++] = ' ';
-    n += put_ll(state + n, v->views);
+    n += decimal_i64(state + n, v->views);
     state[n++] = ' ';
     size_t dl = strlen(v->day);
     memcpy(state + n, v->day, dl);
