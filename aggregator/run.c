@@ -502,15 +502,14 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
     size_t nreads, unread = 0;
     redisReply *r;
 
-    /* entries asked of the range in the fold, and of the one past it */
-    size_t want = ramp_first(batch), want_next = ramp_next(want, batch);
+    size_t want = ramp_first(batch);    /* entries asked of the range in the fold */
     if (append_range(a, s, s->cursor, want) < 0 || get_range(a, s, &cur) < 0) return -1;
     if (range_entries(&cur) == 0) goto out;
     if (add_range(a, s, &cur) < 0) goto fail;
     const int64_t start = clock_now_ms();
     ahead = range_entries(&cur) >= want && turn_goes_on(a, s, start, 1);
     if (fold_reads(s->fold, &nreads) < 0) goto oom;
-    if (send_reads(a, s, nreads, ahead, want_next) < 0) goto fail;
+    if (send_reads(a, s, nreads, ahead, ramp_next(want, batch)) < 0) goto fail;
     for (int i = 0;; i++) {
         size_t n = range_entries(&cur);
         *got += n;
@@ -547,8 +546,7 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
             range_free(&cur);
             cur = next;
             memset(&next, 0, sizeof next);
-            want = want_next;
-            want_next = ramp_next(want, batch);
+            want = ramp_next(want, batch);
             if (add_range(a, s, &cur) < 0) goto fail;
             if (fold_reads(s->fold, &nreads) < 0) goto oom;
         }
@@ -563,7 +561,7 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
             ahead = range_entries(&cur) >= want && turn_goes_on(a, s, start, i + 2);
             script_first = fold_reads_after_apply(s->fold);
             early = !script_first;
-            if (early && send_reads(a, s, nreads, ahead, want_next) < 0) goto fail;
+            if (early && send_reads(a, s, nreads, ahead, ramp_next(want, batch)) < 0) goto fail;
         }
         if (pending) {                          /* the batch before, applied meanwhile */
             pending = 0;
@@ -580,7 +578,8 @@ static int fold_site(struct agg *a, struct agg_site *s, size_t *got, int *again)
             *again = n >= want;
             break;
         }
-        if (script_first && (agg_append_held(a) < 0 || send_reads(a, s, nreads, ahead, want_next) < 0)) goto fail;
+        if (script_first && (agg_append_held(a) < 0 || send_reads(a, s, nreads, ahead, ramp_next(want, batch)) < 0))
+            goto fail;
         sent = now;
         pending = 1;
     }
