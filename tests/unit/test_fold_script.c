@@ -234,6 +234,8 @@ static struct batch *read_batch_into(struct fold *f, const char *site, int count
  * FOLD_MOVED, FOLD_DELETED or FOLD_WITHDRAWN. The hits are of 2024, but the
  * fold runs now (now_ms is kept for the reader: when the test's story says the
  * fold runs): visit state expires on Redis's real clock. */
+static long long send_block(struct batch *b, size_t ncmds);
+
 static long long apply(struct batch *b, int64_t now_ms)
 {
     (void)now_ms;
@@ -241,6 +243,12 @@ static long long apply(struct batch *b, int64_t now_ms)
     size_t ncmds;
     assert_int_equal(fold_compute(b->fold, now_ms), 0);
     assert_int_equal(fold_block(b->fold, b->expect, b->added, b->length, &ncmds), 0);
+    return send_block(b, ncmds);
+}
+
+/* Sends b's block, laid out by fold_block(), and reads its replies: the status. */
+static long long send_block(struct batch *b, size_t ncmds)
+{
     for (size_t i = 0; i < ncmds; i++) {
         int argc;
         const char *const *argv;
@@ -749,6 +757,101 @@ static void a_visitors_hits_in_one_batch_add_it_once_to_each_hyperloglog(void **
     assert_int_equal(visitors(NULL), 2);
     assert_int_equal(visitors("/a"), 2);
     assert_int_equal(visitors("/b"), 2);
+}
+
+/* Lays out b's block, once, as run.c does: fold_compute() decides what is
+ * sent. Its number of commands. */
+static size_t lay_out(struct batch *b)
+{
+    size_t ncmds;
+    assert_int_equal(fold_compute(b->fold, clock_now_ms()), 0);
+    assert_int_equal(fold_block(b->fold, b->expect, b->added, b->length, &ncmds), 0);
+    return ncmds;
+}
+
+/* The visitors a block of ncmds commands, laid out, PFADDs to key: the last
+ * two hex digits of each, "a1 a3 ". */
+static const char *pfadded(struct batch *b, size_t ncmds, const char *key)
+{
+    static char out[1024];
+    size_t at = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < ncmds; i++) {
+        int argc;
+        const char *const *argv;
+        const size_t *len;
+        fold_block_cmd(b->fold, i, &argc, &argv, &len);
+        if (len[0] != 5 || memcmp(argv[0], "PFADD", 5) != 0 || len[1] != strlen(key) ||
+            memcmp(argv[1], key, len[1]) != 0)
+            continue;
+        for (int k = 2; k < argc; k++)
+            at += (size_t)snprintf(out + at, sizeof out - at, "%.*s ", 2, argv[k] + len[k] - 2);
+    }
+    return out;
+}
+
+/* A fold kept from batch to batch (run.c) sends a (HyperLogLog, visitor) once:
+ * a visitor back on a page of today adds nothing new to it. A batch refused
+ * makes it forget what it sent; the keys of older days are sent in full
+ * (their retention purge may come sooner than the fold would know). */
+static void a_kept_fold_sends_a_visitor_to_a_hyperloglog_once_until_a_batch_is_refused(void **state)
+{
+    (void)state;
+    struct fold *f = fold_new(SITE, utc, max_members, max_page_visitors);
+    assert_non_null(f);
+    fold_set_retention(f, 400 * CLOCK_DAY_MS);
+    int64_t t = clock_now_ms() - 2 * 3600 * 1000LL;    /* today's, before the realtime minutes */
+    char today[CLOCK_DAY_LEN + 1], page[256], all[256], old[256];
+    clock_format_day(clock_utc_day(t), today);
+    assert_true(keys_uv(page, sizeof page, SITE, today, "/a") > 0);
+    assert_true(keys_uv(all, sizeof all, SITE, today, NULL) > 0);
+    assert_true(keys_uv(old, sizeof old, SITE, DAY, "/a") > 0);
+
+    pageview(t, "/a", "00000000000000a1");
+    pageview(t + 1, "/a", "00000000000000a2");
+    pageview(T0, "/a", "00000000000000b1");
+    struct batch *b = read_batch_into(f, SITE, 1000);
+    size_t n = lay_out(b);
+    assert_string_equal(pfadded(b, n, page), "a1 a2 ");
+    assert_string_equal(pfadded(b, n, old), "b1 ");
+    assert_int_equal(send_block(b, n), FOLD_APPLIED);
+    free_batch(b);
+
+    pageview(t + 2, "/a", "00000000000000a1");
+    pageview(t + 3, "/a", "00000000000000a3");
+    pageview(t + 4, "/b", "00000000000000a2");
+    pageview(T0 + 1, "/a", "00000000000000b1");
+    b = read_batch_into(f, SITE, 1000);
+    n = lay_out(b);
+    assert_string_equal(pfadded(b, n, page), "a3 ");
+    assert_string_equal(pfadded(b, n, all), "a3 ");
+    assert_string_equal(pfadded(b, n, old), "b1 ");      /* 2024: sent again */
+    assert_int_equal(send_block(b, n), FOLD_APPLIED);
+    free_batch(b);
+
+    /* a4 is laid out, but the batch is refused (an entry of it deleted):
+     * read again, a4 is sent again. */
+    pageview(t + 5, "/a", "00000000000000a4");
+    pageview(t + 6, "/a", "00000000000000a5");
+    b = read_batch_into(f, SITE, 1000);
+    n = lay_out(b);
+    assert_string_equal(pfadded(b, n, page), "a4 a5 ");
+    freeReplyObject(CMD("XDEL %s %s", stream_key(SITE), b->range->element[1]->element[0]->str));
+    assert_int_equal(send_block(b, n), FOLD_DELETED);
+    fold_forget(f);             /* as run.c does */
+    free_batch(b);
+    b = read_batch_into(f, SITE, 1000);
+    n = lay_out(b);
+    assert_string_equal(pfadded(b, n, page), "a4 ");
+    assert_int_equal(send_block(b, n), FOLD_APPLIED);
+    free_batch(b);
+    fold_free(f);
+
+    assert_int_equal(integer(CMD("PFCOUNT %s", page)), 4);
+    assert_int_equal(integer(CMD("PFCOUNT %s", all)), 4);
+    /* 2024's keys were past their 400 days: each PEXPIREAT deleted its key,
+     * which is why a member of an old day is always sent */
+    assert_int_equal(visitors("/a"), 0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1871,6 +1974,7 @@ int main(void)
         cmocka_unit_test_setup(small_batches_add_up_to_the_same_counts, fresh),
         cmocka_unit_test_setup(the_apply_costs_one_argument_per_distinct_member_not_per_hit, fresh),
         cmocka_unit_test_setup(a_visitors_hits_in_one_batch_add_it_once_to_each_hyperloglog, fresh),
+        cmocka_unit_test_setup(a_kept_fold_sends_a_visitor_to_a_hyperloglog_once_until_a_batch_is_refused, fresh),
         cmocka_unit_test_setup(thousands_of_visitors_merge_into_the_registers_pfadd_sets, fresh),
         cmocka_unit_test_setup(a_new_key_of_thousands_of_members_is_set_from_the_registers, fresh),
         cmocka_unit_test_setup(a_page_with_hundreds_of_visitors_keeps_a_sparse_hyperloglog, fresh),
