@@ -379,7 +379,7 @@ struct keyarg {
 
 static uint64_t key_hash(struct fold *f, const char *s, size_t len)
 {
-    return hash_fnv1a(f->seed, s, len);
+    return hash_seeded(f->seed, s, len);
 }
 
 static uint64_t key_rehash(struct fold *f, uint32_t i)
@@ -416,7 +416,7 @@ static int64_t key_index(struct fold *f, const char *s, int len)
 
 static uint64_t member_hash(const struct fold *f, const char *m, size_t len)
 {
-    return hash_fnv1a(f->seed, m, len);
+    return hash_seeded(f->seed, m, len);
 }
 
 /* The slot of m (member hash mh) in cs, or the empty slot where it goes. */
@@ -641,11 +641,11 @@ struct sumarg {
     uint64_t hash;
 };
 
-/* A sum's hash, from its member's (member_hash: seeded, byte at a time,
- * since members come from visitors' input, and hash_words has collisions
- * that no seed moves) and its key and kind, mixed (MurmurHash3's finalizer,
- * a bijection). A hit's path and visitor are hashed once, not once per sum
- * they go to: the byte loop was a seventh of the fold's time. */
+/* A sum's hash, from its member's (member_hash: seeded in every word, since
+ * members come from visitors' input, and hash_words has collisions that no
+ * seed moves) and its key and kind, mixed (MurmurHash3's finalizer, a
+ * bijection). A hit's path and visitor are hashed once, not once per sum
+ * they go to. */
 static uint64_t sum_hash(uint64_t mh, uint32_t key, uint8_t kind)
 {
     uint64_t h = mh ^ (((uint64_t)key << 8 | kind) * 0x9e3779b97f4a7c15ull);
@@ -1008,10 +1008,18 @@ struct visitarg {
     const unsigned char *v;
 };
 
+/* A visitor's first 8 bytes: HMAC output (visitor.h), evenly spread. */
+static uint64_t visitor_word(const unsigned char *v)
+{
+    uint64_t w;
+    memcpy(&w, v, sizeof w);
+    return w;
+}
+
 /* A visitor within a scope (a visit hash's key index, or its UTC day). */
 static uint64_t visitor_hash(struct fold *f, int64_t scope, const unsigned char *v)
 {
-    return hash_fnv1a(hash_fnv1a(f->seed, &scope, sizeof scope), v, RAWHIT_VISITOR_LEN);
+    return hash_mum(visitor_word(v) ^ f->seed, (uint64_t)scope ^ 0xc4ceb9fe1a85ec53ull);
 }
 
 static uint64_t visit_rehash(struct fold *f, uint32_t i)
@@ -1534,16 +1542,16 @@ static int visit_set(struct fold *f, const struct vgroup *g, struct visit *v, co
 /* Withdrawn visitors                                                        */
 /* ------------------------------------------------------------------------ */
 
-static uint64_t visitor_word(const unsigned char *v)
+
+/* The slot of a 64-bit key in a table of cap (a power of two) slots. */
+static size_t word_slot(const struct fold *f, uint64_t w, size_t cap)
 {
-    uint64_t w;
-    memcpy(&w, v, sizeof w);
-    return w;
+    return (size_t)hash_mum(w ^ f->seed, 0xc4ceb9fe1a85ec53ull) & (cap - 1);
 }
 
 static size_t wslot_of(const struct fold *f, uint64_t w)
 {
-    return (size_t)hash_fnv1a(f->seed, &w, sizeof w) & (f->wcap - 1);
+    return word_slot(f, w, f->wcap);
 }
 
 static void withdrawn_clear(struct fold *f)
@@ -1647,7 +1655,7 @@ static uint64_t *idmap_slot(struct fold *f, struct idmap *m, uint64_t key, int a
         }
         for (size_t i = 0; i < m->cap; i++) {
             if (!m->k[i]) continue;
-            size_t j = hash_fnv1a(f->seed, &m->k[i], sizeof m->k[i]) & (cap - 1);
+            size_t j = word_slot(f, m->k[i], cap);
             while (k[j]) j = (j + 1) & (cap - 1);
             k[j] = m->k[i];
             v[j] = m->v[i];
@@ -1660,7 +1668,7 @@ static uint64_t *idmap_slot(struct fold *f, struct idmap *m, uint64_t key, int a
     }
     if (!m->cap) return NULL;
     uint64_t stored = key + 1;
-    size_t j = hash_fnv1a(f->seed, &stored, sizeof stored) & (m->cap - 1);
+    size_t j = word_slot(f, stored, m->cap);
     while (m->k[j] && m->k[j] != stored) j = (j + 1) & (m->cap - 1);
     if (!m->k[j]) {
         if (!add) return NULL;
@@ -2005,7 +2013,7 @@ int fold_read_answer(struct fold *f, size_t i, size_t n, const char *const *vals
 
 /* A visit-level value counted for the day, and for the day and entry page
  * (path KEYS_BYPAGE_SEP value, one member: the cap keeps or drops it whole). */
-static int visit_value(struct fold *f, enum fold_dim d, const char *path, size_t pl, uint64_t ph,
+static int visit_value(struct fold *f, enum fold_dim d, const char *path, size_t pl,
                        const char *v, size_t vl)
 {
     char m[FOLD_MAX_PATH + 1 + 256];
@@ -2013,9 +2021,7 @@ static int visit_value(struct fold *f, enum fold_dim d, const char *path, size_t
     memcpy(m, path, pl);
     m[pl] = KEYS_BYPAGE_SEP;
     memcpy(m + pl + 1, v, vl);
-    /* the by-page member's hash goes on from the path's (member_hash is
-     * FNV-1a, whose state is its value) */
-    uint64_t mh = hash_fnv1a(hash_fnv1a(ph, m + pl, 1), v, vl);
+    uint64_t mh = member_hash(f, m, pl + 1 + vl);
     if (incr(f, f->daykey[d], v, vl, 1) < 0 || incr_h(f, f->bypagekey[d], m, pl + 1 + vl, mh, 1) < 0)
         return -1;
     return 0;
@@ -2024,10 +2030,10 @@ static int visit_value(struct fold *f, enum fold_dim d, const char *path, size_t
 /* A visit-level breakdown, counted when the hit starts a visit; an empty
  * value is skipped, or filed under fallback. */
 static int visit_dim(struct fold *f, enum fold_dim d, const struct rawhit *h, enum rawhit_str s,
-                     const char *fallback, const char *path, size_t pl, uint64_t ph)
+                     const char *fallback, const char *path, size_t pl)
 {
-    if (h->n[s]) return visit_value(f, d, path, pl, ph, h->s[s], h->n[s]);
-    return fallback ? visit_value(f, d, path, pl, ph, fallback, strlen(fallback)) : 0;
+    if (h->n[s]) return visit_value(f, d, path, pl, h->s[s], h->n[s]);
+    return fallback ? visit_value(f, d, path, pl, fallback, strlen(fallback)) : 0;
 }
 
 static int start_visit(struct fold *f, const struct fhit *x, const char *path, size_t pl, uint64_t ph)
@@ -2039,17 +2045,17 @@ static int start_visit(struct fold *f, const struct fhit *x, const char *path, s
         incr_fixed(f, f->daykey[FOLD_TOTALS], FM_BOUNCES, 1) < 0 ||
         incr_fixed(f, f->hourkey, FM_VISITS, 1) < 0 || incr_h(f, f->daykey[FOLD_ENTRY], path, pl, ph, 1) < 0 ||
         incr_h(f, f->daykey[FOLD_EXIT], path, pl, ph, 1) < 0 ||
-        visit_dim(f, FOLD_SOURCE, h, RAWHIT_REFERRER, FOLD_DIRECT, path, pl, ph) < 0 ||
-        visit_dim(f, FOLD_UTM_SOURCE, h, RAWHIT_UTM_SOURCE, NULL, path, pl, ph) < 0 ||
-        visit_dim(f, FOLD_UTM_MEDIUM, h, RAWHIT_UTM_MEDIUM, NULL, path, pl, ph) < 0 ||
-        visit_dim(f, FOLD_UTM_CAMPAIGN, h, RAWHIT_UTM_CAMPAIGN, NULL, path, pl, ph) < 0 ||
-        visit_dim(f, FOLD_UTM_TERM, h, RAWHIT_UTM_TERM, NULL, path, pl, ph) < 0 ||
-        visit_dim(f, FOLD_UTM_CONTENT, h, RAWHIT_UTM_CONTENT, NULL, path, pl, ph) < 0 ||
-        visit_dim(f, FOLD_COUNTRY, h, RAWHIT_COUNTRY, FOLD_UNKNOWN, path, pl, ph) < 0 ||
-        visit_dim(f, FOLD_REGION, h, RAWHIT_REGION, NULL, path, pl, ph) < 0 ||
-        visit_dim(f, FOLD_BROWSER, h, RAWHIT_BROWSER, FOLD_UNKNOWN, path, pl, ph) < 0 ||
-        visit_dim(f, FOLD_OS, h, RAWHIT_OS, FOLD_UNKNOWN, path, pl, ph) < 0 ||
-        visit_value(f, FOLD_DEVICE, path, pl, ph, device, strlen(device)) < 0)
+        visit_dim(f, FOLD_SOURCE, h, RAWHIT_REFERRER, FOLD_DIRECT, path, pl) < 0 ||
+        visit_dim(f, FOLD_UTM_SOURCE, h, RAWHIT_UTM_SOURCE, NULL, path, pl) < 0 ||
+        visit_dim(f, FOLD_UTM_MEDIUM, h, RAWHIT_UTM_MEDIUM, NULL, path, pl) < 0 ||
+        visit_dim(f, FOLD_UTM_CAMPAIGN, h, RAWHIT_UTM_CAMPAIGN, NULL, path, pl) < 0 ||
+        visit_dim(f, FOLD_UTM_TERM, h, RAWHIT_UTM_TERM, NULL, path, pl) < 0 ||
+        visit_dim(f, FOLD_UTM_CONTENT, h, RAWHIT_UTM_CONTENT, NULL, path, pl) < 0 ||
+        visit_dim(f, FOLD_COUNTRY, h, RAWHIT_COUNTRY, FOLD_UNKNOWN, path, pl) < 0 ||
+        visit_dim(f, FOLD_REGION, h, RAWHIT_REGION, NULL, path, pl) < 0 ||
+        visit_dim(f, FOLD_BROWSER, h, RAWHIT_BROWSER, FOLD_UNKNOWN, path, pl) < 0 ||
+        visit_dim(f, FOLD_OS, h, RAWHIT_OS, FOLD_UNKNOWN, path, pl) < 0 ||
+        visit_value(f, FOLD_DEVICE, path, pl, device, strlen(device)) < 0)
         return -1;
     return 0;
 }
@@ -2478,7 +2484,7 @@ static int pf_order(struct fold *f, size_t nkeys, size_t *start, size_t *order)
             size_t c = 16;
             while (c < 2 * n) c *= 2;
             memset(f->pfset, 0, c * sizeof *f->pfset);
-            uint64_t kh = seen_key(f, (uint32_t)k, today) ? hash_fnv1a(f->seed, AT(f, f->keys[k]), f->keys[k].len) : 0;
+            uint64_t kh = seen_key(f, (uint32_t)k, today) ? key_hash(f, AT(f, f->keys[k]), f->keys[k].len) : 0;
             for (; at < end; at++) {
                 const unsigned char *v = f->hits[f->pfs[order[at]].hit].h.visitor;
                 size_t j = (size_t)((visitor_word(v) ^ f->seed) * 0x9e3779b97f4a7c15ull >> 32) & (c - 1);
