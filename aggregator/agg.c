@@ -454,31 +454,100 @@ static void reader_trim(redisReader *rd, size_t *pos)
     rd->len = sdslen(rd->buf);
 }
 
-/* agg_get_reply_in() through resp_parse(), reading the socket into
- * hiredis's buffer as hiredis would (after writing what is pending) and
- * leaving its cursor after the reply: hiredis's reader and this one take
- * turns between replies. */
-static redisReply *get_reply_parsed(struct agg *a, struct agg_region *rg)
+/* A reply read by one of resp.h's parsers (parse, its state st, whose
+ * position is *pos), reading the socket into hiredis's buffer as hiredis
+ * would (after writing what is pending) and leaving its cursor after the
+ * reply: hiredis's reader and these take turns between replies. 0, or -1. */
+static int read_parsed(struct agg *a, int (*parse)(void *, const char *, size_t, struct agg_region *),
+                       void *st, size_t *pos, struct agg_region *rg)
 {
     redisContext *c = a->rc;
     redisReader *rd = c->reader;
-    struct resp_parse st = {.pos = rd->pos};
+    *pos = rd->pos;
     int written = 0;
     for (;;) {
-        int rc = resp_parse(&st, rd->buf, rd->len, rg);
+        int rc = parse(st, rd->buf, rd->len, rg);
         if (rc < 0) {
             snprintf(a->err, sizeof a->err, "redis: %s",
                      errno == ENOMEM ? "out of memory reading a reply" : "protocol error");
             agg_disconnect(a);
-            return NULL;
+            return -1;
         }
-        rd->pos = st.pos;
-        reader_trim(rd, &st.pos);
-        if (rc > 0) return st.root;
+        rd->pos = *pos;
+        reader_trim(rd, pos);
+        if (rc > 0) return 0;
         for (int done = 0; !written; written = done)
-            if (redisBufferWrite(c, &done) == REDIS_ERR) return checked(a, NULL);
-        if (redisBufferRead(c) == REDIS_ERR) return checked(a, NULL);
+            if (redisBufferWrite(c, &done) == REDIS_ERR) break;
+        if (written && redisBufferRead(c) == REDIS_OK) continue;
+        checked(a, NULL);       /* the connection's error, and it is dropped */
+        return -1;
     }
+}
+
+static int parse_reply(void *st, const char *buf, size_t len, struct agg_region *rg)
+{
+    return resp_parse(st, buf, len, rg);
+}
+
+static int parse_entries(void *st, const char *buf, size_t len, struct agg_region *rg)
+{
+    return resp_parse_entries(st, buf, len, rg);
+}
+
+/* Whether the next reply can be read by resp.h's parsers: hiredis's reader
+ * holds none of it, and the connection blocks. */
+static int parsed_here(const struct agg *a)
+{
+    const redisReader *rd = a->rc->reader;
+    return !rd->err && rd->ridx == -1 && (a->rc->flags & REDIS_BLOCK);
+}
+
+int agg_get_entries_in(struct agg *a, struct agg_region *rg, struct resp_entries *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!a->rc) {
+        snprintf(a->err, sizeof a->err, "redis: connection lost");
+        return -1;
+    }
+    if (parsed_here(a)) {
+        struct resp_entries_parse st = {.out = out};
+        return read_parsed(a, parse_entries, &st, &st.pos, rg);
+    }
+    /* Read by hiredis's reader into objects, and laid flat over them. */
+    redisReply *r = agg_get_reply_in(a, rg);
+    if (!r) return -1;
+    if (r->type == REDIS_REPLY_ERROR) {
+        out->error = r;
+        return 0;
+    }
+    if (r->type != REDIS_REPLY_ARRAY ||
+        (r->elements && !(out->e = agg_region_alloc(rg, r->elements * sizeof *out->e))))
+        goto bad;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *x = r->element[i], *f = x->type == REDIS_REPLY_ARRAY && x->elements == 2 ? x->element[1] : NULL;
+        if (!f || x->element[0]->type != REDIS_REPLY_STRING || (f->type != REDIS_REPLY_ARRAY && f->type != REDIS_REPLY_NIL))
+            goto bad;
+        size_t n = f->type == REDIS_REPLY_ARRAY ? f->elements : 0;
+        const char **str = agg_region_alloc(rg, n * (sizeof *str + sizeof(size_t)) + 1);
+        if (!str) goto bad;
+        size_t *len = (size_t *)(str + n);
+        for (size_t k = 0; k < n; k++) {
+            str[k] = f->element[k]->str ? f->element[k]->str : "";
+            len[k] = f->element[k]->str ? f->element[k]->len : 0;
+        }
+        out->e[i] = (struct resp_entry){x->element[0]->str, x->element[0]->len, n, str, len};
+    }
+    out->n = r->elements;
+    return 0;
+bad:
+    snprintf(a->err, sizeof a->err, "redis: not a range of entries, or out of memory");
+    return -1;
+}
+
+static redisReply *get_reply_parsed(struct agg *a, struct agg_region *rg)
+{
+    struct resp_parse st = {0};
+    return read_parsed(a, parse_reply, &st, &st.pos, rg) < 0 ? NULL : st.root;
 }
 
 redisReply *agg_get_reply_in(struct agg *a, struct agg_region *rg)
@@ -487,8 +556,8 @@ redisReply *agg_get_reply_in(struct agg *a, struct agg_region *rg)
         snprintf(a->err, sizeof a->err, "redis: connection lost");
         return NULL;
     }
+    if (parsed_here(a)) return get_reply_parsed(a, rg);
     redisReader *rd = a->rc->reader;
-    if (!rd->err && rd->ridx == -1 && (a->rc->flags & REDIS_BLOCK)) return get_reply_parsed(a, rg);
     redisReplyObjectFunctions *fn = rd->fn;
     void *priv = rd->privdata;
     rd->fn = &region_fn;

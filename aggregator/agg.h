@@ -101,6 +101,10 @@ struct agg_region {
     size_t left, grow;          /* grow: the last block's size; they double up to 1 MiB */
 };
 redisReply *agg_get_reply_in(struct agg *a, struct agg_region *rg);
+/* The next reply, an XRANGE's, read flat into the region (resp.h): 0 with
+ * *out (out->error set when Redis answered an error), or -1. */
+struct resp_entries;
+int agg_get_entries_in(struct agg *a, struct agg_region *rg, struct resp_entries *out);
 void agg_region_free(struct agg_region *rg);
 /* n bytes in rg, aligned for any object, or NULL. */
 void *agg_region_alloc(struct agg_region *rg, size_t n);

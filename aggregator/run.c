@@ -26,6 +26,7 @@
 #include "log.h"
 #include "purge.h"
 #include "rawhit.h"
+#include "resp.h"
 
 #define DISCOVER_EVERY_MS 30000
 #define BACKOFF_MAX_MS 5000
@@ -131,7 +132,8 @@ static int stream_counts(const redisReply *r, long long *length, long long *adde
 /* A read of a site's stream: XINFO STREAM's counts, the XRANGE entries, the
  * withdrawn generation. */
 struct range {
-    redisReply *info, *entries, *gen;   /* in rg */
+    redisReply *info, *gen;             /* in rg */
+    struct resp_entries entries;        /* in rg */
     struct agg_region rg;
     long long length, added;
 };
@@ -183,14 +185,12 @@ static int get_range(struct agg *a, struct agg_site *s, struct range *r)
 {
     memset(r, 0, sizeof *r);
     r->info = agg_get_reply_in(a, &r->rg);
-    r->entries = r->info ? agg_get_reply_in(a, &r->rg) : NULL;
-    r->gen = r->entries ? agg_get_reply_in(a, &r->rg) : NULL;
-    if (!r->gen) {
+    if (!r->info || agg_get_entries_in(a, &r->rg, &r->entries) < 0 || !(r->gen = agg_get_reply_in(a, &r->rg))) {
         range_free(r);
         return -1;
     }
     if (r->info->type == REDIS_REPLY_ERROR) return 0;      /* no stream yet: nothing to fold */
-    if (stream_counts(r->info, &r->length, &r->added) < 0 || r->entries->type != REDIS_REPLY_ARRAY ||
+    if (stream_counts(r->info, &r->length, &r->added) < 0 || r->entries.error ||
         (r->gen->type != REDIS_REPLY_STRING && r->gen->type != REDIS_REPLY_NIL)) {
         range_free(r);
         return bad_in(a, s, "XINFO/XRANGE/GET", NULL);
@@ -200,7 +200,7 @@ static int get_range(struct agg *a, struct agg_site *s, struct range *r)
 
 static size_t range_entries(const struct range *r)
 {
-    return r->info && r->info->type != REDIS_REPLY_ERROR ? r->entries->elements : 0;
+    return r->info && r->info->type != REDIS_REPLY_ERROR ? r->entries.n : 0;
 }
 
 /* Starts a batch of s's fold with the entries of r (which must outlive its
@@ -212,19 +212,10 @@ static int add_range(struct agg *a, struct agg_site *s, const struct range *r)
     if (fold_withdrawn_gen(s->fold, g->type == REDIS_REPLY_STRING ? g->str : "",
                            g->type == REDIS_REPLY_STRING ? g->len : 0) < 0)
         return bad_in(a, s, "GET withdrawn generation", NULL);
-    const char *fv[MAX_FIELDS];
-    size_t fvlen[MAX_FIELDS];
-    for (size_t i = 0; i < r->entries->elements; i++) {
-        const redisReply *e = r->entries->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[0]->type != REDIS_REPLY_STRING)
-            continue;
-        const redisReply *f = e->element[1];
-        size_t n = 0;
-        for (; f->type == REDIS_REPLY_ARRAY && n < f->elements && n < MAX_FIELDS; n++) {
-            fv[n] = f->element[n]->str ? f->element[n]->str : "";
-            fvlen[n] = f->element[n]->str ? f->element[n]->len : 0;
-        }
-        if (fold_add(s->fold, e->element[0]->str, e->element[0]->len, fv, fvlen, n & ~(size_t)1) < 0)
+    for (size_t i = 0; i < r->entries.n; i++) {
+        const struct resp_entry *e = &r->entries.e[i];
+        size_t n = e->n < MAX_FIELDS ? e->n : MAX_FIELDS;
+        if (fold_add(s->fold, e->id, e->idlen, e->s, e->len, n & ~(size_t)1) < 0)
             return bad_in(a, s, "fold", NULL);
     }
     return 0;

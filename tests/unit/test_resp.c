@@ -237,6 +237,136 @@ static void bytes_no_reply_has_are_a_protocol_error(void **state)
     assert_int_equal(parse_all(":12\r"), 0);
 }
 
+/* ------------------------------------------------------------------------ */
+/* An XRANGE reply read flat (resp_parse_entries)                            */
+/* ------------------------------------------------------------------------ */
+
+/* Entries of every shape a range may hold: ours (2 strings), none, nil
+ * strings, an entry of earlier versions with 20 strings (more than are read
+ * at once), bytes CR, LF and NUL in ids and strings, a nil string. */
+static const char range[] =
+    "*6\r\n"
+    "*2\r\n$15\r\n1796447673063-0\r\n*2\r\n$1\r\nh\r\n$6\r\na\r\n\0\xff\r\r\n"
+    "*2\r\n$3\r\n1-0\r\n*0\r\n"
+    "*2\r\n$3\r\n2-0\r\n*-1\r\n"
+    "*2\r\n$3\r\n3-0\r\n*20\r\n"
+    "$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nd\r\n$1\r\ne\r\n$1\r\nf\r\n$1\r\ng\r\n$1\r\nh\r\n$1\r\ni\r\n$1\r\nj\r\n"
+    "$1\r\nk\r\n$1\r\nl\r\n$1\r\nm\r\n$1\r\nn\r\n$1\r\no\r\n$1\r\np\r\n$1\r\nq\r\n$2\r\nrr\r\n$0\r\n\r\n$-1\r\n"
+    "*2\r\n$4\r\n4\r\n0\r\n*2\r\n$0\r\n\r\n$2\r\n\r\n\r\n"
+    "*2\r\n$15\r\n1796447673068-1\r\n*2\r\n$1\r\nh\r\n$0\r\n\r\n"
+    "+OK\r\n";                  /* the next reply, not read */
+#define RANGE_LEN (sizeof range - 1 - 5)
+
+/* out holds what hiredis reads of want, an array of [id, [strings]]. */
+static void assert_same_entries(const struct resp_entries *out, const redisReply *want)
+{
+    assert_null(out->error);
+    assert_int_equal(out->n, want->elements);
+    for (size_t i = 0; i < out->n; i++) {
+        const redisReply *w = want->element[i], *id = w->element[0], *str = w->element[1];
+        const struct resp_entry *e = &out->e[i];
+        assert_int_equal(e->idlen, id->len);
+        assert_memory_equal(e->id, id->str, id->len);
+        assert_int_equal(e->id[e->idlen], '\0');
+        assert_int_equal(e->n, str->type == REDIS_REPLY_ARRAY ? str->elements : 0);
+        for (size_t k = 0; k < e->n; k++) {
+            const redisReply *x = str->element[k];
+            size_t n = x->type == REDIS_REPLY_STRING ? x->len : 0;
+            assert_int_equal(e->len[k], n);
+            assert_memory_equal(e->s[k], n ? x->str : "", n);
+            assert_int_equal(e->s[k][n], '\0');
+        }
+    }
+}
+
+/* The range cut at every place, what was read before the cursor dropped in
+ * between: the same entries as hiredis reads, the cursor after the reply. */
+static void a_range_reads_flat_as_hiredis_reads_it_cut_anywhere(void **state)
+{
+    (void)state;
+    redisReader *rd = redisReaderCreate();
+    assert_non_null(rd);
+    assert_int_equal(redisReaderFeed(rd, range, RANGE_LEN), REDIS_OK);
+    void *want = NULL;
+    assert_int_equal(redisReaderGetReply(rd, &want), REDIS_OK);
+    assert_non_null(want);
+    redisReaderFree(rd);
+    char *buf = malloc(sizeof range);
+    assert_non_null(buf);
+    for (size_t cut = 0; cut <= RANGE_LEN; cut++) {
+        struct agg_region rg = {0};
+        struct resp_entries out;
+        struct resp_entries_parse st = {.out = &out};
+        memset(&out, 0, sizeof out);
+        size_t have = cut, base = 0;        /* buf holds range[base .. base + have) */
+        memcpy(buf, range, have);
+        int rc;
+        while ((rc = resp_parse_entries(&st, buf, have, &rg)) == 0) {
+            assert_true(base + have < sizeof range - 1);
+            memmove(buf, buf + st.pos, have - st.pos);   /* the trim */
+            base += st.pos;
+            have -= st.pos;
+            st.pos = 0;
+            memcpy(buf + have, range + base + have, sizeof range - 1 - base - have);
+            have = sizeof range - 1 - base;
+        }
+        assert_int_equal(rc, 1);
+        assert_int_equal(base + st.pos, RANGE_LEN);
+        assert_same_entries(&out, want);
+        agg_region_free(&rg);
+    }
+    free(buf);
+    freeReplyObject(want);
+}
+
+static int entries_of(const char *s, struct resp_entries *out, struct agg_region *rg)
+{
+    struct resp_entries_parse st = {.out = out};
+    memset(out, 0, sizeof *out);
+    errno = 0;
+    return resp_parse_entries(&st, s, strlen(s), rg);
+}
+
+/* An error is the reply; an empty range has no entries. */
+static void an_error_or_an_empty_range_reads_as_such(void **state)
+{
+    (void)state;
+    struct agg_region rg = {0};
+    struct resp_entries out;
+    assert_int_equal(entries_of("-WRONGTYPE Operation against a key\r\n", &out, &rg), 1);
+    assert_non_null(out.error);
+    assert_int_equal(out.error->type, REDIS_REPLY_ERROR);
+    assert_string_equal(out.error->str, "WRONGTYPE Operation against a key");
+    assert_int_equal(entries_of("*0\r\n", &out, &rg), 1);
+    assert_null(out.error);
+    assert_int_equal(out.n, 0);
+    assert_int_equal(entries_of("-ERR", &out, &rg), 0);
+    agg_region_free(&rg);
+}
+
+static void what_is_not_a_range_is_a_protocol_error(void **state)
+{
+    (void)state;
+    const char *bad[] = {
+        "+OK\r\n", ":1\r\n", "$1\r\na\r\n", "*-1\r\n",
+        "*1\r\n:1\r\n",                                 /* an entry not an array */
+        "*1\r\n*3\r\n$1\r\na\r\n*0\r\n*0\r\n",          /* nor of two */
+        "*1\r\n*2\r\n:5\r\n*0\r\n",                     /* an id not a string */
+        "*1\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n",           /* strings not an array */
+        "*1\r\n*2\r\n$1\r\na\r\n*1\r\n:1\r\n",          /* a string not a string */
+        "*1\r\n*2\r\n$1\r\na\r\n*1025\r\n",             /* more strings than an entry has */
+        "*1\r\n*2\r\n$2\r\na\r\n*0\r\n",                /* a length not where CRLF is */
+        "*999999999\r\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        struct agg_region rg = {0};
+        struct resp_entries out;
+        assert_int_equal(entries_of(bad[i], &out, &rg), -1);
+        assert_int_equal(errno, EPROTO);
+        agg_region_free(&rg);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -244,6 +374,9 @@ int main(void)
         cmocka_unit_test(a_reply_cut_anywhere_reads_the_same_once_whole),
         cmocka_unit_test(random_replies_in_random_pieces_read_as_hiredis_reads_them),
         cmocka_unit_test(bytes_no_reply_has_are_a_protocol_error),
+        cmocka_unit_test(a_range_reads_flat_as_hiredis_reads_it_cut_anywhere),
+        cmocka_unit_test(an_error_or_an_empty_range_reads_as_such),
+        cmocka_unit_test(what_is_not_a_range_is_a_protocol_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
