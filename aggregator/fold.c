@@ -1542,7 +1542,6 @@ static int visit_set(struct fold *f, const struct vgroup *g, struct visit *v, co
 /* Withdrawn visitors                                                        */
 /* ------------------------------------------------------------------------ */
 
-
 /* The slot of a 64-bit key in a table of cap (a power of two) slots. */
 static size_t word_slot(const struct fold *f, uint64_t w, size_t cap)
 {
@@ -2403,8 +2402,9 @@ static const char *pf_member(struct fold *f, size_t i)
  *     So only the keys of the last two local days are kept, with that
  *     retention at least SEEN_MIN_RETENTION_MS, and the set is emptied every
  *     SEEN_MAX_AGE_MS: no member it holds can outlive its key;
- *   - a fingerprint shared by two (key, visitor) pairs: 64 bits, about one
- *     chance in 2^45 over a full set; a HyperLogLog's own error is 0.81 %.
+ *   - a fingerprint shared by two (key, visitor) pairs: 64 bits, a chance
+ *     of about 2^-45 a lookup in a full set; a HyperLogLog's own error is
+ *     0.81 %.
  * Its size is bounded (SEEN_MAX_SLOTS, 8 bytes each): full, it is emptied.
  * An erasure does not touch it: a HyperLogLog cannot forget a member. */
 #define SEEN_MAX_SLOTS (1u << 19)
