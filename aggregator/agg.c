@@ -509,39 +509,14 @@ int agg_get_entries_in(struct agg *a, struct agg_region *rg, struct resp_entries
         snprintf(a->err, sizeof a->err, "redis: connection lost");
         return -1;
     }
-    if (parsed_here(a)) {
-        struct resp_entries_parse st = {.out = out};
-        return read_parsed(a, parse_entries, &st, &st.pos, rg);
+    if (!parsed_here(a)) {
+        /* hiredis's reader holds part of a reply: never between the replies
+         * of a blocking connection, which is all the aggregator opens */
+        snprintf(a->err, sizeof a->err, "redis: a range read while a reply was half read");
+        return -1;
     }
-    /* Read by hiredis's reader into objects, and laid flat over them. */
-    redisReply *r = agg_get_reply_in(a, rg);
-    if (!r) return -1;
-    if (r->type == REDIS_REPLY_ERROR) {
-        out->error = r;
-        return 0;
-    }
-    if (r->type != REDIS_REPLY_ARRAY ||
-        (r->elements && !(out->e = agg_region_alloc(rg, r->elements * sizeof *out->e))))
-        goto bad;
-    for (size_t i = 0; i < r->elements; i++) {
-        const redisReply *x = r->element[i], *f = x->type == REDIS_REPLY_ARRAY && x->elements == 2 ? x->element[1] : NULL;
-        if (!f || x->element[0]->type != REDIS_REPLY_STRING || (f->type != REDIS_REPLY_ARRAY && f->type != REDIS_REPLY_NIL))
-            goto bad;
-        size_t n = f->type == REDIS_REPLY_ARRAY ? f->elements : 0;
-        const char **str = agg_region_alloc(rg, n * (sizeof *str + sizeof(size_t)) + 1);
-        if (!str) goto bad;
-        size_t *len = (size_t *)(str + n);
-        for (size_t k = 0; k < n; k++) {
-            str[k] = f->element[k]->str ? f->element[k]->str : "";
-            len[k] = f->element[k]->str ? f->element[k]->len : 0;
-        }
-        out->e[i] = (struct resp_entry){x->element[0]->str, x->element[0]->len, n, str, len};
-    }
-    out->n = r->elements;
-    return 0;
-bad:
-    snprintf(a->err, sizeof a->err, "redis: not a range of entries, or out of memory");
-    return -1;
+    struct resp_entries_parse st = {.out = out};
+    return read_parsed(a, parse_entries, &st, &st.pos, rg);
 }
 
 static redisReply *get_reply_parsed(struct agg *a, struct agg_region *rg)

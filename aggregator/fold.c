@@ -192,12 +192,9 @@ struct fold {
     uint32_t *pfset;            /* pf_order's scratch set: order index + 1 */
     size_t cappfset;
     /* The HyperLogLog members the batches counted so far have added (seen_*):
-     * fingerprints of (key, visitor), not sent again. */
-    struct {
-        uint64_t *slot;
-        size_t cap, n;
-        int64_t since;          /* ms: when the set was last emptied */
-    } seen;
+     * fingerprints of (key, visitor), not sent again; emptied at seen_since. */
+    struct idmap seen;
+    int64_t seen_since;
     /* A HyperLogLog's registers, and the merges of the batch (hll.h): the
      * key index and its dense string in the arena. */
     uint8_t *hllreg;
@@ -814,7 +811,8 @@ void fold_free(struct fold *f)
     free(f->sums);
     free(f->pfs);
     free(f->pfset);
-    free(f->seen.slot);
+    free(f->seen.k);
+    free(f->seen.v);
     free(f->sumt.slot);
     free(f->hllreg);
     free(f->merges);
@@ -1016,10 +1014,16 @@ static uint64_t visitor_word(const unsigned char *v)
     return w;
 }
 
+/* A 64-bit word w (and salt), hashed with the process's seed. */
+static uint64_t word_hash(const struct fold *f, uint64_t w, uint64_t salt)
+{
+    return hash_mum(w ^ f->seed, salt ^ 0xc4ceb9fe1a85ec53ull);
+}
+
 /* A visitor within a scope (a visit hash's key index, or its UTC day). */
 static uint64_t visitor_hash(struct fold *f, int64_t scope, const unsigned char *v)
 {
-    return hash_mum(visitor_word(v) ^ f->seed, (uint64_t)scope ^ 0xc4ceb9fe1a85ec53ull);
+    return word_hash(f, visitor_word(v), (uint64_t)scope);
 }
 
 static uint64_t visit_rehash(struct fold *f, uint32_t i)
@@ -1545,7 +1549,7 @@ static int visit_set(struct fold *f, const struct vgroup *g, struct visit *v, co
 /* The slot of a 64-bit key in a table of cap (a power of two) slots. */
 static size_t word_slot(const struct fold *f, uint64_t w, size_t cap)
 {
-    return (size_t)hash_mum(w ^ f->seed, 0xc4ceb9fe1a85ec53ull) & (cap - 1);
+    return (size_t)word_hash(f, w, 0) & (cap - 1);
 }
 
 static size_t wslot_of(const struct fold *f, uint64_t w)
@@ -2405,17 +2409,16 @@ static const char *pf_member(struct fold *f, size_t i)
  *   - a fingerprint shared by two (key, visitor) pairs: 64 bits, a chance
  *     of about 2^-45 a lookup in a full set; a HyperLogLog's own error is
  *     0.81 %.
- * Its size is bounded (SEEN_MAX_SLOTS, 8 bytes each): full, it is emptied.
+ * Its size is bounded (SEEN_MAX fingerprints, an idmap): full, it is emptied.
  * An erasure does not touch it: a HyperLogLog cannot forget a member. */
-#define SEEN_MAX_SLOTS (1u << 19)
+#define SEEN_MAX (1u << 18)              /* fingerprints; 16 bytes a slot, half full: 8 MiB */
 #define SEEN_MAX_AGE_MS (3600 * 1000LL)
 #define SEEN_MIN_RETENTION_MS (3 * CLOCK_DAY_MS)
 
 static void seen_clear(struct fold *f)
 {
-    if (f->seen.n) memset(f->seen.slot, 0, f->seen.cap * sizeof *f->seen.slot);
-    f->seen.n = 0;
-    f->seen.since = f->now;
+    idmap_clear(&f->seen);
+    f->seen_since = f->now;
 }
 
 /* Whether key k's members may be remembered: an aggregate of the last two
@@ -2426,34 +2429,15 @@ static int seen_key(struct fold *f, uint32_t k, int64_t today)
     return keys_aggregate_day(AT(f, f->keys[k]), f->keys[k].len, f->site) >= today - 1;
 }
 
-/* 1 if fingerprint fp (not 0) was added before; else remembers it and says
- * 0 (also when the set cannot grow: the member is then sent). */
+/* 1 if fingerprint fp was added before; else remembers it and says 0 (also
+ * when the set cannot grow: the member is then sent). */
 static int seen_add(struct fold *f, uint64_t fp)
 {
-    if ((f->seen.n + 1) * 2 > f->seen.cap) {
-        if (f->seen.cap >= SEEN_MAX_SLOTS) {
-            seen_clear(f);
-        } else {
-            size_t cap = f->seen.cap ? f->seen.cap * 2 : 4096;
-            uint64_t *slot = calloc(cap, sizeof *slot);
-            if (!slot) return 0;
-            for (size_t i = 0; i < f->seen.cap; i++) {
-                uint64_t x = f->seen.slot[i];
-                if (!x) continue;
-                size_t j = (size_t)(x * 0x9e3779b97f4a7c15ull >> 32) & (cap - 1);
-                while (slot[j]) j = (j + 1) & (cap - 1);
-                slot[j] = x;
-            }
-            free(f->seen.slot);
-            f->seen.slot = slot;
-            f->seen.cap = cap;
-        }
-    }
-    size_t j = (size_t)(fp * 0x9e3779b97f4a7c15ull >> 32) & (f->seen.cap - 1);
-    for (; f->seen.slot[j]; j = (j + 1) & (f->seen.cap - 1))
-        if (f->seen.slot[j] == fp) return 1;
-    f->seen.slot[j] = fp;
-    f->seen.n++;
+    if (f->seen.n >= SEEN_MAX) seen_clear(f);
+    uint64_t *v = idmap_slot(f, &f->seen, fp, 1);
+    if (!v) return 0;
+    if (*v) return 1;
+    *v = 1;
     return 0;
 }
 
@@ -2464,7 +2448,7 @@ static int seen_add(struct fold *f, uint64_t fp)
  * added it (seen_add). */
 static int pf_order(struct fold *f, size_t nkeys, size_t *start, size_t *order)
 {
-    if (f->now - f->seen.since > SEEN_MAX_AGE_MS) seen_clear(f);
+    if (f->now - f->seen_since > SEEN_MAX_AGE_MS) seen_clear(f);
     int64_t today = clock_local_days(f->zone, f->now);
     memset(start, 0, (nkeys + 1) * sizeof *start);
     for (size_t i = 0; i < f->npfs; i++) start[f->pfs[i].key + 1]++;
@@ -2494,7 +2478,7 @@ static int pf_order(struct fold *f, size_t nkeys, size_t *start, size_t *order)
                 if (f->pfset[j]) continue;
                 /* Not marked in pfset when sent before: its repeats are too. */
                 uint64_t fp = kh ^ visitor_word(v);
-                if (kh && fp && seen_add(f, fp)) continue;
+                if (kh && fp != UINT64_MAX && seen_add(f, fp)) continue;
                 order[w] = order[at];
                 f->pfset[j] = (uint32_t)++w;
             }
