@@ -195,6 +195,7 @@ struct fold {
      * fingerprints of (key, visitor), not sent again; emptied at seen_since. */
     struct idmap seen;
     int64_t seen_since;
+    char sgen[24];              /* the withdrawn generation it is good for */
     /* A HyperLogLog's registers, and the merges of the batch (hll.h): the
      * key index and its dense string in the arena. */
     uint8_t *hllreg;
@@ -1602,6 +1603,13 @@ static int withdrawn_has(const struct fold *f, const unsigned char *v)
 int fold_withdrawn_gen(struct fold *f, const char *gen, size_t len)
 {
     if (len >= sizeof f->wseen) return -1;
+    /* A purge that deleted recent aggregates raises it too (purge.c): what
+     * the seen set says was added may be gone. */
+    if (strlen(f->sgen) != len || memcmp(f->sgen, gen, len) != 0) {
+        seen_clear(f);
+        memcpy(f->sgen, gen, len);
+        f->sgen[len] = '\0';
+    }
     memcpy(f->wseen, gen, len);
     f->wseen[len] = '\0';
     return 0;
@@ -2410,7 +2418,10 @@ static const char *pf_member(struct fold *f, size_t i)
  *     of about 2^-45 a lookup in a full set; a HyperLogLog's own error is
  *     0.81 %.
  * Its size is bounded (SEEN_MAX fingerprints, an idmap): full, it is emptied.
- * An erasure does not touch it: a HyperLogLog cannot forget a member. */
+ * It is emptied too when the withdrawn generation moves (fold_withdrawn_gen):
+ * an erasure needs that only for the visit cache (a HyperLogLog cannot forget
+ * a member), but a purge that deleted aggregates of the last two days raises
+ * it, and the keys the set speaks for may then be gone. */
 #define SEEN_MAX (1u << 18)              /* fingerprints; 16 bytes a slot, half full: 8 MiB */
 #define SEEN_MAX_AGE_MS (3600 * 1000LL)
 #define SEEN_MIN_RETENTION_MS (3 * CLOCK_DAY_MS)

@@ -264,6 +264,17 @@ static int purge_site(struct agg *a, struct agg_site *s, int64_t as_of_ms, int d
     struct agg_sel sel = {s->name,
                           purge_aggregate_cutoff(s->zone, as_of_ms, cfg->retention.aggregates_s)};
     if (scan_select(a, pattern, dry, &c->aggregates, select_aggregate, &sel) < 0) return -1;
+    /* Aggregates of the last two local days gone (an --as-of ahead of the
+     * retention): the withdrawn generation raised, as for raw hits, so a
+     * running fold forgets the HyperLogLog members it remembers as added
+     * (fold.c, seen set) and a batch between its check and EXEC runs
+     * nothing. A day's margin for the fold's clock. */
+    if (!dry && c->aggregates > 0 && sel.cutoff_day >= clock_local_days(s->zone, clock_now_ms()) - 1) {
+        redisReply *r = agg_command(a, "INCR %s", s->gen_key);
+        if (!r) return -1;
+        if (r->type != REDIS_REPLY_INTEGER) return bad_reply(a, r, "INCR");
+        freeReplyObject(r);
+    }
     if (!dry && drop_stale_consumers(a, s->stream, &c->consumers) < 0) return -1;
     return 0;
 }

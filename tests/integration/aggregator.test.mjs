@@ -228,6 +228,31 @@ test('purge --dry-run changes nothing; purge two days ahead leaves no raw hit an
   assert.equal(await redis.client.cmd('GET', GEN), '1');
 });
 
+test('a purge that deletes the last days\' aggregates raises the withdrawn generation; one of old days only leaves it', async () => {
+  await fresh();
+  const now = Date.now();
+  await addHits([hit(now - 60000, '/a', '4444444444444444'), hit(now - 59000, '/b', '5555555555555555')]);
+  assert.equal((await agg('run', '--once')).code, 0);
+  assert.equal(await redis.client.cmd('XLEN', HITS), 0);
+  const gen0 = await redis.client.cmd('GET', GEN);
+  await redis.client.cmd('HSET', `fs:{${SITE}}:d:20100101:page`, '/old', '3');
+
+  // two days ahead: the 2010 key goes (retention 10y), today's stay
+  let r = await agg('purge', '--as-of', new Date(now + 2 * 86400000).toISOString());
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /example\.com: removed 0 raw hits, 0 pending references, 1 aggregate keys/);
+  assert.equal(await redis.client.cmd('GET', GEN), gen0);
+
+  // past the retention of today's keys: they go, and the generation moves
+  const today = (await redis.client.cmd('KEYS', `fs:{${SITE}}:d:*`)).length;
+  assert.ok(today > 0);
+  r = await agg('purge', '--as-of', new Date(now + (3653 + 4) * 86400000).toISOString());
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /example\.com: removed 0 raw hits, 0 pending references, [1-9]\d* aggregate keys/);
+  assert.equal((await redis.client.cmd('KEYS', `fs:{${SITE}}:d:*`)).length, 0);
+  assert.equal(Number(await redis.client.cmd('GET', GEN)), Number(gen0 ?? 0) + 1);
+});
+
 test('forget erases the receipt\'s buffered hits, marks it withdrawn, audits counts only', async () => {
   await fresh();
   const now = Date.now();

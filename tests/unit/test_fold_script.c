@@ -851,6 +851,54 @@ static void a_kept_fold_sends_a_visitor_to_a_hyperloglog_once_until_a_batch_is_r
     assert_int_equal(visitors("/a"), 0);
 }
 
+/* Reads the next batch into kept fold f, checks the members it sends to
+ * HyperLogLog key, and applies it. */
+static void batch_sends(struct fold *f, const char *key, const char *members)
+{
+    struct batch *b = read_batch_into(f, SITE, 1000);
+    size_t n = lay_out(b);
+    assert_string_equal(pfadded(b, n, key), members);
+    assert_int_equal(send_block(b, n), FOLD_APPLIED);
+    free_batch(b);
+}
+
+/* A purge that deletes today's keys (an --as-of ahead by the retention)
+ * raises the withdrawn generation (purge.c); a kept fold that reads a new
+ * one forgets which members it added, so a returning visitor is added to
+ * the key made anew. With the same generation it is not sent. */
+static void a_new_withdrawn_generation_empties_what_the_fold_remembers_as_added(void **state)
+{
+    (void)state;
+    struct fold *f = fold_new(SITE, utc, max_members, max_page_visitors);
+    assert_non_null(f);
+    fold_set_retention(f, 400 * CLOCK_DAY_MS);
+    int64_t t = clock_now_ms() - 2 * 3600 * 1000LL;
+    char today[CLOCK_DAY_LEN + 1], page[256], gen[600];
+    clock_format_day(clock_utc_day(t), today);
+    assert_true(keys_uv(page, sizeof page, SITE, today, "/a") > 0);
+    assert_true(keys_withdrawn_gen(gen, sizeof gen, SITE) > 0);
+
+    pageview(t, "/a", "00000000000000a1");
+    batch_sends(f, page, "a1 ");
+
+    /* the key deleted, the generation left: a1 is not sent again */
+    freeReplyObject(CMD("DEL %s", page));
+    pageview(t + 1, "/a", "00000000000000a1");
+    batch_sends(f, page, "");
+    assert_int_equal(integer(CMD("PFCOUNT %s", page)), 0);
+
+    /* as purge does: deleted, then the generation raised */
+    freeReplyObject(CMD("INCR %s", gen));
+    pageview(t + 2, "/a", "00000000000000a1");
+    batch_sends(f, page, "a1 ");
+
+    /* and from then on remembered again under the new generation */
+    pageview(t + 3, "/a", "00000000000000a1");
+    batch_sends(f, page, "");
+    fold_free(f);
+    assert_int_equal(integer(CMD("PFCOUNT %s", page)), 1);
+}
+
 /* ------------------------------------------------------------------------ */
 /* HyperLogLogs of thousands of members: merged as registers (hll.h)        */
 /* ------------------------------------------------------------------------ */
@@ -1972,6 +2020,7 @@ int main(void)
         cmocka_unit_test_setup(the_apply_costs_one_argument_per_distinct_member_not_per_hit, fresh),
         cmocka_unit_test_setup(a_visitors_hits_in_one_batch_add_it_once_to_each_hyperloglog, fresh),
         cmocka_unit_test_setup(a_kept_fold_sends_a_visitor_to_a_hyperloglog_once_until_a_batch_is_refused, fresh),
+        cmocka_unit_test_setup(a_new_withdrawn_generation_empties_what_the_fold_remembers_as_added, fresh),
         cmocka_unit_test_setup(thousands_of_visitors_merge_into_the_registers_pfadd_sets, fresh),
         cmocka_unit_test_setup(a_new_key_of_thousands_of_members_is_set_from_the_registers, fresh),
         cmocka_unit_test_setup(a_page_with_hundreds_of_visitors_keeps_a_sparse_hyperloglog, fresh),
