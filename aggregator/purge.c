@@ -158,10 +158,33 @@ static int purge_pending(struct agg *a, const char *stream, int64_t as_of_ms, lo
     }
 }
 
+/* UNLINK of argv's keys (argv[0] is "UNLINK"), with an INCR of gen in the
+ * same MULTI/EXEC where gen is given. 0, or -1. */
+static int unlink_keys(struct agg *a, size_t c, const char **argv, const char *gen)
+{
+    redisReply *x;
+    if (!gen) {
+        x = agg_command_argv(a, (int)c, argv, NULL);
+        if (x) freeReplyObject(x);
+        return x ? 0 : -1;
+    }
+    if (!(x = agg_command(a, "MULTI"))) return -1;
+    freeReplyObject(x);
+    if (!(x = agg_command_argv(a, (int)c, argv, NULL))) return -1;
+    freeReplyObject(x);
+    if (!(x = agg_command(a, "INCR %s", gen))) return -1;
+    freeReplyObject(x);
+    if (!(x = agg_command(a, "EXEC"))) return -1;
+    if (x->type != REDIS_REPLY_ARRAY || x->elements != 2) return bad_reply(a, x, "EXEC of UNLINK and INCR");
+    freeReplyObject(x);
+    return 0;
+}
+
 /* Calls fn(key, len, arg) for each key matching pattern; deletes it when fn
- * returns 1 and !dry. Counts the selected keys in *n. */
+ * returns 1 and !dry, raising gen in the same step where it is given.
+ * Counts the selected keys in *n. */
 static int scan_select(struct agg *a, const char *pattern, int dry, long long *n,
-                       int (*fn)(const char *, size_t, void *), void *arg)
+                       int (*fn)(const char *, size_t, void *), void *arg, const char *gen)
 {
     char cursor[32] = "0";
     *n = 0;
@@ -183,12 +206,7 @@ static int scan_select(struct agg *a, const char *pattern, int dry, long long *n
             if (fn(keys->element[i]->str, keys->element[i]->len, arg) == 1)
                 argv[c++] = keys->element[i]->str;
         *n += (long long)(c - 1);
-        int rc = 0;
-        if (!dry && c > 1) {
-            redisReply *x = agg_command_argv(a, (int)c, argv, NULL);
-            rc = x ? 0 : -1;
-            if (x) freeReplyObject(x);
-        }
+        int rc = !dry && c > 1 ? unlink_keys(a, c, argv, gen) : 0;
         free(argv);
         freeReplyObject(r);
         if (rc < 0) return -1;
@@ -263,18 +281,15 @@ static int purge_site(struct agg *a, struct agg_site *s, int64_t as_of_ms, int d
     if (keys_aggregates_pattern(pattern, sizeof pattern, s->name) < 0) return 0;
     struct agg_sel sel = {s->name,
                           purge_aggregate_cutoff(s->zone, as_of_ms, cfg->retention.aggregates_s)};
-    if (scan_select(a, pattern, dry, &c->aggregates, select_aggregate, &sel) < 0) return -1;
-    /* Aggregates of the last two local days gone (an --as-of ahead of the
-     * retention): the withdrawn generation raised, as for raw hits, so a
-     * running fold forgets the HyperLogLog members it remembers as added
-     * (fold.c, seen set) and a batch between its check and EXEC runs
-     * nothing. A day's margin for the fold's clock. */
-    if (!dry && c->aggregates > 0 && sel.cutoff_day >= clock_local_days(s->zone, clock_now_ms()) - 1) {
-        redisReply *r = agg_command(a, "INCR %s", s->gen_key);
-        if (!r) return -1;
-        if (r->type != REDIS_REPLY_INTEGER) return bad_reply(a, r, "INCR");
-        freeReplyObject(r);
-    }
+    /* Where aggregates of the last two local days may go (an --as-of ahead
+     * of the retention; a day's margin for the fold's clock), the withdrawn
+     * generation is raised in the step that deletes them, as for raw hits:
+     * a running fold then forgets the HyperLogLog members it remembers as
+     * added (fold.c, seen set), and its batch read before and applied after
+     * runs nothing. */
+    int recent = sel.cutoff_day >= clock_local_days(s->zone, clock_now_ms()) - 1;
+    if (scan_select(a, pattern, dry, &c->aggregates, select_aggregate, &sel, recent ? s->gen_key : NULL) < 0)
+        return -1;
     if (!dry && drop_stale_consumers(a, s->stream, &c->consumers) < 0) return -1;
     return 0;
 }
@@ -354,7 +369,7 @@ int purge_run(struct agg *a, int64_t as_of_ms, int dry_run, FILE *out)
     }
     char pattern[32];
     keys_salt_pattern(pattern, sizeof pattern);
-    if (scan_select(a, pattern, dry_run, &salts, select_salt, &as_of_ms) < 0) goto out;
+    if (scan_select(a, pattern, dry_run, &salts, select_salt, &as_of_ms, NULL) < 0) goto out;
     total += salts;
     if (out) fprintf(out, "salts: %s%lld\n", dry_run ? "would remove " : "removed ", salts);
     /* Whole archive files past retention.consent_receipts, each site's with

@@ -250,7 +250,8 @@ test('a purge that deletes the last days\' aggregates raises the withdrawn gener
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /example\.com: removed 0 raw hits, 0 pending references, [1-9]\d* aggregate keys/);
   assert.equal((await redis.client.cmd('KEYS', `fs:{${SITE}}:d:*`)).length, 0);
-  assert.equal(Number(await redis.client.cmd('GET', GEN)), Number(gen0 ?? 0) + 1);
+  // raised with each SCAN page's UNLINK: once or more
+  assert.ok(Number(await redis.client.cmd('GET', GEN)) > Number(gen0 ?? 0));
 });
 
 test('forget erases the receipt\'s buffered hits, marks it withdrawn, audits counts only', async () => {

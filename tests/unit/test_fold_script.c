@@ -887,7 +887,7 @@ static void a_new_withdrawn_generation_empties_what_the_fold_remembers_as_added(
     batch_sends(f, page, "");
     assert_int_equal(integer(CMD("PFCOUNT %s", page)), 0);
 
-    /* as purge does: deleted, then the generation raised */
+    /* as purge does: deleted and the generation raised (one MULTI/EXEC) */
     freeReplyObject(CMD("INCR %s", gen));
     pageview(t + 2, "/a", "00000000000000a1");
     batch_sends(f, page, "a1 ");
