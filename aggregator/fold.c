@@ -195,7 +195,6 @@ struct fold {
      * fingerprints of (key, visitor), not sent again; emptied at seen_since. */
     struct idmap seen;
     int64_t seen_since;
-    char sgen[24];              /* the withdrawn generation it is good for */
     /* A HyperLogLog's registers, and the merges of the batch (hll.h): the
      * key index and its dense string in the arena. */
     uint8_t *hllreg;
@@ -244,7 +243,6 @@ struct fold {
     struct table vct;
     struct vday *vdays;
     size_t nvdays, capvdays;
-    char vgen[24];              /* the withdrawn generation it is good for */
     size_t *vc_used, vc_limit;  /* states the process holds, and how many it may; 0: off */
 
     /* The local day and hour of the last minute seen, and their keys. */
@@ -263,6 +261,9 @@ struct fold {
     size_t wcap, wn;
     int wzero, wloaded, wread;
     char wgen[24], wseen[24];
+    /* The generation the visit cache and the seen set were kept under: when
+     * the one read with a range differs, both are emptied. */
+    char kgen[24];
     size_t dropped;
     /* Hit-id dedupe (see "Dedupe" below): what is known of fs:{S}:twins
      * across batches, this batch's replayed ids counted and its epochs'
@@ -1329,10 +1330,6 @@ static int vc_put(struct fold *f, struct vday *d, const unsigned char *visitor, 
 static int vc_plan(struct fold *f)
 {
     f->nvr = 0;
-    if (f->vc_limit && strcmp(f->vgen, f->wseen) != 0) {
-        vc_clear(f);            /* an erasure since: a state may be gone */
-        memcpy(f->vgen, f->wseen, sizeof f->vgen);
-    }
     int64_t now = clock_now_ms();
     for (size_t i = 0; i < f->nvdays; i++) {
         struct vday *d = &f->vdays[i];
@@ -1603,15 +1600,15 @@ static int withdrawn_has(const struct fold *f, const unsigned char *v)
 int fold_withdrawn_gen(struct fold *f, const char *gen, size_t len)
 {
     if (len >= sizeof f->wseen) return -1;
-    /* A purge that deleted recent aggregates raises it too (purge.c): what
-     * the seen set says was added may be gone. */
-    if (strlen(f->sgen) != len || memcmp(f->sgen, gen, len) != 0) {
-        seen_clear(f);
-        memcpy(f->sgen, gen, len);
-        f->sgen[len] = '\0';
-    }
     memcpy(f->wseen, gen, len);
     f->wseen[len] = '\0';
+    /* An erasure since (it deletes visit states), or a purge of the last
+     * days' aggregates (purge.c: the keys the seen set speaks for). */
+    if (strcmp(f->kgen, f->wseen) != 0) {
+        vc_clear(f);
+        seen_clear(f);
+        memcpy(f->kgen, f->wseen, sizeof f->kgen);
+    }
     return 0;
 }
 
