@@ -10,13 +10,13 @@
 # redis-benchmark to LOAD_CPU (see bench/README.md, "Method"). Reports the median with
 # min and max over ROUNDS, Redis CPU per hit, and the ratio to XADD.
 #
-# Knobs: DRAIN_HITS=200000 DRAIN_ROUNDS=5 DRAIN_BATCH=20000 SERVER_CPU=0 LOAD_CPU=1
+# Knobs: DRAIN_HITS=200000 DRAIN_ROUNDS=5 DRAIN_BATCH=50000 (aggregator.batch's default) SERVER_CPU=0 LOAD_CPU=1
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 AGG=$ROOT/bin/fairstat-aggregator
 HITS=${DRAIN_HITS:-200000}
 ROUNDS=${DRAIN_ROUNDS:-5}
-BATCH=${DRAIN_BATCH:-20000}
+BATCH=${DRAIN_BATCH:-50000}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 

@@ -403,7 +403,7 @@ static const struct key keys[] = {
      .help = "consent receipts older than this are deleted"},
     {KEY("retention", "consent_hot", T_DUR, retention.consent_hot_s, "30d"), .min = "1m",
      .help = "receipts older than this move from Redis to the archive (when archive.dir is set)"},
-    {KEY("aggregator", "batch", T_INT, aggregator.batch, "20000"), .min = "1", .max = "100000",
+    {KEY("aggregator", "batch", T_INT, aggregator.batch, "50000"), .min = "1", .max = "100000",
      .help = "raw hits folded per atomic step"},
     {KEY("aggregator", "block_ms", T_MS, aggregator.block_ms, "2000"),
      .help = "how long one read blocks waiting for hits"},
