@@ -1602,11 +1602,13 @@ int fold_withdrawn_gen(struct fold *f, const char *gen, size_t len)
     if (len >= sizeof f->wseen) return -1;
     memcpy(f->wseen, gen, len);
     f->wseen[len] = '\0';
-    /* An erasure since (it deletes visit states), or a purge of the last
-     * days' aggregates (purge.c: the keys the seen set speaks for). */
+    /* An erasure since (it deletes visit states), or a purge of aggregates
+     * (purge.c): of the last days' keys, which the seen set speaks for, or
+     * of capped keys whose members the fold knows. */
     if (strcmp(f->kgen, f->wseen) != 0) {
         vc_clear(f);
         seen_clear(f);
+        for (size_t i = 0; i < f->ncaps; i++) set_clear(&f->caps[i]);
         memcpy(f->kgen, f->wseen, sizeof f->kgen);
     }
     return 0;

@@ -1249,6 +1249,39 @@ static void a_fold_kept_across_batches_forgets_its_caps_when_a_batch_is_refused(
     assert_int_equal(count("page", FOLD_OTHER), 0);
 }
 
+/* A purge that deletes a day's aggregates raises the withdrawn generation
+ * (purge.c); a kept fold that reads a new one forgets the members it knew of
+ * the capped keys, so the day's first pages after the purge get their own
+ * rows again instead of "(other)" for members that are gone. */
+static void a_new_withdrawn_generation_forgets_the_members_of_capped_keys(void **state)
+{
+    (void)state;
+    max_members = 2;
+    struct fold *f = fold_new(SITE, utc, max_members, max_page_visitors);
+    char gen[600];
+    assert_true(keys_withdrawn_gen(gen, sizeof gen, SITE) > 0);
+    pageview(T0, "/a", "00000000000000a1");
+    pageview(T0 + 1, "/b", "00000000000000a2");
+    struct batch *b = read_batch_into(f, SITE, 1000);
+    assert_int_equal(apply(b, T0), FOLD_APPLIED);
+    free_batch(b);
+
+    /* as purge does: the day's keys deleted and the generation raised */
+    freeReplyObject(CMD("EVAL %s 0 %s",
+                        "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end",
+                        "fs:{" SITE "}:d:" DAY ":*"));
+    freeReplyObject(CMD("INCR %s", gen));
+    pageview(T0 + 2, "/c", "00000000000000a3");
+    b = read_batch_into(f, SITE, 1000);
+    assert_int_equal(apply(b, T0), FOLD_APPLIED);
+    free_batch(b);
+    fold_free(f);
+    max_members = 1000;
+
+    assert_int_equal(count("page", "/c"), 1);
+    assert_int_equal(count("page", FOLD_OTHER), 0);
+}
+
 static void only_the_first_pages_of_a_day_get_a_visitor_count(void **state)
 {
     (void)state;
@@ -2034,6 +2067,7 @@ int main(void)
         cmocka_unit_test_setup(a_breakdown_keeps_its_cap_of_members_and_counts_the_rest_as_other, fresh),
         cmocka_unit_test_setup(an_exit_page_beyond_the_cap_moves_out_of_other, fresh),
         cmocka_unit_test_setup(a_fold_kept_across_batches_forgets_its_caps_when_a_batch_is_refused, fresh),
+        cmocka_unit_test_setup(a_new_withdrawn_generation_forgets_the_members_of_capped_keys, fresh),
         cmocka_unit_test_setup(only_the_first_pages_of_a_day_get_a_visitor_count, fresh),
         cmocka_unit_test_setup(custom_events_count_events_not_pageviews, fresh),
         cmocka_unit_test_setup(engagements_sum_time_and_scroll_per_page_and_count_nowhere_else, fresh),
