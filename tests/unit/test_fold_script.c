@@ -301,6 +301,15 @@ static void free_batch(struct batch *b)
     free(b);
 }
 
+/* The next batch of a fold kept across batches (as run.c keeps it), read
+ * and applied. */
+static void apply_next(struct fold *f, int64_t now_ms)
+{
+    struct batch *b = read_batch_into(f, SITE, 1000);
+    assert_int_equal(apply(b, now_ms), FOLD_APPLIED);
+    free_batch(b);
+}
+
 /* Reads, folds and applies everything queued on SITE, in batches of count. */
 static size_t fold_everything(int64_t now_ms, int count)
 {
@@ -657,9 +666,7 @@ static void aggregate_keys_expire_after_their_retention(void **state)
     const int64_t keep = 20LL * 365 * CLOCK_DAY_MS;   /* the hits are of 2024: past any shorter retention */
     fold_set_retention(f, keep);
     pageview(T0, "/a", "00000000000000a1");
-    struct batch *b = read_batch_into(f, SITE, 1000);
-    assert_int_equal(apply(b, T0), FOLD_APPLIED);
-    free_batch(b);
+    apply_next(f, T0);
     const long long want = (clock_utc_day(T0) + 2) * CLOCK_DAY_MS + keep;
     assert_int_equal(integer(CMD("PEXPIRETIME %s", day_key("totals"))), want);
     assert_int_equal(integer(CMD("PEXPIRETIME %s", day_key("page"))), want);
@@ -1222,24 +1229,20 @@ static void a_fold_kept_across_batches_forgets_its_caps_when_a_batch_is_refused(
     max_members = 2;
     struct fold *f = fold_new(SITE, utc, max_members, max_page_visitors);
     pageview(T0, "/a", "00000000000000a1");
-    struct batch *b = read_batch_into(f, SITE, 1000);
-    assert_int_equal(apply(b, T0), FOLD_APPLIED);
-    free_batch(b);
+    apply_next(f, T0);
 
     /* /gone takes the second place in the fold's memory, but the batch is
      * refused: that very hit was withdrawn meanwhile. */
     pageview(T0 + 1, "/gone", "00000000000000a2");
     pageview(T0 + 2, "/b", "00000000000000a3");
-    b = read_batch_into(f, SITE, 1000);
+    struct batch *b = read_batch_into(f, SITE, 1000);
     freeReplyObject(CMD("XDEL %s %s", stream_key(SITE), b->range->element[0]->element[0]->str));
     assert_int_equal(apply(b, T0), FOLD_DELETED);
     fold_forget(f);             /* as run.c does */
     free_batch(b);
 
     /* Read again: the place is free for /b. */
-    b = read_batch_into(f, SITE, 1000);
-    assert_int_equal(apply(b, T0), FOLD_APPLIED);
-    free_batch(b);
+    apply_next(f, T0);
     fold_free(f);
     max_members = 1000;
 
@@ -1262,9 +1265,7 @@ static void a_new_withdrawn_generation_forgets_the_members_of_capped_keys(void *
     assert_true(keys_withdrawn_gen(gen, sizeof gen, SITE) > 0);
     pageview(T0, "/a", "00000000000000a1");
     pageview(T0 + 1, "/b", "00000000000000a2");
-    struct batch *b = read_batch_into(f, SITE, 1000);
-    assert_int_equal(apply(b, T0), FOLD_APPLIED);
-    free_batch(b);
+    apply_next(f, T0);
 
     /* as purge does: the day's keys deleted and the generation raised */
     freeReplyObject(CMD("EVAL %s 0 %s",
@@ -1272,9 +1273,7 @@ static void a_new_withdrawn_generation_forgets_the_members_of_capped_keys(void *
                         "fs:{" SITE "}:d:" DAY ":*"));
     freeReplyObject(CMD("INCR %s", gen));
     pageview(T0 + 2, "/c", "00000000000000a3");
-    b = read_batch_into(f, SITE, 1000);
-    assert_int_equal(apply(b, T0), FOLD_APPLIED);
-    free_batch(b);
+    apply_next(f, T0);
     fold_free(f);
     max_members = 1000;
 
