@@ -134,7 +134,9 @@ struct keyinfo {
 /* What this process knows of a capped key's members, kept across batches
  * while it folds the site: the fold decides in C which member a count goes
  * to, and the script only adds. Loaded with HKEYS / SMEMBERS when a batch
- * first touches the key; forgotten when a batch is not applied. A member
+ * first touches the key; forgotten when a batch is not applied or the
+ * withdrawn generation moves (fold_withdrawn_gen: a purge may have deleted
+ * the key). A member
  * that falls to zero in Redis (an exit page moved away) stays known, so the
  * cap is approximate by that much. */
 struct member {
@@ -261,8 +263,9 @@ struct fold {
     size_t wcap, wn;
     int wzero, wloaded, wread;
     char wgen[24], wseen[24];
-    /* The generation the visit cache and the seen set were kept under: when
-     * the one read with a range differs, both are emptied. */
+    /* The generation the visit cache, the seen set and the capped keys'
+     * members were kept under: when the one read with a range differs, all
+     * three are emptied. */
     char kgen[24];
     size_t dropped;
     /* Hit-id dedupe (see "Dedupe" below): what is known of fs:{S}:twins

@@ -219,7 +219,7 @@ database = $GEOIP
 
 [aggregator]
 ; for the drain on the realistic load's hits (run --once): the default batch
-; (20000), as a user runs it
+; (50000), as a user runs it
 block_ms = 100
 purge_interval = 0
 

@@ -1260,6 +1260,7 @@ static void a_new_withdrawn_generation_forgets_the_members_of_capped_keys(void *
 {
     (void)state;
     max_members = 2;
+    max_page_visitors = 2;
     struct fold *f = fold_new(SITE, utc, max_members, max_page_visitors);
     char gen[600];
     assert_true(keys_withdrawn_gen(gen, sizeof gen, SITE) > 0);
@@ -1276,9 +1277,11 @@ static void a_new_withdrawn_generation_forgets_the_members_of_capped_keys(void *
     apply_next(f, T0);
     fold_free(f);
     max_members = 1000;
+    max_page_visitors = 1000;
 
     assert_int_equal(count("page", "/c"), 1);
     assert_int_equal(count("page", FOLD_OTHER), 0);
+    assert_int_equal(visitors("/c"), 1);    /* the day's page set went too */
 }
 
 static void only_the_first_pages_of_a_day_get_a_visitor_count(void **state)
