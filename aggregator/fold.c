@@ -512,13 +512,20 @@ static void vc_clear(struct fold *f);
 
 static void seen_clear(struct fold *f);
 
-void fold_forget(struct fold *f)
+/* What the fold keeps across batches as Redis holds it: the visit cache, the
+ * HyperLogLog members added and the capped keys' members. */
+static void forget_kept(struct fold *f)
 {
     vc_clear(f);
     seen_clear(f);
+    for (size_t i = 0; i < f->ncaps; i++) set_clear(&f->caps[i]);
+}
+
+void fold_forget(struct fold *f)
+{
+    forget_kept(f);
     f->nkept = 0;
     f->overlay = 0;
-    for (size_t i = 0; i < f->ncaps; i++) set_clear(&f->caps[i]);
     f->wloaded = 0;
     f->twins_state = TWINS_UNKNOWN;
 }
@@ -1609,9 +1616,7 @@ int fold_withdrawn_gen(struct fold *f, const char *gen, size_t len)
      * (purge.c): of the last days' keys, which the seen set speaks for, or
      * of capped keys whose members the fold knows. */
     if (strcmp(f->kgen, f->wseen) != 0) {
-        vc_clear(f);
-        seen_clear(f);
-        for (size_t i = 0; i < f->ncaps; i++) set_clear(&f->caps[i]);
+        forget_kept(f);
         memcpy(f->kgen, f->wseen, sizeof f->kgen);
     }
     return 0;

@@ -158,24 +158,29 @@ static int purge_pending(struct agg *a, const char *stream, int64_t as_of_ms, lo
     }
 }
 
-/* UNLINK of argv's keys (argv[0] is "UNLINK"), with an INCR of gen in the
- * same MULTI/EXEC where gen is given. 0, or -1. */
-static int unlink_keys(struct agg *a, size_t c, const char **argv, const char *gen)
+/* UNLINK of aggregates with the withdrawn generation (KEYS[1]) raised in
+ * the same step, as trim_script does for raw hits. */
+static const char unlink_script[] =
+    "redis.call('INCR', KEYS[1])\n"
+    "return redis.call('UNLINK', unpack(KEYS, 2))\n";
+
+/* Deletes the n keys at keys[0..n): UNLINK, or unlink_script where gen is
+ * given. keys has UNLINK_HEAD free slots before it. 0, or -1. */
+#define UNLINK_HEAD 4
+static int unlink_keys(struct agg *a, const char **keys, size_t n, const char *gen)
 {
-    redisReply *x;
-    if (!gen) {
-        x = agg_command_argv(a, (int)c, argv, NULL);
-        if (x) freeReplyObject(x);
-        return x ? 0 : -1;
+    char numkeys[24];
+    const char **argv = keys - (gen ? UNLINK_HEAD : 1);
+    if (gen) {
+        snprintf(numkeys, sizeof numkeys, "%zu", n + 1);
+        argv[0] = "EVAL", argv[1] = unlink_script, argv[2] = numkeys, argv[3] = gen;
+    } else {
+        argv[0] = "UNLINK";
     }
-    if (!(x = agg_command(a, "MULTI"))) return -1;
-    freeReplyObject(x);
-    if (!(x = agg_command_argv(a, (int)c, argv, NULL))) return -1;
-    freeReplyObject(x);
-    if (!(x = agg_command(a, "INCR %s", gen))) return -1;
-    freeReplyObject(x);
-    if (!(x = agg_command(a, "EXEC"))) return -1;
-    if (x->type != REDIS_REPLY_ARRAY || x->elements != 2) return bad_reply(a, x, "EXEC of UNLINK and INCR");
+    redisReply *x = agg_command_argv(a, (int)(keys + n - argv), argv, NULL);
+    if (!x) return -1;
+    /* As before the script: only the step that raises gen fails on an error reply. */
+    if (gen && x->type != REDIS_REPLY_INTEGER) return bad_reply(a, x, "UNLINK and INCR");
     freeReplyObject(x);
     return 0;
 }
@@ -194,19 +199,19 @@ static int scan_select(struct agg *a, const char *pattern, int dry, long long *n
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) return bad_reply(a, r, "SCAN");
         snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
         redisReply *keys = r->element[1];
-        const char **argv = malloc((keys->elements + 1) * sizeof *argv);
-        size_t c = 0;
+        const char **argv = malloc((UNLINK_HEAD + keys->elements) * sizeof *argv);
         if (!argv) {
             freeReplyObject(r);
             snprintf(a->err, sizeof a->err, "out of memory");
             return -1;
         }
-        argv[c++] = "UNLINK";
+        const char **sel = argv + UNLINK_HEAD;
+        size_t c = 0;
         for (size_t i = 0; i < keys->elements; i++)
             if (fn(keys->element[i]->str, keys->element[i]->len, arg) == 1)
-                argv[c++] = keys->element[i]->str;
-        *n += (long long)(c - 1);
-        int rc = !dry && c > 1 ? unlink_keys(a, c, argv, gen) : 0;
+                sel[c++] = keys->element[i]->str;
+        *n += (long long)c;
+        int rc = !dry && c > 0 ? unlink_keys(a, sel, c, gen) : 0;
         free(argv);
         freeReplyObject(r);
         if (rc < 0) return -1;
